@@ -1,0 +1,51 @@
+# matdisco: two commands.  `make reproduce` regenerates every figure on the `tiny` profile;
+# `make test` checks notebooks == library, runs the notebook tests and pytest.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= tiny
+RUN_ID ?= $(PROFILE)-$(shell date +%Y%m%d-%H%M%S)
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: install test export-check nbtest pytest reproduce bench lock clean
+
+install: $(STAMP)
+
+# torch first and pinned: any newer torch pulls several GB of CUDA wheels; 2.13.0 resolves to the CPU wheel.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2]==(3,11), f"matdisco needs Python 3.11, found {sys.version}"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+export-check: install
+	@$(BIN)/nbdev_export
+	@if [ -n "$$(git status --porcelain -- lib/)" ]; then \
+	  echo "ERROR: lib/ is out of sync with nbs/: the notebooks were changed without running nbdev_export."; \
+	  echo "       Run '$(BIN)/nbdev_export' and commit nbs/ and lib/ together. Differences:"; \
+	  git status --porcelain -- lib/; git --no-pager diff --stat -- lib/; exit 1; fi
+	@echo "export check: lib/ matches nbs/"
+
+nbtest: install
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: install
+	$(BIN)/pytest tests/ -q
+
+test: export-check nbtest pytest
+
+reproduce: install
+	$(BIN)/matdisco run --profile $(PROFILE) --out runs/$(RUN_ID)
+
+bench: install
+	$(BIN)/python bench/neighbors.py
+
+lock: install
+	{ head -2 constraints.txt; echo "torch==2.13.0"; $(BIN)/pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.tmp && mv constraints.tmp constraints.txt
+
+clean:
+	rm -rf $(VENV) runs _proc
