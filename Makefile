@@ -23,12 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 export-check: install
-	@$(BIN)/nbdev_export
-	@if [ -n "$$(git status --porcelain -- lib/)" ]; then \
-	  echo "ERROR: lib/ is out of sync with nbs/: the notebooks were changed without running nbdev_export."; \
-	  echo "       Run '$(BIN)/nbdev_export' and commit nbs/ and lib/ together. Differences:"; \
-	  git status --porcelain -- lib/; git --no-pager diff --stat -- lib/; exit 1; fi
-	@echo "export check: lib/ matches nbs/"
+	@.ci/check-export $(BIN)
 
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing

@@ -284,7 +284,7 @@ def registry_table() -> pd.DataFrame:
                           "pinned": all(f.sha256 for f in d.files), "licence": d.licence, "source": d.source}
                          for d in REGISTRY.values()])
 
-# %% ../../nbs/00_data.ipynb #297c2e35222d
+# %% ../../nbs/00_data.ipynb #3d39e2ddd3dc
 #: Plausible formation energies, eV/atom. In mp2018_formation the low tail is dense down to -4.52 eV/atom
 #: (fluorides) and then jumps to isolated values (-5.00, -5.79, -9.72, -13.57: e.g. row 30571, mp-778012
 #: Li3Fe2SbO6, whose MP entry is far less exothermic); above +2.76 eV/atom there are only two rows (3.26, 3.78).
@@ -323,7 +323,10 @@ def read_index(*, mirror="default") -> pd.DataFrame:
     for row, text in _read_cif_texts(paths["cifs.tar.gz"]).items():
         m = _FORMULA_RE.search(text); formulas[row] = m.group(1).strip() if m else None
     df["formula"] = df.row_index.map(formulas)
-    comps = [Composition(f) if isinstance(f, str) else None for f in df.formula]
+    def _comp(f):
+        try: return Composition(f) if isinstance(f, str) else None
+        except Exception: return None   # unknown symbol etc.: the row is reported as bad when its CIF is parsed
+    comps = [_comp(f) for f in df.formula]
     df["reduced_formula"] = [c.reduced_formula if c else None for c in comps]
     df["chemsys"] = ["-".join(sorted(el.symbol for el in c.elements)) if c else None for c in comps]
     df["n_elements"] = [len(c.elements) if c else 0 for c in comps]
@@ -434,12 +437,12 @@ def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = Fa
     return CrystalTable(frame=frame, bad_rows=bad_df,
                         checksums={f: sha256_file(p) for f, p in paths.items()})
 
-# %% ../../nbs/00_data.ipynb #381e4664560c
+# %% ../../nbs/00_data.ipynb #1090ae374908
 #: Seed of the project's fixed train/val/test split of mp2018_formation (chosen once, never changed: the year of the snapshot).
 FIXED_SPLIT_SEED = 2018
 
 def _usable(index: pd.DataFrame) -> pd.DataFrame:
-    return index[~index.is_outlier & index.formation_energy_per_atom.notna()]
+    return index[~index.is_outlier & index.formation_energy_per_atom.notna() & index.chemsys.notna()]
 
 def split_random(index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
     "Random train/val/test split of row indices; deterministic in `seed`."

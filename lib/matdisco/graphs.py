@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['neighbor_list', 'CrystalGraph', 'structure_to_graph', 'batch_graphs', 'collate']
 
-# %% ../../nbs/01_graphs.ipynb #a05a920f569b
+# %% ../../nbs/01_graphs.ipynb #f4832a5ba9fd
 def _as_arrays(obj):
     "(atomic numbers, Cartesian positions, cell rows, pbc) from a pymatgen Structure or an ase Atoms."
     if hasattr(obj, "get_positions"):  # ase.Atoms
@@ -26,7 +26,7 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc
                   exclude_self: bool = True, max_block: int = 1 << 21):
     """All pairs (i, j, image) with |x_j + image·L − x_i| ≤ `cutoff` (Å), over every periodic image.
     Returns `center` (E,), `neighbor` (E,), `image` (E, 3) integer lattice shifts relative to the *given*
-    positions, and `distance` (E,). Zero-length pairs (an atom with itself) are dropped when `exclude_self`."""
+    positions, and `distance` (E,). An atom's zero-length pair with itself is dropped when `exclude_self` (as pymatgen does)."""
     pos = np.asarray(positions, dtype=float); L = np.asarray(cell, dtype=float); pbc = np.asarray(pbc, dtype=bool)
     n = len(pos)
     if n == 0: return (np.zeros(0, np.int64),) * 2 + (np.zeros((0, 3), np.int64), np.zeros(0))
@@ -38,18 +38,22 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc
     nmax = np.where(pbc, np.ceil(cutoff * recip_len), 0).astype(np.int64)
     grid = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in nmax], indexing="ij"), -1).reshape(-1, 3)
     shifts = grid @ L
-    # Images whose nearest possible approach exceeds the cutoff can be skipped: the displacement is
-    # (wrapped_j - wrapped_i) + t with the first term inside the parallelepiped of "difference vectors".
+    diff = wrapped[None, :, :] - wrapped[:, None, :]                  # (n, n, 3): x_j - x_i
+    # Triangle inequality: |diff + t| >= |t| - max|diff|, so images with |t| > cutoff + max|diff| are skipped.
+    reach = cutoff + np.sqrt((diff ** 2).sum(-1).max())
+    keep_img = (shifts ** 2).sum(-1) <= reach ** 2
+    grid, shifts = grid[keep_img], shifts[keep_img]
     centers, neighbors, images, dists = [], [], [], []
     chunk = max(1, max_block // max(1, n * n))
-    diff = wrapped[None, :, :] - wrapped[:, None, :]                  # (n, n, 3): x_j - x_i
+    c2 = cutoff * cutoff
     for s in range(0, len(grid), chunk):
         t = shifts[s:s + chunk]                                        # (m, 3)
-        d = np.linalg.norm(diff[None] + t[:, None, None, :], axis=-1)  # (m, n, n)
-        m, i, j = np.nonzero(d <= cutoff)
-        dd = d[m, i, j]
+        v = diff[None] + t[:, None, None, :]                           # (m, n, n, 3)
+        d2 = np.einsum("mijk,mijk->mij", v, v)
+        m, i, j = np.nonzero(d2 <= c2)
+        dd = np.sqrt(d2[m, i, j])
         if exclude_self:
-            keep = dd > 1e-8; m, i, j, dd = m[keep], i[keep], j[keep], dd[keep]
+            keep = (dd > 1e-8) | (i != j); m, i, j, dd = m[keep], i[keep], j[keep], dd[keep]
         centers.append(i); neighbors.append(j); images.append(grid[s + m]); dists.append(dd)
     i = np.concatenate(centers); j = np.concatenate(neighbors); img = np.concatenate(images); dd = np.concatenate(dists)
     img = img - shift0[j] + shift0[i]                                  # back to the original positions

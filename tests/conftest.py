@@ -1,0 +1,32 @@
+"""Shared fixtures. Tests run against the real data mirror (../shared/data) where it exists."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from matdisco.data import mirror_dir, project_root  # noqa: E402
+
+ROOT = project_root()
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MATDISCO_SLOW") == "1": return
+    skip = pytest.mark.skip(reason="slow: set MATDISCO_SLOW=1 to run")
+    for it in items:
+        if "slow" in it.keywords: it.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    m = mirror_dir()
+    if m is None or not (m / "mp2018_formation").exists():
+        pytest.skip("no data mirror (set MATDISCO_MIRROR) and no network in tests")
+    return m
+
+
+@pytest.fixture(scope="session")
+def mp_index(mirror):
+    from matdisco.data import read_index
+    return read_index()

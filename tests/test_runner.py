@@ -1,0 +1,108 @@
+"""matdisco.runner: papermill stages, manifest, resume, failures; the export check."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from matdisco.runner import EXPERIMENTS, Experiment, StageFailed, run_pipeline
+from matdisco.data import project_root
+
+ROOT = project_root()
+
+
+def _nb(path: Path, params: str, body: str):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params); p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+BODY_OK = """
+from pathlib import Path
+import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+from matdisco.figures import save_figure
+fig, ax = plt.subplots(); ax.plot([0, 1], [0, value]); ax.set_xlabel("x (1)"); ax.set_ylabel("y (1)")
+save_figure(fig, "toy", figures_dir)
+Path(out_dir, "result.txt").write_text(str(value))
+"""
+
+
+@pytest.fixture
+def toy(tmp_path):
+    nbs = tmp_path / "nbs"; nbs.mkdir()
+    _nb(nbs / "a.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'\nvalue=1", BODY_OK)
+    _nb(nbs / "b.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'", "raise RuntimeError('boom in stage b')")
+    exps = [Experiment("a", "a.ipynb", "toy", {"tiny": {"value": 3}}), Experiment("b", "b.ipynb", "fails")]
+    return tmp_path, nbs, exps
+
+
+def test_stage_failure_names_stage_and_error_and_keeps_completed(toy):
+    tmp, nbs, exps = toy
+    out = tmp / "run"
+    with pytest.raises(StageFailed, match=r"stage 'b' failed in cell \d+ of b.ipynb: RuntimeError: boom in stage b"):
+        run_pipeline("tiny", out=out, experiments=exps, notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "failed" and man["stages"]["a"]["status"] == "complete"
+    assert man["stages"]["b"]["status"] == "failed" and "boom" in man["stages"]["b"]["error"]
+    assert (out / "stages/a/result.txt").read_text() == "3"          # profile parameter reached the notebook
+    assert (tmp / "figs/toy.png").exists() and (tmp / "figs/toy.pdf").exists()
+    assert (out / "run.log").read_text().count("stage a: complete") == 1
+
+
+def test_resume_skips_completed_stages(toy):
+    tmp, nbs, exps = toy
+    out = tmp / "run"
+    run_pipeline("tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False)
+    done = out / "stages/a/done.json"; first = done.stat().st_mtime_ns
+    run_pipeline("tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False)
+    assert done.stat().st_mtime_ns == first                            # not rerun
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["stages"]["a"]["skipped_on_resume"]
+    for key in ("git", "environment", "profile", "seed", "data", "stages"): assert key in man
+    assert man["environment"]["packages"]["torch"].startswith("2.13")
+    run_pipeline("tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False, force=True)
+    assert done.stat().st_mtime_ns != first                            # --force reruns
+
+
+def test_registered_experiments_have_one_parameters_cell():
+    for e in EXPERIMENTS:
+        nb = nbformat.read(ROOT / "nbs" / "experiments" / e.notebook, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, e.notebook
+        for name in ("profile", "seed", "out_dir", "figures_dir", *e.params_for("tiny")):
+            assert f"{name} =" in tagged[0].source, (e.notebook, name)
+
+
+def test_dataset_overview_stage_on_real_data(mp_index, tmp_path):
+    out = run_pipeline("tiny", out=tmp_path / "run", figures_dir=tmp_path / "figs", progress=False, only=["dataset_overview"])
+    summ = json.loads((out / "stages/dataset_overview/summary.json").read_text())
+    assert summ["rows"] == 36_737 and summ["usable_rows"] == 36_731 and len(summ["outliers"]) == 6
+    assert 0.3 < summ["fraction_on_own_hull"] < 0.7
+    man = json.loads((out / "manifest.json").read_text())
+    assert {d["file"] for d in man["data"]} >= {"cifs.tar.gz", "id_prop.csv"}
+    assert (tmp_path / "figs/dataset_overview.png").stat().st_size > 10_000
+
+
+def test_export_check_fails_when_notebook_and_lib_differ(tmp_path):
+    "Editing a notebook without nbdev_export makes the check fail with a clear message."
+    if not (ROOT / ".git").exists(): pytest.skip("not a git checkout")
+    work = tmp_path / "repo"
+    for item in ("nbs", "lib", ".ci", "settings.ini"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / item)
+    git = lambda *a: subprocess.run(["git", *a], cwd=work, check=True, capture_output=True)
+    git("init", "-q"); git("add", "-A"); git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    bin_dir = str(Path(shutil.which("nbdev_export") or ROOT / ".venv/bin/nbdev_export").parent)
+    ok = subprocess.run([".ci/check-export", bin_dir], cwd=work, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    nb = nbformat.read(work / "nbs/04_hull.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("#| export") and "def formation_entry" in c.source)
+    cell.source = cell.source.replace('"A `PDEntry`', '"Changed: a `PDEntry`')
+    nbformat.write(nb, work / "nbs/04_hull.ipynb")
+    bad = subprocess.run([".ci/check-export", bin_dir], cwd=work, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "lib/ is out of sync with nbs/" in bad.stdout and "lib/matdisco/hull.py" in bad.stdout
