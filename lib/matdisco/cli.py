@@ -60,5 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if isinstance(e, (DataError, ValueError)) else 1
     return 0
 
-# %% ../../nbs/96_cli.ipynb #511b9ad900e2
+# %% ../../nbs/96_cli.ipynb #e76e794c7ec3
+#| eval: false
 if __name__ == "__main__": sys.exit(main())
