@@ -60,7 +60,7 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc
     order = np.lexsort((dd, j, i))
     return i[order], j[order], img[order].astype(np.int64), dd[order]
 
-# %% ../../nbs/01_graphs.ipynb #782d7decc352
+# %% ../../nbs/01_graphs.ipynb #b6fba2e3feac
 @dataclass
 class CrystalGraph:
     "A batch of crystal graphs as torch tensors (one crystal is a batch of one)."
@@ -103,7 +103,7 @@ def structure_to_graph(structure, cutoff: float = 5.0, *, dtype=torch.float32) -
     z, pos, cell, pbc = _as_arrays(structure)
     i, j, img, _ = neighbor_list(pos, cell, cutoff, pbc=pbc)
     return CrystalGraph(atomic_numbers=torch.as_tensor(z), positions=torch.as_tensor(pos, dtype=dtype),
-                        cell=torch.as_tensor(cell, dtype=dtype)[None], edge_index=torch.as_tensor(np.stack([i, j])),
+                        cell=torch.tensor(np.array(cell), dtype=dtype)[None], edge_index=torch.as_tensor(np.stack([i, j])),
                         edge_image=torch.as_tensor(img, dtype=dtype), batch=torch.zeros(len(z), dtype=torch.long),
                         n_atoms=torch.tensor([len(z)]), cutoff=float(cutoff))
 

@@ -63,7 +63,7 @@ def environment_info() -> dict:
             "device": dev, "device_name": torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or "cpu",
             "packages": versions}
 
-# %% ../../nbs/95_runner.ipynb #5aabd0f06563
+# %% ../../nbs/95_runner.ipynb #c1cfa27ef40e
 @dataclass(frozen=True)
 class Experiment:
     "A papermill-executed experiment notebook and its parameters for each profile."
@@ -80,6 +80,17 @@ EXPERIMENTS: list[Experiment] = [
     Experiment("dataset_overview", "01_dataset_overview.ipynb",
                "mp2018_formation overview: element counts, formation-energy distribution, arity, fraction on its own hull",
                {"tiny": {"n_hull_sample": 1500}, "cpu": {"n_hull_sample": None}, "gpu": {"n_hull_sample": None}}),
+    Experiment("energy_models", "02_energy_models.ipynb",
+               "GNN deep ensemble on mp2018_formation: parity, uncertainty, Matbench-Discovery metrics vs baselines and CHGNet",
+               {"tiny": {"n_train": 1500, "n_val": 200, "n_test": 300, "width": 48, "depth": 2, "epochs": 12,
+                         "ensemble_size": 2, "chgnet_n": 50},
+                # cpu: the full split on 2 cores in about an hour (one member; the budget is wall-clock)
+                "cpu": {"n_train": None, "n_val": None, "n_test": None, "width": 64, "depth": 3, "epochs": 200,
+                        "ensemble_size": 1, "max_minutes": 45, "atoms_per_batch": 2048, "lr": 2e-3, "chgnet_n": 300},
+                # gpu: paper-style ensemble on one H100
+                "gpu": {"n_train": None, "n_val": None, "n_test": None, "width": 128, "depth": 4, "epochs": 300,
+                        "ensemble_size": 4, "max_minutes": 60, "atoms_per_batch": 8192, "lr": 1e-3, "patience": 40,
+                        "chgnet_n": 3673}}),
 ]
 
 def experiments_dir() -> Path:

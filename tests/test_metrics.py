@@ -1,0 +1,32 @@
+"""matdisco.metrics: Matbench-Discovery stability classification and regression metrics."""
+import numpy as np
+import pytest
+
+from matdisco.metrics import calibration_table, mae, r2, rmse, spearman, stability_classification
+
+
+def test_perfect_and_inverted_classifiers():
+    rng = np.random.default_rng(0); t = rng.normal(0.05, 0.1, 500)
+    perfect = stability_classification(t, t)
+    assert perfect["F1"] == 1 and perfect["accuracy"] == 1
+    assert perfect["DAF"] == pytest.approx(1 / perfect["prevalence"])     # the maximum DAF
+    inverted = stability_classification(t, -t + 0.1)
+    assert inverted["F1"] < 0.5
+
+
+def test_missing_predictions_count_as_unstable():
+    m = stability_classification([-0.1, -0.1, 0.2], [np.nan, np.nan, np.nan])
+    assert (m["TP"], m["FN"], m["FP"], m["TN"]) == (0, 2, 0, 1) and m["F1"] == 0
+    m = stability_classification([0.0], [0.0])                              # E_hull <= 0 is stable
+    assert m["TP"] == 1
+    with pytest.raises(ValueError):
+        stability_classification([np.nan], [0.0])
+
+
+def test_regression_metrics_and_spearman():
+    t = np.array([0.0, 1.0, 2.0, 3.0]); p = t + np.array([0.1, -0.1, 0.1, -0.1])
+    assert mae(t, p) == pytest.approx(0.1) and rmse(t, p) == pytest.approx(0.1)
+    assert r2(t, t.mean() + 0 * t) == pytest.approx(0.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    cal = calibration_table(np.arange(100) / 100, np.arange(100) / 100, n_bins=5)
+    assert len(cal) == 5 and cal.abs_error.is_monotonic_increasing

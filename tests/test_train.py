@@ -1,0 +1,86 @@
+"""matdisco.train on real mp2018_formation data: learning beats baselines; a killed run resumes to the same result."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from matdisco.energy_benchmark import split_frames
+from matdisco.metrics import mae
+from matdisco.models import CompositionModel, CrystalGNN, TargetNormalizer, load_model
+from matdisco.train import Ensemble, GraphDataset, TrainConfig, _Stop, fit, predict, train_ensemble
+
+
+@pytest.fixture(scope="module")
+def small(mirror):
+    torch.set_num_threads(1)
+    tr, va, te = split_frames(n_train=700, n_val=120, n_test=200, seed=0)
+    return {k: GraphDataset.from_frame(df, cutoff=4.5) for k, df in (("train", tr), ("val", va), ("test", te))}, (tr, va, te)
+
+
+def test_gnn_beats_mean_and_linear_baselines_on_held_out_data(small, tmp_path):
+    ds, _ = small
+    y = ds["test"].y.numpy()
+    mean_mae = mae(y, np.full_like(y, float(ds["train"].y.mean())))
+    linear_mae = mae(y, TargetNormalizer.fit(ds["train"].fractions, ds["train"].y).reference(ds["test"].fractions).numpy())
+    torch.manual_seed(0)
+    model = CrystalGNN(width=48, depth=2, cutoff=4.5)
+    hist = fit(model, ds["train"], ds["val"], config=TrainConfig(epochs=10, lr=3e-3, atoms_per_batch=1024),
+               run_dir=tmp_path / "gnn", progress=False)
+    _, norm, _ = load_model(tmp_path / "gnn" / "best.pt")
+    gnn_mae = mae(y, predict(model, norm, ds["test"]))
+    assert gnn_mae < linear_mae < mean_mae, (gnn_mae, linear_mae, mean_mae)
+    assert gnn_mae < 0.85 * linear_mae
+    assert hist.val_mae.iloc[-1] < hist.val_mae.iloc[0]
+    assert (tmp_path / "gnn" / "metrics.csv").exists() and (tmp_path / "gnn" / "done.json").exists()
+
+
+def test_killed_training_resumes_to_the_same_result(small, tmp_path):
+    ds, _ = small
+    sub = GraphDataset(ds["train"].graphs[:150], ds["train"].fractions[:150], ds["train"].y[:150])
+    cfg = TrainConfig(epochs=4, lr=3e-3, atoms_per_batch=512, seed=3)
+    torch.manual_seed(3); ref = CrystalGNN(width=16, depth=2, cutoff=4.5)
+    h_ref = fit(ref, sub, ds["val"], config=cfg, run_dir=tmp_path / "ref", progress=False)
+    torch.manual_seed(3); killed = CrystalGNN(width=16, depth=2, cutoff=4.5)
+    with pytest.raises(_Stop):
+        fit(killed, sub, ds["val"], config=cfg, run_dir=tmp_path / "run", progress=False, stop_after_epoch=1)
+    torch.manual_seed(999); resumed = CrystalGNN(width=16, depth=2, cutoff=4.5)   # a fresh process: other init
+    h_res = fit(resumed, sub, ds["val"], config=cfg, run_dir=tmp_path / "run", progress=False)
+    assert len(h_res) == len(h_ref) == 4
+    np.testing.assert_allclose(h_res.val_mae, h_ref.val_mae, rtol=0, atol=1e-7)
+    for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_ensemble_spread_and_tta(small, tmp_path):
+    ds, (tr, va, te) = small
+    sub = GraphDataset(ds["train"].graphs[:200], ds["train"].fractions[:200], ds["train"].y[:200])
+    cfg = TrainConfig(epochs=3, lr=3e-3, atoms_per_batch=1024)
+    ens = train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), sub, ds["val"], n_members=2,
+                         config=cfg, run_dir=tmp_path / "ens", progress=False)
+    mean, std = ens.predict(ds["test"])
+    assert mean.shape == std.shape == (len(ds["test"]),) and (std > 0).all()  # different seeds disagree
+    done = (tmp_path / "ens/member_0/done.json").stat().st_mtime_ns
+    train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), sub, ds["val"], n_members=2, config=cfg,
+                   run_dir=tmp_path / "ens", progress=False)
+    assert (tmp_path / "ens/member_0/done.json").stat().st_mtime_ns == done      # finished members not retrained
+    structs = list(te.structure.iloc[:20])
+    m1, s1 = ens.predict_structures(structs, volume_scales=(1.0,))
+    np.testing.assert_allclose(m1, mean[:20], atol=1e-5)                          # scale 1.0 is the plain prediction
+    m3, s3 = ens.predict_structures(structs, volume_scales=(0.9, 1.0, 1.1))
+    assert not np.allclose(m3, m1)
+
+
+def test_composition_model_learns(small, tmp_path):
+    ds, _ = small
+    torch.manual_seed(0); cm = CompositionModel(width=32)
+    fit(cm, ds["train"], ds["val"], config=TrainConfig(epochs=30, lr=3e-3), run_dir=tmp_path / "c", progress=False)
+    _, norm, _ = load_model(tmp_path / "c" / "best.pt")
+    y = ds["test"].y.numpy()
+    assert mae(y, predict(cm, norm, ds["test"])) < mae(y, np.full_like(y, float(ds["train"].y.mean())))
+
+
+def test_nan_target_is_a_clear_error(small):
+    _, (tr, _, _) = small
+    bad = tr.iloc[:3].copy(); bad.loc[bad.index[1], "formation_energy_per_atom"] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite targets at positions \[1\]"):
+        GraphDataset.from_frame(bad)
