@@ -58,7 +58,7 @@ def mirror_dir() -> Path | None:
     cand = project_root().parent / "shared" / "data"
     return cand if cand.is_dir() else None
 
-# %% ../../nbs/00_data.ipynb #dbe26fbce9df
+# %% ../../nbs/00_data.ipynb #cce29854e688
 class DataError(Exception):
     "A data problem reported in one clear sentence naming the data set, file and (where known) row."
 
@@ -88,6 +88,8 @@ def atomic_path(dest: Path | str):
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"); os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp): os.remove(tmp)

@@ -48,7 +48,7 @@ def mlp(sizes: list[int], *, last_activation: bool = False) -> nn.Sequential:
         if k < len(sizes) - 2 or last_activation: layers.append(nn.SiLU())
     return nn.Sequential(*layers)
 
-# %% ../../nbs/02_models.ipynb #5e1c2e3bed55
+# %% ../../nbs/02_models.ipynb #3a7f6ef0a46f
 @dataclass
 class GNNConfig:
     "Hyper-parameters of `CrystalGNN` (saved inside every checkpoint)."
@@ -60,15 +60,20 @@ class GNNConfig:
     kind: str = "gnn"
 
 class InteractionBlock(nn.Module):
-    "Edge update m_ij = MLP([h_i, h_j, rbf_ij])·u(r_ij); node update h_i += MLP([h_i, Σ_j m_ij / avg_neighbors])."
+    """Edge update m_ij = MLP([h_i, h_j, rbf_ij])·u(r_ij); node update h_i += MLP([h_i, Σ_j m_ij / avg_neighbors]).
+    The edge MLP's first layer is applied in factorised form W·[h_i, h_j, rbf] = W_i h_i + W_j h_j + W_r rbf, with
+    W_i h and W_j h computed once per *node* and gathered: the same function, ~2× fewer edge FLOPs."""
     def __init__(self, width: int, num_radial: int):
         super().__init__()
-        self.edge = mlp([2 * width + num_radial, width, width], last_activation=True)
+        self.edge_i = nn.Linear(width, width)
+        self.edge_j = nn.Linear(width, width, bias=False)
+        self.edge_r = nn.Linear(num_radial, width, bias=False)
+        self.edge = nn.Sequential(nn.SiLU(), nn.Linear(width, width), nn.SiLU())
         self.node = mlp([2 * width, width, width])
         self.norm = nn.LayerNorm(width)
     def forward(self, h, edge_index, rbf, env, avg_neighbors: float):
         i, j = edge_index
-        m = self.edge(torch.cat([h[i], h[j], rbf], dim=-1)) * env[:, None]
+        m = self.edge(self.edge_i(h)[i] + self.edge_j(h)[j] + self.edge_r(rbf)) * env[:, None]
         agg = torch.zeros_like(h).index_add_(0, i, m) / avg_neighbors
         return h + self.node(torch.cat([self.norm(h), agg], dim=-1))
 
