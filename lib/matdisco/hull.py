@@ -17,7 +17,7 @@ from pymatgen.core import Composition, Element
 # %% auto #0
 __all__ = ['formation_entry', 'ReferenceHull', 'e_above_own_hull']
 
-# %% ../../nbs/04_hull.ipynb #ece4f98ef4f2
+# %% ../../nbs/04_hull.ipynb #24dc91b16005
 def formation_entry(composition, formation_energy_per_atom: float, name: str | None = None) -> PDEntry:
     "A `PDEntry` whose energy is the formation energy (eV per formula as written), elements at 0."
     comp = Composition(composition)
@@ -69,6 +69,20 @@ class ReferenceHull:
     def e_above_hull_many(self, compositions, formation_energies) -> np.ndarray:
         "Vectorised `e_above_hull` over paired sequences."
         return np.array([self.e_above_hull(c, e) for c, e in zip(compositions, formation_energies)], dtype=float)
+
+    def decomposition_energy(self, composition, formation_energy_per_atom: float) -> float:
+        """Energy (eV/atom) relative to the hull of all reference entries of *other* compositions (Bartel et al.,
+        npj Comput. Mater. 6, 97 (2020)): negative for a phase on the hull (by how much it is stabilised), positive above."""
+        comp = Composition(composition); key = _chemsys(comp); rf = comp.reduced_formula
+        members = [e for k in _subsets(key) for e in self._by_system.get(k, []) if e.composition.reduced_formula != rf]
+        members += [PDEntry(Composition(el), 0.0) for el in sorted(key) if Composition(el).reduced_formula != rf]
+        if len(key) == 1: return float(formation_energy_per_atom)      # an element against its own reference
+        pd_ = PhaseDiagram(members + [PDEntry(Composition(el), 0.0) for el in sorted(key)])
+        return float(formation_energy_per_atom - pd_.get_hull_energy_per_atom(comp))
+
+    def updated(self, new_entries: list[PDEntry]) -> "ReferenceHull":
+        "A new hull with `new_entries` added (the reference is unchanged): 'on the updated hull' is judged against this."
+        return ReferenceHull(self.entries + list(new_entries))
 
 def _subsets(system: frozenset):
     els = sorted(system)

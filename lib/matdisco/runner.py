@@ -63,7 +63,7 @@ def environment_info() -> dict:
             "device": dev, "device_name": torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or "cpu",
             "packages": versions}
 
-# %% ../../nbs/95_runner.ipynb #ebffca732b26
+# %% ../../nbs/95_runner.ipynb #1616ca294660
 @dataclass(frozen=True)
 class Experiment:
     "A papermill-executed experiment notebook and its parameters for each profile."
@@ -93,6 +93,13 @@ EXPERIMENTS: list[Experiment] = [
                 "gpu": {"n_train": None, "n_val": None, "n_test": None, "width": 128, "depth": 4, "epochs": 300,
                         "ensemble_size": 4, "max_minutes": 60, "atoms_per_batch": 8192, "lr": 1e-3, "patience": 40,
                         "chgnet_n": 3673}}),
+    Experiment("candidates", "03_candidates.ipynb",
+               "candidate generation: ionic substitution, SAPS, composition search; dedup and novelty vs mp2018_formation",
+               {"tiny": {"n_parents": 20},
+                "cpu": {"n_parents": 400, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
+                        "compositions_per_system": 10, "structures_per_composition": 20},
+                "gpu": {"n_parents": 2000, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
+                        "compositions_per_system": 20, "structures_per_composition": 100}}),
 ]
 
 def experiments_dir() -> Path:

@@ -1,0 +1,109 @@
+"""matdisco.candidates on real mp2018_formation structures: SAPS, substitution, composition search, dedup, novelty."""
+import numpy as np
+import pytest
+from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from matdisco.candidates import (NoveltyChecker, SkipLog, balanced_compositions, generate_candidates, ionic_substitutions,
+                                 is_unique, mark_unique_and_novel, naive_unique, random_structures, saps_candidates,
+                                 symmetry_orbits, unique_groups)
+from matdisco.data import load_structures
+
+
+@pytest.fixture(scope="module")
+def real(mirror):
+    # mp-2998 BaTiO3 (cubic perovskite), mp-2352 Na2O (antifluorite), mp-18782 LiFeO2, mp-755894 Li2O, mp-3448 KMgF3
+    t = load_structures([10223, 7686, 4894, 25542, 11638], progress=False).frame
+    return dict(zip(t.material_id, t.structure))
+
+
+def test_orbit_sizes_match_the_space_group(real):
+    bto = real["mp-2998"]
+    assert SpacegroupAnalyzer(bto, symprec=0.1).get_space_group_number() == 221
+    assert sorted((o["element"], o["wyckoff"], len(o["indices"])) for o in symmetry_orbits(bto)) == \
+        [("Ba", "1a", 1), ("O", "3c", 3), ("Ti", "1b", 1)]
+    na2o = real["mp-2352"]                                   # Fm-3m antifluorite, primitive cell: Na on 8c (2), O on 4a (1)
+    assert sorted((o["element"], len(o["indices"])) for o in symmetry_orbits(na2o)) == [("Na", 2), ("O", 1)]
+
+
+def test_saps_on_real_perovskite_gives_the_ordered_double_perovskite(real):
+    cands = saps_candidates(real["mp-2998"], {"Ti": ["Zr"]}, parent_id="mp-2998", max_per_prototype=200)
+    half = [c for c in cands if c.orbit["substituted"] == 4]
+    sg = {SpacegroupAnalyzer(c.structure, symprec=0.01).get_space_group_number(): c for c in half}
+    assert 225 in sg                                          # Ba2TiZrO6, rock-salt ordered B sites (Fm-3m)
+    dp = sg[225].structure
+    assert dp.composition.reduced_formula == "Ba2ZrTiO6" and len(dp) == 40
+    assert len(half) == 6 and is_unique([c.structure for c in half]).all()
+    # every candidate keeps its provenance
+    assert {c.parent_id for c in cands} == {"mp-2998"} and all(c.orbit["wyckoff"] == "1b" for c in cands)
+    # the O orbit (3 sites in the primitive cell) is substituted without a supercell: 1 or 2 of 3, one way each
+    o = saps_candidates(real["mp-2998"], {"O": ["F"]}, max_per_prototype=50)
+    assert sorted(c.orbit["substituted"] for c in o) == [1, 2] and all(c.orbit["supercell"] == (1, 1, 1) for c in o)
+
+
+def test_ionic_substitution_with_novelty_reweighting(real):
+    li2o = real["mp-755894"]
+    plain = ionic_substitutions(li2o, parent_id="mp-755894", max_candidates=30)
+    formulas = [c.structure.composition.reduced_formula for c in plain]
+    assert "Na2O" in formulas and "Li2S" in formulas
+    for c in plain:
+        assert c.generator == "substitution" and c.parent_id == "mp-755894" and c.substitution
+    # charge balance (on the model's species, e.g. Pd+ in Pd2O) is a real filter: off, unbalanced ones appear
+    skips = SkipLog(); ionic_substitutions(li2o, max_candidates=1000, skips=skips)
+    assert skips.counts[("substitution", "not charge balanced")] > 0
+    assert len(ionic_substitutions(li2o, max_candidates=1000, charge_balance=False)) > len(ionic_substitutions(li2o, max_candidates=1000))
+    reweighted = ionic_substitutions(li2o, max_candidates=30, novelty_weight=100.0,
+                                     reference_formulas=frozenset({"Na2O", "Li2S"}))
+    def rank(cs, f):   # position in the ranking; past the end when it fell out of the top max_candidates
+        fs = [c.structure.composition.reduced_formula for c in cs]
+        return fs.index(f) if f in fs else len(fs)
+    assert rank(reweighted, "Na2O") > rank(plain, "Na2O")        # known compositions drop in the ranking
+
+
+def test_skips_are_counted_with_reasons(real):
+    skips = SkipLog()
+    dis = Structure(Lattice.cubic(4.0), [{"Na": 0.5, "K": 0.5}, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert ionic_substitutions(dis, parent_id="x", skips=skips) == []
+    assert saps_candidates(dis, {"Na": ["K"]}, parent_id="x", skips=skips) == []
+    t = skips.table()
+    assert set(zip(t.generator, t.reason)) == {("substitution", "disordered parent"), ("saps", "disordered parent")}
+
+
+def test_composition_search_finds_known_phases_and_makes_sane_crystals():
+    formulas = balanced_compositions(["Li", "Fe", "O"])
+    assert {"LiFeO2", "Li2FeO2"} <= set(formulas) and all(Composition(f).oxi_state_guesses() or True for f in formulas)
+    cands = random_structures("LiFeO2", 4, seed=1, max_atoms=16)
+    assert len(cands) == 4
+    for c in cands:
+        s = c.structure
+        assert s.composition.reduced_formula == "LiFeO2" and len(s) <= 16
+        assert 4 < s.volume / len(s) < 40                       # Å^3/atom: a condensed solid, not a gas or a collapse
+        assert min(s.distance_matrix[np.triu_indices(len(s), 1)]) > 0.5
+
+
+def test_dedup_agrees_with_pairwise_and_detects_known_materials(real):
+    base = [real["mp-2998"], real["mp-2352"], real["mp-18782"]]
+    pool = []
+    for s in base:
+        pool.append(s)
+        moved = s.copy(); moved.translate_sites(range(len(s)), [0.13, 0.27, 0.41]); pool.append(moved)
+        pool.append(s * (1, 1, 2))                             # a supercell is the same crystal
+        strained = s.copy(); strained.apply_strain(0.01); pool.append(strained)
+    pool.append(real["mp-3448"])
+    ours, naive = unique_groups(pool), naive_unique(pool)
+    assert (ours == naive).all() and int(is_unique(pool).sum()) == 4
+    ref = NoveltyChecker([real["mp-2998"], real["mp-2352"]])
+    assert not ref.is_novel(pool[1]) and ref.is_novel(real["mp-18782"])
+
+
+def test_tiny_generation_run(real):
+    import pandas as pd
+    parents = pd.DataFrame({"material_id": ["mp-2998", "mp-2352"], "structure": [real["mp-2998"], real["mp-2352"]]})
+    cands, skips = generate_candidates(parents, chemical_systems=["Li-Mn-O"], reference_formulas=frozenset({"BaTiO3", "Na2O"}),
+                                       compositions_per_system=2, structures_per_composition=2, saps_per_parent=5,
+                                       max_substitutions_per_parent=5)
+    table = mark_unique_and_novel(cands, NoveltyChecker([real["mp-2998"], real["mp-2352"]]))
+    assert set(table.generator) == {"substitution", "saps", "random_search"}
+    assert table.unique.all() or table.unique.sum() >= len(table) - 2
+    assert not table.formula.isin(["BaTiO3", "Na2O"]).any() or not table.novel[table.formula.isin(["BaTiO3", "Na2O"])].all()
+    assert {"formula", "generator", "parent_id", "substitution", "orbit", "score", "unique", "novel"} <= set(table.columns)
