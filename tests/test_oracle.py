@@ -20,3 +20,67 @@ def test_reference_energies_and_missing_element():
         formation_energy_per_atom(["FeO"], [-7.0], refs)
     # an element in its reference state has zero formation energy
     assert formation_energy_per_atom(["Li"], [-1.9], refs)[0] == pytest.approx(0)
+
+
+# ---- relaxations, store, batches ---------------------------------------------------------------------------
+
+from ase.build import bulk
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from matdisco.oracle import (OracleStore, RelaxResult, TableOracle, make_calculator, mp2020_correction, relax,
+                             run_oracle_batch, structure_hash)
+
+
+def _rattled_nacl(seed=0, a=5.9):
+    atoms = bulk("NaCl", "rocksalt", a=a); atoms.rattle(0.08, seed=seed)
+    return AseAtomsAdaptor.get_structure(atoms)
+
+
+def test_relaxation_lowers_the_energy_and_keeps_every_frame():
+    s = _rattled_nacl()
+    r = relax(s, make_calculator("chgnet-0.3.0"), oracle="chgnet-0.3.0", fmax=0.05, max_steps=200)
+    assert r.ok and r.converged and r.n_steps == len(r.frames) - 1 > 3
+    assert r.energy_per_atom < r.initial_energy_per_atom - 1e-3          # relaxation lowers the energy
+    energies = [f["energy"] for f in r.frames]
+    assert energies[-1] == min(energies) or energies[-1] - min(energies) < 1e-3
+    f0 = np.array(r.frames[0]["forces"]); assert np.abs(f0.sum(0)).max() < 1e-3   # forces sum to zero (Newton III)
+    from pymatgen.core import Structure
+    final = Structure.from_dict(r.final_structure)
+    assert 5.4 < (final.volume * 4) ** (1 / 3) * 0 + (final.volume / len(final) * 8) ** (1 / 3) < 6.0   # a ≈ 5.6–5.7 Å (PBE)
+
+
+def test_failures_are_recorded_not_raised():
+    r = relax(_rattled_nacl(), make_calculator("chgnet-0.3.0"), timeout_s=0.0)
+    assert not r.ok and "timeout" in r.reason
+    with pytest.raises(ValueError, match="unknown oracle"):
+        make_calculator("no-such-oracle")
+    t = TableOracle({"mp-1": -1.0})
+    assert t("mp-1").energy_per_atom == -1.0 and not t("mp-2").ok and t("mp-2").reason == "not in the labeled set"
+
+
+def test_store_is_append_only_and_batches_resume(tmp_path):
+    store = OracleStore(tmp_path / "oracle.sqlite")
+    structs = [_rattled_nacl(seed=k) for k in range(3)]
+    rows = run_oracle_batch(structs[:2], store, fmax=0.1, max_steps=60, scheduler="local", n_workers=2, progress=False)
+    assert rows.ok.all() and len(store.table()) == 2
+    created = dict(zip(store.table().structure_hash, store.table().created))
+    rows = run_oracle_batch(structs, store, fmax=0.1, max_steps=60, scheduler=None, progress=False)   # 1 new
+    t = store.table()
+    assert len(t) == 3 and all(dict(zip(t.structure_hash, t.created))[k] == v for k, v in created.items())
+    assert list(rows.structure_hash) == [structure_hash(s) for s in structs]
+    assert len(list((tmp_path / "trajectories").glob("*.extxyz"))) == 3
+    from ase.io import read
+    frames = read(next((tmp_path / "trajectories").glob("*.extxyz")), index=":")
+    assert len(frames) >= 2 and frames[0].get_forces().shape == (2, 3)
+    assert not store.add(RelaxResult(t.structure_hash[0], "NaCl", "chgnet-0.3.0", False, "dup"))   # never overwritten
+
+
+def test_mp2020_correction_of_a_raw_pbe_u_oxide():
+    from pymatgen.core import Lattice, Structure
+    fe2o3 = Structure(Lattice.cubic(5.0), ["Fe", "Fe", "O", "O", "O"],
+                      [[0, 0, 0], [.5, .5, .5], [.25, .25, 0], [.75, 0, .25], [0, .75, .75]])
+    delta = mp2020_correction(fe2o3, -40.0) + 40.0
+    # MP2020 (Wang et al., Sci. Rep. 11, 15496 (2021)): Fe (+U, oxide) -2.256 eV/Fe, oxide -0.687 eV/O
+    assert delta == pytest.approx(2 * -2.256 + 3 * -0.687, abs=0.01)
+    nacl = _rattled_nacl()
+    assert mp2020_correction(nacl, -10.0) == pytest.approx(-10.0 - 0.614, abs=0.01)   # primitive cell: one Cl, -0.614 eV/Cl

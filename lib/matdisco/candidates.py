@@ -233,17 +233,19 @@ def random_structures(formula: str, n: int, *, seed: int = 0, max_atoms: int = 2
     if len(out) < n: skips.add("random_search", f"only {len(out)} of {n} random structures after {tries} tries", formula)
     return out
 
-# %% ../../nbs/05_candidates.ipynb #f6e34c7305fa
+# %% ../../nbs/05_candidates.ipynb #e7495e175846
 def _key(s: Structure, key: str) -> tuple:
     f = s.composition.reduced_formula
     if key == "formula": return (f,)
-    if key == "formula+spacegroup":
-        try: sg = SpacegroupAnalyzer(s, symprec=0.1).get_space_group_number()
-        except Exception: sg = 0
-        return (f, sg)
-    raise ValueError(f"unknown dedup key {key!r}")
+    if key == "formula+spacegroup+sites":
+        try:
+            sga = SpacegroupAnalyzer(s, symprec=0.1)
+            return (f, sga.get_space_group_number(), len(sga.find_primitive()))
+        except Exception:   # spglib can fail on odd cells: fall back to the formula-only group
+            return (f,)
+    raise ValueError(f"unknown dedup key {key!r}; use 'formula' or 'formula+spacegroup+sites'")
 
-def unique_groups(structures: list[Structure], *, key: str = "formula", matcher: StructureMatcher | None = None) -> np.ndarray:
+def unique_groups(structures: list[Structure], *, key: str = "formula+spacegroup+sites", matcher: StructureMatcher | None = None) -> np.ndarray:
     "For each structure, the index of the first structure it matches (itself when it is the first of its kind)."
     matcher = matcher or structure_matcher()
     reps: dict[tuple, list[int]] = defaultdict(list)
@@ -278,7 +280,7 @@ def naive_unique(structures: list[Structure], *, matcher: StructureMatcher | Non
         if out[i] == i: reps.append(i)
     return out
 
-# %% ../../nbs/05_candidates.ipynb #ab828e660206
+# %% ../../nbs/05_candidates.ipynb #e743849f320b
 def generate_candidates(parents: pd.DataFrame | None = None, *, chemical_systems=(), reference_formulas=frozenset(),
                         substitution_threshold: float = 1e-3, novelty_weight: float = 10.0, charge_balance: bool = True,
                         max_substitutions_per_parent: int = 10, saps_per_parent: int = 10, saps_top_replacements: int = 2,
@@ -306,7 +308,7 @@ def generate_candidates(parents: pd.DataFrame | None = None, *, chemical_systems
                 c.parent_id = system; cands.append(c)
     return cands, skips
 
-def mark_unique_and_novel(cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula") -> pd.DataFrame:
+def mark_unique_and_novel(cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula+spacegroup+sites") -> pd.DataFrame:
     "Candidates table with `unique` (within the batch) and `novel` (w.r.t. the reference) columns."
     table = candidates_table(cands)
     if not len(table): return table.assign(unique=[], novel=[])

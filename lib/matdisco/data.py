@@ -33,8 +33,9 @@ log = logging.getLogger("matdisco.data")
 __all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SPLIT_SEED', 'project_root', 'data_dir',
            'mirror_dir', 'DataError', 'sha256_file', 'tar_content_sha256', 'atomic_path', 'atomic_write_text',
            'DataFile', 'DataSet', 'record_read', 'fetch', 'available', 'registry_table', 'read_index', 'parse_cif',
-           'CrystalTable', 'load_structures', 'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample',
-           'load_mp_formation_compositions', 'load_mp_elemental_refs', 'load_perov5']
+           'CrystalTable', 'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys',
+           'split_by_n_elements', 'subsample', 'load_mp_formation_compositions', 'load_mp_elemental_refs',
+           'load_perov5']
 
 # %% ../../nbs/00_data.ipynb #ff895ef1e681
 def project_root() -> Path:
@@ -365,7 +366,7 @@ def _parse_many(items: list[tuple[int, str]]) -> list[tuple[int, object, str | N
         out.append((row, s, why))
     return out
 
-# %% ../../nbs/00_data.ipynb #7df5dd02f00f
+# %% ../../nbs/00_data.ipynb #228c9fafb0d2
 @dataclass
 class CrystalTable:
     """Loaded rows: `frame` has row_index, material_id, structure (pymatgen), formation_energy_per_atom,
@@ -381,6 +382,40 @@ class CrystalTable:
         return (f"{len(self.frame)} rows loaded, {len(self.bad_rows)} skipped {reasons}, "
                 f"{int(self.frame.is_outlier.sum()) if len(self.frame) else 0} outliers flagged")
 
+class StructureCache:
+    """Parsed structures as compact arrays (lattices, atomic numbers, fractional coordinates) in one `.npz`, so a
+    subset of rows is rebuilt without unpickling the whole data set; rows that failed keep their reason."""
+    def __init__(self, path: Path):
+        self.path = Path(path); self._rows: dict[int, tuple] = {}; self._bad: dict[int, str] = {}
+        if self.path.exists():
+            with np.load(self.path, allow_pickle=False) as z:
+                rows, off = z["rows"], z["offsets"]
+                lat, num, frac = z["lattices"], z["numbers"], z["frac"]
+                self._bad = {int(k): v for k, v in json.loads(str(z["bad"])).items()}
+            for k, r in enumerate(rows): self._rows[int(r)] = (lat[k], num[off[k]:off[k + 1]], frac[off[k]:off[k + 1]])
+    def __contains__(self, row: int) -> bool: return row in self._rows or row in self._bad
+    def get(self, row: int):
+        "(Structure, None) or (None, reason)."
+        from pymatgen.core import Lattice, Structure
+        if row in self._bad: return None, self._bad[row]
+        lat, num, frac = self._rows[row]
+        return Structure(Lattice(lat), num.tolist(), frac), None
+    def update(self, parsed: dict[int, tuple]) -> None:
+        "Add {row: (structure or None, reason or None)} and rewrite the file atomically."
+        for r, (st, why) in parsed.items():
+            if st is None: self._bad[int(r)] = why
+            else: self._rows[int(r)] = (st.lattice.matrix, np.array(st.atomic_numbers, dtype=np.int16), st.frac_coords)
+        rows = np.array(sorted(self._rows), dtype=np.int64)
+        sizes = np.array([len(self._rows[r][1]) for r in rows], dtype=np.int64)
+        off = np.concatenate([[0], np.cumsum(sizes)])
+        with atomic_path(self.path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, rows=rows, offsets=off,
+                         lattices=np.array([self._rows[r][0] for r in rows]).reshape(-1, 3, 3),
+                         numbers=np.concatenate([self._rows[r][1] for r in rows]) if len(rows) else np.zeros(0, np.int16),
+                         frac=np.concatenate([self._rows[r][2] for r in rows]) if len(rows) else np.zeros((0, 3)),
+                         bad=np.array(json.dumps({str(k): v for k, v in self._bad.items()})))
+
 def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = False, n_jobs: int | None = None,
                     mirror="default", progress: bool = True) -> CrystalTable:
     """Load mp2018_formation rows (all when `rows` is None) with parsed structures.
@@ -394,13 +429,11 @@ def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = Fa
         if unknown: raise DataError(f"mp2018_formation: rows not in the data set: {unknown[:10]}")
         idx = idx.set_index("row_index").loc[rows].reset_index()
     tar_sha = sha256_file(paths["cifs.tar.gz"])
-    cache_path = _cache_file("structures", tar_sha)
-    cache: dict = pd.read_pickle(cache_path) if cache_path.exists() else {}
+    cache = StructureCache(data_dir() / "cache" / f"mp2018_formation-structures-{tar_sha[:16]}.npz")
     todo = [int(r) for r in idx.row_index if int(r) not in cache]
     if todo:
         texts = _read_cif_texts(paths["cifs.tar.gz"], set(todo))
-        for r in todo:
-            if r not in texts: cache[r] = (None, "missing CIF file in cifs.tar.gz")
+        parsed = {r: (None, "missing CIF file in cifs.tar.gz") for r in todo if r not in texts}
         items = [(r, texts[r]) for r in todo if r in texts]
         n_jobs = n_jobs or min(os.cpu_count() or 1, 8)
         chunks = [items[i:i + 200] for i in range(0, len(items), 200)]
@@ -408,14 +441,15 @@ def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = Fa
         if n_jobs > 1 and len(chunks) > 1:
             with ProcessPoolExecutor(n_jobs) as ex:
                 for res in ex.map(_parse_many, chunks):
-                    for r, s, why in res: cache[r] = (s, why)
+                    for r, st, why in res: parsed[r] = (st, why)
                     bar.update(len(res))
         else:
             for ch in chunks:
-                for r, s, why in _parse_many(ch): cache[r] = (s, why)
+                for r, st, why in _parse_many(ch): parsed[r] = (st, why)
                 bar.update(len(ch))
         bar.close()
-        with atomic_path(cache_path) as tmp: pd.to_pickle(cache, tmp)
+        cache.update(parsed)
+    cache = {r: cache.get(r) for r in idx.row_index.astype(int)}
     good, bad = [], []
     lo, hi = FORMATION_ENERGY_BOUNDS
     for rec in idx.itertuples(index=False):

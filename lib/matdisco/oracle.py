@@ -15,7 +15,9 @@ from tqdm.auto import tqdm
 log = logging.getLogger("matdisco.oracle")
 
 # %% auto #0
-__all__ = ['log', 'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom']
+__all__ = ['log', 'ORACLE_LEVELS', 'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies',
+           'formation_energy_per_atom', 'RelaxResult', 'structure_hash', 'relax', 'make_calculator',
+           'energy_correction_for', 'mp2020_correction', 'TableOracle', 'OracleStore', 'run_oracle_batch']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -60,3 +62,221 @@ def formation_energy_per_atom(compositions, energy_per_atom, references: dict[st
         if missing: raise KeyError(f"no elemental reference energy for {missing} (composition {comp.formula})")
         out[k] = e - sum(x * references[el.symbol] for el, x in frac.items())
     return out
+
+# %% ../../nbs/06_oracle.ipynb #ac8ad3945787
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+@dataclass
+class RelaxResult:
+    "Outcome of one oracle relaxation (energies in eV/atom; MP2020-compatible where the oracle is)."
+    structure_hash: str
+    formula: str
+    oracle: str
+    ok: bool
+    reason: str = ""
+    converged: bool = False
+    n_steps: int = 0
+    energy_per_atom: float = float("nan")        # final, on the oracle's level (after corrections, if any)
+    initial_energy_per_atom: float = float("nan")
+    final_structure: dict | None = None          # pymatgen Structure.as_dict()
+    frames: list = field(default_factory=list)   # dicts: positions, cell, numbers, energy, forces, stress
+    wall_s: float = 0.0
+
+def structure_hash(structure) -> str:
+    "Deterministic key of a structure (sorted sites, wrapped fractional coordinates and lattice to 1e-4)."
+    s = structure.get_sorted_structure()
+    frac = np.round(np.mod(s.frac_coords, 1.0), 4) % 1.0
+    payload = json.dumps([s.composition.formula, np.round(s.lattice.matrix, 4).tolist(),
+                          [sp.symbol for sp in s.species], frac.tolist()])
+    return hashlib.sha1(payload.encode()).hexdigest()
+
+class _Timeout(Exception): pass
+
+def relax(structure, calculator, *, oracle: str = "custom", fmax: float = 0.05, max_steps: int = 300,
+          relax_cell: bool = True, timeout_s: float | None = None, energy_correction=None) -> RelaxResult:
+    """Relax `structure` with an ASE `calculator`; `energy_correction(structure, total_energy) -> total_energy`
+    maps the calculator's raw energy to the oracle's level (e.g. MP2020 for raw PBE)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+    key = structure_hash(structure); formula = structure.composition.reduced_formula
+    t0 = time.perf_counter(); frames = []
+    try:
+        atoms = AseAtomsAdaptor.get_atoms(structure); atoms.calc = calculator
+        target = FrechetCellFilter(atoms) if relax_cell else atoms
+        opt = FIRE(target, logfile=None)
+        def record():
+            if timeout_s is not None and time.perf_counter() - t0 > timeout_s: raise _Timeout(f"timeout after {timeout_s} s")
+            e = float(atoms.get_potential_energy()); f = atoms.get_forces()
+            if not np.isfinite(e) or not np.all(np.isfinite(f)): raise FloatingPointError(f"non-finite energy or forces ({e})")
+            frames.append({"positions": atoms.get_positions().tolist(), "cell": atoms.cell[:].tolist(),
+                           "numbers": atoms.numbers.tolist(), "energy": e, "forces": f.tolist(),
+                           "stress": atoms.get_stress().tolist() if relax_cell else None})
+        opt.attach(record, interval=1)
+        converged = bool(opt.run(fmax=fmax, steps=max_steps))
+        final = AseAtomsAdaptor.get_structure(atoms)
+        e_final = frames[-1]["energy"] if frames else float(atoms.get_potential_energy())
+        e_init = frames[0]["energy"] if frames else e_final
+        if energy_correction is not None:
+            e_final = energy_correction(final, e_final); e_init = energy_correction(structure, e_init)
+        return RelaxResult(key, formula, oracle, True, "", converged, len(frames) - 1, e_final / len(final),
+                           e_init / len(final), final.as_dict(), frames, time.perf_counter() - t0)
+    except Exception as e:   # any failure becomes a recorded result with its reason
+        return RelaxResult(key, formula, oracle, False, f"{type(e).__name__}: {e}"[:500], False, max(len(frames) - 1, 0),
+                           frames=frames, wall_s=time.perf_counter() - t0)
+
+# %% ../../nbs/06_oracle.ipynb #f50689a50f66
+ORACLE_LEVELS = {"chgnet-0.3.0": "MP2020-PBE", "chgnet-r2scan": "r2SCAN", "sevennet-7net-0": "MP2020-PBE",
+                 "sevennet-7net-mf-0-pbe": "MP2020-PBE", "sevennet-7net-mf-0-r2scan": "r2SCAN"}
+
+@functools.lru_cache(maxsize=4)
+def make_calculator(name: str = "chgnet-0.3.0"):
+    "ASE calculator for a named oracle (cached per process; one torch thread)."
+    one_thread()
+    if name.startswith("chgnet-"):
+        from chgnet.model.dynamics import CHGNetCalculator
+        return CHGNetCalculator(model=load_chgnet(name.split("-", 1)[1]), use_device="cpu" if not torch.cuda.is_available() else None)
+    if name.startswith("sevennet-"):
+        try: from sevenn.calculator import SevenNetCalculator
+        except ImportError as e:
+            raise ImportError(f"oracle {name!r} needs SevenNet: pip install sevenn (weights ship in its wheel)") from e
+        model, _, modal = name.removeprefix("sevennet-").partition("-pbe") if "-mf-" not in name else (
+            "7net-mf-0", None, "R2SCAN" if name.endswith("r2scan") else "PBE")
+        return SevenNetCalculator(model=model, modal=modal) if "-mf-" in name else SevenNetCalculator(model=model)
+    raise ValueError(f"unknown oracle {name!r}; known: {', '.join(ORACLE_LEVELS)} (or pass an ASE calculator)")
+
+def energy_correction_for(name: str):
+    "None where the oracle's energies are already on its level; MP2020 correction for raw-PBE SevenNet."
+    return mp2020_correction if name.startswith("sevennet-") and ORACLE_LEVELS.get(name) == "MP2020-PBE" else None
+
+def mp2020_correction(structure, energy: float) -> float:
+    """Total energy with pymatgen's `MaterialsProject2020Compatibility` applied (anion and +U corrections) to a raw
+    PBE/PBE+U energy; run type GGA+U when the structure contains an oxide/fluoride with a U element, as in MP."""
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
+    compat = MaterialsProject2020Compatibility(check_potcar=False)
+    u_els = {"Co", "Cr", "Fe", "Mn", "Mo", "Ni", "V", "W"}
+    els = {el.symbol for el in structure.composition.elements}
+    plus_u = bool(els & u_els) and bool(els & {"O", "F"})
+    params = {"run_type": "GGA+U" if plus_u else "GGA",
+              "hubbards": {el: compat.u_settings.get("O" if "O" in els else "F", {}).get(el, 0) for el in els} if plus_u else {}}
+    entry = ComputedStructureEntry(structure, energy, parameters=params)
+    processed = compat.process_entry(entry, clean=True, on_error="raise")
+    if processed is None: raise ValueError(f"MP2020 compatibility rejected {structure.composition.reduced_formula}")
+    return float(processed.energy)
+
+# %% ../../nbs/06_oracle.ipynb #1d5988bc5b01
+class TableOracle:
+    "Oracle that returns stored labels (formation energy per atom) for labeled ids or formulas."
+    def __init__(self, labels: dict, *, name: str = "table"):
+        self.labels, self.name = dict(labels), name
+    def __call__(self, key) -> RelaxResult:
+        if key in self.labels:
+            return RelaxResult(str(key), str(key), self.name, True, converged=True, energy_per_atom=float(self.labels[key]))
+        return RelaxResult(str(key), str(key), self.name, False, reason="not in the labeled set")
+
+# %% ../../nbs/06_oracle.ipynb #0f14f124e813
+def _plain(o):
+    "JSON fallback for numpy scalars and arrays (e.g. float32 magnetic moments a calculator attached)."
+    return o.tolist() if hasattr(o, "tolist") else float(o)
+
+class OracleStore:
+    "Append-only store of oracle results (SQLite) with trajectories as extended XYZ files."
+    def __init__(self, path: Path | str):
+        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.traj_dir = self.path.parent / "trajectories"; self.traj_dir.mkdir(exist_ok=True)
+        with self._conn() as c:
+            c.execute("""CREATE TABLE IF NOT EXISTS results (oracle TEXT, structure_hash TEXT, formula TEXT, ok INTEGER,
+                         reason TEXT, converged INTEGER, n_steps INTEGER, energy_per_atom REAL, initial_energy_per_atom REAL,
+                         final_structure TEXT, wall_s REAL, meta TEXT, created REAL, PRIMARY KEY (oracle, structure_hash))""")
+    def _conn(self): return sqlite3.connect(self.path, timeout=60)
+    def has(self, oracle: str, key: str) -> bool:
+        with self._conn() as c:
+            return c.execute("SELECT 1 FROM results WHERE oracle=? AND structure_hash=?", (oracle, key)).fetchone() is not None
+    def done_keys(self, oracle: str) -> set[str]:
+        with self._conn() as c:
+            return {r[0] for r in c.execute("SELECT structure_hash FROM results WHERE oracle=?", (oracle,))}
+    def add(self, r: RelaxResult, meta: dict | None = None) -> bool:
+        "Insert a result (ignored if the key is already stored); write its trajectory. Returns True if new."
+        if r.frames: self._write_trajectory(r)
+        with self._conn() as c:
+            cur = c.execute("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            (r.oracle, r.structure_hash, r.formula, int(r.ok), r.reason, int(r.converged), r.n_steps,
+                             r.energy_per_atom, r.initial_energy_per_atom,
+                             json.dumps(r.final_structure, default=_plain) if r.final_structure else None, r.wall_s,
+                             json.dumps(meta or {}, default=_plain), time.time()))
+            return cur.rowcount == 1
+    def _write_trajectory(self, r: RelaxResult):
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+        from ase.io import write
+        from matdisco.data import atomic_path
+        images = []
+        for f in r.frames:
+            a = Atoms(numbers=f["numbers"], positions=f["positions"], cell=f["cell"], pbc=True)
+            a.calc = SinglePointCalculator(a, energy=f["energy"], forces=np.array(f["forces"]),
+                                           stress=np.array(f["stress"]) if f["stress"] is not None else None)
+            images.append(a)
+        with atomic_path(self.traj_dir / f"{r.oracle}-{r.structure_hash}.extxyz") as tmp:
+            write(str(tmp), images, format="extxyz")
+    def table(self, oracle: str | None = None) -> pd.DataFrame:
+        q = "SELECT * FROM results" + (" WHERE oracle=?" if oracle else "")
+        with self._conn() as c: return pd.read_sql_query(q, c, params=(oracle,) if oracle else ())
+    def get(self, oracle: str, keys) -> pd.DataFrame:
+        t = self.table(oracle).set_index("structure_hash")
+        return t.reindex(list(keys))
+
+# %% ../../nbs/06_oracle.ipynb #b2473b0fb14d
+def _relax_task(structure_dict: dict, oracle: str, fmax: float, max_steps: int, timeout_s: float | None) -> RelaxResult:
+    from pymatgen.core import Structure
+    s = Structure.from_dict(structure_dict)
+    try: calc = make_calculator(oracle)
+    except Exception as e:
+        return RelaxResult(structure_hash(s), s.composition.reduced_formula, oracle, False, f"{type(e).__name__}: {e}")
+    return relax(s, calc, oracle=oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s,
+                 energy_correction=energy_correction_for(oracle))
+
+def run_oracle_batch(structures, store: OracleStore, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.05,
+                     max_steps: int = 300, timeout_s: float | None = 600, scheduler: str | None = "local",
+                     n_workers: int = 2, client=None, meta: list[dict] | None = None, progress: bool = True) -> pd.DataFrame:
+    """Relax `structures` not yet in `store` and append the results; returns the stored rows of all `structures`
+    (in order). `scheduler`: 'local', a Dask scheduler address, or None (in process); or pass an existing `client`."""
+    from tqdm.auto import tqdm
+    structures = list(structures)
+    keys = [structure_hash(s) for s in structures]
+    done = store.done_keys(oracle)
+    todo = {}
+    for k, (s, key) in enumerate(zip(structures, keys)):
+        if key not in done and key not in todo: todo[key] = (s, (meta or [{}] * len(structures))[k])
+    log.info("oracle batch %s: %d structures, %d to relax", oracle, len(structures), len(todo))
+    if todo and scheduler is None and client is None:
+        for key, (s, m) in tqdm(todo.items(), desc=f"oracle {oracle}", disable=not progress):
+            store.add(_relax_task(s.as_dict(), oracle, fmax, max_steps, timeout_s), m)
+    elif todo:
+        from dask.distributed import Client, LocalCluster, as_completed
+        cluster = None
+        if client is None:
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) \
+                if scheduler == "local" else None
+            own = Client(cluster if cluster is not None else scheduler)
+        else: own = None
+        cl = client or own
+        try:
+            futs = {cl.submit(_relax_task, s.as_dict(), oracle, fmax, max_steps, timeout_s, pure=False): (key, m)
+                    for key, (s, m) in todo.items()}
+            for f in tqdm(as_completed(futs), total=len(futs), desc=f"oracle {oracle}", disable=not progress):
+                key, m = futs[f]
+                try: store.add(f.result(), m)
+                except Exception as e:   # a worker died: record the failure, keep going
+                    store.add(RelaxResult(key, "", oracle, False, f"worker error: {type(e).__name__}: {e}"[:500]), m)
+        finally:
+            if own is not None: own.close()
+            if cluster is not None: cluster.close()
+    return store.get(oracle, keys).reset_index()

@@ -63,7 +63,7 @@ def environment_info() -> dict:
             "device": dev, "device_name": torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or "cpu",
             "packages": versions}
 
-# %% ../../nbs/95_runner.ipynb #1616ca294660
+# %% ../../nbs/95_runner.ipynb #18bece2b036b
 @dataclass(frozen=True)
 class Experiment:
     "A papermill-executed experiment notebook and its parameters for each profile."
@@ -93,6 +93,13 @@ EXPERIMENTS: list[Experiment] = [
                 "gpu": {"n_train": None, "n_val": None, "n_test": None, "width": 128, "depth": 4, "epochs": 300,
                         "ensemble_size": 4, "max_minutes": 60, "atoms_per_batch": 8192, "lr": 1e-3, "patience": 40,
                         "chgnet_n": 3673}}),
+    Experiment("scaling", "04_scaling.ipynb",
+               "scaling laws: test error vs training-set size and model size, ID and OOD, power-law fits with bootstrap CIs",
+               {"tiny": {"n_train": [250, 500, 1000], "model_sizes": [[32, 2], [64, 2]], "seeds": [0, 1], "epochs": 10},
+                "cpu": {"n_train": [500, 1000, 2000, 4000, 8000], "model_sizes": [[32, 2], [64, 3]], "seeds": [0, 1, 2],
+                        "epochs": 12},
+                "gpu": {"n_train": [1000, 2000, 4000, 8000, 16000, 24000], "model_sizes": [[32, 2], [64, 3], [128, 4]],
+                        "seeds": [0, 1, 2], "epochs": 60, "n_test": 2000, "n_ood": 2000, "n_workers": 4}}),
     Experiment("candidates", "03_candidates.ipynb",
                "candidate generation: ionic substitution, SAPS, composition search; dedup and novelty vs mp2018_formation",
                {"tiny": {"n_parents": 20},
