@@ -75,7 +75,7 @@ def oxidation_species(structure: Structure) -> list[Species] | None:
         if not guesses: return None
         return [Species(site.specie.symbol, guesses[0][site.specie.symbol]) for site in structure]
 
-# %% ../../nbs/05_candidates.ipynb #e058e58ad0cd
+# %% ../../nbs/05_candidates.ipynb #c8bd700f6c50
 @functools.lru_cache(maxsize=8)
 def _predictor(threshold: float):
     from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionPredictor
@@ -87,7 +87,7 @@ def _predictions(species: tuple, threshold: float):
 
 def ionic_substitutions(structure: Structure, *, parent_id=None, threshold: float = 1e-3, reference_formulas=frozenset(),
                         novelty_weight: float = 1.0, charge_balance: bool = True, max_candidates: int = 20,
-                        skips: SkipLog | None = None) -> list[Candidate]:
+                        allowed_elements=None, skips: SkipLog | None = None) -> list[Candidate]:
     """Substituted versions of `structure` ranked by substitution probability × `novelty_weight` (if the new reduced
     formula is not in `reference_formulas`). pymatgen's defaults: threshold 1e-3, no re-weighting, charge balanced."""
     skips = skips if skips is not None else SkipLog()
@@ -102,6 +102,7 @@ def ionic_substitutions(structure: Structure, *, parent_id=None, threshold: floa
         mapping = p["substitutions"]
         if all(a == b for a, b in mapping.items()): continue
         new = [mapping[s] for s in site_species]
+        if allowed_elements is not None and not {sp.symbol for sp in new} <= set(allowed_elements): continue
         if len({s.symbol for s in new}) < len({s.symbol for s in site_species}):
             skips.add("substitution", "two species map to one element"); continue
         if charge_balance and abs(sum(s.oxi_state for s in new)) > 1e-6:
@@ -114,7 +115,7 @@ def ionic_substitutions(structure: Structure, *, parent_id=None, threshold: floa
     out.sort(key=lambda c: -c.score)
     return out[:max_candidates]
 
-# %% ../../nbs/05_candidates.ipynb #f9652fc0eec3
+# %% ../../nbs/05_candidates.ipynb #78350b889faf
 def symmetry_orbits(structure: Structure, *, symprec: float = 0.1) -> list[dict]:
     "Symmetry-equivalent site orbits: element, Wyckoff symbol, site indices (from the symmetrized structure)."
     sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
@@ -173,7 +174,7 @@ def saps_candidates(structure: Structure, replacements: dict[str, list[str]], *,
                     if len(out) >= max_per_prototype: return out
     return out
 
-def likely_replacements(structure: Structure, *, top: int = 2, min_prob: float = 1e-3) -> dict[str, list[str]]:
+def likely_replacements(structure: Structure, *, top: int = 2, min_prob: float = 1e-3, allowed_elements=None) -> dict[str, list[str]]:
     "For each element of `structure`, the `top` most probable same-charge substitutes (pymatgen's probability model)."
     from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
     prob = _substitution_probability()
@@ -182,7 +183,8 @@ def likely_replacements(structure: Structure, *, top: int = 2, min_prob: float =
     out = {}
     for sp in set(site_species):
         cands = [(prob.cond_prob(sp, other), other) for other in prob.species
-                 if other.oxi_state == sp.oxi_state and other.symbol != sp.symbol]
+                 if other.oxi_state == sp.oxi_state and other.symbol != sp.symbol
+                 and (allowed_elements is None or other.symbol in allowed_elements)]
         cands = sorted([c for c in cands if c[0] >= min_prob], key=lambda c: -c[0])[:top]
         if cands: out[sp.symbol] = [o.symbol for _, o in cands]
     return out
@@ -280,13 +282,14 @@ def naive_unique(structures: list[Structure], *, matcher: StructureMatcher | Non
         if out[i] == i: reps.append(i)
     return out
 
-# %% ../../nbs/05_candidates.ipynb #e743849f320b
+# %% ../../nbs/05_candidates.ipynb #8d29cada4c41
 def generate_candidates(parents: pd.DataFrame | None = None, *, chemical_systems=(), reference_formulas=frozenset(),
                         substitution_threshold: float = 1e-3, novelty_weight: float = 10.0, charge_balance: bool = True,
                         max_substitutions_per_parent: int = 10, saps_per_parent: int = 10, saps_top_replacements: int = 2,
                         compositions_per_system: int = 5, structures_per_composition: int = 5, max_atoms: int = 20,
-                        oxidation_states_set: str = "icsd24", seed: int = 0, progress: bool = False):
-    "Candidates from `parents` (table with `structure`, `material_id`) and `chemical_systems` ('Li-Fe-O', ...); returns (candidates, skips)."
+                        oxidation_states_set: str = "icsd24", allowed_elements=None, seed: int = 0, progress: bool = False):
+    """Candidates from `parents` (table with `structure`, `material_id`) and `chemical_systems` ('Li-Fe-O', ...);
+    `allowed_elements` restricts substitutions to a chemical space. Returns (candidates, skips)."""
     from tqdm.auto import tqdm
     skips, cands = SkipLog(), []
     parents = parents if parents is not None else pd.DataFrame(columns=["structure", "material_id"])
@@ -294,8 +297,9 @@ def generate_candidates(parents: pd.DataFrame | None = None, *, chemical_systems
         s = rec.structure
         cands += ionic_substitutions(s, parent_id=rec.material_id, threshold=substitution_threshold,
                                      reference_formulas=reference_formulas, novelty_weight=novelty_weight,
-                                     charge_balance=charge_balance, max_candidates=max_substitutions_per_parent, skips=skips)
-        repl = likely_replacements(s, top=saps_top_replacements) if s.is_ordered else {}
+                                     charge_balance=charge_balance, max_candidates=max_substitutions_per_parent,
+                                     allowed_elements=allowed_elements, skips=skips)
+        repl = likely_replacements(s, top=saps_top_replacements, allowed_elements=allowed_elements) if s.is_ordered else {}
         if not repl: skips.add("saps", "no likely replacement", rec.material_id); continue
         cands += saps_candidates(s, repl, parent_id=rec.material_id, max_per_prototype=saps_per_parent, skips=skips)
     rng = np.random.default_rng(seed)

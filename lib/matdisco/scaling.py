@@ -174,7 +174,7 @@ def collect_sweep(run_dir: Path | str) -> xr.Dataset:
     ds.to_netcdf(run_dir / "sweep.nc", engine="h5netcdf")
     return ds
 
-# %% ../../nbs/03a_scaling.ipynb #f7b391a06143
+# %% ../../nbs/03a_scaling.ipynb #e86e7b6061c4
 def fit_power_law(n, err) -> dict:
     "OLS fit of log err = log a − α log N: returns a, alpha, residual sum of squares (log space), AIC."
     x, y = np.log(np.asarray(n, float)), np.log(np.asarray(err, float))
@@ -194,7 +194,9 @@ def fit_saturating_power_law(n, err) -> dict:
     return {"a": float(r.x[0]), "alpha": float(r.x[1]), "c": float(r.x[2]), "rss": rss, "aic": _aic(rss, len(n), 3)}
 
 def _aic(rss: float, n: int, k: int) -> float:
-    return float(n * np.log(max(rss, 1e-300) / n) + 2 * k)
+    "AICc (Hurvich & Tsai 1989): AIC + 2k(k+1)/(n−k−1); infinite when n <= k+1 (too few points to judge k parameters)."
+    if n - k - 1 <= 0: return float("inf")
+    return float(n * np.log(max(rss, 1e-12) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
 def bootstrap_alpha(n_values, err_by_seed: np.ndarray, *, form: str = "power", n_boot: int = 500, seed: int = 0,
                     ci: float = 0.95) -> dict:
@@ -214,7 +216,7 @@ def scaling_table(ds: xr.Dataset, *, variable: str = "id_test_mae", n_boot: int 
     for p in ds.n_params.values:
         e = ds[variable].sel(n_params=p).transpose("n_train", "seed").values
         fits = {f: bootstrap_alpha(ds.n_train.values, e, form=f, n_boot=n_boot) for f in ("power", "saturating")}
-        best = min(fits, key=lambda f: fits[f]["aic"])
+        best = min(fits, key=lambda f: (fits[f]["aic"], f != "power"))   # ties (e.g. both infinite) go to the simpler form
         for f, r in fits.items():
             rows.append({"variable": variable, "n_params": int(p), "width": int(ds.width.sel(n_params=p)),
                          "depth": int(ds.depth.sel(n_params=p)), **{k: v for k, v in r.items() if k != "samples"},
