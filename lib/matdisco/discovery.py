@@ -27,7 +27,8 @@ log = logging.getLogger("matdisco.discovery")
 
 # %% auto #0
 __all__ = ['log', 'DiscoveryConfig', 'reference_frame', 'single_points', 'elemental_references', 'formation_from_oracle',
-           'acquisition_scores', 'run_discovery']
+           'acquisition_scores', 'run_discovery', 'discovery_curve', 'retrospective_structures',
+           'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
 @dataclass(frozen=True)
@@ -221,3 +222,113 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         table["cumulative_stable_on_updated_hull"] = table.new_stable_on_updated_hull.cumsum()
     table.to_csv(run_dir / "rounds.csv", index=False)
     return table
+
+# %% ../../nbs/07_discovery.ipynb #75de9da0234c
+def discovery_curve(order: np.ndarray, is_hit: np.ndarray) -> np.ndarray:
+    "Cumulative hits after 1..n evaluations when the pool is evaluated in `order`."
+    return np.cumsum(np.asarray(is_hit, bool)[np.asarray(order)])
+
+def retrospective_structures(*, n_heldout_systems: int = 60, n_train: int | None = 3000, ensemble_size: int = 2,
+                             width: int = 48, depth: int = 2, epochs: int = 12, kappa: float = 1.0, seed: int = 0,
+                             run_dir: Path | str, progress: bool = False) -> dict:
+    "Pool-based benchmark on held-out chemical systems (see above); returns curves and a summary table."
+    from matdisco.train import train_ensemble
+    run_dir = Path(run_dir); idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
+    full_hull = ReferenceHull.from_frame(use)
+    rng = np.random.default_rng(seed)
+    counts = use.groupby("chemsys").size()
+    eligible = np.sort(counts[(counts >= 3) & (counts.index.str.count("-") >= 1)].index.to_numpy())
+    held = set(rng.choice(eligible, size=min(n_heldout_systems, len(eligible)), replace=False))
+    pool_idx = use[use.chemsys.isin(held)]
+    # training: crystals outside the held-out systems *and* outside their subsystems' exact chemsys
+    train_idx = use[~use.chemsys.isin(held)]
+    train_rows = np.sort(rng.permutation(train_idx.row_index.to_numpy())[:n_train]) if n_train else train_idx.row_index.to_numpy()
+    frame = load_structures(np.concatenate([train_rows, pool_idx.row_index.to_numpy()]), progress=False).frame.set_index("row_index")
+    tr = frame.loc[train_rows].reset_index(); pool = frame.loc[pool_idx.row_index].reset_index()
+    n_val = max(50, len(tr) // 10)
+    dtr = GraphDataset.from_frame(tr.iloc[n_val:]); dval = GraphDataset.from_frame(tr.iloc[:n_val])
+    ens = train_ensemble(lambda: CrystalGNN(width=width, depth=depth), dtr, dval, n_members=ensemble_size,
+                         config=TrainConfig(epochs=epochs, lr=3e-3, atoms_per_batch=1024, seed=seed), run_dir=run_dir / "models",
+                         progress=progress)
+    mean, std = ens.predict(GraphDataset.from_frame(pool))
+    train_hull = ReferenceHull.from_frame(tr)
+    eh_pred = train_hull.e_above_hull_many(pool.formula, mean)
+    truth = full_hull.e_above_hull_many(pool.formula, pool.formation_energy_per_atom) <= 1e-6
+    orders = {k: np.argsort(acquisition_scores(eh_pred, std, kind=k, kappa=kappa, seed=seed)) for k in ("greedy", "lcb", "random")}
+    curves = pd.DataFrame({k: discovery_curve(o, truth) for k, o in orders.items()})
+    curves.insert(0, "evaluated", np.arange(1, len(pool) + 1))
+    return {"curves": curves, "summary": _lift_table(curves, truth), "pool_size": len(pool), "hits": int(truth.sum()),
+            "predicted_mae": mae(pool.formation_energy_per_atom, mean)}
+
+def _lift_table(curves: pd.DataFrame, truth: np.ndarray, budgets=(0.05, 0.1, 0.2)) -> pd.DataFrame:
+    rows = []
+    for f in budgets:
+        n = max(1, int(round(f * len(truth))))
+        for k in [c for c in curves.columns if c != "evaluated"]:
+            hits = int(curves[k].iloc[n - 1])
+            rows.append({"strategy": k, "budget_fraction": f, "evaluated": n, "hits": hits, "hit_rate": hits / n,
+                         "lift_vs_random_expectation": (hits / n) / max(truth.mean(), 1e-12)})
+    return pd.DataFrame(rows)
+
+def retrospective_compositions(*, n_pool: int = 3000, n_train: int | None = None, epochs: int = 40, width: int = 64,
+                               seed: int = 0, run_dir: Path | str, progress: bool = False) -> dict:
+    "Composition-space benchmark with real DFT labels from `mp_formation_compositions` (see above)."
+    from matdisco.data import load_mp_formation_compositions, split_random
+    from matdisco.models import CompositionConfig, CompositionModel, composition_matrix
+    from matdisco.oracle import TableOracle
+    from matdisco.train import predict
+    from pymatgen.core import Composition
+    run_dir = Path(run_dir); idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
+    hull = ReferenceHull.from_frame(use)
+    comps = load_mp_formation_compositions()
+    comps = comps.assign(reduced=[Composition(c).reduced_formula for c in comps.composition])
+    absent = comps[~comps.reduced.isin(set(use.reduced_formula))].drop_duplicates("reduced")
+    absent = absent[absent.formation_energy_per_atom.between(-4.6, 3.0)]   # same outlier rule as mp2018_formation
+    pool = absent.sample(n=min(n_pool, len(absent)), random_state=seed).reset_index(drop=True)
+    sp = split_random(use)
+    tr = use.set_index("row_index").loc[sp["train"] if n_train is None else sp["train"][:n_train]]
+    va = use.set_index("row_index").loc[sp["val"]]
+    mk = lambda df: GraphDataset([], composition_matrix(list(df.formula)), __import__("torch").tensor(df.formation_energy_per_atom.to_numpy(), dtype=__import__("torch").float32))
+    torch.manual_seed(seed); model = CompositionModel(config=CompositionConfig(width=width))
+    fit(model, mk(tr), mk(va), config=TrainConfig(epochs=epochs, lr=3e-3, seed=seed), run_dir=run_dir / "composition", progress=progress)
+    _, norm, _ = load_model(run_dir / "composition" / "best.pt")
+    pred = predict(model, norm, GraphDataset([], composition_matrix(list(pool.reduced)), None))
+    oracle = TableOracle(dict(zip(pool.reduced, pool.formation_energy_per_atom)), name="mp_formation_compositions")
+    truth_e = np.array([oracle(f).energy_per_atom for f in pool.reduced])
+    truth = hull.e_above_hull_many(pool.reduced, truth_e) <= 0
+    eh_pred = hull.e_above_hull_many(pool.reduced, pred)
+    orders = {"greedy": np.argsort(eh_pred), "random": np.random.default_rng(seed).permutation(len(pool))}
+    curves = pd.DataFrame({k: discovery_curve(o, truth) for k, o in orders.items()})
+    curves.insert(0, "evaluated", np.arange(1, len(pool) + 1))
+    return {"curves": curves, "summary": _lift_table(curves, truth), "pool_size": len(pool), "hits": int(truth.sum()),
+            "predicted_mae": mae(truth_e, pred)}
+
+# %% ../../nbs/07_discovery.ipynb #35c36704cd01
+def rounds_figure(rounds: pd.DataFrame):
+    "GNoME Fig. 1 style: hit rate, cumulative stable materials and model MAE on new data, per round."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    r = rounds["round"]
+    for col, lab in (("hit_rate_structural", "structural"), ("hit_rate_compositional", "compositional"), ("hit_rate", "all")):
+        axes[0].plot(r, 100 * rounds[col], "o-", label=lab)
+    axes[0].set_xlabel("round"); axes[0].set_ylabel("hit rate (% of evaluated, oracle-stable)"); axes[0].legend(fontsize=8)
+    axes[1].plot(r, rounds.cumulative_stable_vs_reference, "o-", label="below the reference hull")
+    axes[1].plot(r, rounds.cumulative_stable_on_updated_hull, "s--", label="on the updated hull")
+    axes[1].set_xlabel("round"); axes[1].set_ylabel("new stable materials (cumulative)"); axes[1].legend(fontsize=8)
+    axes[2].plot(r, 1000 * rounds.mae_before_retraining, "o-")
+    axes[2].set_xlabel("round"); axes[2].set_ylabel("ensemble MAE on new data (meV/atom)")
+    for ax in axes: ax.set_xticks(list(r))
+    fig.tight_layout(); return fig
+
+def retrospective_figure(structures: dict, compositions: dict):
+    "Discovery curves (hits vs evaluations) of each strategy in both retrospective benchmarks."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, res, title in ((axes[0], structures, "held-out chemical systems (structures)"),
+                           (axes[1], compositions, "MP compositions absent from mp2018 (compositions)")):
+        c = res["curves"]
+        for k in [x for x in c.columns if x != "evaluated"]: ax.plot(c.evaluated, c[k], label=k)
+        ax.plot(c.evaluated, c.evaluated * res["hits"] / res["pool_size"], "k:", lw=0.8, label="random (expected)")
+        ax.set_xlabel("evaluations (table oracle)"); ax.set_ylabel("stable materials found")
+        ax.set_title(f"{title}\npool {res['pool_size']}, {res['hits']} stable", fontsize=9); ax.legend(fontsize=8)
+    fig.tight_layout(); return fig

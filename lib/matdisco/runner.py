@@ -63,7 +63,7 @@ def environment_info() -> dict:
             "device": dev, "device_name": torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or "cpu",
             "packages": versions}
 
-# %% ../../nbs/95_runner.ipynb #18bece2b036b
+# %% ../../nbs/95_runner.ipynb #ebf44743bec0
 @dataclass(frozen=True)
 class Experiment:
     "A papermill-executed experiment notebook and its parameters for each profile."
@@ -100,6 +100,15 @@ EXPERIMENTS: list[Experiment] = [
                         "epochs": 12},
                 "gpu": {"n_train": [1000, 2000, 4000, 8000, 16000, 24000], "model_sizes": [[32, 2], [64, 3], [128, 4]],
                         "seeds": [0, 1, 2], "epochs": 60, "n_test": 2000, "n_ood": 2000, "n_workers": 4}}),
+    Experiment("discovery", "05_discovery.ipynb",
+               "GNoME's active-learning loop with the CHGNet oracle, and retrospective benchmarks against DFT labels",
+               {"tiny": {"rounds": 2, "budget": 20},
+                "cpu": {"rounds": 4, "budget": 60, "elements": ["Li", "Na", "Mg", "Mn", "Fe", "Ti", "O", "S"],
+                        "epochs": 20, "retrain_epochs": 6, "max_steps": 200, "retro_heldout_systems": 200,
+                        "retro_n_train": 8000, "retro_epochs": 15, "retro_comp_pool": 20000, "retro_comp_epochs": 40},
+                "gpu": {"rounds": 6, "budget": 200, "elements": ["Li", "Na", "K", "Mg", "Ca", "Mn", "Fe", "Co", "Ni", "Ti", "O", "S", "F"],
+                        "epochs": 60, "retrain_epochs": 15, "max_steps": 300, "retro_heldout_systems": 500,
+                        "retro_n_train": None, "retro_epochs": 60, "retro_comp_pool": 58000, "retro_comp_epochs": 100}}),
     Experiment("candidates", "03_candidates.ipynb",
                "candidate generation: ionic substitution, SAPS, composition search; dedup and novelty vs mp2018_formation",
                {"tiny": {"n_parents": 20},
