@@ -366,7 +366,7 @@ def _parse_many(items: list[tuple[int, str]]) -> list[tuple[int, object, str | N
         out.append((row, s, why))
     return out
 
-# %% ../../nbs/00_data.ipynb #228c9fafb0d2
+# %% ../../nbs/00_data.ipynb #b278fa2e92a1
 @dataclass
 class CrystalTable:
     """Loaded rows: `frame` has row_index, material_id, structure (pymatgen), formation_energy_per_atom,
@@ -436,6 +436,8 @@ def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = Fa
         parsed = {r: (None, "missing CIF file in cifs.tar.gz") for r in todo if r not in texts}
         items = [(r, texts[r]) for r in todo if r in texts]
         n_jobs = n_jobs or min(os.cpu_count() or 1, 8)
+        import multiprocessing
+        if multiprocessing.current_process().daemon: n_jobs = 1   # e.g. inside a Dask worker: no child processes
         chunks = [items[i:i + 200] for i in range(0, len(items), 200)]
         bar = tqdm(total=len(items), desc="parsing CIFs", unit="cif", disable=not progress)
         if n_jobs > 1 and len(chunks) > 1:
