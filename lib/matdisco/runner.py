@@ -63,7 +63,7 @@ def environment_info() -> dict:
             "device": dev, "device_name": torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or "cpu",
             "packages": versions}
 
-# %% ../../nbs/95_runner.ipynb #ebf44743bec0
+# %% ../../nbs/95_runner.ipynb #0e62210ff749
 @dataclass(frozen=True)
 class Experiment:
     "A papermill-executed experiment notebook and its parameters for each profile."
@@ -93,6 +93,13 @@ EXPERIMENTS: list[Experiment] = [
                 "gpu": {"n_train": None, "n_val": None, "n_test": None, "width": 128, "depth": 4, "epochs": 300,
                         "ensemble_size": 4, "max_minutes": 60, "atoms_per_batch": 8192, "lr": 1e-3, "patience": 40,
                         "chgnet_n": 3673}}),
+    Experiment("candidates", "03_candidates.ipynb",
+               "candidate generation: ionic substitution, SAPS, composition search; dedup and novelty vs mp2018_formation",
+               {"tiny": {"n_parents": 20},
+                "cpu": {"n_parents": 400, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
+                        "compositions_per_system": 10, "structures_per_composition": 20},
+                "gpu": {"n_parents": 2000, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
+                        "compositions_per_system": 20, "structures_per_composition": 100}}),
     Experiment("scaling", "04_scaling.ipynb",
                "scaling laws: test error vs training-set size and model size, ID and OOD, power-law fits with bootstrap CIs",
                {"tiny": {"n_train": [250, 500, 1000], "model_sizes": [[32, 2], [64, 2]], "seeds": [0, 1], "epochs": 10},
@@ -109,13 +116,6 @@ EXPERIMENTS: list[Experiment] = [
                 "gpu": {"rounds": 6, "budget": 200, "elements": ["Li", "Na", "K", "Mg", "Ca", "Mn", "Fe", "Co", "Ni", "Ti", "O", "S", "F"],
                         "epochs": 60, "retrain_epochs": 15, "max_steps": 300, "retro_heldout_systems": 500,
                         "retro_n_train": None, "retro_epochs": 60, "retro_comp_pool": 58000, "retro_comp_epochs": 100}}),
-    Experiment("candidates", "03_candidates.ipynb",
-               "candidate generation: ionic substitution, SAPS, composition search; dedup and novelty vs mp2018_formation",
-               {"tiny": {"n_parents": 20},
-                "cpu": {"n_parents": 400, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
-                        "compositions_per_system": 10, "structures_per_composition": 20},
-                "gpu": {"n_parents": 2000, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
-                        "compositions_per_system": 20, "structures_per_composition": 100}}),
 ]
 
 def experiments_dir() -> Path:
