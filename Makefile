@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= tiny
-RUN_ID ?= $(PROFILE)-$(shell date +%Y%m%d-%H%M%S)
+RUN_ID ?= $(PROFILE)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 

@@ -223,7 +223,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     table.to_csv(run_dir / "rounds.csv", index=False)
     return table
 
-# %% ../../nbs/07_discovery.ipynb #75de9da0234c
+# %% ../../nbs/07_discovery.ipynb #3f39d81e2b52
 def discovery_curve(order: np.ndarray, is_hit: np.ndarray) -> np.ndarray:
     "Cumulative hits after 1..n evaluations when the pool is evaluated in `order`."
     return np.cumsum(np.asarray(is_hit, bool)[np.asarray(order)])
@@ -288,7 +288,8 @@ def retrospective_compositions(*, n_pool: int = 3000, n_train: int | None = None
     sp = split_random(use)
     tr = use.set_index("row_index").loc[sp["train"] if n_train is None else sp["train"][:n_train]]
     va = use.set_index("row_index").loc[sp["val"]]
-    mk = lambda df: GraphDataset([], composition_matrix(list(df.formula)), __import__("torch").tensor(df.formation_energy_per_atom.to_numpy(), dtype=__import__("torch").float32))
+    mk = lambda df: GraphDataset([], composition_matrix(list(df.formula)),
+                                 torch.tensor(df.formation_energy_per_atom.to_numpy(), dtype=torch.float32))
     torch.manual_seed(seed); model = CompositionModel(config=CompositionConfig(width=width))
     fit(model, mk(tr), mk(va), config=TrainConfig(epochs=epochs, lr=3e-3, seed=seed), run_dir=run_dir / "composition", progress=progress)
     _, norm, _ = load_model(run_dir / "composition" / "best.pt")
