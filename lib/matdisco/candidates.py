@@ -115,7 +115,7 @@ def ionic_substitutions(structure: Structure, *, parent_id=None, threshold: floa
     out.sort(key=lambda c: -c.score)
     return out[:max_candidates]
 
-# %% ../../nbs/05_candidates.ipynb #78350b889faf
+# %% ../../nbs/05_candidates.ipynb #e3fbfe05e2cb
 def symmetry_orbits(structure: Structure, *, symprec: float = 0.1) -> list[dict]:
     "Symmetry-equivalent site orbits: element, Wyckoff symbol, site indices (from the symmetrized structure)."
     sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
@@ -176,7 +176,6 @@ def saps_candidates(structure: Structure, replacements: dict[str, list[str]], *,
 
 def likely_replacements(structure: Structure, *, top: int = 2, min_prob: float = 1e-3, allowed_elements=None) -> dict[str, list[str]]:
     "For each element of `structure`, the `top` most probable same-charge substitutes (pymatgen's probability model)."
-    from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
     prob = _substitution_probability()
     site_species = oxidation_species(structure)
     if site_species is None: return {}
