@@ -184,7 +184,7 @@ def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, r
                                                          "n_params": count_parameters(model)}))
     return pd.DataFrame(state["history"])
 
-# %% ../../nbs/03_train.ipynb #2790998995cb
+# %% ../../nbs/03_train.ipynb #deaf4e86c589
 @dataclass
 class Ensemble:
     "Trained members (model, normaliser); `predict` returns mean and std over members in eV/atom."
@@ -209,14 +209,17 @@ class Ensemble:
         return p.mean(0), p.std(0, ddof=1) if len(p) > 1 else np.zeros(p.shape[1])
 
 def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_members: int, config: TrainConfig,
-                   run_dir: Path | str, device=None, progress: bool = True) -> Ensemble:
+                   run_dir: Path | str, device=None, progress: bool = True, warm_from: list | None = None) -> Ensemble:
     """Train `n_members` models (member k: seed config.seed + k, so a different initialisation and data order)
-    into `run_dir/member_k`; finished members (`done.json`) are not retrained, unfinished ones resume."""
+    into `run_dir/member_k`; finished members (`done.json`) are not retrained, unfinished ones resume.
+    `warm_from`: member folders of an earlier ensemble whose best weights start member k (warm-start retraining)."""
     run_dir = Path(run_dir); dirs = []
     for k in range(n_members):
         d = run_dir / f"member_{k}"; dirs.append(d)
         if (d / "done.json").exists(): continue
         cfg = TrainConfig(**{**asdict(config), "seed": config.seed + k})
         torch.manual_seed(cfg.seed)
-        fit(make_model(), train, val, config=cfg, run_dir=d, device=device, progress=progress)
+        model = make_model()
+        if warm_from: model.load_state_dict(load_model(Path(warm_from[k]) / "best.pt")[0].state_dict())
+        fit(model, train, val, config=cfg, run_dir=d, device=device, progress=progress)
     return Ensemble.load(dirs)
