@@ -104,7 +104,7 @@ EXPERIMENTS: list[Experiment] = [
                "scaling laws: test error vs training-set size and model size, ID and OOD, power-law fits with bootstrap CIs",
                {"tiny": {"n_train": [250, 500, 1000], "model_sizes": [[32, 2], [64, 2]], "seeds": [0, 1], "epochs": 10},
                 "cpu": {"n_train": [500, 1000, 2000, 4000, 8000], "model_sizes": [[32, 2], [64, 3]], "seeds": [0, 1, 2],
-                        "epochs": 12},
+                        "epochs": 12, "n_test": 1000, "n_ood": 1000},
                 "gpu": {"n_train": [1000, 2000, 4000, 8000, 16000, 24000], "model_sizes": [[32, 2], [64, 3], [128, 4]],
                         "seeds": [0, 1, 2], "epochs": 60, "n_test": 2000, "n_ood": 2000, "n_workers": 4}}),
     Experiment("discovery", "05_discovery.ipynb",
