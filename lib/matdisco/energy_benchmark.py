@@ -42,8 +42,9 @@ def regression_row(name: str, y_true, y_pred, e_hull_true, e_hull_pred) -> dict:
 
 def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, train_config: TrainConfig,
                          ensemble_size: int = 3, tta_scales=(0.96, 1.0, 1.04), chgnet_n: int = 100,
-                         composition: CompositionConfig | None = None, progress: bool = True) -> dict:
-    """Train (resumably, into `run_dir`) and evaluate; returns {'metrics', 'predictions', 'calibration', 'summary'}."""
+                         composition: CompositionConfig | None = None, progress: bool = True, processes: int = 1) -> dict:
+    """Train (resumably, into `run_dir`) and evaluate; returns {'metrics', 'predictions', 'calibration', 'summary'}.
+    `processes` > 1 on CPU: each GNN member trains data-parallel over that many processes (`train.fit_data_parallel`)."""
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
     ds = {k: GraphDataset.from_frame(df, cutoff=gnn.cutoff, progress=progress) for k, df in
           (("train", train_df), ("val", val_df), ("test", test_df))}
@@ -62,7 +63,8 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     cm, cn, _ = load_model(run_dir / "composition" / "best.pt")
     preds["composition model"] = predict(cm, cn, ds["test"])
     ens = train_ensemble(lambda: CrystalGNN(config=GNNConfig(**asdict(gnn))), ds["train"], ds["val"],
-                         n_members=ensemble_size, config=train_config, run_dir=run_dir / "gnn", progress=progress)
+                         n_members=ensemble_size, config=train_config, run_dir=run_dir / "gnn", progress=progress,
+                         processes=processes)
     mean, std = ens.predict(ds["test"])
     preds[f"GNN ensemble (n={ensemble_size})"] = mean
     tta_mean, tta_std = ens.predict_structures(list(test_df.structure), volume_scales=tta_scales)
@@ -89,7 +91,8 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     summary = {"spearman_abs_error_vs_std": spearman(err, std), "spearman_abs_error_vs_tta_std": spearman(np.abs(tta_mean - y_test), tta_std),
                "n_params_gnn": count_parameters(ens.members[0][0]), "n_train": len(train_df), "n_val": len(val_df),
                "n_test": len(test_df), "avg_num_neighbors": ens.members[0][0].config.avg_num_neighbors,
-               "gnn_config": asdict(gnn), "train_config": asdict(train_config)}
+               "gnn_config": asdict(gnn), "train_config": asdict(train_config), "processes": processes,
+               "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in sorted((run_dir / "gnn").glob("member_*"))]}
     return {"metrics": metrics, "predictions": predictions, "calibration": calibration_table(err, std), "summary": summary}
 
 # %% ../../nbs/12_energy_benchmark.ipynb #b4d2798c600c
