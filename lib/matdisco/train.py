@@ -26,7 +26,7 @@ log = logging.getLogger("matdisco.train")
 
 # %% auto #0
 __all__ = ['log', 'GraphDataset', 'atom_budget_batches', 'TrainConfig', 'pick_device', 'distributed_rank_world', 'predict', 'fit',
-           'fit_data_parallel', 'Ensemble', 'train_ensemble']
+           'fit_data_parallel', 'init_distributed_from_env', 'Ensemble', 'train_ensemble']
 
 # %% ../../nbs/03_train.ipynb #2055b0b8f740
 class GraphDataset:
@@ -247,6 +247,20 @@ def fit_data_parallel(make_model, train: GraphDataset, val: GraphDataset, *, pro
                                           nprocs=processes, join=True, start_method="fork")
     model = load_model(run_dir / "best.pt")[0]
     return model, pd.read_csv(run_dir / "metrics.csv")
+
+def init_distributed_from_env() -> tuple[int, int]:
+    """Join the process group that `torchrun` describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
+    MASTER_ADDR, MASTER_PORT): NCCL with one GPU per local rank when CUDA is present, else gloo with one torch
+    thread per rank. Outside `torchrun` (WORLD_SIZE unset or 1) nothing happens. Returns (rank, world size)."""
+    import os
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return 0, 1
+    if not torch.distributed.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0"))); backend = "nccl"
+        else:
+            torch.set_num_threads(1); backend = "gloo"
+        torch.distributed.init_process_group(backend)
+    return distributed_rank_world()
 
 # %% ../../nbs/03_train.ipynb #deaf4e86c589
 @dataclass
