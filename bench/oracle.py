@@ -17,7 +17,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=12); ap.add_argument("--max-steps", type=int, default=50)
     a = ap.parse_args()
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+    from matdisco.cluster import local_cluster
     from matdisco.data import load_structures, read_index, split_random, subsample
     from matdisco.oracle import OracleStore, make_calculator, run_oracle_batch
     idx = read_index().set_index("row_index")
@@ -27,7 +28,7 @@ def main():
     for k, s in enumerate(structs): s.perturb(0.05, min_distance=0.0)
     res = {}
     for workers in (1, 2):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = local_cluster(workers)
         client = Client(cluster)
         client.run(lambda: make_calculator("chgnet-0.3.0") and None)           # warm-up: load CHGNet in every worker
         store = OracleStore(tempfile.mkdtemp() + "/o.sqlite")

@@ -260,15 +260,10 @@ def run_oracle_batch(structures, store: OracleStore, *, oracle: str = "chgnet-0.
         for key, (s, m) in tqdm(todo.items(), desc=f"oracle {oracle}", disable=not progress):
             store.add(_relax_task(s.as_dict(), oracle, fmax, max_steps, timeout_s), m)
     elif todo:
-        from dask.distributed import Client, LocalCluster, as_completed
-        cluster = None
-        if client is None:
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) \
-                if scheduler == "local" else None
-            own = Client(cluster if cluster is not None else scheduler)
-        else: own = None
-        cl = client or own
-        try:
+        from contextlib import nullcontext
+        from dask.distributed import as_completed
+        from matdisco.cluster import dask_client
+        with (nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)) as cl:
             futs = {cl.submit(_relax_task, s.as_dict(), oracle, fmax, max_steps, timeout_s, pure=False): (key, m)
                     for key, (s, m) in todo.items()}
             for f in tqdm(as_completed(futs), total=len(futs), desc=f"oracle {oracle}", disable=not progress):
@@ -276,7 +271,4 @@ def run_oracle_batch(structures, store: OracleStore, *, oracle: str = "chgnet-0.
                 try: store.add(f.result(), m)
                 except Exception as e:   # a worker died: record the failure, keep going
                     store.add(RelaxResult(key, "", oracle, False, f"worker error: {type(e).__name__}: {e}"[:500]), m)
-        finally:
-            if own is not None: own.close()
-            if cluster is not None: cluster.close()
     return store.get(oracle, keys).reset_index()

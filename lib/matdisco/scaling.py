@@ -141,17 +141,12 @@ def run_sweep(spec: SweepSpec, run_dir: Path | str, *, scheduler: str | None = "
     if todo and scheduler is None:
         for c in tqdm(todo, desc="scaling cells", disable=not progress): run_cell(spec, *c, str(run_dir))
     elif todo:
-        from dask.distributed import Client, LocalCluster, as_completed
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) \
-            if scheduler == "local" else None
-        client = Client(cluster if cluster is not None else scheduler)
-        try:
+        from dask.distributed import as_completed
+        from matdisco.cluster import dask_client
+        with dask_client(scheduler, n_workers=n_workers) as client:
             futs = [client.submit(run_cell, spec, *c, str(run_dir), pure=False, key=f"cell-{cell_key(*c)}") for c in todo]
             for f in tqdm(as_completed(futs), total=len(futs), desc="scaling cells", disable=not progress):
                 f.result()   # raises the cell's error here, with its key
-        finally:
-            client.close()
-            if cluster is not None: cluster.close()
     return collect_sweep(run_dir)
 
 def collect_sweep(run_dir: Path | str) -> xr.Dataset:
