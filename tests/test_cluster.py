@@ -28,3 +28,11 @@ def test_local_workers_do_not_inherit_the_malloc_trim_threshold():
     for env in envs:
         assert env["MALLOC_TRIM_THRESHOLD_"] is None and env["OMP_NUM_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "1"
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == before   # and the caller's process is not changed either
+
+
+def test_workers_are_clean_even_after_a_default_dask_cluster_set_the_variable_here(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")   # what a default LocalCluster leaves in os.environ
+    with dask_client(n_workers=1) as client:
+        (env,) = client.run(_env).values()
+    assert env["MALLOC_TRIM_THRESHOLD_"] is None and env["OMP_NUM_THREADS"] == "1"
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # put back for the caller

@@ -25,11 +25,19 @@ def worker_pre_spawn_env() -> dict:
     return {k: v for k, v in env.items() if k not in TORCH_UNFRIENDLY_PRE_SPAWN_ENV}
 
 def local_cluster(n_workers: int = 2):
-    "A `LocalCluster` of `n_workers` single-threaded worker processes whose environment keeps glibc's malloc defaults."
+    """A `LocalCluster` of `n_workers` single-threaded worker processes whose environment keeps glibc's malloc defaults.
+    Workers are spawned with a copy of this process's environment, and an earlier default `LocalCluster` leaves the
+    variable there (the nanny writes its pre-spawn settings into `os.environ`), so it is also held out of
+    `os.environ` while the workers start, and put back afterwards."""
+    import os
     import dask
     from dask.distributed import LocalCluster
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_pre_spawn_env()}):
-        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    held = {k: os.environ.pop(k) for k in TORCH_UNFRIENDLY_PRE_SPAWN_ENV if k in os.environ}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_pre_spawn_env()}):
+            return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    finally:
+        os.environ.update(held)
 
 @contextmanager
 def dask_client(scheduler: str = "local", *, n_workers: int = 2):

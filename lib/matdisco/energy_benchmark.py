@@ -23,7 +23,8 @@ from .train import GraphDataset, TrainConfig, fit, predict, train_ensemble
 log = logging.getLogger("matdisco.energy_benchmark")
 
 # %% auto #0
-__all__ = ['log', 'split_frames', 'regression_row', 'run_energy_benchmark', 'parity_figure', 'uncertainty_figure']
+__all__ = ['log', 'split_frames', 'regression_row', 'run_energy_benchmark', 'parity_figure', 'uncertainty_columns',
+           'uncertainty_figure']
 
 # %% ../../nbs/12_energy_benchmark.ipynb #08502e435007
 def split_frames(*, n_train: int | None, n_val: int | None, n_test: int | None, seed: int = 0, progress: bool = False):
@@ -87,13 +88,15 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
                                 "gnn_mean": mean, "gnn_std": std, "gnn_tta_mean": tta_mean, "gnn_tta_std": tta_std,
                                 "linear": preds["per-element linear"], "composition": preds["composition model"],
                                 "chgnet": chg_col, "e_hull_true": eh_true, "e_hull_gnn": eh(mean)})
-    err = np.abs(mean - y_test)
-    summary = {"spearman_abs_error_vs_std": spearman(err, std), "spearman_abs_error_vs_tta_std": spearman(np.abs(tta_mean - y_test), tta_std),
+    unc_mean, unc_std, unc_label = uncertainty_columns(predictions)
+    err = np.abs(predictions[unc_mean].to_numpy() - y_test)
+    summary = {"uncertainty": unc_label, "spearman_abs_error_vs_uncertainty": spearman(err, predictions[unc_std]),
+               "spearman_abs_error_vs_std": spearman(np.abs(mean - y_test), std) if ensemble_size > 1 else None, "spearman_abs_error_vs_tta_std": spearman(np.abs(tta_mean - y_test), tta_std),
                "n_params_gnn": count_parameters(ens.members[0][0]), "n_train": len(train_df), "n_val": len(val_df),
                "n_test": len(test_df), "avg_num_neighbors": ens.members[0][0].config.avg_num_neighbors,
                "gnn_config": asdict(gnn), "train_config": asdict(train_config), "processes": processes,
                "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in sorted((run_dir / "gnn").glob("member_*"))]}
-    return {"metrics": metrics, "predictions": predictions, "calibration": calibration_table(err, std), "summary": summary}
+    return {"metrics": metrics, "predictions": predictions, "calibration": calibration_table(err, predictions[unc_std]), "summary": summary}
 
 # %% ../../nbs/12_energy_benchmark.ipynb #b4d2798c600c
 def parity_figure(predictions: pd.DataFrame, *, pred_col: str = "gnn_mean", title: str = ""):
@@ -109,17 +112,24 @@ def parity_figure(predictions: pd.DataFrame, *, pred_col: str = "gnn_mean", titl
     fig.colorbar(hb, ax=ax, label="crystals"); fig.tight_layout()
     return fig
 
+def uncertainty_columns(predictions: pd.DataFrame) -> tuple[str, str, str]:
+    """(mean column, std column, label) of the uncertainty to judge: the ensemble's spread when it has more than one
+    member (some std > 0), else the spread over volume-TTA scales of the single model."""
+    if (predictions.gnn_std > 0).any(): return "gnn_mean", "gnn_std", "ensemble std"
+    return "gnn_tta_mean", "gnn_tta_std", "volume-TTA std (one member)"
+
 def uncertainty_figure(predictions: pd.DataFrame, calibration: pd.DataFrame):
-    "|error| vs ensemble std (scatter, log–log) with binned means: does the spread rank the errors?"
+    "|error| vs the uncertainty of `uncertainty_columns` (scatter, log–log) with binned means: does the spread rank the errors?"
     import matplotlib.pyplot as plt
+    mean_col, std_col, label = uncertainty_columns(predictions)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    err = (predictions.gnn_mean - predictions.y_true).abs()
-    ax.scatter(predictions.gnn_std, err, s=4, alpha=0.3, label="test crystals")
+    err = (predictions[mean_col] - predictions.y_true).abs(); std = predictions[std_col]
+    ax.scatter(std, err, s=4, alpha=0.3, label="test crystals")
     ax.plot(calibration["std"], calibration.abs_error, "o-", color="C3", label="binned mean")
-    lo, hi = float(predictions.gnn_std[predictions.gnn_std > 0].min()), float(predictions.gnn_std.max())
+    lo, hi = float(std[std > 0].min()), float(std.max())
     ax.plot([lo, hi], [lo * np.sqrt(2 / np.pi), hi * np.sqrt(2 / np.pi)], "k:", lw=0.8,
             label="calibrated Gaussian: E|err| = σ·√(2/π)")
     ax.set_xscale("log"); ax.set_yscale("log")
-    ax.set_xlabel("ensemble std (eV/atom)"); ax.set_ylabel("|error| (eV/atom)")
-    ax.set_title(f"Spearman ρ = {spearman(err, predictions.gnn_std):.2f}"); ax.legend(fontsize=8); fig.tight_layout()
+    ax.set_xlabel(f"{label} (eV/atom)"); ax.set_ylabel("|error| (eV/atom)")
+    ax.set_title(f"Spearman ρ = {spearman(err, std):.2f}"); ax.legend(fontsize=8); fig.tight_layout()
     return fig

@@ -223,6 +223,12 @@ def _band(n_grid, samples, ci=0.95):
     curves = samples[:, 0:1] * n_grid[None, :] ** (-samples[:, 1:2]) + samples[:, 2:3]
     return np.percentile(curves, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
 
+def _n_ticks(ax, N):
+    "Log x axis labelled at the grid's training-set sizes (plain integers), no minor labels."
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, StrMethodFormatter
+    ax.xaxis.set_major_locator(FixedLocator(N)); ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator()); ax.xaxis.set_minor_formatter(NullFormatter())
+
 def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
     "Three panels: ID error vs N per model size with power-law fits and 95 % bands; (N, params) heat map; ID vs OOD."
     import matplotlib.pyplot as plt
@@ -240,7 +246,7 @@ def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
                 label=f"{int(p):,} params: α = {b['alpha']:.2f} [{b['alpha_lo']:.2f}, {b['alpha_hi']:.2f}]")
         ax.fill_between(grid, 1000 * lo, 1000 * hi, color=f"C{k}", alpha=0.15)
     ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("training crystals N"); ax.set_ylabel("ID test MAE (meV/atom)")
-    ax.legend(fontsize=7)
+    _n_ticks(ax, N); ax.legend(fontsize=7)
     m = 1000 * ds.id_test_mae.mean("seed").to_pandas()
     sns.heatmap(m.T.iloc[::-1], annot=True, fmt=".0f", cmap="viridis_r", ax=axes[1], cbar_kws={"label": "ID test MAE (meV/atom)"})
     axes[1].set_xlabel("training crystals N"); axes[1].set_ylabel("model parameters")
@@ -251,6 +257,7 @@ def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
         f = fit_power_law(N, np.nanmean(e, 1))
         ax.plot(N, 1000 * np.nanmean(e, 1), "o-", color=f"C{k}", label=f"{lab}: α = {f['alpha']:.2f}")
     ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("training crystals N"); ax.set_ylabel("test MAE (meV/atom)")
+    _n_ticks(ax, N)
     ax.set_title(f"largest model ({int(p):,} params)", fontsize=9); ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
