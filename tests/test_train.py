@@ -36,7 +36,7 @@ def test_gnn_beats_mean_and_linear_baselines_on_held_out_data(small, tmp_path):
 
 def test_killed_training_resumes_to_the_same_result(small, tmp_path):
     ds, _ = small
-    sub = GraphDataset(ds["train"].graphs[:150], ds["train"].fractions[:150], ds["train"].y[:150])
+    sub = ds["train"].subset(slice(0, 150))
     cfg = TrainConfig(epochs=4, lr=3e-3, atoms_per_batch=512, seed=3)
     torch.manual_seed(3); ref = CrystalGNN(width=16, depth=2, cutoff=4.5)
     h_ref = fit(ref, sub, ds["val"], config=cfg, run_dir=tmp_path / "ref", progress=False)
@@ -55,7 +55,7 @@ def test_data_parallel_training_learns_and_a_killed_run_resumes_to_the_same_resu
     """Two gloo ranks on CPU (DistributedDataParallel): validation MAE falls, rank 0 alone writes checkpoints,
     and a run killed after epoch 1 resumes (in fresh processes) to exactly the uninterrupted run's weights."""
     ds, _ = small
-    sub = GraphDataset(ds["train"].graphs[:160], ds["train"].fractions[:160], ds["train"].y[:160])
+    sub = ds["train"].subset(slice(0, 160))
     cfg = TrainConfig(epochs=4, lr=3e-3, atoms_per_batch=1024, seed=5)
     make = lambda: CrystalGNN(width=16, depth=2, cutoff=4.5)
     ref, h_ref = fit_data_parallel(make, sub, ds["val"], processes=2, config=cfg, run_dir=tmp_path / "ref", progress=False)
@@ -75,7 +75,7 @@ def test_data_parallel_training_learns_and_a_killed_run_resumes_to_the_same_resu
 
 def test_ensemble_spread_and_tta(small, tmp_path):
     ds, (tr, va, te) = small
-    sub = GraphDataset(ds["train"].graphs[:200], ds["train"].fractions[:200], ds["train"].y[:200])
+    sub = ds["train"].subset(slice(0, 200))
     cfg = TrainConfig(epochs=3, lr=3e-3, atoms_per_batch=1024)
     ens = train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), sub, ds["val"], n_members=2,
                          config=cfg, run_dir=tmp_path / "ens", progress=False)

@@ -56,9 +56,8 @@ def _train(args) -> dict:
     import torch
     from .energy_benchmark import split_frames
     from .metrics import mae
-    from .models import CrystalGNN
+    from .models import CrystalGNN, load_model
     from .train import GraphDataset, TrainConfig, fit, init_distributed_from_env, predict
-    from .models import load_model
     rank, world = init_distributed_from_env()
     tr, va, te = split_frames(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, seed=args.seed)
     ds = {k: GraphDataset.from_frame(df) for k, df in (("train", tr), ("val", va), ("test", te))}

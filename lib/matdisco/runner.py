@@ -85,8 +85,8 @@ EXPERIMENTS: list[Experiment] = [
                {"tiny": {"n_train": 1500, "n_val": 200, "n_test": 300, "width": 48, "depth": 2, "epochs": 12,
                          "ensemble_size": 2, "chgnet_n": 50},
                 # cpu: the full split inside an hour on 2 cores (one member), trained data-parallel over 2 processes
-                # (DDP gloo, 1,024 atoms per rank per step): 78 s/epoch measured on 2 idle cores, against ~125 s on
-                # one process; torch intra-op threads give only ~1.1x. 38 epochs (49 min) let the cosine schedule
+                # (DDP gloo, 1,024 atoms per rank per step): 78 s/epoch measured on 2 idle cores; one process would
+                # take ~122 s (bench/ddp.py: 241 structures/s; two ranks 1.41x, 2 intra-op threads 1.23x). 38 epochs (49 min) let the cosine schedule
                 # finish inside the 52-minute budget; graphs, baselines and evaluation take ~7 min more.
                 "cpu": {"n_train": None, "n_val": None, "n_test": None, "width": 64, "depth": 3, "epochs": 38,
                         "ensemble_size": 1, "max_minutes": 52, "atoms_per_batch": 2048, "lr": 2e-3, "chgnet_n": 300,

@@ -86,9 +86,8 @@ def _cell_data(spec: SweepSpec):
     return splits, ds, pos
 
 def _subset(ds, pos, rows):
-    from matdisco.train import GraphDataset
-    k = [pos[r] for r in rows]
-    return GraphDataset([ds.graphs[i] for i in k], ds.fractions[k], ds.y[k], [ds.ids[i] for i in k])
+    "The items of `ds` for these mp2018_formation rows (`pos`: row → position in `ds`)."
+    return ds.subset([pos[r] for r in rows])
 
 def cell_key(n: int, width: int, depth: int, seed: int) -> str:
     return f"n{n}_w{width}_d{depth}_s{seed}"

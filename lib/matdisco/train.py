@@ -52,6 +52,11 @@ class GraphDataset:
         "From a `load_structures` table."
         return cls.from_structures(frame.structure, frame[target].to_numpy(), cutoff=cutoff,
                                    ids=frame.material_id.tolist(), progress=progress, with_graphs=with_graphs)
+    def subset(self, index) -> "GraphDataset":
+        "The items at `index` (a slice, or a sequence of positions): graphs, fractions, targets and ids alike."
+        pos = np.arange(len(self))[index]
+        return GraphDataset([self.graphs[k] for k in pos] if self.graphs else [], self.fractions[torch.as_tensor(pos)],
+                            None if self.y is None else self.y[torch.as_tensor(pos)], [self.ids[k] for k in pos])
     def mean_neighbors(self) -> float:
         "Average number of neighbours per atom (GNoME's message normaliser)."
         return float(sum(g.num_edges for g in self.graphs) / max(1, self.n_atoms.sum()))
@@ -164,7 +169,7 @@ def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, r
     net = model
     if world > 1:   # broadcasts rank 0's parameters, then all-reduces gradients in backward
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    val_share = GraphDataset(val.graphs[rank::world], val.fractions[rank::world], val.y[rank::world]) if world > 1 else val
+    val_share = val.subset(slice(rank, None, world))
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
     if last.exists():
@@ -220,6 +225,7 @@ def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, r
                                                          "epochs_run": state["epoch"] + 1, "elapsed_s": state["elapsed_s"],
                                                          "n_params": count_parameters(model)}))
     return pd.DataFrame(state["history"])
+
 def _free_port() -> int:
     import socket
     with socket.socket() as s:
@@ -239,8 +245,8 @@ def fit_data_parallel(make_model, train: GraphDataset, val: GraphDataset, *, pro
     """`fit` a fresh `make_model()` with `DistributedDataParallel` over `processes` CPU processes (gloo backend, one
     torch thread each). The processes are forked, so they share the graphs instead of copying them (Linux).
     Checkpoints, resume and `done.json` are those of `fit`. Returns the best model and its per-epoch table.
-    On one machine's cores this is about `processes`x the throughput of one process, where torch's intra-op
-    threads give ~1.1x (measured on 2 cores at width 64, depth 3). On GPUs use `torchrun` with `fit` directly."""
+    `bench/ddp.py` on 2 cores (width 64, depth 3): two ranks train 1.41x as fast as one single-threaded process,
+    one process with 2 intra-op threads 1.23x. On GPUs use `torchrun` with `fit` directly (`matdisco train`)."""
     run_dir = Path(run_dir)
     kwargs = dict(config=config, run_dir=run_dir, device="cpu", progress=progress, stop_after_epoch=stop_after_epoch)
     torch.multiprocessing.start_processes(_ddp_process, args=(processes, _free_port(), make_model, train, val, kwargs),
