@@ -17,7 +17,8 @@ import torch
 from .data import load_structures, read_index, split_random, subsample
 from .hull import ReferenceHull
 from .metrics import calibration_table, mae, r2, rmse, spearman, stability_classification
-from .models import CompositionConfig, CompositionModel, CrystalGNN, GNNConfig, count_parameters
+from .models import (CompositionConfig, CompositionModel, CrystalGNN, GNNConfig, TargetNormalizer, count_parameters,
+                             load_model)
 from .train import GraphDataset, TrainConfig, fit, predict, train_ensemble
 
 log = logging.getLogger("matdisco.energy_benchmark")
@@ -54,13 +55,11 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     eh = lambda pred: hull.e_above_hull_many(test_df.formula, pred)
     eh_true = eh(y_test)
     preds = {"mean predictor": np.full(len(y_test), float(ds["train"].y.mean()))}
-    from matdisco.models import TargetNormalizer
     lin = TargetNormalizer.fit(ds["train"].fractions, ds["train"].y)
     preds["per-element linear"] = lin.reference(ds["test"].fractions).double().numpy()
     comp_model = CompositionModel(config=composition or CompositionConfig())
     torch.manual_seed(train_config.seed)
     fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=run_dir / "composition", progress=progress)
-    from matdisco.models import load_model
     cm, cn, _ = load_model(run_dir / "composition" / "best.pt")
     preds["composition model"] = predict(cm, cn, ds["test"])
     ens = train_ensemble(lambda: CrystalGNN(config=GNNConfig(**asdict(gnn))), ds["train"], ds["val"],
@@ -70,24 +69,25 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     preds[f"GNN ensemble (n={ensemble_size})"] = mean
     tta_mean, tta_std = ens.predict_structures(list(test_df.structure), volume_scales=tta_scales)
     preds[f"GNN ensemble + volume TTA {tuple(tta_scales)}"] = tta_mean
-    rows = [regression_row(k, y_test, v, eh_true, eh(v)) for k, v in preds.items()]
+    eh_pred = {name: eh(v) for name, v in preds.items()}             # each prediction's E_hull, computed once
+    eh_gnn = eh_pred[f"GNN ensemble (n={ensemble_size})"]
+    rows = [regression_row(name, y_test, v, eh_true, eh_pred[name]) for name, v in preds.items()]
     # CHGNet zero-shot on a subset; the GNN on exactly that subset for a fair row
     k = min(chgnet_n, len(test_df))
+    chg_col = np.full(len(y_test), np.nan)
     if k > 0:
         from matdisco.oracle import chgnet_energies, formation_energy_per_atom, mp_reference_energies
         sub = np.arange(k)
         e_tot = chgnet_energies(test_df.structure.iloc[:k], progress=progress)
         ef_chgnet = formation_energy_per_atom(test_df.structure.iloc[:k], e_tot, mp_reference_energies())
-        rows.append(regression_row(f"CHGNet 0.3.0 zero-shot (first {k} test crystals)", y_test[sub], ef_chgnet, eh_true[sub], eh(np.r_[ef_chgnet, np.full(len(y_test) - k, np.nan)])[sub]))
-        rows.append(regression_row(f"GNN ensemble (same {k} crystals)", y_test[sub], mean[sub], eh_true[sub], eh(mean)[sub]))
-        chg_col = np.r_[ef_chgnet, np.full(len(y_test) - k, np.nan)]
-    else:
-        chg_col = np.full(len(y_test), np.nan)
+        chg_col[:k] = ef_chgnet
+        rows.append(regression_row(f"CHGNet 0.3.0 zero-shot (first {k} test crystals)", y_test[sub], ef_chgnet, eh_true[sub], eh(chg_col)[sub]))
+        rows.append(regression_row(f"GNN ensemble (same {k} crystals)", y_test[sub], mean[sub], eh_true[sub], eh_gnn[sub]))
     metrics = pd.DataFrame(rows)
     predictions = pd.DataFrame({"material_id": test_df.material_id, "formula": test_df.formula, "y_true": y_test,
                                 "gnn_mean": mean, "gnn_std": std, "gnn_tta_mean": tta_mean, "gnn_tta_std": tta_std,
                                 "linear": preds["per-element linear"], "composition": preds["composition model"],
-                                "chgnet": chg_col, "e_hull_true": eh_true, "e_hull_gnn": eh(mean)})
+                                "chgnet": chg_col, "e_hull_true": eh_true, "e_hull_gnn": eh_gnn})
     unc_mean, unc_std, unc_label = uncertainty_columns(predictions)
     err = np.abs(predictions[unc_mean].to_numpy() - y_test)
     summary = {"uncertainty": unc_label, "spearman_abs_error_vs_uncertainty": spearman(err, predictions[unc_std]),
