@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .candidates import NoveltyChecker, generate_candidates, is_unique
-from .data import atomic_write_text, load_structures, read_index
+from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, read_index
 from .hull import ReferenceHull
 from .metrics import mae
 from .models import CrystalGNN, GNNConfig, load_model
@@ -72,9 +72,9 @@ def single_points(structures, store: OracleStore, oracle: str) -> np.ndarray:
         if oracle.startswith("chgnet-"):
             e = chgnet_energies([structures[k] for k in todo], model_name=oracle.split("-", 1)[1])
         else:
+            from pymatgen.io.ase import AseAtomsAdaptor
             calc = make_calculator(oracle); e = []
             for k in todo:
-                from pymatgen.io.ase import AseAtomsAdaptor
                 a = AseAtomsAdaptor.get_atoms(structures[k]); a.calc = calc; e.append(a.get_potential_energy() / len(a))
         for k, ek in zip(todo, e):
             store.add(RelaxResult(keys[k], structures[k].composition.reduced_formula, name, bool(np.isfinite(ek)),
@@ -106,6 +106,10 @@ def acquisition_scores(mean_e_hull: np.ndarray, std: np.ndarray, *, kind: str, k
     raise ValueError(f"unknown acquisition {kind!r}: greedy, lcb or random")
 
 # %% ../../nbs/07_discovery.ipynb #b137a2742fee
+def _oracle_level_hull(frame: pd.DataFrame) -> ReferenceHull:
+    "Hull of a table of crystals at the oracle's level (columns `reduced_formula`, `e_form_oracle`)."
+    return ReferenceHull.from_frame(frame.assign(formula=frame.reduced_formula), energy_col="e_form_oracle")
+
 def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int | None = None, progress: bool = False) -> pd.DataFrame:
     "Run (or resume) the discovery loop; returns the per-round table (also `run_dir/rounds.csv`)."
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +123,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     ref = ref.assign(e_form_oracle=formation_energy_per_atom(list(ref.structure), e_sp, refs))
     ref = ref[np.isfinite(ref.e_form_oracle)].reset_index(drop=True)
     level_gap = mae(ref.formation_energy_per_atom, ref.e_form_oracle)
-    ref_hull = ReferenceHull.from_frame(ref.assign(formula=ref.reduced_formula), energy_col="e_form_oracle")
+    ref_hull = _oracle_level_hull(ref)
     known = ref[["material_id", "reduced_formula", "structure", "e_form_oracle"]].assign(source="reference")
     perm = rng.permutation(len(ref)); n_val = max(10, len(ref) // 10)
     val_rows = set(perm[:n_val].tolist())
@@ -142,7 +146,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
             rec = json.loads(done.read_text()); records.append(rec)
             new = pd.read_pickle(rdir / "new_entries.pkl"); known = pd.concat([known, new], ignore_index=True)
             continue
-        hull_now = ReferenceHull.from_frame(known.assign(formula=known.reduced_formula), energy_col="e_form_oracle")
+        hull_now = _oracle_level_hull(known)
         stable_known = known[hull_now.e_above_hull_many(known.reduced_formula, known.e_form_oracle) <= 1e-6]
         parents = stable_known.sample(n=min(config.n_parents, len(stable_known)), random_state=config.seed + r)
         systems = sorted({"-".join(sorted(c)) for c in
@@ -184,7 +188,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                             "reduced_formula": [c.reduced_formula for c in comps], "structure": relaxed,
                             "e_form_oracle": e_form, "source": [f"round_{r}:{c.generator}" for c in picked]})[ok].reset_index(drop=True)
         known_next = pd.concat([known, new], ignore_index=True)
-        updated = ReferenceHull.from_frame(known_next.assign(formula=known_next.reduced_formula), energy_col="e_form_oracle")
+        updated = _oracle_level_hull(known_next)
         on_updated = updated.e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6 if len(new) else np.zeros(0, bool)
         structural = np.array([c.generator in ("substitution", "saps") for c in picked], bool)
         stable = np.nan_to_num(eh_now, nan=np.inf) <= 0          # missing = unstable (Matbench Discovery)
@@ -220,7 +224,6 @@ def retrospective_structures(*, n_heldout_systems: int = 60, n_train: int | None
                              width: int = 48, depth: int = 2, epochs: int = 12, kappa: float = 1.0, seed: int = 0,
                              run_dir: Path | str, progress: bool = False) -> dict:
     "Pool-based benchmark on held-out chemical systems (see above); returns curves and a summary table."
-    from matdisco.train import train_ensemble
     run_dir = Path(run_dir); idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
     full_hull = ReferenceHull.from_frame(use)
     rng = np.random.default_rng(seed)
@@ -271,7 +274,7 @@ def retrospective_compositions(*, n_pool: int = 3000, n_train: int | None = None
     comps = load_mp_formation_compositions()
     comps = comps.assign(reduced=[Composition(c).reduced_formula for c in comps.composition])
     absent = comps[~comps.reduced.isin(set(use.reduced_formula))].drop_duplicates("reduced")
-    absent = absent[absent.formation_energy_per_atom.between(-4.6, 3.0)]   # same outlier rule as mp2018_formation
+    absent = absent[absent.formation_energy_per_atom.between(*FORMATION_ENERGY_BOUNDS)]   # same outlier rule as mp2018_formation
     pool = absent.sample(n=min(n_pool, len(absent)), random_state=seed).reset_index(drop=True)
     sp = split_random(use)
     tr = use.set_index("row_index").loc[sp["train"] if n_train is None else sp["train"][:n_train]]
