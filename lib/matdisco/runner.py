@@ -26,10 +26,10 @@ log = logging.getLogger("matdisco.runner")
 
 # %% auto #0
 __all__ = ['log', 'PROFILES', 'RECORDED_PACKAGES', 'EXPERIMENTS', 'detect_device', 'git_commit', 'environment_info', 'Experiment',
-           'experiments_dir', 'StageFailed', 'write_manifest', 'run_pipeline']
+           'experiments_dir', 'StageFailed', 'stage_logging', 'write_manifest', 'run_pipeline']
 
 # %% ../../nbs/95_runner.ipynb #c0d5430e4781
-PROFILES = ("tiny", "cpu", "gpu")
+PROFILES = ("smoke", "tiny", "cpu", "gpu")
 
 def detect_device() -> str:
     "'cuda' when a CUDA GPU is visible to torch, else 'cpu'."
@@ -79,10 +79,13 @@ class Experiment:
 EXPERIMENTS: list[Experiment] = [
     Experiment("dataset_overview", "01_dataset_overview.ipynb",
                "mp2018_formation overview: element counts, formation-energy distribution, arity, fraction on its own hull",
-               {"tiny": {"n_hull_sample": 1500}, "cpu": {"n_hull_sample": None}, "gpu": {"n_hull_sample": None}}),
+               {"smoke": {"n_hull_sample": 200}, "tiny": {"n_hull_sample": 1500}, "cpu": {"n_hull_sample": None},
+                "gpu": {"n_hull_sample": None}}),
     Experiment("energy_models", "02_energy_models.ipynb",
                "GNN deep ensemble on mp2018_formation: parity, uncertainty, Matbench-Discovery metrics vs baselines and CHGNet",
-               {"tiny": {"n_train": 1500, "n_val": 200, "n_test": 300, "width": 48, "depth": 2, "epochs": 12,
+               {"smoke": {"n_train": 150, "n_val": 40, "n_test": 60, "width": 16, "depth": 1, "epochs": 2,
+                          "ensemble_size": 2, "chgnet_n": 8},
+                "tiny": {"n_train": 1500, "n_val": 200, "n_test": 300, "width": 48, "depth": 2, "epochs": 12,
                          "ensemble_size": 2, "chgnet_n": 50},
                 # cpu: the full split inside an hour on 2 cores (one member), trained data-parallel over 2 processes
                 # (DDP gloo, 1,024 atoms per rank per step): 78 s/epoch measured on 2 idle cores; one process would
@@ -97,21 +100,28 @@ EXPERIMENTS: list[Experiment] = [
                         "chgnet_n": 3673}}),
     Experiment("candidates", "03_candidates.ipynb",
                "candidate generation: ionic substitution, SAPS, composition search; dedup and novelty vs mp2018_formation",
-               {"tiny": {"n_parents": 20},
+               {"smoke": {"n_parents": 3, "chemical_systems": ["Li-Mn-O"], "compositions_per_system": 1,
+                          "structures_per_composition": 2, "max_substitutions_per_parent": 3, "saps_per_parent": 3},
+                "tiny": {"n_parents": 20},
                 "cpu": {"n_parents": 400, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
                         "compositions_per_system": 10, "structures_per_composition": 20},
                 "gpu": {"n_parents": 2000, "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
                         "compositions_per_system": 20, "structures_per_composition": 100}}),
     Experiment("scaling", "04_scaling.ipynb",
                "scaling laws: test error vs training-set size and model size, ID and OOD, power-law fits with bootstrap CIs",
-               {"tiny": {"n_train": [250, 500, 1000], "model_sizes": [[32, 2], [64, 2]], "seeds": [0, 1], "epochs": 10},
+               {"smoke": {"n_train": [100, 200], "model_sizes": [[16, 1]], "seeds": [0, 1], "epochs": 2, "n_val": 50,
+                          "n_test": 60, "n_ood": 60, "scheduler": None, "n_boot": 50},
+                "tiny": {"n_train": [250, 500, 1000], "model_sizes": [[32, 2], [64, 2]], "seeds": [0, 1], "epochs": 10},
                 "cpu": {"n_train": [500, 1000, 2000, 4000, 8000], "model_sizes": [[32, 2], [64, 3]], "seeds": [0, 1, 2],
                         "epochs": 12, "n_test": 1000, "n_ood": 1000},
                 "gpu": {"n_train": [1000, 2000, 4000, 8000, 16000, 24000], "model_sizes": [[32, 2], [64, 3], [128, 4]],
                         "seeds": [0, 1, 2], "epochs": 60, "n_test": 2000, "n_ood": 2000, "n_workers": 4}}),
     Experiment("discovery", "05_discovery.ipynb",
                "GNoME's active-learning loop with the CHGNet oracle, and retrospective benchmarks against DFT labels",
-               {"tiny": {"rounds": 2, "budget": 20},
+               {"smoke": {"rounds": 2, "budget": 3, "elements": ["Li", "Mn", "O"], "epochs": 2, "retrain_epochs": 1,
+                          "max_steps": 20, "n_workers": 1, "retro_heldout_systems": 4, "retro_n_train": 150,
+                          "retro_epochs": 2, "retro_comp_pool": 200, "retro_comp_epochs": 2},
+                "tiny": {"rounds": 2, "budget": 20},
                 "cpu": {"rounds": 4, "budget": 60, "elements": ["Li", "Na", "Mg", "Mn", "Fe", "Ti", "O", "P"],
                         "epochs": 20, "retrain_epochs": 6, "max_steps": 200, "retro_heldout_systems": 200,
                         "retro_n_train": 8000, "retro_epochs": 15, "retro_comp_pool": 20000, "retro_comp_epochs": 40},
@@ -128,10 +138,25 @@ def experiments_dir() -> Path:
 class StageFailed(RuntimeError):
     "An experiment stage failed; the message names the stage and the failing cell's error."
 
+_LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
 def _setup_logging(run_dir: Path) -> logging.Handler:
-    h = logging.FileHandler(run_dir / "run.log"); h.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger("matdisco"); root.addHandler(h); root.setLevel(logging.INFO)
+    "The run log: the runner's records and, through papermill's logger, every executed cell's output (progress bars too)."
+    h = logging.FileHandler(run_dir / "run.log"); h.setFormatter(logging.Formatter(_LOG_FORMAT))
+    for name in ("matdisco", "papermill"):
+        lg = logging.getLogger(name); lg.addHandler(h); lg.setLevel(logging.INFO)
     return h
+
+def stage_logging(level: int = logging.INFO) -> logging.Logger:
+    """Call at the top of an experiment notebook: the library's log records (round finished, cell trained, ...) go to
+    the notebook's output and, inside `matdisco run`, to the run's `run.log` (`$MATDISCO_RUN_DIR`). Idempotent."""
+    lg = logging.getLogger("matdisco"); lg.setLevel(level)
+    if not any(getattr(h, "_matdisco_stage", False) for h in lg.handlers):
+        handlers = [logging.StreamHandler(sys.stderr)]
+        if os.environ.get("MATDISCO_RUN_DIR"): handlers.append(logging.FileHandler(Path(os.environ["MATDISCO_RUN_DIR"]) / "run.log"))
+        for h in handlers:
+            h._matdisco_stage = True; h.setFormatter(logging.Formatter(_LOG_FORMAT)); lg.addHandler(h)
+    return lg
 
 def _data_reads(run_dir: Path) -> list[dict]:
     p = run_dir / "data_reads.jsonl"
@@ -173,6 +198,7 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
     figures_dir = Path(figures_dir) if figures_dir else project_root() / "figures"
     handler = _setup_logging(run_dir)
     os.environ["MATDISCO_RUN_DIR"] = str(run_dir); os.environ["MATDISCO_PROFILE"] = profile
+    os.environ.setdefault("TQDM_MININTERVAL", "5")     # progress bars in executed notebooks and run.log: one update per 5 s
     _kernel_env()
     man_path = run_dir / "manifest.json"
     stages = json.loads(man_path.read_text()).get("stages", {}) if man_path.exists() else {}
@@ -183,6 +209,8 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
             params = {**exp.params_for(profile), "profile": profile, "seed": seed,
                       "out_dir": str(stage_dir), "figures_dir": str(stage_dir / "figures")}
             done = stage_dir / "done.json"
+            if force and stage_dir.exists():     # --force: nothing of the old stage (models, rounds, cells) is reused
+                log.info("stage %s: --force, clearing %s", exp.name, stage_dir); shutil.rmtree(stage_dir)
             if done.exists() and not force and json.loads(done.read_text()).get("parameters") == params:
                 log.info("stage %s: already complete, skipped", exp.name)
                 stages.setdefault(exp.name, {})["skipped_on_resume"] = True
@@ -193,7 +221,8 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
             t0 = time.perf_counter()
             try:
                 pm.execute_notebook(str(nb_dir / exp.notebook), str(stage_dir / exp.notebook),
-                                    parameters=params, cwd=str(stage_dir), progress_bar=progress, kernel_name="python3")
+                                    parameters=params, cwd=str(stage_dir), progress_bar=progress, kernel_name="python3",
+                                    log_output=True)
             except pm.PapermillExecutionError as e:
                 wall = time.perf_counter() - t0
                 stages[exp.name].update(status="failed", wall_s=round(wall, 2), error=f"{e.ename}: {e.evalue}", cell=e.exec_count)

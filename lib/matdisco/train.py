@@ -33,7 +33,7 @@ class GraphDataset:
     "Crystal graphs, atomic fractions and targets (eV/atom) of a list of structures."
     def __init__(self, graphs: list[CrystalGraph], fractions: torch.Tensor, y: torch.Tensor | None, ids=None):
         self.graphs, self.fractions, self.y = graphs, fractions, y
-        self.ids = list(ids) if ids is not None else list(range(len(graphs)))
+        self.ids = list(ids) if ids is not None else list(range(len(fractions)))   # composition-only sets have no graphs
         self.n_atoms = np.array([int(g.n_atoms[0]) for g in graphs]) if graphs else np.zeros(0, int)
     def __len__(self): return len(self.fractions)
     @classmethod

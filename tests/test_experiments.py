@@ -1,0 +1,42 @@
+"""Every registered experiment notebook, executed end to end by the runner at the `smoke` size.
+
+`make reproduce` once failed in the last cell of the discovery stage while `make test` stayed green, because no test
+executed that cell. These tests run each stage as `make reproduce` does (papermill, the same notebooks, the same
+library calls), only smaller, and check that it wrote its results and figures."""
+import json
+
+import pytest
+
+from matdisco.runner import EXPERIMENTS, run_pipeline
+
+#: What each stage must leave behind (besides done.json and its executed notebook), and the figures it must make.
+OUTPUTS = {
+    "dataset_overview": (["summary.json", "e_above_own_hull.csv"], ["dataset_overview"]),
+    "energy_models": (["metrics.csv", "predictions.csv", "summary.json"], ["energy_parity", "energy_uncertainty"]),
+    "candidates": (["candidates.csv", "summary.json"], ["candidates"]),
+    "scaling": (["alpha.csv", "sweep/sweep.nc"], ["scaling"]),
+    "discovery": (["summary.json", "discovery/rounds.csv", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
+                  ["discovery_rounds", "discovery_retrospective"]),
+}
+
+
+def test_every_registered_experiment_is_covered():
+    assert {e.name for e in EXPERIMENTS} == set(OUTPUTS), "add the new experiment to OUTPUTS"
+    for e in EXPERIMENTS:
+        assert e.params_for("smoke"), f"{e.name}: no smoke parameters"
+
+
+@pytest.mark.parametrize("name", [e.name for e in EXPERIMENTS])
+def test_experiment_runs_end_to_end_at_smoke_size(name, mirror, tmp_path):
+    out = run_pipeline("smoke", only=[name], out=tmp_path / "run", figures_dir=tmp_path / "figs", progress=False)
+    stage = out / "stages" / name
+    files, figures = OUTPUTS[name]
+    for f in files:
+        assert (stage / f).exists() and (stage / f).stat().st_size > 0, f"{name}: {f} missing"
+    for fig in figures:
+        for ext in ("png", "pdf"):
+            assert (tmp_path / "figs" / f"{fig}.{ext}").stat().st_size > 5_000, f"{name}: figure {fig}.{ext}"
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["profile"] == "smoke" and man["stages"][name]["status"] == "complete"
+    log = (out / "run.log").read_text()
+    assert f"stage {name}: complete" in log
