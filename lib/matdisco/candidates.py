@@ -238,15 +238,9 @@ def random_structures(formula: str, n: int, *, seed: int = 0, max_atoms: int = 2
 def _key(s: Structure, key: str) -> tuple:
     f = s.composition.reduced_formula
     if key == "formula": return (f,)
-    if key == "formula+spacegroup+sites":
-        try:
-            sga = SpacegroupAnalyzer(s, symprec=0.1)
-            return (f, sga.get_space_group_number(), len(sga.find_primitive()))
-        except Exception:   # spglib can fail on odd cells: fall back to the formula-only group
-            return (f,)
-    raise ValueError(f"unknown dedup key {key!r}; use 'formula' or 'formula+spacegroup+sites'")
+    raise ValueError(f"unknown dedup key {key!r}: only 'formula' is exact with respect to StructureMatcher")
 
-def unique_groups(structures: list[Structure], *, key: str = "formula+spacegroup+sites", matcher: StructureMatcher | None = None) -> np.ndarray:
+def unique_groups(structures: list[Structure], *, key: str = "formula", matcher: StructureMatcher | None = None) -> np.ndarray:
     "For each structure, the index of the first structure it matches (itself when it is the first of its kind)."
     matcher = matcher or structure_matcher()
     reps: dict[tuple, list[int]] = defaultdict(list)
@@ -311,7 +305,7 @@ def generate_candidates(parents: pd.DataFrame | None = None, *, chemical_systems
                 c.parent_id = system; cands.append(c)
     return cands, skips
 
-def mark_unique_and_novel(cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula+spacegroup+sites") -> pd.DataFrame:
+def mark_unique_and_novel(cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula") -> pd.DataFrame:
     "Candidates table with `unique` (within the batch) and `novel` (w.r.t. the reference) columns."
     table = candidates_table(cands)
     if not len(table): return table.assign(unique=[], novel=[])
