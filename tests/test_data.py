@@ -26,7 +26,7 @@ def test_registry_covers_the_mirror(mirror):
     for path, sha in listed.items():
         if path.endswith("id_prop_megnet_6col.csv"): continue   # undocumented upstream columns: deliberately not registered
         assert registered.get(path) == sha, path
-    for name in ("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs", "perov_5", "mp_20"):
+    for name in ("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs", "perov_5", "mp_20", "obelix"):
         ds = D.REGISTRY[name]
         assert ds.source and ds.licence and ds.citation and ds.version and ds.columns
         assert all(f.url.startswith("https://") for f in ds.files)
@@ -163,7 +163,7 @@ def test_bad_rows_are_reported_with_file_row_and_reason(bad_dataset):
     t = load_structures(progress=False, n_jobs=1)
     assert t.frame.row_index.tolist() == [0]
     reasons = dict(zip(t.bad_rows.row_index, t.bad_rows.reason))
-    assert reasons[1].startswith("unparsable CIF")
+    assert reasons[1].startswith(("unparsable CIF", "invalid CIF"))
     assert reasons[2].startswith("partial occupancy")
     assert reasons[3].startswith(("unknown element", "unparsable CIF"))
     assert reasons[4] == "target formation_energy_per_atom is nan"
@@ -171,7 +171,7 @@ def test_bad_rows_are_reported_with_file_row_and_reason(bad_dataset):
     assert set(t.bad_rows.file) >= {"cifs.tar.gz:data/1.cif", "cifs.tar.gz:data/5.cif"}
     kept = load_structures(progress=False, n_jobs=1, keep_outliers=True)
     assert kept.frame.set_index("row_index").loc[5, "is_outlier"]
-    with pytest.raises(DataError, match=r"first: row 1 \(mp-1, cifs.tar.gz:data/1.cif\): unparsable CIF"):
+    with pytest.raises(DataError, match=r"first: row 1 \(mp-1, cifs.tar.gz:data/1.cif\): (unparsable|invalid) CIF"):
         load_structures(progress=False, strict=True)
 
 
@@ -228,3 +228,20 @@ def test_other_registered_sets_load(mirror):
     assert len(refs) == 89 and refs["O"].composition.reduced_formula == "O2"
     perov = D.load_perov5("val")
     assert len(perov) + len(perov.bad_rows) == 3787 and len(perov) > 3700
+
+
+def test_bad_cif_messages_name_the_file_and_the_reason():
+    "A truncated CIF, a NaN coordinate and a NaN cell length each get one clear message naming the file."
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+    from matdisco.data import parse_cif
+    text = str(CifWriter(Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])))
+    assert parse_cif(text, source="nacl.cif")[1] is None
+    s, why = parse_cif(text[:-30], source="nacl.cif")
+    assert s is None and why.startswith("nacl.cif: invalid CIF (truncated or malformed loop") and "zip()" not in why
+    lines = text.rstrip().split("\n"); last = lines[-1].split(); last[3] = "NaN"
+    s, why = parse_cif("\n".join(lines[:-1] + [" ".join(last)]), source="nan.cif")
+    assert s is None and why == "nan.cif: invalid CIF (data_NaCl: _atom_site_fract_x has a non-numeric value 'NaN')"
+    s, why = parse_cif(text.replace("_cell_length_a   4.00000000", "_cell_length_a   nan"), source="cell.cif")
+    assert s is None and "_cell_length_a = 'nan' is not a positive number" in why and why.startswith("cell.cif: ")
+    assert parse_cif("", source="empty.cif") == (None, "empty.cif: invalid CIF (empty file)")

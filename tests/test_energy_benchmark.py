@@ -14,7 +14,13 @@ def test_single_member_benchmark_judges_the_volume_tta_spread(mirror, tmp_path):
                                tta_scales=(0.96, 1.0, 1.04), chgnet_n=4, progress=False, processes=2)
     m = res["metrics"].set_index("model")
     assert m.loc["per-element linear", "MAE"] < m.loc["mean predictor", "MAE"]
-    assert {"CHGNet 0.3.0 zero-shot (first 4 test crystals)", "GNN ensemble (same 4 crystals)"} <= set(m.index)
+    assert not any("CHGNet" in name for name in m.index)               # another level of theory: not in this table
+    x = res["cross_level"].set_index("model")
+    assert set(x.index) == {"CHGNet 0.3.0 zero-shot (4 random test crystals)", "GNN ensemble (same 4 crystals)"}
+    assert "level gap" in x.loc["CHGNet 0.3.0 zero-shot (4 random test crystals)", "level"]
+    chg = np.flatnonzero(np.isfinite(res["predictions"].chgnet.to_numpy()))
+    assert len(chg) == 4 and chg.tolist() != [0, 1, 2, 3]              # a random subset, not the first rows
+    assert (m.DAF <= m.DAF_max + 1e-12).all() and {"R2_e_form", "R2_e_hull"} <= set(m.columns)
     p = res["predictions"]
     assert (p.gnn_std == 0).all() and (p.gnn_tta_std > 0).all()       # one member: no ensemble spread, a TTA spread
     assert uncertainty_columns(p) == ("gnn_tta_mean", "gnn_tta_std", "volume-TTA std (one member)")

@@ -130,6 +130,7 @@ class DataSet:
 
 _CRYSXPP = "https://raw.githubusercontent.com/kdmsit/crysxpp/b12e52b8db9fd0cfff28fece39e1756cb96182e2"
 _CDVAE = "https://raw.githubusercontent.com/txie-93/cdvae/f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea"
+_OBELIX = "https://raw.githubusercontent.com/NRC-Mila/OBELiX/4eaac889809dd489e3bae468c45d5c0e02b9147a/data/downloads"
 _MP_CITE = "A. Jain et al., APL Materials 1, 011002 (2013), doi:10.1063/1.4812323 (Materials Project)"
 
 REGISTRY: dict[str, DataSet] = {d.name: d for d in [
@@ -195,6 +196,22 @@ REGISTRY: dict[str, DataSet] = {d.name: d for d in [
         citation="T. Xie et al., ICLR 2022 (CDVAE); C. Zeni et al., Nature 639, 624 (2025) (MatterGen)",
         columns={"material_id": "mp id", "cif": "CIF text", "formation_energy_per_atom": "eV/atom", "e_above_hull": "eV/atom"},
         files=tuple(DataFile(f"{s}.csv", f"{_CDVAE}/data/mp_20/{s}.csv", None) for s in ("train", "val", "test"))),
+    DataSet(
+        name="obelix", version="OBELiX@4eaac88", rows=599,
+        description="OBELiX: Li solid electrolytes with measured room-temperature ionic conductivity; 321 rows have a "
+                    "CIF (positions randomised upstream with symmetry kept; relax before use; 249 partially occupied)",
+        source="https://github.com/NRC-Mila/OBELiX data/downloads/, commit 4eaac889809dd489e3bae468c45d5c0e02b9147a",
+        licence="CC BY 4.0 (attribution required)",
+        citation="F. Therrien et al., arXiv:2502.14234 (2025) (OBELiX)",
+        columns={"ID": "OBELiX id", "Reduced Composition": "formula", "True Composition": "formula",
+                 "Ionic conductivity (S cm-1)": "S/cm at room temperature (562 numeric, 37 text such as '<1E-10')",
+                 "Cif ID": "CIF file id in all_cifs.tar.gz (all_randomized_cifs/<ID>.cif)"},
+        files=tuple(DataFile(n, f"{_OBELIX}/{n}", h) for n, h in (
+            ("all.csv", "54f6265ef84d16a919d08c6815f14b0fd7465fa00090bee2511c16c042e57f3c"),
+            ("all_cifs.tar.gz", "bfa2a3c92e3b8ca1b9859992e686c9e19f98924e7ff369c05db7006548217d49"),
+            ("train.csv", "01d87779862807e24bc45bb2c759852f892390b99f9340f13906c54805aa8776"),
+            ("test.csv", "b2c266eb74e22f403743d52959bea7c43b1531a850994870a70dd909200e5297"),
+            ("LICENSE.txt", "76f39f2a37c62c4ad0f56fdf5c299985e568a8f0b09b77bd147df5ba20e136b3")))),
 ]}
 
 # %% ../../nbs/00_data.ipynb #d1e336c9fad3
@@ -342,27 +359,70 @@ def read_index(*, mirror="default") -> pd.DataFrame:
     return df
 
 # %% ../../nbs/00_data.ipynb #4feab5cc6c6f
-def parse_cif(text: str, *, source: str = "<string>"):
-    "Parse one CIF into an ordered `Structure`; return (structure, None) or (None, reason)."
+_CELL_KEYS = ("_cell_length_a", "_cell_length_b", "_cell_length_c", "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+_FRACT_KEYS = ("_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z")
+
+def _cif_number(v) -> float:
+    "A CIF numeric value ('0.123(4)' carries its standard uncertainty in brackets); NaN when it is not a number."
+    try: return float(str(v).split("(")[0])
+    except ValueError: return float("nan")
+
+def _cif_problem(text: str) -> str | None:
+    """What makes `text` an invalid crystal CIF, read before pymatgen builds a structure (which reports a truncated
+    atom loop as 'zip() argument 2 is longer than argument 1' and a NaN coordinate as 'no structures'); None if fine."""
+    from pymatgen.io.cif import CifFile
+    if not text.strip(): return "empty file"
+    try:
+        cif = CifFile.from_str(text)
+    except ValueError as e:
+        if "zip()" in str(e): return "truncated or malformed loop: its values do not fill its columns (file cut short?)"
+        return f"not a CIF ({str(e).strip()[:200]})"
+    if not cif.data: return "no data_ block"
+    for name, block in cif.data.items():
+        d = block.data
+        for k in _CELL_KEYS:
+            if k not in d: return f"data_{name}: missing {k}"
+            if not np.isfinite(_cif_number(d[k])) or _cif_number(d[k]) <= 0: return f"data_{name}: {k} = {d[k]!r} is not a positive number"
+        if not all(k in d for k in _FRACT_KEYS): return f"data_{name}: no _atom_site_fract_x/y/z loop"
+        for k in _FRACT_KEYS:
+            vals = d[k] if isinstance(d[k], list) else [d[k]]
+            bad = [v for v in vals if not np.isfinite(_cif_number(v))]
+            if bad: return f"data_{name}: {k} has a non-numeric value {bad[0]!r}"
+    return None
+
+def parse_cif(text: str, *, source: str | None = None):
+    """Parse one CIF into an ordered `Structure`; return (structure, None) or (None, reason). The reason says what
+    is wrong (truncated loop, NaN coordinate or cell, unknown element, partial occupancy, or pymatgen's own error)
+    and starts with `source` (the file, or archive member) when one is given."""
+    reason = _parse_cif(text)
+    if isinstance(reason, str): return None, f"{source}: {reason}" if source else reason
+    return reason, None
+
+def _parse_cif(text: str):
+    "The structure, or the reason why there is none."
     from pymatgen.core import Structure
     from pymatgen.core.periodic_table import DummySpecies
+    problem = _cif_problem(text)
+    if problem: return f"invalid CIF ({problem})"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             s = Structure.from_str(text, fmt="cif")
     except Exception as e:  # pymatgen raises many types for malformed CIFs; the reason is what we keep
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return None, f"unparsable CIF ({type(e).__name__}: {msg[:200]})"
-    if len(s) == 0: return None, "unparsable CIF (no sites)"
+        return f"unparsable CIF ({type(e).__name__}: {msg[:200]})"
+    if len(s) == 0: return "unparsable CIF (no sites)"
+    if not (np.isfinite(s.lattice.matrix).all() and np.isfinite(s.frac_coords).all() and s.volume > 0):
+        return "invalid CIF (non-finite lattice or coordinates)"
     for sp in s.composition:
-        if isinstance(sp, DummySpecies): return None, f"unknown element {sp.symbol!r}"
-    if not s.is_ordered: return None, "partial occupancy (disordered structure)"
-    return s, None
+        if isinstance(sp, DummySpecies): return f"unknown element {sp.symbol!r}"
+    if not s.is_ordered: return "partial occupancy (disordered structure)"
+    return s
 
 def _parse_many(items: list[tuple[int, str]]) -> list[tuple[int, object, str | None]]:
     out = []
     for row, text in items:
-        s, why = parse_cif(text)
+        s, why = parse_cif(text)      # the loader reports the file in its own column
         out.append((row, s, why))
     return out
 
@@ -542,7 +602,7 @@ def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -
     df = pd.read_csv(paths[f"{split}.csv"], index_col=0)
     good, bad = [], []
     for i, rec in enumerate(df.itertuples(index=False)):
-        s, why = parse_cif(rec.cif)
+        s, why = parse_cif(rec.cif, source=f"perov_5/{split}.csv row {i}")
         if why is None and not np.isfinite(rec.heat_all): why = f"target heat_all is {rec.heat_all}"
         if why: bad.append({"row_index": i, "material_id": rec.material_id, "file": f"perov_5/{split}.csv", "reason": why}); continue
         good.append({"row_index": i, "material_id": rec.material_id, "structure": s, "heat_all": rec.heat_all,

@@ -36,26 +36,30 @@ def spearman(a, b) -> float:
     return float(stats.spearmanr(a[ok], b[ok]).statistic)
 
 def stability_classification(e_hull_true, e_hull_pred, *, threshold: float = STABILITY_THRESHOLD) -> dict:
-    """Matbench Discovery `stable_metrics`: TP/FP/TN/FN with stable iff E_hull <= threshold, a NaN prediction
-    counted as unstable; returns F1, precision, recall (TPR), FPR, TNR, FNR, accuracy, prevalence, DAF and counts."""
+    """Matbench Discovery `stable_metrics` (see above): TP/FP/TN/FN with stable iff E_hull <= threshold and a NaN
+    prediction counted as unstable; F1 (NaN when precision + recall = 0), precision, recall (TPR), FPR, TNR, FNR,
+    accuracy, prevalence, DAF, DAF_max = 1/prevalence, counts, and MAE, RMSE, R² *on E_hull* (eV/atom)."""
     t = np.asarray(e_hull_true, float); p = np.asarray(e_hull_pred, float)
+    if t.shape != p.shape: raise ValueError(f"stability_classification: {t.shape=} != {p.shape=}")
     if np.isnan(t).any(): raise ValueError("stability_classification: true E_hull contains NaN")
     true_stable = t <= threshold
     pred_stable = np.where(np.isnan(p), False, p <= threshold)          # missing = unstable
     tp = int(np.sum(true_stable & pred_stable)); fn = int(np.sum(true_stable & ~pred_stable))
     fp = int(np.sum(~true_stable & pred_stable)); tn = int(np.sum(~true_stable & ~pred_stable))
     n = tp + fn + fp + tn
-    div = lambda a, b: a / b if b else float("nan")
+    div = lambda a, b: a / b if b > 0 else float("nan")
     precision, recall = div(tp, tp + fp), div(tp, tp + fn)
     prevalence = div(tp + fn, n)
-    out = {"n": n, "TP": tp, "FP": fp, "TN": tn, "FN": fn, "precision": precision, "recall": recall, "TPR": recall,
-           "FNR": div(fn, tp + fn), "FPR": div(fp, fp + tn), "TNR": div(tn, fp + tn),
-           "accuracy": div(tp + tn, n), "prevalence": prevalence,
-           "F1": div(2 * precision * recall, precision + recall) if tp else 0.0,
-           "DAF": div(precision, prevalence)}
-    if tp + fn: assert abs(out["TPR"] + out["FNR"] - 1) < 1e-12
-    if fp + tn: assert abs(out["FPR"] + out["TNR"] - 1) < 1e-12
-    return out
+    fpr, tnr, fnr = div(fp, fp + tn), div(tn, fp + tn), div(fn, tp + fn)
+    if fpr > 0 and tnr > 0 and abs(fpr + tnr - 1) > 1e-12: raise ValueError(f"{fpr=} {tnr=} don't add up to 1")
+    if recall > 0 and fnr > 0 and abs(recall + fnr - 1) > 1e-12: raise ValueError(f"{recall=} {fnr=} don't add up to 1")
+    f1 = float("nan") if precision + recall == 0 else 2 * precision * recall / (precision + recall)   # NaN+... stays NaN
+    ok = np.isfinite(p)
+    return {"n": n, "TP": tp, "FP": fp, "TN": tn, "FN": fn, "precision": precision, "recall": recall, "TPR": recall,
+            "FNR": fnr, "FPR": fpr, "TNR": tnr, "accuracy": div(tp + tn, n), "prevalence": prevalence, "F1": f1,
+            "DAF": div(precision, prevalence), "DAF_max": div(1.0, prevalence),
+            "MAE": mae(t, p) if ok.any() else float("nan"), "RMSE": rmse(t, p) if ok.any() else float("nan"),
+            "R2": r2(t, p) if ok.sum() > 1 else float("nan")}
 
 def calibration_table(abs_error, std, *, n_bins: int = 10):
     "Mean |error| and mean std per quantile bin of std (the data of a calibration / error-vs-uncertainty plot)."
