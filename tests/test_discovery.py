@@ -1,38 +1,107 @@
-"""matdisco.discovery: rounds recorded at one level of theory, resumable; acquisition and curves."""
+"""matdisco.discovery: rounds at one level of theory, resumable to the same result, rediscoveries separated from new
+materials, elemental references checked against MP2020; acquisition and curves."""
 import json
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from matdisco.discovery import (DiscoveryConfig, acquisition_scores, discovery_curve, run_discovery)
+from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hits, discovery_curve, discovery_dir,
+                                elemental_references, mp_known_formulas, reference_frame, run_discovery)
 from matdisco.oracle import OracleStore
 
 CFG = DiscoveryConfig(elements=("Li", "Mn", "O"), rounds=2, budget=6, ensemble_size=2, width=24, epochs=6,
                       retrain_epochs=2, max_steps=40, compositions_per_system=2, structures_per_composition=2, n_parents=4)
+#: columns that are measurements of time or resources, not results
+TIMING = ()
 
 
-def test_two_rounds_recorded_and_resumable(mirror, tmp_path):
-    run = tmp_path / "disc"
+def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror, tmp_path):
+    run = tmp_path / "disc"; work = discovery_dir(CFG, run)
     first = run_discovery(CFG, run, rounds=1)                             # "killed" after round 0
     assert list(first["round"]) == [0]
-    store = OracleStore(run / "oracle.sqlite")
+    store = OracleStore(work / "oracle.sqlite")
     n_relax_round0 = len(store.table("chgnet-0.3.0"))
-    done0 = (run / "round_0" / "done.json").stat().st_mtime_ns
+    done0 = (work / "round_0" / "done.json").stat().st_mtime_ns
     table = run_discovery(CFG, run)                                       # rerun: round 0 is not recomputed
-    assert (run / "round_0" / "done.json").stat().st_mtime_ns == done0
+    assert (work / "round_0" / "done.json").stat().st_mtime_ns == done0
     assert list(table["round"]) == [0, 1]
     relaxations = store.table("chgnet-0.3.0")
-    assert len(relaxations) <= 3 + 2 * CFG.budget <= 50                   # 3 elemental references + the budget
+    assert len(relaxations) <= 9 + 2 * CFG.budget                         # <= 3 structures per element + the budget
     assert len(relaxations) > n_relax_round0
-    rec = json.loads((run / "round_1" / "done.json").read_text())
+    rec = json.loads((work / "round_1" / "done.json").read_text())
     for key in ("generated", "unique_novel", "evaluated", "hit_rate", "hit_rate_structural", "hit_rate_compositional",
-                "mae_before_retraining", "new_stable_vs_reference", "new_stable_on_updated_hull", "level_disagreement_mae"):
+                "hit_rate_new", "mae_before_retraining", "new_stable_vs_reference", "rediscovered_stable_vs_reference",
+                "new_stable_on_updated_hull", "level_disagreement_mae", "oracle_unconverged"):
         assert key in rec
     assert 0 < rec["evaluated"] <= CFG.budget and 0 <= rec["hit_rate"] <= 1
     assert table.cumulative_evaluated.iloc[-1] == table.evaluated.sum()
-    assert rec["train_size"] > json.loads((run / "round_0" / "done.json").read_text())["train_size"]   # results were added
+    assert rec["train_size"] > json.loads((work / "round_0" / "done.json").read_text())["train_size"]   # results were added
     assert 0 < rec["level_disagreement_mae"] < 0.5                      # DFT (pre-2020) vs oracle (MP2020) labels, eV/atom
-    assert len(list((run / "trajectories").glob("*.extxyz"))) == len(relaxations)   # MLIP training data kept
+    assert len(list((work / "trajectories").glob("*.extxyz"))) == len(relaxations)   # MLIP training data kept
+    # the reference is the whole chemical space (no size cap), and no rediscovery is counted as new
+    assert rec["reference_size"] == len(reference_frame(CFG)) == 60
+    mp = mp_known_formulas()
+    ev = pd.concat([pd.read_csv(work / f"round_{r}" / "evaluated.csv") for r in (0, 1)])
+    assert not ev.formula[ev.status == "new"].isin(mp).any()
+    assert (ev.status[ev.formula.isin(mp) & ev.used_as_label] == "rediscovered").all()
+    assert {"rediscovered", "new", "repeat", "failed"} >= set(ev.status)
+    # killed-and-resumed == uninterrupted (each round draws from its own (seed, round) stream)
+    straight = run_discovery(CFG, tmp_path / "straight")
+    pd.testing.assert_frame_equal(table.drop(columns=list(TIMING)), straight.drop(columns=list(TIMING)), check_exact=False, rtol=1e-6)
+
+
+def test_artefacts_are_keyed_by_the_full_configuration():
+    assert discovery_dir(CFG, "r") != discovery_dir(replace(CFG, budget=5), "r")
+    assert discovery_dir(CFG, "r") != discovery_dir(replace(CFG, fmax=0.05), "r")
+    assert discovery_dir(CFG, "r") == discovery_dir(replace(CFG, rounds=6, n_workers=1), "r")   # how far, how fast: same rounds
+
+
+def test_elemental_references_follow_the_rule(mirror, tmp_path):
+    "N's only usable mp2018 cell is 0.93 eV/atom off: MP2020 stands in, flagged; O is fine; S, F, Br have no structure."
+    store = OracleStore(tmp_path / "store.sqlite")
+    t = elemental_references(["N", "O", "S", "F", "Br"], store).set_index("element")
+    assert t.loc["N", "flagged"] and t.loc["N", "delta"] > 0.5 and t.loc["N", "mu"] == t.loc["N", "mu_mp2020"]
+    assert "mp-754514" in t.loc["N", "source"] or t.loc["N", "structure"] == "mp-754514"
+    assert not t.loc["O", "flagged"] and abs(t.loc["O", "delta"]) < 0.1 and t.loc["O", "mu"] == t.loc["O", "mu_oracle"]
+    for el in ("S", "F", "Br"):
+        assert t.loc[el, "flagged"] and "no elemental structure" in t.loc[el, "source"] and np.isnan(t.loc[el, "mu_oracle"])
+        assert t.loc[el, "mu"] == t.loc[el, "mu_mp2020"]
+    with pytest.raises(ValueError, match=r"elemental reference for N: .*\+0\.9\d\d eV/atom from MP2020"):
+        elemental_references(["N"], store, on_bad_reference="raise")
+    with pytest.raises(ValueError, match="not MP2020-compatible"):
+        elemental_references(["S"], store, oracle="chgnet-r2scan")
+
+
+def test_a_known_nitride_is_not_falsely_stable(mirror, tmp_path):
+    "Li3N at the oracle's level: with mp-754514 as N's reference it is ~0.4 eV/atom too stable; by the rule it is not."
+    from matdisco.data import load_structures, read_index
+    from matdisco.oracle import formation_energy_per_atom
+    from matdisco.discovery import single_points
+    idx = read_index(); row = idx[(idx.reduced_formula == "Li3N") & ~idx.is_outlier].sort_values("formation_energy_per_atom").iloc[0]
+    s = load_structures([row.row_index], progress=False).frame.structure.iloc[0]
+    store = OracleStore(tmp_path / "store.sqlite")
+    t = elemental_references(["Li", "N"], store).set_index("element")
+    e = single_points([s], store, "chgnet-0.3.0")
+    rule = formation_energy_per_atom([s], e, t["mu"].to_dict())[0]
+    naive = formation_energy_per_atom([s], e, {"Li": t.loc["Li", "mu"], "N": t.loc["N", "mu_oracle"]})[0]
+    assert abs(rule - row.formation_energy_per_atom) < 0.15               # eV/atom: agrees with DFT
+    assert naive < rule - 0.2                                             # the bad reference made it look far more stable
+
+
+def test_classify_hits_after_relaxation(mirror):
+    from matdisco.candidates import NoveltyChecker
+    from matdisco.data import load_structures
+    li2o = load_structures([25542], progress=False).frame.structure.iloc[0]                 # mp-755894 Li2O
+    moved = li2o.copy(); moved.translate_sites(range(len(moved)), [0.1, 0.2, 0.3])
+    odd = li2o.copy(); odd.replace_species({"O": "S"})                   # Li2S: known to MP as a composition
+    known = NoveltyChecker([li2o]); none = NoveltyChecker([])
+    assert classify_hits([moved, None], known_structures=known, mp_formulas=frozenset(), earlier=none) == ["rediscovered", "failed"]
+    assert classify_hits([odd], known_structures=known, mp_formulas=frozenset({"Li2S"}), earlier=none) == ["rediscovered"]
+    assert classify_hits([odd], known_structures=known, mp_formulas=frozenset(), earlier=none) == ["new"]
+    assert classify_hits([odd], known_structures=known, mp_formulas=frozenset(), earlier=NoveltyChecker([odd])) == ["repeat"]
+    assert {"LiMn2O4", "Li2O", "TiO2", "NaN"} <= mp_known_formulas()       # MP compositions, plus mp2018's own
 
 
 def test_acquisition_and_curves():

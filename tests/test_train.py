@@ -1,4 +1,5 @@
 """matdisco.train on real mp2018_formation data: learning beats baselines; a killed run resumes to the same result."""
+import json
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,10 +82,20 @@ def test_ensemble_spread_and_tta(small, tmp_path):
                          config=cfg, run_dir=tmp_path / "ens", progress=False)
     mean, std = ens.predict(ds["test"])
     assert mean.shape == std.shape == (len(ds["test"]),) and (std > 0).all()  # different seeds disagree
-    done = (tmp_path / "ens/member_0/done.json").stat().st_mtime_ns
-    train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), sub, ds["val"], n_members=2, config=cfg,
-                   run_dir=tmp_path / "ens", progress=False)
-    assert (tmp_path / "ens/member_0/done.json").stat().st_mtime_ns == done      # finished members not retrained
+    done = (ens.dirs[0] / "done.json").stat().st_mtime_ns
+    again = train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), sub, ds["val"], n_members=2, config=cfg,
+                           run_dir=tmp_path / "ens", progress=False)
+    assert again.dirs == ens.dirs and (ens.dirs[0] / "done.json").stat().st_mtime_ns == done   # same settings: reused
+    # one parameter changed (learning rate), or other training data: new members are trained, the old ones kept
+    other = train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), sub, ds["val"], n_members=2,
+                           config=TrainConfig(epochs=3, lr=1e-3, atoms_per_batch=1024), run_dir=tmp_path / "ens", progress=False)
+    assert other.dirs[0] != ens.dirs[0] and (other.dirs[0] / "done.json").exists()
+    assert json.loads((other.dirs[0].parent / "ensemble.json").read_text())["train_config"]["lr"] == 1e-3
+    assert (ens.dirs[0] / "done.json").stat().st_mtime_ns == done
+    wider = train_ensemble(lambda: CrystalGNN(width=20, depth=1, cutoff=4.5), sub, ds["val"], n_members=2, config=cfg,
+                           run_dir=tmp_path / "ens", progress=False)
+    assert wider.dirs[0] not in (ens.dirs[0], other.dirs[0])
+    assert ds["train"].subset(slice(0, 199)).fingerprint() != sub.fingerprint() == ds["train"].subset(slice(0, 200)).fingerprint()
     structs = list(te.structure.iloc[:20])
     m1, s1 = ens.predict_structures(structs, volume_scales=(1.0,))
     np.testing.assert_allclose(m1, mean[:20], atol=1e-5)                          # scale 1.0 is the plain prediction

@@ -32,8 +32,8 @@ log = logging.getLogger("matdisco.data")
 # %% auto #0
 __all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SPLIT_SEED', 'project_root', 'data_dir',
            'mirror_dir', 'DataError', 'sha256_file', 'tar_content_sha256', 'atomic_path', 'atomic_write_text',
-           'DataFile', 'DataSet', 'record_read', 'fetch', 'available', 'registry_table', 'read_index', 'parse_cif',
-           'CrystalTable', 'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys',
+           'config_key', 'DataFile', 'DataSet', 'record_read', 'fetch', 'available', 'registry_table', 'read_index',
+           'parse_cif', 'CrystalTable', 'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys',
            'split_by_n_elements', 'subsample', 'load_mp_formation_compositions', 'load_mp_elemental_refs',
            'load_perov5']
 
@@ -99,6 +99,16 @@ def atomic_write_text(dest: Path | str, text: str) -> Path:
     "Write `text` to `dest` atomically."
     with atomic_path(dest) as tmp: Path(tmp).write_text(text)
     return Path(dest)
+
+def config_key(config, *, datasets: tuple = ("mp2018_formation",), length: int = 12) -> str:
+    """Hash of an artefact's *full* configuration (a dataclass or a JSON-able mapping) and of the registered sha256
+    of every file of `datasets` it reads. Artefact folders (models, sweep cells, discovery runs) are named by it, so
+    a rerun with other settings or other data never reuses what was made under the old ones."""
+    from dataclasses import asdict, is_dataclass
+    cfg = asdict(config) if is_dataclass(config) else dict(config)
+    data = {d: sorted((f.name, f.sha256) for f in REGISTRY[d].files) for d in datasets}
+    blob = json.dumps({"config": cfg, "data": data}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 # %% ../../nbs/00_data.ipynb #167d9b5a5bac
 @dataclass(frozen=True)

@@ -26,16 +26,17 @@ from .train import Ensemble, GraphDataset, TrainConfig, fit, train_ensemble
 log = logging.getLogger("matdisco.discovery")
 
 # %% auto #0
-__all__ = ['log', 'DiscoveryConfig', 'reference_frame', 'single_points', 'elemental_references', 'acquisition_scores',
-           'run_discovery', 'discovery_curve', 'retrospective_structures', 'retrospective_compositions',
-           'rounds_figure', 'retrospective_figure']
+__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'DiscoveryConfig', 'reference_frame', 'mp_known_formulas', 'single_points',
+           'elemental_references', 'acquisition_scores', 'discovery_dir', 'classify_hits', 'run_discovery',
+           'discovery_curve', 'retrospective_structures', 'retrospective_compositions', 'rounds_figure',
+           'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
 @dataclass(frozen=True)
 class DiscoveryConfig:
     "Settings of a discovery run (recorded with its results)."
     elements: tuple = ("Li", "Mn", "Fe", "Ti", "O")   # the chemical space explored
-    max_sites: int = 16                 # reference and candidates kept small so the oracle is cheap
+    max_sites: int = 16                 # candidates kept small so the oracle is cheap (the reference is not capped)
     rounds: int = 2
     budget: int = 20                    # oracle relaxations per round
     acquisition: str = "lcb"            # 'greedy' (lowest predicted E_hull), 'lcb' (mean − κ·std), 'random'
@@ -55,14 +56,33 @@ class DiscoveryConfig:
     timeout_s: float = 300
     n_workers: int = 2
     seed: int = 0
+    use_unconverged: bool = False       # relaxations that hit max_steps: stored and flagged; labels only if True
+    on_bad_reference: str = "mp2020"    # elemental reference off by > tolerance or missing: 'mp2020' (flagged) or 'raise'
+
+    def key(self) -> str:
+        """Hash of everything that decides what a round computes, and of the data checksums. `rounds` (how far to go)
+        and `n_workers` (how fast) are left out, so a longer rerun continues the same rounds."""
+        from matdisco.data import config_key
+        return config_key({k: v for k, v in asdict(self).items() if k not in ("rounds", "n_workers")},
+                          datasets=("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs"))
 
 # %% ../../nbs/07_discovery.ipynb #8feb09695a0d
+#: Largest accepted gap (eV/atom) between the oracle's elemental reference and MP's MP2020 one: about 3x CHGNet 0.3.0's
+#: energy MAE on the MPtrj test set (30 meV/atom; Deng et al., Nat. Mach. Intell. 5, 1031 (2023)).
+ELEMENTAL_REFERENCE_TOLERANCE = 0.1
+
 def reference_frame(config: DiscoveryConfig) -> pd.DataFrame:
-    "mp2018_formation crystals whose elements are all in `config.elements`, with at most `max_sites` sites."
+    "Every mp2018_formation crystal whose elements are all in `config.elements` (no size cap: only candidates are capped)."
     idx = read_index(); els = set(config.elements)
-    ok = idx[~idx.is_outlier & (idx.n_sites <= config.max_sites)
-             & idx.chemsys.apply(lambda c: isinstance(c, str) and set(c.split("-")) <= els)]
+    ok = idx[~idx.is_outlier & idx.chemsys.apply(lambda c: isinstance(c, str) and set(c.split("-")) <= els)]
     return load_structures(ok.row_index, progress=False).frame
+
+def mp_known_formulas() -> frozenset:
+    "Reduced formulas known to the Materials Project: the 84,295 of `mp_formation_compositions` and mp2018_formation's own."
+    from pymatgen.core import Composition
+    from matdisco.data import load_mp_formation_compositions
+    comps = load_mp_formation_compositions()
+    return frozenset({Composition(c).reduced_formula for c in comps.composition} | set(read_index().reduced_formula.dropna()))
 
 def single_points(structures, store: OracleStore, oracle: str) -> np.ndarray:
     "Oracle single-point energy per atom of each structure, cached in `store` under '<oracle>:sp'."
@@ -82,20 +102,43 @@ def single_points(structures, store: OracleStore, oracle: str) -> np.ndarray:
     t = store.get(name, keys)
     return t.energy_per_atom.to_numpy(dtype=float)
 
-def elemental_references(config: DiscoveryConfig, store: OracleStore) -> dict[str, float]:
-    "Oracle energy per atom of each element's mp2018 ground state (lowest formation energy), relaxed by the oracle."
-    idx = read_index()
-    rows = []
-    for el in config.elements:
-        cand = idx[(idx.chemsys == el) & ~idx.is_outlier].sort_values(["formation_energy_per_atom", "n_sites"])
-        if not len(cand): raise ValueError(f"no elemental structure of {el} in mp2018_formation for the oracle reference")
-        rows.append(int(cand.row_index.iloc[0]))
-    structs = list(load_structures(rows, progress=False).frame.structure)
-    res = run_oracle_batch(structs, store, oracle=config.oracle, fmax=config.fmax, max_steps=config.max_steps,
-                           timeout_s=config.timeout_s, scheduler=None, progress=False)
-    if not res.ok.all():
-        raise RuntimeError(f"oracle failed on elemental references: {res.loc[res.ok == 0, ['formula', 'reason']].to_dict('records')}")
-    return dict(zip(config.elements, res.energy_per_atom.astype(float)))
+def elemental_references(elements, store: OracleStore, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.1,
+                         max_steps: int = 100, timeout_s: float | None = 300, max_structures: int = 3,
+                         tolerance: float = ELEMENTAL_REFERENCE_TOLERANCE, on_bad_reference: str = "mp2020") -> pd.DataFrame:
+    """The chemical potential μ (eV/atom) of each element at the oracle's level, by the rule above: the lowest oracle
+    energy over up to `max_structures` relaxed mp2018 elemental structures, checked against MP's MP2020 reference.
+    Where it is off by more than `tolerance`, or there is no structure: `on_bad_reference='mp2020'` uses the MP2020
+    value and flags the element, 'raise' refuses. Returns one row per element: element, mu (used), mu_oracle,
+    mu_mp2020, delta (oracle − MP2020), structure (mp-id of the best one), n_structures, source, flagged."""
+    from matdisco.oracle import ORACLE_LEVELS, mp_reference_energies
+    if on_bad_reference not in ("mp2020", "raise"): raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
+    mp2020_level = ORACLE_LEVELS.get(oracle) == "MP2020-PBE"
+    idx = read_index(); mp = mp_reference_energies(); rows = []
+    for el in elements:
+        cand = idx[(idx.chemsys == el) & ~idx.is_outlier].sort_values(["formation_energy_per_atom", "n_sites"]).head(max_structures)
+        mu_oracle, best = float("nan"), None
+        if len(cand):
+            tab = load_structures(cand.row_index, progress=False).frame
+            res = run_oracle_batch(list(tab.structure), store, oracle=oracle, fmax=fmax, max_steps=max_steps,
+                                   timeout_s=timeout_s, scheduler=None, progress=False)
+            e = np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
+            if np.isfinite(e).any(): mu_oracle, best = float(e.min()), tab.material_id.iloc[int(np.argmin(e))]
+        mu_mp = mp.get(el, float("nan")); delta = mu_oracle - mu_mp
+        ok = np.isfinite(mu_oracle) and np.isfinite(mu_mp) and abs(delta) <= tolerance
+        if ok: mu, source = mu_oracle, f"oracle-relaxed {best}"
+        else:
+            why = (f"no elemental structure of {el} in mp2018_formation" if not len(cand) else
+                   f"oracle failed on every {el} structure" if not np.isfinite(mu_oracle) else
+                   f"oracle reference of {el} ({best}) is {delta:+.3f} eV/atom from MP2020's (tolerance {tolerance})")
+            if on_bad_reference == "raise" or not mp2020_level or not np.isfinite(mu_mp):
+                raise ValueError(f"elemental reference for {el}: {why}" + ("" if mp2020_level else
+                                 f"; oracle {oracle!r} is not MP2020-compatible, so MP2020's value cannot stand in"))
+            mu, source = mu_mp, f"MP2020 reference ({why})"
+            log.warning("elemental reference for %s: %s; using MP2020's %.4f eV/atom", el, why, mu_mp)
+        rows.append({"element": el, "mu": mu, "mu_oracle": mu_oracle, "mu_mp2020": mu_mp, "delta": delta,
+                     "structure": best, "n_structures": len(cand), "source": source, "flagged": not ok})
+    return pd.DataFrame(rows)
+
 
 # %% ../../nbs/07_discovery.ipynb #070eb008e0f3
 def acquisition_scores(mean_e_hull: np.ndarray, std: np.ndarray, *, kind: str, kappa: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -110,22 +153,50 @@ def _oracle_level_hull(frame: pd.DataFrame) -> ReferenceHull:
     "Hull of a table of crystals at the oracle's level (columns `reduced_formula`, `e_form_oracle`)."
     return ReferenceHull.from_frame(frame.assign(formula=frame.reduced_formula), energy_col="e_form_oracle")
 
+def discovery_dir(config: DiscoveryConfig, run_dir: Path | str) -> Path:
+    "Where a run with `config` keeps its artefacts: `run_dir/config-<key>` (other settings, other folder)."
+    return Path(run_dir) / f"config-{config.key()}"
+
+def classify_hits(relaxed, *, known_structures: NoveltyChecker, mp_formulas: frozenset, earlier: NoveltyChecker) -> list[str]:
+    """After relaxation, what each evaluated structure is: 'rediscovered' when its reduced formula is known to MP or
+    it matches a reference crystal; 'repeat' when it matches a result of an earlier round; else 'new'. None (a failed
+    relaxation) gives 'failed'."""
+    out = []
+    for s in relaxed:
+        if s is None: out.append("failed")
+        elif s.composition.reduced_formula in mp_formulas or not known_structures.is_novel(s): out.append("rediscovered")
+        elif not earlier.is_novel(s): out.append("repeat")
+        else: out.append("new")
+    return out
+
+def _round_rng(config: DiscoveryConfig, r: int) -> np.random.Generator:
+    "Round r's own random stream, seeded from (seed, round): a resumed run draws what an uninterrupted one does."
+    return np.random.default_rng([config.seed, r])
+
 def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int | None = None, progress: bool = False) -> pd.DataFrame:
-    "Run (or resume) the discovery loop; returns the per-round table (also `run_dir/rounds.csv`)."
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
+    """Run (or resume) the discovery loop; returns the per-round table (also `rounds.csv` in `run_dir` and in the
+    run's own folder `discovery_dir(config, run_dir)`, which holds every artefact: store, rounds, models)."""
+    from pymatgen.core import Structure
+    out_dir = Path(run_dir); run_dir = discovery_dir(config, out_dir); run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", json.dumps({**asdict(config), "key": config.key()}, indent=2))
     store = OracleStore(run_dir / "oracle.sqlite")
-    rng = np.random.default_rng(config.seed)
-    # reference at the oracle's level
+    # reference at the oracle's level: every crystal of the space, oracle single points, elemental references by rule
     ref = reference_frame(config)
-    refs = elemental_references(config, store)
+    elref = elemental_references(config.elements, store, oracle=config.oracle, fmax=config.fmax, max_steps=config.max_steps,
+                                 timeout_s=config.timeout_s, on_bad_reference=config.on_bad_reference)
+    elref.to_csv(run_dir / "elemental_references.csv", index=False)
+    refs = dict(zip(elref.element, elref.mu))
     e_sp = single_points(list(ref.structure), store, config.oracle)
     ref = ref.assign(e_form_oracle=formation_energy_per_atom(list(ref.structure), e_sp, refs))
     ref = ref[np.isfinite(ref.e_form_oracle)].reset_index(drop=True)
     level_gap = mae(ref.formation_energy_per_atom, ref.e_form_oracle)
     ref_hull = _oracle_level_hull(ref)
+    mp_formulas = mp_known_formulas()
+    reference_structures = NoveltyChecker(ref.structure)
+    log.info("discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
+             run_dir.name, len(ref), int(elref.flagged.sum()), level_gap)
     known = ref[["material_id", "reduced_formula", "structure", "e_form_oracle"]].assign(source="reference")
-    perm = rng.permutation(len(ref)); n_val = max(10, len(ref) // 10)
+    perm = np.random.default_rng([config.seed, 1 << 20]).permutation(len(ref)); n_val = max(10, len(ref) // 10)
     val_rows = set(perm[:n_val].tolist())
     val = GraphDataset.from_structures(ref.structure.iloc[perm[:n_val]], ref.e_form_oracle.iloc[perm[:n_val]], cutoff=config.cutoff)
     make_model = lambda: CrystalGNN(config=GNNConfig(width=config.width, depth=config.depth, cutoff=config.cutoff))
@@ -133,28 +204,29 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     n_rounds = config.rounds if rounds is None else min(rounds, config.rounds)
     for r in range(n_rounds):
         rdir = run_dir / f"round_{r}"; rdir.mkdir(exist_ok=True)
-        done = rdir / "done.json"
+        done = rdir / "done.json"; rng = _round_rng(config, r)
         train_frame = known.iloc[[k for k in range(len(known)) if not (known.source.iloc[k] == "reference" and k in val_rows)]]
         train = GraphDataset.from_structures(train_frame.structure, train_frame.e_form_oracle, cutoff=config.cutoff)
         warm = prev_models is not None
         ens = train_ensemble(make_model, train, val, n_members=config.ensemble_size, run_dir=rdir / "models",
-                             warm_from=prev_models, progress=False,
+                             warm_from=prev_models, progress=progress,
                              config=TrainConfig(epochs=config.retrain_epochs if warm else config.epochs, lr=1e-3 if warm else 3e-3,
                                                 atoms_per_batch=1024, seed=config.seed, warmup_epochs=1 if warm else 3))
-        prev_models = [rdir / "models" / f"member_{k}" for k in range(config.ensemble_size)]
+        prev_models = ens.dirs
         if done.exists():
             rec = json.loads(done.read_text()); records.append(rec)
             new = pd.read_pickle(rdir / "new_entries.pkl"); known = pd.concat([known, new], ignore_index=True)
-            continue
+            log.info("round %d: finished earlier, reused", r); continue
         hull_now = _oracle_level_hull(known)
         stable_known = known[hull_now.e_above_hull_many(known.reduced_formula, known.e_form_oracle) <= 1e-6]
-        parents = stable_known.sample(n=min(config.n_parents, len(stable_known)), random_state=config.seed + r)
+        parents = stable_known[[len(s) <= config.max_sites for s in stable_known.structure]]
+        parents = parents.sample(n=min(config.n_parents, len(parents)), random_state=rng.integers(2**31))
         systems = sorted({"-".join(sorted(c)) for c in
                           [rng.choice(config.elements, size=3, replace=False) for _ in range(2)]})
-        cands, skips = generate_candidates(parents, chemical_systems=systems, reference_formulas=frozenset(known.reduced_formula),
+        cands, skips = generate_candidates(parents, chemical_systems=systems, reference_formulas=mp_formulas,
                                            compositions_per_system=config.compositions_per_system,
                                            structures_per_composition=config.structures_per_composition,
-                                           max_atoms=config.max_sites, seed=config.seed + r,
+                                           max_atoms=config.max_sites, seed=int(rng.integers(2**31)),
                                            max_substitutions_per_parent=6, saps_per_parent=6,
                                            allowed_elements=config.elements)
         cands = [c for c in cands if len(c.structure) <= config.max_sites
@@ -166,8 +238,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         if pool:
             mean, std = ens.predict_structures([c.structure for c in pool], volume_scales=(0.96, 1.0, 1.04))
             eh_pred = hull_now.e_above_hull_many([c.structure.composition for c in pool], mean)
-            score = acquisition_scores(eh_pred, std, kind=config.acquisition, kappa=config.kappa, seed=config.seed + r)
-            chosen = np.argsort(score)[:config.budget]
+            score = acquisition_scores(eh_pred, std, kind=config.acquisition, kappa=config.kappa, seed=int(rng.integers(2**31)))
+            chosen = np.argsort(score, kind="stable")[:config.budget]
         else:
             mean = std = eh_pred = np.zeros(0); chosen = np.zeros(0, int)
         picked = [pool[k] for k in chosen]
@@ -175,45 +247,62 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                                max_steps=config.max_steps, timeout_s=config.timeout_s, scheduler="local" if len(picked) > 1 else None,
                                n_workers=config.n_workers, meta=[{"round": r, "generator": c.generator, "parent": c.parent_id} for c in picked],
                                progress=progress)
-        ok = res.ok.to_numpy(bool)
-        from pymatgen.core import Structure
-        relaxed = [Structure.from_dict(json.loads(s)) if o else None for s, o in zip(res.final_structure, ok)]
+        ran = res.ok.to_numpy(bool)
+        converged = res.converged.to_numpy(bool) if "converged" in res else ran
+        ok = ran & (converged | config.use_unconverged)             # labels: converged ones unless the config says otherwise
+        relaxed = [Structure.from_dict(json.loads(s)) if o else None for s, o in zip(res.final_structure, ran)]
         e_form = np.full(len(picked), np.nan)
         if ok.any():
             e_form[ok] = formation_energy_per_atom([relaxed[k] for k in np.flatnonzero(ok)], res.energy_per_atom.to_numpy(float)[ok], refs)
         comps = [c.structure.composition for c in picked]
         eh_ref = ref_hull.e_above_hull_many(comps, e_form)
         eh_now = hull_now.e_above_hull_many(comps, e_form)
+        earlier = NoveltyChecker(known.structure[known.source != "reference"])
+        status = np.array(classify_hits([s if o else None for s, o in zip(relaxed, ok)], known_structures=reference_structures,
+                                        mp_formulas=mp_formulas, earlier=earlier), dtype=object)
         new = pd.DataFrame({"material_id": [f"r{r}-{structure_hash(c.structure)[:10]}" for c in picked],
                             "reduced_formula": [c.reduced_formula for c in comps], "structure": relaxed,
-                            "e_form_oracle": e_form, "source": [f"round_{r}:{c.generator}" for c in picked]})[ok].reset_index(drop=True)
+                            "e_form_oracle": e_form, "source": [f"round_{r}:{c.generator}" for c in picked],
+                            "status": status})[ok].reset_index(drop=True)
         known_next = pd.concat([known, new], ignore_index=True)
         updated = _oracle_level_hull(known_next)
         on_updated = updated.e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6 if len(new) else np.zeros(0, bool)
         structural = np.array([c.generator in ("substitution", "saps") for c in picked], bool)
         stable = np.nan_to_num(eh_now, nan=np.inf) <= 0          # missing = unstable (Matbench Discovery)
-        rate = lambda m: float(stable[m].mean()) if m.any() else float("nan")
+        below_ref = np.nan_to_num(eh_ref, nan=np.inf) <= 0
+        rate = lambda m, hit=stable: float(hit[m].mean()) if m.any() else float("nan")
+        is_new = status == "new"
         rec = {"round": r, "generated": len(cands), "unique_novel": len(pool), "evaluated": len(picked),
-               "oracle_ok": int(ok.sum()), "hit_rate": rate(np.ones(len(picked), bool)),
-               "hit_rate_structural": rate(structural), "hit_rate_compositional": rate(~structural),
-               "mae_before_retraining": mae(e_form, mean[chosen]) if len(picked) else float("nan"),
-               "new_stable_vs_reference": int(np.sum(np.nan_to_num(eh_ref, nan=np.inf) <= 0)),
-               "new_stable_on_updated_hull": int(np.sum(on_updated)), "acquisition": config.acquisition,
+               "oracle_ok": int(ran.sum()), "oracle_unconverged": int((ran & ~converged).sum()),
+               "hit_rate": rate(np.ones(len(picked), bool)), "hit_rate_structural": rate(structural),
+               "hit_rate_compositional": rate(~structural), "hit_rate_new": rate(np.ones(len(picked), bool), stable & is_new),
+               "mae_before_retraining": mae(e_form, mean[chosen]) if ok.any() else float("nan"),
+               "new_stable_vs_reference": int(np.sum(below_ref & is_new)),
+               "rediscovered_stable_vs_reference": int(np.sum(below_ref & (status == "rediscovered"))),
+               "repeat_stable_vs_reference": int(np.sum(below_ref & (status == "repeat"))),
+               "new_stable_on_updated_hull": int(np.sum(on_updated & (new.status == "new").to_numpy(bool))),
+               "rediscovered_on_updated_hull": int(np.sum(on_updated & (new.status == "rediscovered").to_numpy(bool))),
+               "acquisition": config.acquisition, "chemical_systems": ";".join(systems),
                "skips": int(skips.table()["count"].sum()) if len(skips.table()) else 0,
-               "level_disagreement_mae": level_gap, "train_size": len(train)}
+               "level_disagreement_mae": level_gap, "train_size": len(train), "reference_size": len(ref),
+               "flagged_elemental_references": ";".join(elref.element[elref.flagged])}
         new.to_pickle(rdir / "new_entries.pkl")
         pd.DataFrame({"formula": [c.reduced_formula for c in comps], "generator": [c.generator for c in picked],
                       "pred_e_form": mean[chosen] if len(picked) else [], "pred_std": std[chosen] if len(picked) else [],
-                      "oracle_e_form": e_form, "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now}).to_csv(rdir / "evaluated.csv", index=False)
+                      "oracle_e_form": e_form, "converged": converged, "used_as_label": ok, "status": status,
+                      "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now}).to_csv(rdir / "evaluated.csv", index=False)
         atomic_write_text(done, json.dumps(rec, indent=2, default=float))
+        log.info("round %d: evaluated %d, hit rate %.2f, new stable %d, rediscovered stable %d", r, len(picked),
+                 rec["hit_rate"], rec["new_stable_vs_reference"], rec["rediscovered_stable_vs_reference"])
         records.append(rec); known = known_next
     table = pd.DataFrame(records)
     if len(table):
         table["cumulative_evaluated"] = table.evaluated.cumsum()
-        table["cumulative_stable_vs_reference"] = table.new_stable_vs_reference.cumsum()
-        table["cumulative_stable_on_updated_hull"] = table.new_stable_on_updated_hull.cumsum()
-    table.to_csv(run_dir / "rounds.csv", index=False)
+        for col in ("new_stable_vs_reference", "rediscovered_stable_vs_reference", "new_stable_on_updated_hull"):
+            table[f"cumulative_{col}"] = table[col].cumsum()
+    table.to_csv(run_dir / "rounds.csv", index=False); table.to_csv(out_dir / "rounds.csv", index=False)
     return table
+
 
 # %% ../../nbs/07_discovery.ipynb #3f39d81e2b52
 def discovery_curve(order: np.ndarray, is_hit: np.ndarray) -> np.ndarray:
@@ -301,12 +390,14 @@ def rounds_figure(rounds: pd.DataFrame):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     r = rounds["round"]
-    for col, lab in (("hit_rate_structural", "structural"), ("hit_rate_compositional", "compositional"), ("hit_rate", "all")):
-        axes[0].plot(r, 100 * rounds[col], "o-", label=lab)
+    for col, lab in (("hit_rate_structural", "structural"), ("hit_rate_compositional", "compositional"), ("hit_rate", "all"),
+                     ("hit_rate_new", "all, new materials only")):
+        axes[0].plot(r, 100 * rounds[col], "o-" if col != "hit_rate_new" else "x:", label=lab)
     axes[0].set_xlabel("round"); axes[0].set_ylabel("hit rate (% of evaluated, oracle-stable)"); axes[0].legend(fontsize=8)
-    axes[1].plot(r, rounds.cumulative_stable_vs_reference, "o-", label="below the reference hull")
-    axes[1].plot(r, rounds.cumulative_stable_on_updated_hull, "s--", label="on the updated hull")
-    axes[1].set_xlabel("round"); axes[1].set_ylabel("new stable materials (cumulative)"); axes[1].legend(fontsize=8)
+    axes[1].plot(r, rounds.cumulative_new_stable_vs_reference, "o-", label="new, below the reference hull")
+    axes[1].plot(r, rounds.cumulative_new_stable_on_updated_hull, "s--", label="new, on the updated hull")
+    axes[1].plot(r, rounds.cumulative_rediscovered_stable_vs_reference, "^:", color="grey", label="rediscovered (known to MP)")
+    axes[1].set_xlabel("round"); axes[1].set_ylabel("stable materials (cumulative count)"); axes[1].legend(fontsize=8)
     axes[2].plot(r, 1000 * rounds.mae_before_retraining, "o-")
     axes[2].set_xlabel("round"); axes[2].set_ylabel("ensemble MAE on new data (meV/atom)")
     for ax in axes: ax.set_xticks(list(r))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import load_structures, read_index, split_random, subsample
+from .data import config_key, load_structures, read_index, split_random, subsample
 from .hull import ReferenceHull
 from .metrics import calibration_table, mae, r2, rmse, spearman, stability_classification
 from .models import (CompositionConfig, CompositionModel, CrystalGNN, GNNConfig, TargetNormalizer, count_parameters,
@@ -61,8 +61,10 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     preds["per-element linear"] = lin.reference(ds["test"].fractions).double().numpy()
     comp_model = CompositionModel(config=composition or CompositionConfig())
     torch.manual_seed(train_config.seed)
-    fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=run_dir / "composition", progress=progress)
-    cm, cn, _ = load_model(run_dir / "composition" / "best.pt")
+    comp_dir = run_dir / "composition" / config_key({"train_config": asdict(train_config), "model_config": asdict(comp_model.config),
+                                                     "train_data": ds["train"].fingerprint(), "val_data": ds["val"].fingerprint()}, datasets=())
+    fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=comp_dir, progress=progress)
+    cm, cn, _ = load_model(comp_dir / "best.pt")
     preds["composition model"] = predict(cm, cn, ds["test"])
     ens = train_ensemble(lambda: CrystalGNN(config=GNNConfig(**asdict(gnn))), ds["train"], ds["val"],
                          n_members=ensemble_size, config=train_config, run_dir=run_dir / "gnn", progress=progress,

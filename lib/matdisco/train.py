@@ -57,6 +57,15 @@ class GraphDataset:
         pos = np.arange(len(self))[index]
         return GraphDataset([self.graphs[k] for k in pos] if self.graphs else [], self.fractions[torch.as_tensor(pos)],
                             None if self.y is None else self.y[torch.as_tensor(pos)], [self.ids[k] for k in pos])
+    def fingerprint(self) -> str:
+        "sha256 of the ids, targets, compositions and graph sizes: what a model trained on this set saw."
+        import hashlib
+        h = hashlib.sha256(json.dumps([str(i) for i in self.ids]).encode())
+        for t in (self.fractions, self.y):
+            if t is not None: h.update(t.detach().cpu().numpy().tobytes())
+        h.update(np.asarray(self.n_atoms, np.int64).tobytes())
+        h.update(np.asarray([g.num_edges for g in self.graphs], np.int64).tobytes())
+        return h.hexdigest()
     def mean_neighbors(self) -> float:
         "Average number of neighbours per atom (GNoME's message normaliser)."
         return float(sum(g.num_edges for g in self.graphs) / max(1, self.n_atoms.sum()))
@@ -273,9 +282,10 @@ def init_distributed_from_env() -> tuple[int, int]:
 class Ensemble:
     "Trained members (model, normaliser); `predict` returns mean and std over members in eV/atom."
     members: list
+    dirs: list = field(default_factory=list)    # the member folders (for warm starts)
     @classmethod
     def load(cls, run_dirs) -> "Ensemble":
-        return cls([load_model(Path(d) / "best.pt")[:2] for d in run_dirs])
+        return cls([load_model(Path(d) / "best.pt")[:2] for d in run_dirs], [Path(d) for d in run_dirs])
     def predict(self, ds: GraphDataset, *, device=None) -> tuple[np.ndarray, np.ndarray]:
         preds = np.stack([predict(m, n, ds, device=device) for m, n in self.members])
         return preds.mean(0), preds.std(0, ddof=1) if len(preds) > 1 else np.zeros(preds.shape[1])
@@ -296,10 +306,19 @@ def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_memb
                    run_dir: Path | str, device=None, progress: bool = True, warm_from: list | None = None,
                    processes: int = 1) -> Ensemble:
     """Train `n_members` models (member k: seed config.seed + k, so a different initialisation and data order)
-    into `run_dir/member_k`; finished members (`done.json`) are not retrained, unfinished ones resume.
+    into `run_dir/<key>/member_k`; finished members (`done.json`) are not retrained, unfinished ones resume.
+    `<key>` hashes the full configuration: `TrainConfig`, the model's config, the fingerprints of the training and
+    validation sets and the warm start, so changing any of them trains new members instead of reusing old ones
+    (`ensemble.json` in the folder says what it was trained with).
     `warm_from`: member folders of an earlier ensemble whose best weights start member k (warm-start retraining).
     `processes` > 1 on CPU: each member is trained data-parallel over that many processes (`fit_data_parallel`)."""
-    run_dir = Path(run_dir); dirs = []
+    from .data import config_key
+    torch.manual_seed(config.seed)
+    spec = {"train_config": asdict(config), "model": type(make_model()).__name__, "model_config": asdict(make_model().config),
+            "n_members": n_members, "train_data": train.fingerprint(), "val_data": val.fingerprint(),
+            "warm_from": [str(Path(p).resolve()) for p in warm_from] if warm_from else None}
+    run_dir = Path(run_dir) / config_key(spec, datasets=()); dirs = []
+    if not (run_dir / "ensemble.json").exists(): atomic_write_text(run_dir / "ensemble.json", json.dumps(spec, indent=2, default=str))
     for k in range(n_members):
         d = run_dir / f"member_{k}"; dirs.append(d)
         if (d / "done.json").exists(): continue
