@@ -22,9 +22,9 @@ from .data import atomic_write_text, read_index, subsample
 log = logging.getLogger("matdisco.scaling")
 
 # %% auto #0
-__all__ = ['log', 'SweepSpec', 'geometric_grid', 'scaling_splits', 'train_rows', 'cell_key', 'run_cell', 'sweep_cells',
-           'run_sweep', 'collect_sweep', 'fit_power_law', 'fit_saturating_power_law', 'bootstrap_alpha',
-           'scaling_table', 'scaling_figure']
+__all__ = ['log', 'AICC_DECISIVE', 'SweepSpec', 'geometric_grid', 'scaling_splits', 'train_rows', 'cell_key', 'run_cell',
+           'sweep_cells', 'run_sweep', 'collect_sweep', 'fit_power_law', 'fit_saturating_power_law', 'bootstrap_alpha',
+           'model_selection', 'scaling_table', 'scaling_figure']
 
 # %% ../../nbs/03a_scaling.ipynb #dbdbad102b87
 @dataclass(frozen=True)
@@ -46,7 +46,15 @@ class SweepSpec:
     split_seed: int = 2018
 
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        "Hash of the whole spec and the data checksums."
+        from matdisco.data import config_key
+        return config_key(self, length=10)
+
+    def cell_spec_key(self) -> str:
+        """Hash of everything that decides what one cell computes (splits, epochs, lr, ...) and of the data checksums;
+        the grid itself (n_train, model_sizes, seeds) is left out, so extending the grid reuses the cells it shares."""
+        from matdisco.data import config_key
+        return config_key({k: v for k, v in asdict(self).items() if k not in ("n_train", "model_sizes", "seeds")}, length=10)
 
 def geometric_grid(n_min: int, n_max: int, num: int) -> tuple:
     "`num` training-set sizes from n_min to n_max, evenly spaced in log N."
@@ -89,8 +97,9 @@ def _subset(ds, pos, rows):
     "The items of `ds` for these mp2018_formation rows (`pos`: row → position in `ds`)."
     return ds.subset([pos[r] for r in rows])
 
-def cell_key(n: int, width: int, depth: int, seed: int) -> str:
-    return f"n{n}_w{width}_d{depth}_s{seed}"
+def cell_key(spec: SweepSpec, n: int, width: int, depth: int, seed: int) -> str:
+    "A cell's folder name: its grid point and the hash of the spec it was trained under."
+    return f"n{n}_w{width}_d{depth}_s{seed}-{spec.cell_spec_key()}"
 
 def run_cell(spec: SweepSpec, n: int, width: int, depth: int, seed: int, run_dir: str) -> dict:
     "Train and evaluate one cell (resumable); write and return its result record."
@@ -99,7 +108,7 @@ def run_cell(spec: SweepSpec, n: int, width: int, depth: int, seed: int, run_dir
     from matdisco.models import CrystalGNN, count_parameters
     from matdisco.train import TrainConfig, fit, predict
     torch.set_num_threads(1)
-    cell_dir = Path(run_dir) / "cells" / cell_key(n, width, depth, seed)
+    cell_dir = Path(run_dir) / "cells" / cell_key(spec, n, width, depth, seed)
     done = cell_dir / "result.json"
     if done.exists(): return json.loads(done.read_text())
     splits, ds, pos = _cell_data(spec)
@@ -113,9 +122,14 @@ def run_cell(spec: SweepSpec, n: int, width: int, depth: int, seed: int, run_dir
     _, norm, _ = load_model(cell_dir / "best.pt")
     res = {"n_train": n, "width": width, "depth": depth, "seed": seed, "n_params": count_parameters(model),
            "train_time_s": time.perf_counter() - t0, "epochs": int(len(hist))}
+    errors = {}
     for name in ("id_test", "ood_arity", "ood_chemsys"):
         d = _subset(ds, pos, splits[name]); p = predict(model, norm, d)
         res[f"{name}_mae"] = mae(d.y.numpy(), p); res[f"{name}_rmse"] = rmse(d.y.numpy(), p)
+        errors[name] = np.abs(d.y.numpy().astype(float) - p)       # per crystal, in split order: for the bootstrap
+    from matdisco.data import atomic_path
+    with atomic_path(cell_dir / "errors.npz") as tmp:
+        with open(tmp, "wb") as f: np.savez(f, **errors)
     atomic_write_text(done, json.dumps(res, indent=2))
     return res
 
@@ -134,7 +148,7 @@ def run_sweep(spec: SweepSpec, run_dir: Path | str, *, scheduler: str | None = "
     from tqdm.auto import tqdm
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "spec.json", json.dumps(asdict(spec), indent=2))
-    todo = [c for c in sweep_cells(spec) if not (run_dir / "cells" / cell_key(*c) / "result.json").exists()]
+    todo = [c for c in sweep_cells(spec) if not (run_dir / "cells" / cell_key(spec, *c) / "result.json").exists()]
     if max_cells is not None: todo = todo[:max_cells]
     log.info("sweep %s: %d cells to run", run_dir, len(todo))
     if todo and scheduler is None:
@@ -143,16 +157,19 @@ def run_sweep(spec: SweepSpec, run_dir: Path | str, *, scheduler: str | None = "
         from dask.distributed import as_completed
         from matdisco.cluster import dask_client
         with dask_client(scheduler, n_workers=n_workers) as client:
-            futs = [client.submit(run_cell, spec, *c, str(run_dir), pure=False, key=f"cell-{cell_key(*c)}") for c in todo]
+            futs = [client.submit(run_cell, spec, *c, str(run_dir), pure=False, key=f"cell-{cell_key(spec, *c)}") for c in todo]
             for f in tqdm(as_completed(futs), total=len(futs), desc="scaling cells", disable=not progress):
                 f.result()   # raises the cell's error here, with its key
-    return collect_sweep(run_dir)
+    return collect_sweep(run_dir, spec)
 
-def collect_sweep(run_dir: Path | str) -> xr.Dataset:
-    "All finished cells of a sweep as a Dataset with dims (n_train, n_params, seed)."
+def collect_sweep(run_dir: Path | str, spec: SweepSpec) -> xr.Dataset:
+    """The finished cells of `spec`'s grid (cells trained under other settings are ignored) as a Dataset with dims
+    (n_train, n_params, seed), plus per-crystal absolute errors `<split>_abs_error` with a crystal dimension."""
     run_dir = Path(run_dir)
-    recs = [json.loads(p.read_text()) for p in sorted((run_dir / "cells").glob("*/result.json"))]
-    if not recs: raise FileNotFoundError(f"{run_dir}: no finished cells")
+    dirs = [run_dir / "cells" / cell_key(spec, *c) for c in sweep_cells(spec)]
+    dirs = [d for d in dirs if (d / "result.json").exists()]
+    recs = [json.loads((d / "result.json").read_text()) for d in dirs]
+    if not recs: raise FileNotFoundError(f"{run_dir}: no finished cells of this spec ({spec.cell_spec_key()})")
     df = pd.DataFrame(recs)
     sizes = df.groupby("n_params")[["width", "depth"]].first()
     variables = ["id_test_mae", "id_test_rmse", "ood_arity_mae", "ood_arity_rmse", "ood_chemsys_mae", "ood_chemsys_rmse",
@@ -160,9 +177,16 @@ def collect_sweep(run_dir: Path | str) -> xr.Dataset:
     ds = df.set_index(["n_train", "n_params", "seed"])[variables].to_xarray()
     ds = ds.assign_coords(width=("n_params", sizes.width.reindex(ds.n_params.values).to_numpy()),
                           depth=("n_params", sizes.depth.reindex(ds.n_params.values).to_numpy()))
-    spec = json.loads((run_dir / "spec.json").read_text()) if (run_dir / "spec.json").exists() else {}
+    for split in ("id_test", "ood_arity", "ood_chemsys"):
+        if not all((d / "errors.npz").exists() for d in dirs): break
+        errs = {(r["n_train"], r["n_params"], r["seed"]): np.load(d / "errors.npz")[split] for r, d in zip(recs, dirs)}
+        m = len(next(iter(errs.values())))
+        arr = np.full((ds.sizes["n_train"], ds.sizes["n_params"], ds.sizes["seed"], m), np.nan)
+        for (n, p, s), e in errs.items():
+            arr[list(ds.n_train.values).index(n), list(ds.n_params.values).index(p), list(ds.seed.values).index(s)] = e
+        ds[f"{split}_abs_error"] = (("n_train", "n_params", "seed", f"{split}_crystal"), arr, {"units": "eV/atom"})
     ds.attrs.update({"description": "matdisco scaling sweep: formation-energy MAE/RMSE in eV/atom",
-                     "spec": json.dumps(spec)})
+                     "spec": json.dumps(asdict(spec)), "cell_spec_key": spec.cell_spec_key()})
     for v in variables:
         ds[v].attrs["units"] = "eV/atom" if ("mae" in v or "rmse" in v) else ("s" if v.endswith("_s") else "1")
     ds.to_netcdf(run_dir / "sweep.nc", engine="h5netcdf")
@@ -192,29 +216,53 @@ def _aic(rss: float, n: int, k: int) -> float:
     if n - k - 1 <= 0: return float("inf")
     return float(n * np.log(max(rss, 1e-12) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
-def bootstrap_alpha(n_values, err_by_seed: np.ndarray, *, form: str = "power", n_boot: int = 500, seed: int = 0,
+def bootstrap_alpha(n_values, errors: np.ndarray, *, form: str = "power", n_boot: int = 500, seed: int = 0,
                     ci: float = 0.95) -> dict:
-    "Exponent α with a bootstrap CI over seeds; `err_by_seed` has shape (len(n_values), n_seeds)."
+    """Exponent α with a bootstrap CI. `errors`: per-crystal absolute errors of shape (len(n_values), n_seeds,
+    n_crystals) (seeds and crystals are resampled together, the same draws at every N), or MAEs of shape
+    (len(n_values), n_seeds) (seeds only, which understates the uncertainty with few seeds)."""
     fitter = fit_power_law if form == "power" else fit_saturating_power_law
-    err_by_seed = np.asarray(err_by_seed, float)
-    point = fitter(n_values, np.nanmean(err_by_seed, axis=1))
-    rng = np.random.default_rng(seed); k = err_by_seed.shape[1]
-    boots = [fitter(n_values, np.nanmean(err_by_seed[:, rng.integers(0, k, k)], axis=1)) for _ in range(n_boot)]
+    errors = np.asarray(errors, float)
+    curve = lambda e: np.nanmean(e.reshape(len(e), -1), axis=1)
+    point = fitter(n_values, curve(errors))
+    rng = np.random.default_rng(seed); k = errors.shape[1]
+    if errors.ndim == 3:
+        m = errors.shape[2]; resampled = f"seeds and test crystals ({k} seeds x {m} crystals)"
+        draw = lambda: errors[:, rng.integers(0, k, k)][:, :, rng.integers(0, m, m)]
+    else:
+        resampled = f"seeds only ({k} seeds)"; draw = lambda: errors[:, rng.integers(0, k, k)]
+    boots = [fitter(n_values, curve(draw())) for _ in range(n_boot)]
     lo, hi = np.percentile([b["alpha"] for b in boots], [50 * (1 - ci), 50 * (1 + ci)])
-    return {**point, "alpha_lo": float(lo), "alpha_hi": float(hi), "form": form,
+    return {**point, "alpha_lo": float(lo), "alpha_hi": float(hi), "form": form, "resampled": resampled,
             "samples": np.array([[b["a"], b["alpha"], b["c"]] for b in boots])}
 
+#: |ΔAICc| below which two models both have substantial support (Burnham & Anderson 2002, §2.6).
+AICC_DECISIVE = 2.0
+
+def model_selection(power: dict, saturating: dict, n_points: int) -> str:
+    "'power', 'saturating', or 'undecidable: <why>' (too few training-set sizes for 3 parameters, or |ΔAICc| < 2)."
+    if n_points - 3 - 1 < 2 or not np.isfinite(saturating["aic"]):
+        return f"undecidable: {n_points} training-set sizes cannot judge a 3-parameter form (AICc needs >= 6)"
+    d = saturating["aic"] - power["aic"]
+    if abs(d) < AICC_DECISIVE: return f"undecidable: |dAICc| = {abs(d):.2f} < {AICC_DECISIVE}"
+    return "saturating" if d < 0 else "power"
+
 def scaling_table(ds: xr.Dataset, *, variable: str = "id_test_mae", n_boot: int = 500) -> pd.DataFrame:
-    "α ± CI for both forms, per model size, for one error variable; with the AIC-preferred form marked."
+    """α with a bootstrap CI (over seeds and test crystals when the sweep kept per-crystal errors) for both forms,
+    per model size, for one error variable; `selection` says which form AICc supports, or that it cannot decide."""
     rows = []
+    per_crystal = variable.replace("_mae", "_abs_error")
     for p in ds.n_params.values:
-        e = ds[variable].sel(n_params=p).transpose("n_train", "seed").values
+        if per_crystal in ds and variable.endswith("_mae"):
+            e = ds[per_crystal].sel(n_params=p).transpose("n_train", "seed", ...).values
+        else:
+            e = ds[variable].sel(n_params=p).transpose("n_train", "seed").values
         fits = {f: bootstrap_alpha(ds.n_train.values, e, form=f, n_boot=n_boot) for f in ("power", "saturating")}
-        best = min(fits, key=lambda f: (fits[f]["aic"], f != "power"))   # ties (e.g. both infinite) go to the simpler form
+        selection = model_selection(fits["power"], fits["saturating"], len(ds.n_train))
         for f, r in fits.items():
             rows.append({"variable": variable, "n_params": int(p), "width": int(ds.width.sel(n_params=p)),
                          "depth": int(ds.depth.sel(n_params=p)), **{k: v for k, v in r.items() if k != "samples"},
-                         "preferred": f == best})
+                         "selection": selection, "preferred": selection == f})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/03a_scaling.ipynb #3a24339525e2
@@ -238,7 +286,8 @@ def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
     ax = axes[0]
     for k, p in enumerate(ds.n_params.values):
         e = ds.id_test_mae.sel(n_params=p).transpose("n_train", "seed").values
-        b = bootstrap_alpha(N, e, n_boot=n_boot)
+        b = bootstrap_alpha(N, ds.id_test_abs_error.sel(n_params=p).transpose("n_train", "seed", ...).values
+                            if "id_test_abs_error" in ds else e, n_boot=n_boot)
         lo, hi = _band(grid, b["samples"])
         ax.errorbar(N, 1000 * np.nanmean(e, 1), yerr=1000 * np.nanstd(e, 1), fmt="o", color=f"C{k}", capsize=3)
         ax.plot(grid, 1000 * b["a"] * grid ** -b["alpha"], color=f"C{k}",
