@@ -305,13 +305,19 @@ def generate_candidates(parents: pd.DataFrame | None = None, *, chemical_systems
                 c.parent_id = system; cands.append(c)
     return cands, skips
 
-def mark_unique_and_novel(cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula") -> pd.DataFrame:
-    "Candidates table with `unique` (within the batch) and `novel` (w.r.t. the reference) columns."
+def mark_unique_and_novel(cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula",
+                          known_formulas: frozenset | None = None) -> pd.DataFrame:
+    """Candidates table with `unique` (within the batch), `novel` (no `StructureMatcher` match in the reference
+    structures) and, given `known_formulas` (e.g. every MP composition), `known_composition` and
+    `new` = unique & novel & composition unknown. A novel structure of a known composition is a new polymorph at best,
+    not a new material, until a relaxation says where it goes."""
     table = candidates_table(cands)
-    if not len(table): return table.assign(unique=[], novel=[])
+    if not len(table): return table.assign(unique=[], novel=[], known_composition=[], new=[])
     structs = [c.structure for c in cands]
     table["unique"] = is_unique(structs, key=key)
     table["novel"] = reference.novel_mask(structs)
+    table["known_composition"] = table.formula.isin(known_formulas) if known_formulas is not None else np.nan
+    table["new"] = table.unique & table.novel & ~table.known_composition.astype(bool) if known_formulas is not None else np.nan
     return table
 
 def candidates_figure(table: pd.DataFrame, skips: pd.DataFrame | None = None):
@@ -328,6 +334,7 @@ def candidates_figure(table: pd.DataFrame, skips: pd.DataFrame | None = None):
     top = table[table.generator != "random_search"].parent_id.value_counts().head(12)
     axes[2].barh(top.index[::-1], top.values[::-1]); axes[2].set_xlabel("candidates from this parent (prototype)"); axes[2].set_ylabel("parent material")
     nov = table.novel[table.unique].mean() if table.unique.any() else float("nan")
-    fig.suptitle(f"{len(table)} candidates, {int(table.unique.sum())} unique, {nov:.0%} of unique ones novel")
+    new = f", {table.new[table.unique].mean():.0%} also of a composition unknown to MP" if "new" in table and table.new.notna().all() else ""
+    fig.suptitle(f"{len(table)} candidates, {int(table.unique.sum())} unique, {nov:.0%} of unique ones novel structures{new}")
     fig.tight_layout()
     return fig
