@@ -40,3 +40,6 @@ def test_experiment_runs_end_to_end_at_smoke_size(name, mirror, tmp_path):
     assert man["status"] == "complete" and man["profile"] == "smoke" and man["stages"][name]["status"] == "complete"
     log = (out / "run.log").read_text()
     assert f"stage {name}: complete" in log
+    assert "papermill INFO" in log                                     # the executed cells' output reaches the run log
+    if name == "discovery":                                            # and so do the library's records from the kernel
+        assert "matdisco.discovery INFO round 1: evaluated" in log

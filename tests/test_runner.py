@@ -64,8 +64,10 @@ def test_resume_skips_completed_stages(toy):
     assert man["status"] == "complete" and man["stages"]["a"]["skipped_on_resume"]
     for key in ("git", "environment", "profile", "seed", "data", "stages"): assert key in man
     assert man["environment"]["packages"]["torch"].startswith("2.13")
+    (out / "stages/a/stale_model.pt").write_text("made under old settings")
     run_pipeline("tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False, force=True)
     assert done.stat().st_mtime_ns != first                            # --force reruns
+    assert not (out / "stages/a/stale_model.pt").exists()              # ... and clears the stage: nothing old is reused
 
 
 def test_registered_experiments_have_one_parameters_cell():
