@@ -77,6 +77,9 @@ def test_composition_search_finds_known_phases_and_makes_sane_crystals():
     assert "Li3FeO" not in formulas and "LiFeO5" not in formulas      # 3 + x − 2 = 0 and 1 + x − 10 = 0 need Fe(−1), Fe(+9)
     cands = random_structures("LiFeO2", 4, seed=1, max_atoms=16)
     assert len(cands) == 4
+    again = random_structures("LiFeO2", 4, seed=1, max_atoms=16)      # the seed decides everything (resumed runs)
+    for a, b in zip(cands, again):
+        assert np.allclose(a.structure.lattice.matrix, b.structure.lattice.matrix) and np.allclose(a.structure.frac_coords, b.structure.frac_coords)
     for c in cands:
         s = c.structure
         assert s.composition.reduced_formula == "LiFeO2" and len(s) <= 16

@@ -225,7 +225,8 @@ def random_structures(formula: str, n: int, *, seed: int = 0, max_atoms: int = 2
         species = [el.symbol for el in comp.elements]; counts = [int(comp[el]) * z for el in comp.elements]
         crystal = pyxtal()
         try:
-            crystal.from_random(3, sg, species, counts, factor=volume_factor, seed=int(rng.integers(2**31)))
+            # PyXtal's `seed` is not its random source (two calls with one seed gave different crystals): `random_state` is
+            crystal.from_random(3, sg, species, counts, factor=volume_factor, random_state=np.random.default_rng(int(rng.integers(2**31))))
         except Exception:   # pyxtal raises for incompatible Wyckoff combinations; try another group
             continue
         if not crystal.valid: continue
