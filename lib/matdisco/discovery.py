@@ -260,6 +260,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         earlier = NoveltyChecker(known.structure[known.source != "reference"])
         status = np.array(classify_hits([s if o else None for s, o in zip(relaxed, ok)], known_structures=reference_structures,
                                         mp_formulas=mp_formulas, earlier=earlier), dtype=object)
+        status[ran & ~ok] = "unconverged"                          # relaxed but stopped at max_steps: no label, no verdict
         new = pd.DataFrame({"material_id": [f"r{r}-{structure_hash(c.structure)[:10]}" for c in picked],
                             "reduced_formula": [c.reduced_formula for c in comps], "structure": relaxed,
                             "e_form_oracle": e_form, "source": [f"round_{r}:{c.generator}" for c in picked],
