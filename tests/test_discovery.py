@@ -112,3 +112,10 @@ def test_acquisition_and_curves():
     with pytest.raises(ValueError, match="unknown acquisition"):
         acquisition_scores(mean, std, kind="ucb")
     assert discovery_curve([2, 0, 1], [True, False, True]).tolist() == [1, 2, 2]
+
+
+def test_elemental_references_command_writes_the_table(mirror, tmp_path, capsys):
+    from matdisco.cli import main
+    assert main(["elemental-references", "O", "S", "--out", str(tmp_path)]) == 0
+    t = pd.read_csv(tmp_path / "elemental_references.csv").set_index("element")
+    assert not t.loc["O", "flagged"] and t.loc["S", "flagged"] and "S" in capsys.readouterr().out
