@@ -25,6 +25,7 @@ def test_single_member_benchmark_judges_the_volume_tta_spread(mirror, tmp_path):
     assert (p.gnn_std == 0).all() and (p.gnn_tta_std > 0).all()       # one member: no ensemble spread, a TTA spread
     assert uncertainty_columns(p) == ("gnn_tta_mean", "gnn_tta_std", "volume-TTA std (one member)")
     assert res["summary"]["uncertainty"] == "volume-TTA std (one member)" and res["summary"]["processes"] == 2
+    assert len(res["summary"]["gnn_train_s"]) == 1 and res["summary"]["gnn_train_s"][0] > 0   # the keyed member folder
     assert np.isfinite(res["summary"]["spearman_abs_error_vs_uncertainty"])
     cal = res["calibration"]
     assert cal["n"].sum() == len(te) and (cal["std"] > 0).all() and cal["std"].is_monotonic_increasing

@@ -106,7 +106,8 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
                "n_params_gnn": count_parameters(ens.members[0][0]), "n_train": len(train_df), "n_val": len(val_df),
                "n_test": len(test_df), "avg_num_neighbors": ens.members[0][0].config.avg_num_neighbors,
                "gnn_config": asdict(gnn), "train_config": asdict(train_config), "processes": processes,
-               "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in sorted((run_dir / "gnn").glob("member_*"))]}
+               "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in ens.dirs],
+               "gnn_dirs": [str(d) for d in ens.dirs]}
     return {"metrics": metrics, "cross_level": pd.DataFrame(cross), "predictions": predictions,
             "calibration": calibration_table(err, predictions[unc_std]), "summary": summary}
 
