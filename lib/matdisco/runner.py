@@ -149,13 +149,12 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
 
 def stage_logging(level: int = logging.INFO) -> logging.Logger:
     """Call at the top of an experiment notebook: the library's log records (round finished, cell trained, ...) go to
-    the notebook's output and, inside `matdisco run`, to the run's `run.log` (`$MATDISCO_RUN_DIR`). Idempotent."""
+    the notebook's output (stderr). Inside `matdisco run`, papermill forwards that output to the run's `run.log`, so
+    the records land there once. Idempotent."""
     lg = logging.getLogger("matdisco"); lg.setLevel(level)
     if not any(getattr(h, "_matdisco_stage", False) for h in lg.handlers):
-        handlers = [logging.StreamHandler(sys.stderr)]
-        if os.environ.get("MATDISCO_RUN_DIR"): handlers.append(logging.FileHandler(Path(os.environ["MATDISCO_RUN_DIR"]) / "run.log"))
-        for h in handlers:
-            h._matdisco_stage = True; h.setFormatter(logging.Formatter(_LOG_FORMAT)); lg.addHandler(h)
+        h = logging.StreamHandler(sys.stderr); h._matdisco_stage = True
+        h.setFormatter(logging.Formatter(_LOG_FORMAT)); lg.addHandler(h)
     return lg
 
 def _data_reads(run_dir: Path) -> list[dict]:
