@@ -399,6 +399,8 @@ def rounds_figure(rounds: pd.DataFrame):
     axes[1].plot(r, rounds.cumulative_new_stable_on_updated_hull, "s--", label="new, on the updated hull")
     axes[1].plot(r, rounds.cumulative_rediscovered_stable_vs_reference, "^:", color="grey", label="rediscovered (known to MP)")
     axes[1].set_xlabel("round"); axes[1].set_ylabel("stable materials (cumulative count)"); axes[1].legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+    axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))                 # counts
     axes[2].plot(r, 1000 * rounds.mae_before_retraining, "o-")
     axes[2].set_xlabel("round"); axes[2].set_ylabel("ensemble MAE on new data (meV/atom)")
     for ax in axes: ax.set_xticks(list(r))
