@@ -409,21 +409,22 @@ def parse_cif(text: str, *, source: str | None = None):
     return reason, None
 
 def _parse_cif(text: str):
-    "The structure, or the reason why there is none."
+    """The structure, or the reason why there is none. `_cif_problem` reads the raw CIF only when pymatgen fails or
+    builds a non-finite structure, so valid files are parsed once."""
     from pymatgen.core import Structure
     from pymatgen.core.periodic_table import DummySpecies
-    problem = _cif_problem(text)
-    if problem: return f"invalid CIF ({problem})"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             s = Structure.from_str(text, fmt="cif")
     except Exception as e:  # pymatgen raises many types for malformed CIFs; the reason is what we keep
+        problem = _cif_problem(text)
+        if problem: return f"invalid CIF ({problem})"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return f"unparsable CIF ({type(e).__name__}: {msg[:200]})"
     if len(s) == 0: return "unparsable CIF (no sites)"
     if not (np.isfinite(s.lattice.matrix).all() and np.isfinite(s.frac_coords).all() and s.volume > 0):
-        return "invalid CIF (non-finite lattice or coordinates)"
+        return f"invalid CIF ({_cif_problem(text) or 'non-finite lattice or coordinates'})"
     for sp in s.composition:
         if isinstance(sp, DummySpecies): return f"unknown element {sp.symbol!r}"
     if not s.is_ordered: return "partial occupancy (disordered structure)"

@@ -313,8 +313,8 @@ def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_memb
     `warm_from`: member folders of an earlier ensemble whose best weights start member k (warm-start retraining).
     `processes` > 1 on CPU: each member is trained data-parallel over that many processes (`fit_data_parallel`)."""
     from .data import config_key
-    torch.manual_seed(config.seed)
-    spec = {"train_config": asdict(config), "model": type(make_model()).__name__, "model_config": asdict(make_model().config),
+    torch.manual_seed(config.seed); probe = make_model()
+    spec = {"train_config": asdict(config), "model": type(probe).__name__, "model_config": asdict(probe.config),
             "n_members": n_members, "train_data": train.fingerprint(), "val_data": val.fingerprint(),
             "warm_from": [str(Path(p).resolve()) for p in warm_from] if warm_from else None}
     run_dir = Path(run_dir) / config_key(spec, datasets=()); dirs = []
