@@ -59,8 +59,8 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     preds = {"mean predictor": np.full(len(y_test), float(ds["train"].y.mean()))}
     lin = TargetNormalizer.fit(ds["train"].fractions, ds["train"].y)
     preds["per-element linear"] = lin.reference(ds["test"].fractions).double().numpy()
+    torch.manual_seed(train_config.seed)           # before the model is built: its initial weights come from this seed
     comp_model = CompositionModel(config=composition or CompositionConfig())
-    torch.manual_seed(train_config.seed)
     comp_dir = run_dir / "composition" / config_key({"train_config": asdict(train_config), "model_config": asdict(comp_model.config),
                                                      "train_data": ds["train"].fingerprint(), "val_data": ds["val"].fingerprint()}, datasets=())
     fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=comp_dir, progress=progress)
