@@ -314,4 +314,5 @@ d = { 'settings': { 'branch': 'main',
                                 'matdisco.train.init_distributed_from_env': ('train.html#init_distributed_from_env', 'matdisco/train.py'),
                                 'matdisco.train.pick_device': ('train.html#pick_device', 'matdisco/train.py'),
                                 'matdisco.train.predict': ('train.html#predict', 'matdisco/train.py'),
-                                'matdisco.train.train_ensemble': ('train.html#train_ensemble', 'matdisco/train.py')}}}
+                                'matdisco.train.train_ensemble': ('train.html#train_ensemble', 'matdisco/train.py'),
+                                'matdisco.train.training_key': ('train.html#training_key', 'matdisco/train.py')}}}

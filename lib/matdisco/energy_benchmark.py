@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import config_key, load_structures, read_index, split_random, subsample
+from .data import load_structures, read_index, split_random, subsample
 from .hull import ReferenceHull
 from .metrics import calibration_table, mae, r2, rmse, spearman, stability_classification
 from .models import (CompositionConfig, CompositionModel, CrystalGNN, GNNConfig, TargetNormalizer, count_parameters,
                              load_model)
-from .train import GraphDataset, TrainConfig, fit, predict, train_ensemble
+from .train import GraphDataset, TrainConfig, fit, predict, train_ensemble, training_key
 
 log = logging.getLogger("matdisco.energy_benchmark")
 
@@ -61,8 +61,7 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     preds["per-element linear"] = lin.reference(ds["test"].fractions).double().numpy()
     torch.manual_seed(train_config.seed)           # before the model is built: its initial weights come from this seed
     comp_model = CompositionModel(config=composition or CompositionConfig())
-    comp_dir = run_dir / "composition" / config_key({"train_config": asdict(train_config), "model_config": asdict(comp_model.config),
-                                                     "train_data": ds["train"].fingerprint(), "val_data": ds["val"].fingerprint()}, datasets=())
+    comp_dir = run_dir / "composition" / training_key(comp_model, ds["train"], ds["val"], train_config)[0]
     fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=comp_dir, progress=progress)
     cm, cn, _ = load_model(comp_dir / "best.pt")
     preds["composition model"] = predict(cm, cn, ds["test"])

@@ -26,7 +26,7 @@ log = logging.getLogger("matdisco.train")
 
 # %% auto #0
 __all__ = ['log', 'GraphDataset', 'atom_budget_batches', 'TrainConfig', 'pick_device', 'distributed_rank_world', 'predict', 'fit',
-           'fit_data_parallel', 'init_distributed_from_env', 'Ensemble', 'train_ensemble']
+           'fit_data_parallel', 'init_distributed_from_env', 'Ensemble', 'training_key', 'train_ensemble']
 
 # %% ../../nbs/03_train.ipynb #2055b0b8f740
 class GraphDataset:
@@ -302,6 +302,14 @@ class Ensemble:
         p = np.stack(all_preds)
         return p.mean(0), p.std(0, ddof=1) if len(p) > 1 else np.zeros(p.shape[1])
 
+def training_key(model, train: GraphDataset, val: GraphDataset, config: TrainConfig, **extra) -> tuple[str, dict]:
+    """(key, spec): the hash naming a training run's folder, and what it hashes: `config`, the model's class and
+    config, the fingerprints of the training and validation sets, and `extra` (ensemble size, warm start, ...)."""
+    from .data import config_key
+    spec = {"train_config": asdict(config), "model": type(model).__name__, "model_config": asdict(model.config),
+            "train_data": train.fingerprint(), "val_data": val.fingerprint(), **extra}
+    return config_key(spec, datasets=()), spec
+
 def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_members: int, config: TrainConfig,
                    run_dir: Path | str, device=None, progress: bool = True, warm_from: list | None = None,
                    processes: int = 1) -> Ensemble:
@@ -312,12 +320,10 @@ def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_memb
     (`ensemble.json` in the folder says what it was trained with).
     `warm_from`: member folders of an earlier ensemble whose best weights start member k (warm-start retraining).
     `processes` > 1 on CPU: each member is trained data-parallel over that many processes (`fit_data_parallel`)."""
-    from .data import config_key
-    torch.manual_seed(config.seed); probe = make_model()
-    spec = {"train_config": asdict(config), "model": type(probe).__name__, "model_config": asdict(probe.config),
-            "n_members": n_members, "train_data": train.fingerprint(), "val_data": val.fingerprint(),
-            "warm_from": [str(Path(p).resolve()) for p in warm_from] if warm_from else None}
-    run_dir = Path(run_dir) / config_key(spec, datasets=()); dirs = []
+    torch.manual_seed(config.seed)
+    key, spec = training_key(make_model(), train, val, config, n_members=n_members,
+                             warm_from=[str(Path(p).resolve()) for p in warm_from] if warm_from else None)
+    run_dir = Path(run_dir) / key; dirs = []
     if not (run_dir / "ensemble.json").exists(): atomic_write_text(run_dir / "ensemble.json", json.dumps(spec, indent=2, default=str))
     for k in range(n_members):
         d = run_dir / f"member_{k}"; dirs.append(d)
