@@ -37,7 +37,7 @@ reproduce: install
 	$(BIN)/matdisco run --profile $(PROFILE) --out runs/$(RUN_ID)
 
 bench: install
-	for b in neighbors gnn ddp candidates oracle cluster; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in neighbors gnn screening ddp candidates oracle cluster; do $(BIN)/python bench/$$b.py || exit 1; done
 
 lock: install
 	{ head -2 constraints.txt; echo "torch==2.13.0"; $(BIN)/pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.tmp && mv constraints.tmp constraints.txt

@@ -5,6 +5,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never read or fill the machine-wide oracle cache (~/.cache/matdisco): one fresh cache per session, shared by
+# the experiment notebooks the tests execute (they inherit the environment).
+import tempfile  # noqa: E402
+os.environ["MATDISCO_CACHE"] = tempfile.mkdtemp(prefix="matdisco-test-cache-")
 
 from matdisco.data import mirror_dir, project_root  # noqa: E402
 

@@ -11,10 +11,13 @@ from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hi
                                 elemental_references, mp_known_formulas, reference_frame, run_discovery)
 from matdisco.oracle import OracleStore
 
-CFG = DiscoveryConfig(elements=("Li", "Mn", "O"), rounds=2, budget=6, ensemble_size=2, width=24, epochs=6,
+CFG = DiscoveryConfig(elements=("Li", "Mn", "O"), rounds=2, budget=6, control_budget=3, ensemble_size=2, width=24, epochs=6,
                       retrain_epochs=2, max_steps=40, compositions_per_system=2, structures_per_composition=2, n_parents=4)
-#: columns that are measurements of time or resources, not results
-TIMING = ()
+
+
+def timing_columns(table: pd.DataFrame) -> list[str]:
+    "Columns that measure time or speed, not results: they differ between any two runs."
+    return [c for c in table.columns if c.startswith("wall_") or c.endswith("_per_s")]
 
 
 def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror, tmp_path):
@@ -28,14 +31,20 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     assert (work / "round_0" / "done.json").stat().st_mtime_ns == done0
     assert list(table["round"]) == [0, 1]
     relaxations = store.table("chgnet-0.3.0")
-    assert len(relaxations) <= 9 + 2 * CFG.budget                         # <= 3 structures per element + the budget
+    assert len(relaxations) <= 2 * (CFG.budget + CFG.control_budget)      # the run's own: filtered + control, per round
     assert len(relaxations) > n_relax_round0
     rec = json.loads((work / "round_1" / "done.json").read_text())
     for key in ("generated", "unique_novel", "evaluated", "hit_rate", "hit_rate_structural", "hit_rate_compositional",
                 "hit_rate_new", "mae_before_retraining", "new_stable_vs_reference", "rediscovered_stable_vs_reference",
-                "new_stable_on_updated_hull", "level_disagreement_mae", "oracle_unconverged"):
+                "new_stable_on_updated_hull", "level_disagreement_mae", "oracle_unconverged", "control_hit_rate",
+                "enrichment", "pool_substitution", "pool_saps", "pool_random_search", "new_stable_vs_reference_ternary",
+                "oracle_relaxations_per_s", "wall_oracle_s", "wall_train_s"):
         assert key in rec
-    assert 0 < rec["evaluated"] <= CFG.budget and 0 <= rec["hit_rate"] <= 1
+    assert 0 < rec["filtered"] <= CFG.budget and 0 < rec["control"] <= CFG.control_budget
+    assert max(rec["filtered"], rec["control"]) <= rec["evaluated"] <= rec["filtered"] + rec["control"]
+    assert 0 <= rec["hit_rate"] <= 1 and 0 <= rec["control_hit_rate"] <= 1
+    assert rec["pool_substitution"] + rec["pool_saps"] + rec["pool_random_search"] == rec["unique_novel"] <= rec["generated"]
+    assert sum(rec[f"new_stable_vs_reference_{a}"] for a in ("binary", "ternary", "quaternary", "5plus")) == rec["new_stable_vs_reference"]
     assert table.cumulative_evaluated.iloc[-1] == table.evaluated.sum()
     assert rec["train_size"] > json.loads((work / "round_0" / "done.json").read_text())["train_size"]   # results were added
     assert 0 < rec["level_disagreement_mae"] < 0.5                      # DFT (pre-2020) vs oracle (MP2020) labels, eV/atom
@@ -50,7 +59,17 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     assert (ev.status[~ev.converged & ev.status.ne("failed")] == "unconverged").all() and not ev.used_as_label[~ev.converged].any()
     # killed-and-resumed == uninterrupted (each round draws from its own (seed, round) stream)
     straight = run_discovery(CFG, tmp_path / "straight")
-    pd.testing.assert_frame_equal(table.drop(columns=list(TIMING)), straight.drop(columns=list(TIMING)), check_exact=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(table.drop(columns=timing_columns(table)), straight.drop(columns=timing_columns(straight)),
+                                  check_exact=False, rtol=1e-6)
+    # the control arm is a random sample of the pool: its rows are marked, and the filter's hit rate is over its own rows
+    assert ev.control.sum() == table.control.sum() and ev.filtered.sum() == table.filtered.sum()
+
+
+def test_enrichment_is_the_ratio_of_hit_rates_and_undefined_without_control_hits():
+    from matdisco.discovery import enrichment
+    assert enrichment(0.5, 0.1) == pytest.approx(5.0)
+    assert np.isnan(enrichment(0.5, 0.0)) and np.isnan(enrichment(float("nan"), 0.2))
+    assert enrichment(0.0, 0.25) == 0.0
 
 
 def test_artefacts_are_keyed_by_the_full_configuration():

@@ -101,3 +101,18 @@ def test_batching_offsets_and_autograd():
     torch.testing.assert_close(per_graph, torch.zeros(3, 3), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="different cutoffs"):
         batch_graphs([structure_to_graph(structs[0], 3.0), structure_to_graph(structs[1], 4.0)])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lat=lattices, n=st.integers(1, 8), cutoff=st.floats(0.5, 7.0), seed=st.integers(0, 2**31))
+def test_vesin_list_equals_the_numpy_list_pair_by_pair(lat, n, cutoff, seed):
+    "The two implementations agree on every (i, j, image) pair, images included, away from the cutoff's edge."
+    from matdisco.graphs import neighbor_list_numpy
+    with np.errstate(invalid="ignore"):
+        L = Lattice.from_parameters(*lat)
+    assume(np.isfinite(L.volume) and L.volume > 0.2 * lat[0] * lat[1] * lat[2])
+    pos = np.random.default_rng(seed).uniform(-0.5, 1.5, size=(n, 3)) @ L.matrix     # some atoms outside the cell
+    def key(i, j, img, d):
+        keep = np.abs(d - cutoff) > 1e-6
+        return sorted(zip(i[keep].tolist(), j[keep].tolist(), map(tuple, img[keep].tolist())))
+    assert key(*neighbor_list(pos, L.matrix, cutoff)) == key(*neighbor_list_numpy(pos, L.matrix, cutoff))

@@ -101,6 +101,12 @@ def test_ensemble_spread_and_tta(small, tmp_path):
     np.testing.assert_allclose(m1, mean[:20], atol=1e-5)                          # scale 1.0 is the plain prediction
     m3, s3 = ens.predict_structures(structs, volume_scales=(0.9, 1.0, 1.1))
     assert not np.allclose(m3, m1)
+    # screening in chunks on Dask workers (each loads the members from their folders) equals one process
+    from matdisco.train import screen
+    md, sd = screen(ens, structs, volume_scales=(0.9, 1.0, 1.1), scheduler="local", n_workers=2, chunk_size=7)
+    np.testing.assert_allclose(md, m3, atol=1e-5); np.testing.assert_allclose(sd, s3, atol=1e-5)
+    with pytest.raises(ValueError, match="member folders"):
+        screen(Ensemble(ens.members), structs, scheduler="local")
 
 
 def test_composition_model_learns(small, tmp_path):
@@ -135,3 +141,23 @@ def test_torchrun_launches_ddp_training_from_the_cli(mirror, tmp_path):
     tr, _, te = split_frames(n_train=300, n_val=60, n_test=100, seed=0)
     mean_mae = mae(te.formation_energy_per_atom.to_numpy(), np.full(len(te), tr.formation_energy_per_atom.mean()))
     assert res["test_mae"] < mean_mae
+
+
+def test_a_warm_start_keeps_the_pretrained_normaliser_and_neighbour_statistics(small, tmp_path):
+    "Fine-tuning on a few new crystals must not refit what the pretrained model's outputs are scaled by."
+    ds, _ = small
+    cfg = TrainConfig(epochs=2, lr=3e-3, atoms_per_batch=1024)
+    pre = train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), ds["train"].subset(slice(0, 200)), ds["val"],
+                         n_members=1, config=cfg, run_dir=tmp_path / "pre", progress=False)
+    few = ds["train"].subset(slice(600, 620))                                  # 20 other crystals
+    assert few.mean_neighbors() != ds["train"].subset(slice(0, 200)).mean_neighbors()
+    ft = train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), few, ds["val"], n_members=1,
+                        config=TrainConfig(epochs=1, lr=1e-4, atoms_per_batch=1024, warmup_epochs=1),
+                        run_dir=tmp_path / "ft", warm_from=pre.dirs, progress=False)
+    (m0, n0, _), (m1, n1, _) = load_model(pre.dirs[0] / "best.pt"), load_model(ft.dirs[0] / "best.pt")
+    assert m1.config.avg_num_neighbors == m0.config.avg_num_neighbors
+    torch.testing.assert_close(n1.weights, n0.weights); assert n1.scale == n0.scale
+    # a fresh model trained on the same 20 crystals fits its own statistics
+    fresh = train_ensemble(lambda: CrystalGNN(width=16, depth=1, cutoff=4.5), few, ds["val"], n_members=1,
+                           config=TrainConfig(epochs=1, atoms_per_batch=1024, warmup_epochs=1), run_dir=tmp_path / "fresh", progress=False)
+    assert load_model(fresh.dirs[0] / "best.pt")[0].config.avg_num_neighbors == pytest.approx(few.mean_neighbors())

@@ -55,7 +55,37 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="folder: elemental_references.csv and the oracle store (reruns reuse it)")
     e.add_argument("--fmax", type=float, default=0.1)
     e.add_argument("--max-steps", type=int, default=100)
+    rl = sub.add_parser("relabel", help="single points of every mp2018_formation crystal with an oracle, into the machine-wide "
+                        "cache ($MATDISCO_CACHE or ~/.cache/matdisco), and the oracle-level reference table")
+    rl.add_argument("--oracle", default="chgnet-0.3.0")
+    rl.add_argument("--elements", nargs="*", help="only the chemical space of these elements (default: the whole data set)")
+    rl.add_argument("--limit", type=int, default=None, help="only the first N crystals of the space (a quick look)")
+    rl.add_argument("--workers", type=int, default=2, help="Dask worker processes (one torch thread each)")
+    rl.add_argument("--scheduler", default="local", help="'local' (a new LocalCluster) or a running scheduler's address")
+    rl.add_argument("--out", required=True, help="folder: oracle_reference.csv, elemental_references.csv, summary.json")
     return p
+
+def _relabel(args) -> dict:
+    "`matdisco relabel`: relabel (resumable: the cache keeps every finished chunk), write the tables, print a summary."
+    import json
+    from pathlib import Path
+    from .data import atomic_write_text, read_index
+    from .reference import relabel
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    rows = None
+    if args.limit is not None:
+        idx = read_index(); idx = idx[~idx.is_outlier & idx.chemsys.notna()]
+        if args.elements: idx = idx[idx.chemsys.apply(lambda c: set(c.split("-")) <= set(args.elements))]
+        rows = idx.row_index.to_numpy()[:args.limit]
+    ref = relabel(args.oracle, rows=rows, elements=args.elements or None, scheduler=args.scheduler, n_workers=args.workers,
+                  progress=True)
+    cols = ["row_index", "material_id", "reduced_formula", "chemsys", "n_sites", "formation_energy_per_atom",
+            "energy_per_atom_oracle", "e_form_oracle"]
+    atomic_write_text(out / "oracle_reference.csv", ref.frame[cols].to_csv(index=False))
+    atomic_write_text(out / "elemental_references.csv", ref.elemental.to_csv(index=False))
+    summary = ref.summary(); atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
+    print(json.dumps(summary, indent=2, default=float))
+    return summary
 
 def _elemental_references(args):
     "`matdisco elemental-references`: the per-element table, written to OUT/elemental_references.csv and printed."
@@ -117,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             _train(args)
         elif args.cmd == "elemental-references":
             _elemental_references(args)
+        elif args.cmd == "relabel":
+            _relabel(args)
         elif args.cmd == "experiments":
             for e in EXPERIMENTS: print(f"{e.name:24s} {e.notebook:32s} {e.description}")
     except (DataError, StageFailed, ValueError) as e:

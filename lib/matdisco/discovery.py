@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,25 +21,28 @@ from .hull import ReferenceHull
 from .metrics import mae
 from .models import CrystalGNN, GNNConfig, load_model
 from .oracle import (OracleStore, RelaxResult, chgnet_energies, formation_energy_per_atom, make_calculator,
-                             run_oracle_batch, structure_hash)
-from .train import Ensemble, GraphDataset, TrainConfig, fit, train_ensemble
+                             run_oracle_batch, single_points, structure_hash)
+from .reference import ELEMENTAL_REFERENCE_TOLERANCE, elemental_references, mp_known_formulas, relabel
+from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
 
 log = logging.getLogger("matdisco.discovery")
 
 # %% auto #0
-__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'DiscoveryConfig', 'reference_frame', 'mp_known_formulas', 'single_points',
-           'elemental_references', 'acquisition_scores', 'discovery_dir', 'classify_hits', 'run_discovery',
-           'discovery_curve', 'retrospective_structures', 'retrospective_compositions', 'rounds_figure',
-           'retrospective_figure']
+__all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'discovery_dir',
+           'classify_hits', 'run_discovery', 'discovery_curve', 'retrospective_structures',
+           'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
 @dataclass(frozen=True)
 class DiscoveryConfig:
     "Settings of a discovery run (recorded with its results)."
-    elements: tuple = ("Li", "Mn", "Fe", "Ti", "O")   # the chemical space explored
+    elements: tuple = ("Li", "Mn", "Fe", "Ti", "O")   # the chemical space explored; () = every element of mp2018_formation
     max_sites: int = 16                 # candidates kept small so the oracle is cheap (the reference is not capped)
     rounds: int = 2
-    budget: int = 20                    # oracle relaxations per round
+    budget: int = 20                    # oracle relaxations per round chosen by the filter
+    control_budget: int = 4             # plus a uniform random sample of the same pool (the control arm)
+    n_systems: int = 2                  # chemical systems (3 elements) for the compositional search per round
+    replay: int = 2000                  # fine-tuning (rounds ≥ 1): all new results + this many reference crystals
     acquisition: str = "lcb"            # 'greedy' (lowest predicted E_hull), 'lcb' (mean − κ·std), 'random'
     kappa: float = 1.0
     ensemble_size: int = 2
@@ -67,77 +71,11 @@ class DiscoveryConfig:
                           datasets=("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs"))
 
 # %% ../../nbs/07_discovery.ipynb #8feb09695a0d
-#: Largest accepted gap (eV/atom) between the oracle's elemental reference and MP's MP2020 one: about 3x CHGNet 0.3.0's
-#: energy MAE on the MPtrj test set (30 meV/atom; Deng et al., Nat. Mach. Intell. 5, 1031 (2023)).
-ELEMENTAL_REFERENCE_TOLERANCE = 0.1
-
 def reference_frame(config: DiscoveryConfig) -> pd.DataFrame:
     "Every mp2018_formation crystal whose elements are all in `config.elements` (no size cap: only candidates are capped)."
     idx = read_index(); els = set(config.elements)
     ok = idx[~idx.is_outlier & idx.chemsys.apply(lambda c: isinstance(c, str) and set(c.split("-")) <= els)]
     return load_structures(ok.row_index, progress=False).frame
-
-def mp_known_formulas() -> frozenset:
-    "Reduced formulas known to the Materials Project: the 84,295 of `mp_formation_compositions` and mp2018_formation's own."
-    from pymatgen.core import Composition
-    from matdisco.data import load_mp_formation_compositions
-    comps = load_mp_formation_compositions()
-    return frozenset({Composition(c).reduced_formula for c in comps.composition} | set(read_index().reduced_formula.dropna()))
-
-def single_points(structures, store: OracleStore, oracle: str) -> np.ndarray:
-    "Oracle single-point energy per atom of each structure, cached in `store` under '<oracle>:sp'."
-    name = f"{oracle}:sp"; keys = [structure_hash(s) for s in structures]
-    done = store.done_keys(name); todo = [k for k, key in enumerate(keys) if key not in done]
-    if todo:
-        if oracle.startswith("chgnet-"):
-            e = chgnet_energies([structures[k] for k in todo], model_name=oracle.split("-", 1)[1])
-        else:
-            from pymatgen.io.ase import AseAtomsAdaptor
-            calc = make_calculator(oracle); e = []
-            for k in todo:
-                a = AseAtomsAdaptor.get_atoms(structures[k]); a.calc = calc; e.append(a.get_potential_energy() / len(a))
-        for k, ek in zip(todo, e):
-            store.add(RelaxResult(keys[k], structures[k].composition.reduced_formula, name, bool(np.isfinite(ek)),
-                                  "" if np.isfinite(ek) else "non-finite energy", True, 0, float(ek)))
-    t = store.get(name, keys)
-    return t.energy_per_atom.to_numpy(dtype=float)
-
-def elemental_references(elements, store: OracleStore, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.1,
-                         max_steps: int = 100, timeout_s: float | None = 300, max_structures: int = 3,
-                         tolerance: float = ELEMENTAL_REFERENCE_TOLERANCE, on_bad_reference: str = "mp2020") -> pd.DataFrame:
-    """The chemical potential μ (eV/atom) of each element at the oracle's level, by the rule above: the lowest oracle
-    energy over up to `max_structures` relaxed mp2018 elemental structures, checked against MP's MP2020 reference.
-    Where it is off by more than `tolerance`, or there is no structure: `on_bad_reference='mp2020'` uses the MP2020
-    value and flags the element, 'raise' refuses. Returns one row per element: element, mu (used), mu_oracle,
-    mu_mp2020, delta (oracle − MP2020), structure (mp-id of the best one), n_structures, source, flagged."""
-    from matdisco.oracle import ORACLE_LEVELS, mp_reference_energies
-    if on_bad_reference not in ("mp2020", "raise"): raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
-    mp2020_level = ORACLE_LEVELS.get(oracle) == "MP2020-PBE"
-    idx = read_index(); mp = mp_reference_energies(); rows = []
-    for el in elements:
-        cand = idx[(idx.chemsys == el) & ~idx.is_outlier].sort_values(["formation_energy_per_atom", "n_sites"]).head(max_structures)
-        mu_oracle, best = float("nan"), None
-        if len(cand):
-            tab = load_structures(cand.row_index, progress=False).frame
-            res = run_oracle_batch(list(tab.structure), store, oracle=oracle, fmax=fmax, max_steps=max_steps,
-                                   timeout_s=timeout_s, scheduler=None, progress=False)
-            e = np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
-            if np.isfinite(e).any(): mu_oracle, best = float(e.min()), tab.material_id.iloc[int(np.argmin(e))]
-        mu_mp = mp.get(el, float("nan")); delta = mu_oracle - mu_mp
-        ok = np.isfinite(mu_oracle) and np.isfinite(mu_mp) and abs(delta) <= tolerance
-        if ok: mu, source = mu_oracle, f"oracle-relaxed {best}"
-        else:
-            why = (f"no elemental structure of {el} in mp2018_formation" if not len(cand) else
-                   f"oracle failed on every {el} structure" if not np.isfinite(mu_oracle) else
-                   f"oracle reference of {el} ({best}) is {delta:+.3f} eV/atom from MP2020's (tolerance {tolerance})")
-            if on_bad_reference == "raise" or not mp2020_level or not np.isfinite(mu_mp):
-                raise ValueError(f"elemental reference for {el}: {why}" + ("" if mp2020_level else
-                                 f"; oracle {oracle!r} is not MP2020-compatible, so MP2020's value cannot stand in"))
-            mu, source = mu_mp, f"MP2020 reference ({why})"
-            log.warning("elemental reference for %s: %s; using MP2020's %.4f eV/atom", el, why, mu_mp)
-        rows.append({"element": el, "mu": mu, "mu_oracle": mu_oracle, "mu_mp2020": mu_mp, "delta": delta,
-                     "structure": best, "n_structures": len(cand), "source": source, "flagged": not ok})
-    return pd.DataFrame(rows)
 
 
 # %% ../../nbs/07_discovery.ipynb #070eb008e0f3
@@ -152,6 +90,15 @@ def acquisition_scores(mean_e_hull: np.ndarray, std: np.ndarray, *, kind: str, k
 def _oracle_level_hull(frame: pd.DataFrame) -> ReferenceHull:
     "Hull of a table of crystals at the oracle's level (columns `reduced_formula`, `e_form_oracle`)."
     return ReferenceHull.from_frame(frame.assign(formula=frame.reduced_formula), energy_col="e_form_oracle")
+
+#: The candidate generators of `matdisco.candidates`: structural (substitution, SAPS) and compositional (random search).
+GENERATORS = ("substitution", "saps", "random_search")
+
+def enrichment(hit_rate_filtered: float, hit_rate_control: float) -> float:
+    """How many times more often a filtered candidate is stable than a random one from the same pool:
+    hit rate (filtered) / hit rate (control arm). NaN when the control arm found nothing (undefined) or either is NaN."""
+    if not (np.isfinite(hit_rate_filtered) and np.isfinite(hit_rate_control)) or hit_rate_control == 0: return float("nan")
+    return float(hit_rate_filtered / hit_rate_control)
 
 def discovery_dir(config: DiscoveryConfig, run_dir: Path | str) -> Path:
     "Where a run with `config` keeps its artefacts: `run_dir/config-<key>` (other settings, other folder)."
@@ -181,17 +128,17 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     atomic_write_text(run_dir / "config.json", json.dumps({**asdict(config), "key": config.key()}, indent=2))
     store = OracleStore(run_dir / "oracle.sqlite")
     # reference at the oracle's level: every crystal of the space, oracle single points, elemental references by rule
-    ref = reference_frame(config)
-    elref = elemental_references(config.elements, store, oracle=config.oracle, fmax=config.fmax, max_steps=config.max_steps,
-                                 timeout_s=config.timeout_s, on_bad_reference=config.on_bad_reference)
+    t_ref = time.perf_counter()
+    oref = relabel(config.oracle, elements=config.elements or None, scheduler="local" if config.n_workers > 1 else None,
+                   n_workers=config.n_workers, fmax=config.fmax, max_steps=config.max_steps, timeout_s=config.timeout_s,
+                   on_bad_reference=config.on_bad_reference)
+    ref, elref = oref.frame, oref.elemental
     elref.to_csv(run_dir / "elemental_references.csv", index=False)
     refs = dict(zip(elref.element, elref.mu))
-    e_sp = single_points(list(ref.structure), store, config.oracle)
-    ref = ref.assign(e_form_oracle=formation_energy_per_atom(list(ref.structure), e_sp, refs))
-    ref = ref[np.isfinite(ref.e_form_oracle)].reset_index(drop=True)
-    level_gap = mae(ref.formation_energy_per_atom, ref.e_form_oracle)
-    ref_hull = _oracle_level_hull(ref)
+    level_gap = oref.level_gap
+    ref_hull = oref.hull()
     mp_formulas = mp_known_formulas()
+    space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
     reference_structures = NoveltyChecker(ref.structure)
     log.info("discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
              run_dir.name, len(ref), int(elref.flagged.sum()), level_gap)
@@ -204,15 +151,19 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     n_rounds = config.rounds if rounds is None else min(rounds, config.rounds)
     for r in range(n_rounds):
         rdir = run_dir / f"round_{r}"; rdir.mkdir(exist_ok=True)
-        done = rdir / "done.json"; rng = _round_rng(config, r)
-        train_frame = known.iloc[[k for k in range(len(known)) if not (known.source.iloc[k] == "reference" and k in val_rows)]]
+        done = rdir / "done.json"; rng = _round_rng(config, r); wall = {}; t0 = time.perf_counter()
+        ref_train = [k for k in range(len(known)) if known.source.iloc[k] == "reference" and k not in val_rows]
+        found = [k for k in range(len(known)) if known.source.iloc[k] != "reference"]
+        if prev_models is not None and len(ref_train) > config.replay:   # fine-tune: every new result + a replay sample
+            ref_train = sorted(np.random.default_rng([config.seed, r, 1]).choice(ref_train, size=config.replay, replace=False).tolist())
+        train_frame = known.iloc[ref_train + found]
         train = GraphDataset.from_structures(train_frame.structure, train_frame.e_form_oracle, cutoff=config.cutoff)
         warm = prev_models is not None
         ens = train_ensemble(make_model, train, val, n_members=config.ensemble_size, run_dir=rdir / "models",
                              warm_from=prev_models, progress=progress,
                              config=TrainConfig(epochs=config.retrain_epochs if warm else config.epochs, lr=1e-3 if warm else 3e-3,
                                                 atoms_per_batch=1024, seed=config.seed, warmup_epochs=1 if warm else 3))
-        prev_models = ens.dirs
+        prev_models = ens.dirs; wall["train_s"] = time.perf_counter() - t0
         if done.exists():
             rec = json.loads(done.read_text()); records.append(rec)
             new = pd.read_pickle(rdir / "new_entries.pkl"); known = pd.concat([known, new], ignore_index=True)
@@ -221,32 +172,44 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         stable_known = known[hull_now.e_above_hull_many(known.reduced_formula, known.e_form_oracle) <= 1e-6]
         parents = stable_known[[len(s) <= config.max_sites for s in stable_known.structure]]
         parents = parents.sample(n=min(config.n_parents, len(parents)), random_state=rng.integers(2**31))
+        t0 = time.perf_counter()
         systems = sorted({"-".join(sorted(c)) for c in
-                          [rng.choice(config.elements, size=3, replace=False) for _ in range(2)]})
+                          [rng.choice(space_elements, size=3, replace=False) for _ in range(config.n_systems)]})
         cands, skips = generate_candidates(parents, chemical_systems=systems, reference_formulas=mp_formulas,
                                            compositions_per_system=config.compositions_per_system,
                                            structures_per_composition=config.structures_per_composition,
                                            max_atoms=config.max_sites, seed=int(rng.integers(2**31)),
                                            max_substitutions_per_parent=6, saps_per_parent=6,
-                                           allowed_elements=config.elements)
+                                           allowed_elements=config.elements or None)
         cands = [c for c in cands if len(c.structure) <= config.max_sites
-                 and {e.symbol for e in c.structure.composition.elements} <= set(config.elements)]
+                 and {e.symbol for e in c.structure.composition.elements} <= set(space_elements)]
         structs = [c.structure for c in cands]
+        wall["generate_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
         uniq = is_unique(structs) if structs else np.zeros(0, bool)
         novel = NoveltyChecker(known.structure).novel_mask(structs) if structs else np.zeros(0, bool)
         pool = [c for c, u, n in zip(cands, uniq, novel) if u and n]
+        wall["dedup_novelty_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
         if pool:
-            mean, std = ens.predict_structures([c.structure for c in pool], volume_scales=(0.96, 1.0, 1.04))
+            big = config.n_workers > 1 and len(pool) >= 2000        # worth a Dask cluster; same numbers either way
+            mean, std = screen(ens, [c.structure for c in pool], volume_scales=(0.96, 1.0, 1.04),
+                               scheduler="local" if big else None, n_workers=config.n_workers)
             eh_pred = hull_now.e_above_hull_many([c.structure.composition for c in pool], mean)
             score = acquisition_scores(eh_pred, std, kind=config.acquisition, kappa=config.kappa, seed=int(rng.integers(2**31)))
             chosen = np.argsort(score, kind="stable")[:config.budget]
         else:
             mean = std = eh_pred = np.zeros(0); chosen = np.zeros(0, int)
-        picked = [pool[k] for k in chosen]
+        # control arm: a uniform random sample of the same pool, evaluated by the same oracle (may overlap the filtered)
+        control = np.sort(rng.choice(len(pool), size=min(config.control_budget, len(pool)), replace=False)) if pool else np.zeros(0, int)
+        wall["filter_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
+        idx_eval = np.concatenate([chosen, control[~np.isin(control, chosen)]]).astype(int)   # each structure relaxed once
+        arm_filtered, arm_control = np.isin(idx_eval, chosen), np.isin(idx_eval, control)
+        picked = [pool[k] for k in idx_eval]
         res = run_oracle_batch([c.structure for c in picked], store, oracle=config.oracle, fmax=config.fmax,
                                max_steps=config.max_steps, timeout_s=config.timeout_s, scheduler="local" if len(picked) > 1 else None,
-                               n_workers=config.n_workers, meta=[{"round": r, "generator": c.generator, "parent": c.parent_id} for c in picked],
-                               progress=progress)
+                               n_workers=config.n_workers, progress=progress,
+                               meta=[{"round": r, "generator": c.generator, "parent": c.parent_id, "filtered": bool(f), "control": bool(cc)}
+                                     for c, f, cc in zip(picked, arm_filtered, arm_control)])
+        wall["oracle_s"] = time.perf_counter() - t0
         ran = res.ok.to_numpy(bool)
         converged = res.converged.to_numpy(bool) if "converged" in res else ran
         ok = ran & (converged | config.use_unconverged)             # labels: converged ones unless the config says otherwise
@@ -273,11 +236,22 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         below_ref = np.nan_to_num(eh_ref, nan=np.inf) <= 0
         rate = lambda m, hit=stable: float(hit[m].mean()) if m.any() else float("nan")
         is_new = status == "new"
-        rec = {"round": r, "generated": len(cands), "unique_novel": len(pool), "evaluated": len(picked),
+        F, C = arm_filtered, arm_control
+        arity = np.array([len(c.elements) for c in comps], int)
+        gen_of = lambda items: pd.Series([c.generator for c in items], dtype=object).value_counts()
+        n_gen, n_pool = gen_of(cands), gen_of(pool)
+        rec = {"round": r, "generated": len(cands), "unique": int(uniq.sum()), "novel": int(novel.sum()),
+               "unique_novel": len(pool), "filtered": int(F.sum()), "control": int(C.sum()), "evaluated": len(picked),
+               **{f"pool_{g}": int(n_pool.get(g, 0)) for g in GENERATORS}, **{f"generated_{g}": int(n_gen.get(g, 0)) for g in GENERATORS},
+               "pool_per_budget": len(pool) / max(config.budget, 1),
                "oracle_ok": int(ran.sum()), "oracle_unconverged": int((ran & ~converged).sum()),
-               "hit_rate": rate(np.ones(len(picked), bool)), "hit_rate_structural": rate(structural),
-               "hit_rate_compositional": rate(~structural), "hit_rate_new": rate(np.ones(len(picked), bool), stable & is_new),
-               "mae_before_retraining": mae(e_form, mean[chosen]) if ok.any() else float("nan"),
+               "hit_rate": rate(F), "hit_rate_structural": rate(F & structural),
+               "hit_rate_compositional": rate(F & ~structural), "hit_rate_new": rate(F, stable & is_new),
+               "control_hit_rate": rate(C), "control_hit_rate_structural": rate(C & structural),
+               "control_hit_rate_compositional": rate(C & ~structural),
+               "enrichment": enrichment(rate(F), rate(C)),
+               "mae_before_retraining": mae(e_form[ok], mean[idx_eval][ok]) if ok.any() else float("nan"),
+               "mae_before_retraining_filtered": mae(e_form[ok & F], mean[idx_eval][ok & F]) if (ok & F).any() else float("nan"),
                "new_stable_vs_reference": int(np.sum(below_ref & is_new)),
                "rediscovered_stable_vs_reference": int(np.sum(below_ref & (status == "rediscovered"))),
                "repeat_stable_vs_reference": int(np.sum(below_ref & (status == "repeat"))),
@@ -285,11 +259,16 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                "rediscovered_on_updated_hull": int(np.sum(on_updated & (new.status == "rediscovered").to_numpy(bool))),
                "acquisition": config.acquisition, "chemical_systems": ";".join(systems),
                "skips": int(skips.table()["count"].sum()) if len(skips.table()) else 0,
+               **{f"new_stable_vs_reference_{a}": int(np.sum(below_ref & is_new & m))
+                  for a, m in (("binary", arity == 2), ("ternary", arity == 3), ("quaternary", arity == 4), ("5plus", arity >= 5))},
                "level_disagreement_mae": level_gap, "train_size": len(train), "reference_size": len(ref),
-               "flagged_elemental_references": ";".join(elref.element[elref.flagged])}
+               "flagged_elemental_references": ";".join(elref.element[elref.flagged]),
+               "oracle_relaxations_per_s": len(picked) / wall["oracle_s"] if wall["oracle_s"] > 0 and len(picked) else float("nan"),
+               **{f"wall_{k}": v for k, v in wall.items()}}
         new.to_pickle(rdir / "new_entries.pkl")
         pd.DataFrame({"formula": [c.reduced_formula for c in comps], "generator": [c.generator for c in picked],
-                      "pred_e_form": mean[chosen] if len(picked) else [], "pred_std": std[chosen] if len(picked) else [],
+                      "n_elements": arity, "filtered": F, "control": C,
+                      "pred_e_form": mean[idx_eval] if len(picked) else [], "pred_std": std[idx_eval] if len(picked) else [],
                       "oracle_e_form": e_form, "converged": converged, "used_as_label": ok, "status": status,
                       "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now}).to_csv(rdir / "evaluated.csv", index=False)
         atomic_write_text(done, json.dumps(rec, indent=2, default=float))
@@ -299,7 +278,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     table = pd.DataFrame(records)
     if len(table):
         table["cumulative_evaluated"] = table.evaluated.cumsum()
-        for col in ("new_stable_vs_reference", "rediscovered_stable_vs_reference", "new_stable_on_updated_hull"):
+        for col in ("new_stable_vs_reference", "rediscovered_stable_vs_reference", "new_stable_on_updated_hull",
+                    *[f"new_stable_vs_reference_{a}" for a in ("binary", "ternary", "quaternary", "5plus")]):
             table[f"cumulative_{col}"] = table[col].cumsum()
     table.to_csv(run_dir / "rounds.csv", index=False); table.to_csv(out_dir / "rounds.csv", index=False)
     return table
@@ -387,22 +367,31 @@ def retrospective_compositions(*, n_pool: int = 3000, n_train: int | None = None
 
 # %% ../../nbs/07_discovery.ipynb #35c36704cd01
 def rounds_figure(rounds: pd.DataFrame):
-    "GNoME Fig. 1 style: hit rate, cumulative stable materials and model MAE on new data, per round."
+    """GNoME Fig. 1 style, per round: (a) hit rate of the filtered evaluations, structural and compositional, with the
+    control arm (random picks from the same pool) beside it; (b) pool, unique-novel and evaluated counts (log scale);
+    (c) cumulative new stable materials by arity, and rediscoveries; (d) the filter's MAE on each round's new data."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    r = rounds["round"]
-    for col, lab in (("hit_rate_structural", "structural"), ("hit_rate_compositional", "compositional"), ("hit_rate", "all"),
-                     ("hit_rate_new", "all, new materials only")):
-        axes[0].plot(r, 100 * rounds[col], "o-" if col != "hit_rate_new" else "x:", label=lab)
-    axes[0].set_xlabel("round"); axes[0].set_ylabel("hit rate (% of evaluated, oracle-stable)"); axes[0].legend(fontsize=8)
-    axes[1].plot(r, rounds.cumulative_new_stable_vs_reference, "o-", label="new, below the reference hull")
-    axes[1].plot(r, rounds.cumulative_new_stable_on_updated_hull, "s--", label="new, on the updated hull")
-    axes[1].plot(r, rounds.cumulative_rediscovered_stable_vs_reference, "^:", color="grey", label="rediscovered (known to MP)")
-    axes[1].set_xlabel("round"); axes[1].set_ylabel("stable materials (cumulative count)"); axes[1].legend(fontsize=8)
     from matplotlib.ticker import MaxNLocator
-    axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))                 # counts
-    axes[2].plot(r, 1000 * rounds.mae_before_retraining, "o-")
-    axes[2].set_xlabel("round"); axes[2].set_ylabel("ensemble MAE on new data (meV/atom)")
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
+    r = rounds["round"]; get = lambda c: rounds[c] if c in rounds else pd.Series(np.nan, index=rounds.index)
+    for col, lab, st in (("hit_rate_structural", "structural (filtered)", "o-"), ("hit_rate_compositional", "compositional (filtered)", "s-"),
+                         ("control_hit_rate", "control arm (random from the pool)", "k^--"), ("hit_rate_new", "filtered, new materials only", "x:")):
+        axes[0].plot(r, 100 * get(col), st, label=lab)
+    axes[0].set_xlabel("round"); axes[0].set_ylabel("hit rate (% of evaluated, oracle E_hull ≤ 0)"); axes[0].legend(fontsize=7)
+    for col, lab, st in (("generated", "generated", "o-"), ("unique_novel", "unique and novel (pool)", "s-"),
+                         ("filtered", "evaluated: filtered", "^-"), ("control", "evaluated: control arm", "v--")):
+        axes[1].plot(r, get(col).clip(lower=0.8), st, label=lab)
+    axes[1].set_yscale("log"); axes[1].set_xlabel("round"); axes[1].set_ylabel("structures per round (count)"); axes[1].legend(fontsize=7)
+    arities = (("binary", "2 elements"), ("ternary", "3"), ("quaternary", "4"), ("5plus", "5+"))
+    base = np.zeros(len(rounds))
+    for a, lab in arities:
+        v = get(f"cumulative_new_stable_vs_reference_{a}").fillna(0).to_numpy()
+        axes[2].bar(r, v, bottom=base, label=f"new, {lab}"); base = base + v
+    axes[2].plot(r, get("cumulative_rediscovered_stable_vs_reference"), "k^:", label="rediscovered (known to MP)")
+    axes[2].set_xlabel("round"); axes[2].set_ylabel("stable below the reference hull (cumulative count)"); axes[2].legend(fontsize=7)
+    axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[3].plot(r, 1000 * get("mae_before_retraining"), "o-")
+    axes[3].set_xlabel("round"); axes[3].set_ylabel("filter MAE on the round's new data (meV/atom)")
     for ax in axes: ax.set_xticks(list(r))
     fig.tight_layout(); return fig
 

@@ -17,7 +17,8 @@ log = logging.getLogger("matdisco.oracle")
 # %% auto #0
 __all__ = ['log', 'ORACLE_LEVELS', 'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies',
            'formation_energy_per_atom', 'RelaxResult', 'structure_hash', 'relax', 'make_calculator',
-           'energy_correction_for', 'mp2020_correction', 'TableOracle', 'OracleStore', 'run_oracle_batch']
+           'energy_correction_for', 'mp2020_correction', 'TableOracle', 'OracleStore', 'run_oracle_batch', 'cache_dir',
+           'oracle_software', 'shared_store', 'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -213,6 +214,18 @@ class OracleStore:
                              json.dumps(r.final_structure, default=_plain) if r.final_structure else None, r.wall_s,
                              json.dumps(meta or {}, default=_plain), time.time()))
             return cur.rowcount == 1
+    def add_many(self, results, meta: list[dict] | None = None) -> int:
+        "Insert many results in one transaction (rows already stored are ignored); returns how many were new."
+        results = list(results); meta = meta or [{}] * len(results)
+        for r in results:
+            if r.frames: self._write_trajectory(r)
+        rows = [(r.oracle, r.structure_hash, r.formula, int(r.ok), r.reason, int(r.converged), r.n_steps, r.energy_per_atom,
+                 r.initial_energy_per_atom, json.dumps(r.final_structure, default=_plain) if r.final_structure else None,
+                 r.wall_s, json.dumps(m or {}, default=_plain), time.time()) for r, m in zip(results, meta)]
+        with self._conn() as c:
+            before = c.total_changes
+            c.executemany("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            return c.total_changes - before
     def _write_trajectory(self, r: RelaxResult):
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
@@ -272,3 +285,80 @@ def run_oracle_batch(structures, store: OracleStore, *, oracle: str = "chgnet-0.
                 except Exception as e:   # a worker died: record the failure, keep going
                     store.add(RelaxResult(key, "", oracle, False, f"worker error: {type(e).__name__}: {e}"[:500]), m)
     return store.get(oracle, keys).reset_index()
+
+# %% ../../nbs/06_oracle.ipynb #9465fe4563c6
+import os
+
+def cache_dir() -> Path:
+    "Machine-wide cache of oracle results: `$MATDISCO_CACHE`, else `~/.cache/matdisco`."
+    return Path(os.environ.get("MATDISCO_CACHE") or Path.home() / ".cache" / "matdisco")
+
+def oracle_software(oracle: str) -> str:
+    "Package and version that carry a named oracle's weights (e.g. 'chgnet-0.4.2'): part of every cache key."
+    from importlib.metadata import PackageNotFoundError, version
+    pkg = "chgnet" if oracle.startswith("chgnet-") else "sevenn" if oracle.startswith("sevennet-") else None
+    if pkg is None: raise ValueError(f"unknown oracle {oracle!r}; known: {', '.join(ORACLE_LEVELS)}")
+    try: return f"{pkg}-{version(pkg)}"
+    except PackageNotFoundError as e: raise ImportError(f"oracle {oracle!r} needs the {pkg!r} package") from e
+
+def shared_store(kind: str, oracle: str, **settings) -> OracleStore:
+    """The machine-wide `OracleStore` of `kind` ('single_points', 'relaxations', ...) for `oracle` at its installed
+    version; `settings` (e.g. fmax, max_steps of relaxations) are hashed into the file name."""
+    from matdisco.data import config_key
+    tag = f"-{config_key(settings, datasets=())}" if settings else ""
+    return OracleStore(cache_dir() / kind / f"{oracle}--{oracle_software(oracle)}{tag}.sqlite")
+
+def _single_point_chunk(structure_dicts: list[dict], oracle: str) -> list[float]:
+    "Worker task: oracle energy per atom (on the oracle's level) of each structure; NaN where it fails."
+    from pymatgen.core import Structure
+    one_thread()
+    structures = [Structure.from_dict(d) for d in structure_dicts]
+    if oracle.startswith("chgnet-"):
+        return chgnet_energies(structures, model_name=oracle.split("-", 1)[1]).tolist()
+    from pymatgen.io.ase import AseAtomsAdaptor
+    calc, corr, out = make_calculator(oracle), energy_correction_for(oracle), []
+    for s in structures:
+        try:
+            a = AseAtomsAdaptor.get_atoms(s); a.calc = calc; e = float(a.get_potential_energy())
+            out.append((corr(s, e) if corr else e) / len(s))
+        except Exception as ex:
+            log.warning("single point of %s failed: %s", s.composition.reduced_formula, ex); out.append(float("nan"))
+    return out
+
+def single_points(structures, store: OracleStore | None = None, oracle: str = "chgnet-0.3.0", *,
+                  scheduler: str | None = None, n_workers: int = 2, client=None, chunk_size: int = 256,
+                  progress: bool = False) -> np.ndarray:
+    """Oracle single-point energy per atom (eV/atom, on the oracle's level) of each structure; NaN where it failed.
+    Read from `store` (default: the machine-wide `shared_store('single_points', oracle)`); the missing ones are
+    computed in chunks (in process, or on Dask with `scheduler`/`client`) and appended, one transaction per chunk."""
+    from tqdm.auto import tqdm
+    structures = list(structures); store = store if store is not None else shared_store("single_points", oracle)
+    name = f"{oracle}:sp"; keys = [structure_hash(s) for s in structures]
+    done = store.done_keys(name); todo, seen = [], set()
+    for k, key in enumerate(keys):
+        if key not in done and key not in seen: todo.append(k); seen.add(key)
+    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    if todo: log.info("single points %s: %d structures, %d to compute in %d chunks", oracle, len(keys), len(todo), len(chunks))
+    def save(ks, energies):
+        store.add_many([RelaxResult(keys[k], structures[k].composition.reduced_formula, name, bool(np.isfinite(e)),
+                                    "" if np.isfinite(e) else "non-finite energy or oracle failure", True, 0, float(e))
+                        for k, e in zip(ks, energies)])
+    bar = tqdm(total=len(todo), desc=f"single points {oracle}", disable=not progress or not todo)
+    if chunks and scheduler is None and client is None:
+        for ks in chunks:
+            save(ks, _single_point_chunk([structures[k].as_dict() for k in ks], oracle)); bar.update(len(ks))
+    elif chunks:
+        from contextlib import nullcontext
+        from dask.distributed import as_completed
+        from matdisco.cluster import dask_client
+        with (nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)) as cl:
+            futs = {cl.submit(_single_point_chunk, [structures[k].as_dict() for k in ks], oracle, pure=False): ks for ks in chunks}
+            for f in as_completed(futs):
+                ks = futs[f]
+                try: save(ks, f.result())
+                except Exception as e:     # a worker died: leave the chunk unstored, so a rerun retries it
+                    log.warning("single-point chunk of %d structures failed: %s", len(ks), e)
+                bar.update(len(ks))
+    bar.close()
+    return store.get(name, keys).energy_per_atom.to_numpy(dtype=float)
+

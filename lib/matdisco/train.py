@@ -5,6 +5,7 @@
 # %% ../../nbs/03_train.ipynb #306676895111
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ log = logging.getLogger("matdisco.train")
 
 # %% auto #0
 __all__ = ['log', 'GraphDataset', 'atom_budget_batches', 'TrainConfig', 'pick_device', 'distributed_rank_world', 'predict', 'fit',
-           'fit_data_parallel', 'init_distributed_from_env', 'Ensemble', 'training_key', 'train_ensemble']
+           'fit_data_parallel', 'init_distributed_from_env', 'Ensemble', 'training_key', 'train_ensemble', 'screen']
 
 # %% ../../nbs/03_train.ipynb #2055b0b8f740
 class GraphDataset:
@@ -145,10 +146,14 @@ def predict(model, normalizer: TargetNormalizer, ds: GraphDataset, *, atoms_per_
 class _Stop(Exception): pass
 
 def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, run_dir: Path | str,
-        device=None, progress: bool = True, stop_after_epoch: int | None = None) -> pd.DataFrame:
+        device=None, progress: bool = True, stop_after_epoch: int | None = None,
+        normalizer: TargetNormalizer | None = None) -> pd.DataFrame:
     """Train `model` in place, checkpointing to `run_dir/last.pt` every epoch and `best.pt` on improvement;
     resume from `last.pt` if present. Returns the per-epoch metrics table (also `run_dir/metrics.csv`).
     At the end the best weights are loaded into `model`. `stop_after_epoch` simulates a kill (tests).
+    `normalizer`: a warm start's target normaliser, kept as it is, and so is the model's `avg_num_neighbors` (a
+    fine-tuned model keeps the statistics it was pretrained with; refitting them on a few new crystals would shift
+    every prediction). None: both are fitted on `train`.
 
     Distributed data parallel: when a `torch.distributed` process group is initialised (by `torchrun`, or by
     `fit_data_parallel` on CPU cores), each of the `world` ranks trains on its share of every step (batches of
@@ -169,9 +174,10 @@ def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, r
         if state.get("world_size", 1) != world:
             log.warning("%s: resuming with %d processes, checkpoint written with %d: batches will differ", run_dir, world, state.get("world_size", 1))
         log.info("resuming %s from epoch %d", run_dir, state["epoch"] + 1)
-    else:
+    elif normalizer is None:
         normalizer = TargetNormalizer.fit(train.fractions, train.y)
         if isinstance(model, CrystalGNN): model.config.avg_num_neighbors = train.mean_neighbors()
+    if not last.exists():
         state = {"epoch": -1, "best_val_mae": float("inf"), "best_epoch": -1, "bad_epochs": 0, "history": [], "elapsed_s": 0.0}
     state["world_size"] = world
     model.to(device); normalizer.to(device)
@@ -250,14 +256,16 @@ def _ddp_process(rank: int, world: int, port: int, make_model, train, val, kwarg
         torch.distributed.destroy_process_group()
 
 def fit_data_parallel(make_model, train: GraphDataset, val: GraphDataset, *, processes: int, config: TrainConfig,
-                      run_dir: Path | str, progress: bool = True, stop_after_epoch: int | None = None):
+                      run_dir: Path | str, progress: bool = True, stop_after_epoch: int | None = None,
+                      normalizer: TargetNormalizer | None = None):
     """`fit` a fresh `make_model()` with `DistributedDataParallel` over `processes` CPU processes (gloo backend, one
     torch thread each). The processes are forked, so they share the graphs instead of copying them (Linux).
     Checkpoints, resume and `done.json` are those of `fit`. Returns the best model and its per-epoch table.
     `bench/ddp.py` on 2 cores (width 64, depth 3): two ranks train 1.41x as fast as one single-threaded process,
     one process with 2 intra-op threads 1.23x. On GPUs use `torchrun` with `fit` directly (`matdisco train`)."""
     run_dir = Path(run_dir)
-    kwargs = dict(config=config, run_dir=run_dir, device="cpu", progress=progress, stop_after_epoch=stop_after_epoch)
+    kwargs = dict(config=config, run_dir=run_dir, device="cpu", progress=progress, stop_after_epoch=stop_after_epoch,
+                  normalizer=normalizer)
     torch.multiprocessing.start_processes(_ddp_process, args=(processes, _free_port(), make_model, train, val, kwargs),
                                           nprocs=processes, join=True, start_method="fork")
     model = load_model(run_dir / "best.pt")[0]
@@ -329,12 +337,48 @@ def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_memb
         d = run_dir / f"member_{k}"; dirs.append(d)
         if (d / "done.json").exists(): continue
         cfg = TrainConfig(**{**asdict(config), "seed": config.seed + k})
+        # a warm start continues the earlier member: its weights, config (avg_num_neighbors) and target normaliser
+        warm_norm = load_model(Path(warm_from[k]) / "best.pt")[1] if warm_from else None
         def member(k=k, seed=cfg.seed):
-            torch.manual_seed(seed); model = make_model()
-            if warm_from: model.load_state_dict(load_model(Path(warm_from[k]) / "best.pt")[0].state_dict())
-            return model
+            torch.manual_seed(seed)
+            return load_model(Path(warm_from[k]) / "best.pt")[0].train() if warm_from else make_model()
         if processes > 1 and pick_device(device).type == "cpu":
-            fit_data_parallel(member, train, val, processes=processes, config=cfg, run_dir=d, progress=progress)
+            fit_data_parallel(member, train, val, processes=processes, config=cfg, run_dir=d, progress=progress, normalizer=warm_norm)
         else:
-            fit(member(), train, val, config=cfg, run_dir=d, device=device, progress=progress)
+            fit(member(), train, val, config=cfg, run_dir=d, device=device, progress=progress, normalizer=warm_norm)
     return Ensemble.load(dirs)
+
+# %% ../../nbs/03_train.ipynb #e1db2da3905a
+@functools.lru_cache(maxsize=2)
+def _worker_ensemble(dirs: tuple) -> Ensemble:
+    "An ensemble loaded once per worker process (one torch thread)."
+    torch.set_num_threads(1)
+    return Ensemble.load(list(dirs))
+
+def _screen_chunk(dirs: tuple, structure_dicts: list[dict], volume_scales: tuple) -> tuple[np.ndarray, np.ndarray]:
+    from pymatgen.core import Structure
+    return _worker_ensemble(dirs).predict_structures([Structure.from_dict(d) for d in structure_dicts], volume_scales=volume_scales)
+
+def screen(ensemble: Ensemble, structures, *, volume_scales=(1.0,), scheduler: str | None = None, n_workers: int = 2,
+           client=None, chunk_size: int = 512, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (eV/atom) of `ensemble.predict_structures` over `structures`, in chunks on Dask workers when a
+    `scheduler` ('local' or an address) or `client` is given, else in this process. Needs `ensemble.dirs` for Dask."""
+    from tqdm.auto import tqdm
+    structures = list(structures)
+    if not structures: return np.zeros(0), np.zeros(0)
+    if scheduler is None and client is None:
+        return ensemble.predict_structures(structures, volume_scales=volume_scales)
+    if not ensemble.dirs: raise ValueError("screen on Dask needs an ensemble loaded from member folders (Ensemble.dirs)")
+    from contextlib import nullcontext
+    from dask.distributed import as_completed
+    from matdisco.cluster import dask_client
+    dirs = tuple(str(d) for d in ensemble.dirs)
+    chunks = [range(i, min(i + chunk_size, len(structures))) for i in range(0, len(structures), chunk_size)]
+    mean, std = np.full(len(structures), np.nan), np.full(len(structures), np.nan)
+    with (nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)) as cl:
+        futs = {cl.submit(_screen_chunk, dirs, [structures[k].as_dict() for k in ch], tuple(volume_scales), pure=False): ch
+                for ch in chunks}
+        for f in tqdm(as_completed(futs), total=len(futs), desc="screening", disable=not progress):
+            ch = futs[f]; m, s = f.result(); mean[ch.start:ch.stop], std[ch.start:ch.stop] = m, s
+    return mean, std
+
