@@ -12,7 +12,8 @@ from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hi
 from matdisco.oracle import OracleStore
 
 CFG = DiscoveryConfig(elements=("Li", "Mn", "O"), rounds=2, budget=6, control_budget=3, ensemble_size=2, width=24, epochs=6,
-                      retrain_epochs=2, max_steps=40, compositions_per_system=2, structures_per_composition=2, n_parents=4)
+                      retrain_epochs=2, max_steps=40, compositions_per_round=1, control_compositions=1,
+                      structures_per_composition=2, n_parents=4, composition_epochs=10)
 
 
 def timing_columns(table: pd.DataFrame) -> list[str]:
@@ -31,7 +32,8 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     assert (work / "round_0" / "done.json").stat().st_mtime_ns == done0
     assert list(table["round"]) == [0, 1]
     relaxations = store.table("chgnet-0.3.0")
-    assert len(relaxations) <= 2 * (CFG.budget + CFG.control_budget)      # the run's own: filtered + control, per round
+    per_round = CFG.budget + CFG.control_budget + (CFG.compositions_per_round + CFG.control_compositions) * CFG.structures_per_composition
+    assert len(relaxations) <= 2 * per_round                              # the run's own: both arms of both kinds, per round
     assert len(relaxations) > n_relax_round0
     rec = json.loads((work / "round_1" / "done.json").read_text())
     for key in ("generated", "unique_novel", "evaluated", "hit_rate", "hit_rate_structural", "hit_rate_compositional",
@@ -41,7 +43,9 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
                 "oracle_relaxations_per_s", "wall_oracle_s", "wall_train_s"):
         assert key in rec
     assert 0 < rec["filtered"] <= CFG.budget and 0 < rec["control"] <= CFG.control_budget
-    assert max(rec["filtered"], rec["control"]) <= rec["evaluated"] <= rec["filtered"] + rec["control"]
+    assert max(rec["filtered"], rec["control"]) <= rec["evaluated"] - rec["airss_structures"] <= rec["filtered"] + rec["control"]
+    assert rec["compositions_filtered"] == CFG.compositions_per_round and rec["compositions_control"] == CFG.control_compositions
+    assert 0 < rec["airss_structures"] <= 2 * CFG.structures_per_composition and rec["composition_pool"] >= 2
     assert 0 <= rec["hit_rate"] <= 1 and 0 <= rec["control_hit_rate"] <= 1
     assert rec["pool_substitution"] + rec["pool_saps"] + rec["pool_random_search"] == rec["unique_novel"] <= rec["generated"]
     assert sum(rec[f"new_stable_vs_reference_{a}"] for a in ("binary", "ternary", "quaternary", "5plus")) == rec["new_stable_vs_reference"]
@@ -62,7 +66,14 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     pd.testing.assert_frame_equal(table.drop(columns=timing_columns(table)), straight.drop(columns=timing_columns(straight)),
                                   check_exact=False, rtol=1e-6)
     # the control arm is a random sample of the pool: its rows are marked, and the filter's hit rate is over its own rows
-    assert ev.control.sum() == table.control.sum() and ev.filtered.sum() == table.filtered.sum()
+    structural = ev.generator != "random_search"
+    assert ev.control[structural].sum() == table.control.sum() and ev.filtered[structural].sum() == table.filtered.sum()
+    # compositional arm: random structures of compositions unknown to MP; per composition the lowest-energy one counts
+    airss = ev[~structural]
+    assert len(airss) == table.airss_structures.sum() and not airss.formula.isin(mp).any()
+    for f, g in airss[airss.used_as_label].groupby("formula"):
+        assert g.best_of_composition.sum() == 1 and g.oracle_e_form[g.best_of_composition].iloc[0] == g.oracle_e_form.min()
+    assert airss.pred_composition_model.notna().all() and airss.pred_e_form.isna().all()
 
 
 def test_enrichment_is_the_ratio_of_hit_rates_and_undefined_without_control_hits():

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .candidates import NoveltyChecker, generate_candidates, is_unique
+from .candidates import (NoveltyChecker, SkipLog, balanced_compositions, generate_candidates, is_unique,
+                                 random_structures)
 from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, read_index
 from .hull import ReferenceHull
 from .metrics import mae
-from .models import CrystalGNN, GNNConfig, load_model
+from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
 from .oracle import (OracleStore, RelaxResult, chgnet_energies, formation_energy_per_atom, make_calculator,
                              run_oracle_batch, single_points, structure_hash)
 from .reference import ELEMENTAL_REFERENCE_TOLERANCE, elemental_references, mp_known_formulas, relabel
@@ -28,8 +29,8 @@ from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensem
 log = logging.getLogger("matdisco.discovery")
 
 # %% auto #0
-__all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'discovery_dir',
-           'classify_hits', 'run_discovery', 'discovery_curve', 'retrospective_structures',
+__all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'composition_filter',
+           'discovery_dir', 'classify_hits', 'run_discovery', 'discovery_curve', 'retrospective_structures',
            'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
@@ -52,8 +53,10 @@ class DiscoveryConfig:
     epochs: int = 12
     retrain_epochs: int = 5
     n_parents: int = 8
-    compositions_per_system: int = 3
-    structures_per_composition: int = 3
+    compositions_per_round: int = 2     # compositions chosen by the composition model per round
+    control_compositions: int = 1       # plus random compositions from the same pool (the compositional control arm)
+    structures_per_composition: int = 3 # random (AIRSS-style) structures per composition, all relaxed, the best kept
+    composition_epochs: int = 40
     oracle: str = "chgnet-0.3.0"
     fmax: float = 0.1
     max_steps: int = 100
@@ -99,6 +102,19 @@ def enrichment(hit_rate_filtered: float, hit_rate_control: float) -> float:
     hit rate (filtered) / hit rate (control arm). NaN when the control arm found nothing (undefined) or either is NaN."""
     if not (np.isfinite(hit_rate_filtered) and np.isfinite(hit_rate_control)) or hit_rate_control == 0: return float("nan")
     return float(hit_rate_filtered / hit_rate_control)
+
+def composition_filter(known: pd.DataFrame, config: DiscoveryConfig, run_dir: Path | str, *, progress: bool = False) -> Ensemble:
+    """The compositional filter: one `CompositionModel` trained on the lowest oracle-level formation energy of every
+    known composition (the reference and the results so far); a seeded 10 % of the compositions validates. Keyed by
+    `training_key` under `run_dir`, so a resumed round reuses it and other data or settings train a new one."""
+    from matdisco.models import CompositionConfig, CompositionModel
+    lowest = known.groupby("reduced_formula").e_form_oracle.min()
+    perm = np.random.default_rng([config.seed, 1 << 21]).permutation(len(lowest)); n_val = max(5, len(lowest) // 10)
+    part = lambda rows: GraphDataset([], composition_matrix(list(lowest.index[rows])),
+                                     torch.tensor(lowest.to_numpy()[rows], dtype=torch.float32), ids=list(lowest.index[rows]))
+    return train_ensemble(lambda: CompositionModel(config=CompositionConfig()), part(np.sort(perm[n_val:])), part(np.sort(perm[:n_val])),
+                          n_members=1, run_dir=run_dir, progress=progress,
+                          config=TrainConfig(epochs=config.composition_epochs, lr=3e-3, seed=config.seed))
 
 def discovery_dir(config: DiscoveryConfig, run_dir: Path | str) -> Path:
     "Where a run with `config` keeps its artefacts: `run_dir/config-<key>` (other settings, other folder)."
@@ -175,9 +191,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         t0 = time.perf_counter()
         systems = sorted({"-".join(sorted(c)) for c in
                           [rng.choice(space_elements, size=3, replace=False) for _ in range(config.n_systems)]})
-        cands, skips = generate_candidates(parents, chemical_systems=systems, reference_formulas=mp_formulas,
-                                           compositions_per_system=config.compositions_per_system,
-                                           structures_per_composition=config.structures_per_composition,
+        cands, skips = generate_candidates(parents, chemical_systems=(), reference_formulas=mp_formulas,
                                            max_atoms=config.max_sites, seed=int(rng.integers(2**31)),
                                            max_substitutions_per_parent=6, saps_per_parent=6,
                                            allowed_elements=config.elements or None)
@@ -200,10 +214,33 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
             mean = std = eh_pred = np.zeros(0); chosen = np.zeros(0, int)
         # control arm: a uniform random sample of the same pool, evaluated by the same oracle (may overlap the filtered)
         control = np.sort(rng.choice(len(pool), size=min(config.control_budget, len(pool)), replace=False)) if pool else np.zeros(0, int)
-        wall["filter_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
         idx_eval = np.concatenate([chosen, control[~np.isin(control, chosen)]]).astype(int)   # each structure relaxed once
         arm_filtered, arm_control = np.isin(idx_eval, chosen), np.isin(idx_eval, control)
         picked = [pool[k] for k in idx_eval]
+        # compositional arm: novel charge-balanced compositions ranked by the composition model, AIRSS-style random
+        # structures of each relaxed by the oracle, the lowest-energy one kept; plus random compositions as control
+        known_formulas = mp_formulas | set(known.reduced_formula)
+        comp_pool = [f for s in systems for f in balanced_compositions(s.split("-"), max_atoms=config.max_sites) if f not in known_formulas]
+        comp_pool = sorted(set(comp_pool))
+        comp_pred = np.full(len(comp_pool), np.nan)
+        if comp_pool:
+            cmodel = composition_filter(known, config, rdir / "composition", progress=progress)
+            comp_pred = cmodel.predict(GraphDataset([], composition_matrix(comp_pool), None))[0]
+            c_chosen = np.argsort(hull_now.e_above_hull_many(comp_pool, comp_pred), kind="stable")[:config.compositions_per_round]
+            c_control = np.sort(rng.choice(len(comp_pool), size=min(config.control_compositions, len(comp_pool)), replace=False))
+        else:
+            c_chosen = c_control = np.zeros(0, int)
+        comp_eval = np.concatenate([c_chosen, c_control[~np.isin(c_control, c_chosen)]]).astype(int)
+        comp_of = np.full(len(picked), -1)                         # index into comp_pool of each AIRSS structure, else -1
+        airss_skips = SkipLog()
+        for k in comp_eval:
+            for c in random_structures(comp_pool[k], config.structures_per_composition, seed=int(rng.integers(2**31)),
+                                       max_atoms=config.max_sites, skips=airss_skips):
+                c.parent_id = comp_pool[k]; picked.append(c); comp_of = np.append(comp_of, k)
+        n_airss = int((comp_of >= 0).sum())
+        arm_filtered = np.concatenate([arm_filtered, np.isin(comp_of[comp_of >= 0], c_chosen)])
+        arm_control = np.concatenate([arm_control, np.isin(comp_of[comp_of >= 0], c_control)])
+        wall["filter_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
         res = run_oracle_batch([c.structure for c in picked], store, oracle=config.oracle, fmax=config.fmax,
                                max_steps=config.max_steps, timeout_s=config.timeout_s, scheduler="local" if len(picked) > 1 else None,
                                n_workers=config.n_workers, progress=progress,
@@ -231,35 +268,55 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         known_next = pd.concat([known, new], ignore_index=True)
         updated = _oracle_level_hull(known_next)
         on_updated = updated.e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6 if len(new) else np.zeros(0, bool)
-        structural = np.array([c.generator in ("substitution", "saps") for c in picked], bool)
+        structural = comp_of < 0
         stable = np.nan_to_num(eh_now, nan=np.inf) <= 0          # missing = unstable (Matbench Discovery)
         below_ref = np.nan_to_num(eh_ref, nan=np.inf) <= 0
-        rate = lambda m, hit=stable: float(hit[m].mean()) if m.any() else float("nan")
         is_new = status == "new"
         F, C = arm_filtered, arm_control
+        # a composition's result is its lowest-energy labelled structure (GNoME's AIRSS keeps the best of many)
+        best = {k: min(np.flatnonzero((comp_of == k) & ok), key=lambda i: e_form[i], default=None) for k in comp_eval}
+        comp_hit = {k: b is not None and bool(stable[b]) for k, b in best.items()}
+        comp_new_hit = {k: b is not None and bool(stable[b] and is_new[b]) for k, b in best.items()}
+        def rate(arm, comps_in_arm, *, structures=True, compositions=True, hit_s=stable, hit_c=comp_hit):
+            "Hits / units: the arm's structural picks count per structure, its compositions per composition (best structure)."
+            n_s = int((arm & structural).sum()) if structures else 0
+            h_s = int((hit_s & arm & structural).sum()) if structures else 0
+            ks = list(comps_in_arm) if compositions else []
+            return (h_s + sum(hit_c[k] for k in ks)) / (n_s + len(ks)) if n_s + len(ks) else float("nan")
+        n_formulas = lambda m: int(pd.Series([c.reduced_formula for c in comps])[m].nunique())   # polymorphs count once
+        gnn_pred = np.concatenate([mean[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
+        gnn_std = np.concatenate([std[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
         arity = np.array([len(c.elements) for c in comps], int)
         gen_of = lambda items: pd.Series([c.generator for c in items], dtype=object).value_counts()
         n_gen, n_pool = gen_of(cands), gen_of(pool)
         rec = {"round": r, "generated": len(cands), "unique": int(uniq.sum()), "novel": int(novel.sum()),
-               "unique_novel": len(pool), "filtered": int(F.sum()), "control": int(C.sum()), "evaluated": len(picked),
+               "unique_novel": len(pool), "filtered": int((F & structural).sum()), "control": int((C & structural).sum()),
+               "evaluated": len(picked),
                **{f"pool_{g}": int(n_pool.get(g, 0)) for g in GENERATORS}, **{f"generated_{g}": int(n_gen.get(g, 0)) for g in GENERATORS},
                "pool_per_budget": len(pool) / max(config.budget, 1),
                "oracle_ok": int(ran.sum()), "oracle_unconverged": int((ran & ~converged).sum()),
-               "hit_rate": rate(F), "hit_rate_structural": rate(F & structural),
-               "hit_rate_compositional": rate(F & ~structural), "hit_rate_new": rate(F, stable & is_new),
-               "control_hit_rate": rate(C), "control_hit_rate_structural": rate(C & structural),
-               "control_hit_rate_compositional": rate(C & ~structural),
-               "enrichment": enrichment(rate(F), rate(C)),
-               "mae_before_retraining": mae(e_form[ok], mean[idx_eval][ok]) if ok.any() else float("nan"),
-               "mae_before_retraining_filtered": mae(e_form[ok & F], mean[idx_eval][ok & F]) if (ok & F).any() else float("nan"),
-               "new_stable_vs_reference": int(np.sum(below_ref & is_new)),
-               "rediscovered_stable_vs_reference": int(np.sum(below_ref & (status == "rediscovered"))),
-               "repeat_stable_vs_reference": int(np.sum(below_ref & (status == "repeat"))),
-               "new_stable_on_updated_hull": int(np.sum(on_updated & (new.status == "new").to_numpy(bool))),
-               "rediscovered_on_updated_hull": int(np.sum(on_updated & (new.status == "rediscovered").to_numpy(bool))),
+               "composition_pool": len(comp_pool), "compositions_filtered": len(c_chosen), "compositions_control": len(c_control),
+               "airss_structures": n_airss,
+               "hit_rate": rate(F, list(c_chosen)), "hit_rate_structural": rate(F, [], compositions=False),
+               "hit_rate_compositional": rate(F, list(c_chosen), structures=False),
+               "hit_rate_new": rate(F, list(c_chosen), hit_s=stable & is_new, hit_c=comp_new_hit), "control_hit_rate": rate(C, list(c_control)),
+               "control_hit_rate_structural": rate(C, [], compositions=False),
+               "control_hit_rate_compositional": rate(C, list(c_control), structures=False),
+               "enrichment": enrichment(rate(F, list(c_chosen)), rate(C, list(c_control))),
+               "enrichment_structural": enrichment(rate(F, [], compositions=False), rate(C, [], compositions=False)),
+               "enrichment_compositional": enrichment(rate(F, list(c_chosen), structures=False), rate(C, list(c_control), structures=False)),
+               "mae_before_retraining": mae(e_form[ok & structural], gnn_pred[ok & structural]) if (ok & structural).any() else float("nan"),
+               "mae_before_retraining_filtered": mae(e_form[ok & F & structural], gnn_pred[ok & F & structural]) if (ok & F & structural).any() else float("nan"),
+               "composition_model_mae": mae([e_form[b] for b in best.values() if b is not None],
+                                            [comp_pred[k] for k, b in best.items() if b is not None]) if any(b is not None for b in best.values()) else float("nan"),
+               "new_stable_vs_reference": n_formulas(below_ref & is_new),
+               "rediscovered_stable_vs_reference": n_formulas(below_ref & (status == "rediscovered")),
+               "repeat_stable_vs_reference": n_formulas(below_ref & (status == "repeat")),
+               "new_stable_on_updated_hull": int(new.reduced_formula[on_updated & (new.status == "new").to_numpy(bool)].nunique()),
+               "rediscovered_on_updated_hull": int(new.reduced_formula[on_updated & (new.status == "rediscovered").to_numpy(bool)].nunique()),
                "acquisition": config.acquisition, "chemical_systems": ";".join(systems),
-               "skips": int(skips.table()["count"].sum()) if len(skips.table()) else 0,
-               **{f"new_stable_vs_reference_{a}": int(np.sum(below_ref & is_new & m))
+               "skips": sum(int(s.table()["count"].sum()) for s in (skips, airss_skips) if len(s.table())),
+               **{f"new_stable_vs_reference_{a}": n_formulas(below_ref & is_new & m)
                   for a, m in (("binary", arity == 2), ("ternary", arity == 3), ("quaternary", arity == 4), ("5plus", arity >= 5))},
                "level_disagreement_mae": level_gap, "train_size": len(train), "reference_size": len(ref),
                "flagged_elemental_references": ";".join(elref.element[elref.flagged]),
@@ -268,7 +325,9 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         new.to_pickle(rdir / "new_entries.pkl")
         pd.DataFrame({"formula": [c.reduced_formula for c in comps], "generator": [c.generator for c in picked],
                       "n_elements": arity, "filtered": F, "control": C,
-                      "pred_e_form": mean[idx_eval] if len(picked) else [], "pred_std": std[idx_eval] if len(picked) else [],
+                      "best_of_composition": [comp_of[i] >= 0 and best.get(comp_of[i]) == i for i in range(len(picked))],
+                      "pred_e_form": gnn_pred, "pred_composition_model": [comp_pred[k] if k >= 0 else np.nan for k in comp_of],
+                      "pred_std": gnn_std,
                       "oracle_e_form": e_form, "converged": converged, "used_as_label": ok, "status": status,
                       "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now}).to_csv(rdir / "evaluated.csv", index=False)
         atomic_write_text(done, json.dumps(rec, indent=2, default=float))
@@ -374,9 +433,12 @@ def rounds_figure(rounds: pd.DataFrame):
     from matplotlib.ticker import MaxNLocator
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
     r = rounds["round"]; get = lambda c: rounds[c] if c in rounds else pd.Series(np.nan, index=rounds.index)
-    for col, lab, st in (("hit_rate_structural", "structural (filtered)", "o-"), ("hit_rate_compositional", "compositional (filtered)", "s-"),
-                         ("control_hit_rate", "control arm (random from the pool)", "k^--"), ("hit_rate_new", "filtered, new materials only", "x:")):
-        axes[0].plot(r, 100 * get(col), st, label=lab)
+    for col, lab, st in (("hit_rate_structural", "structural, filtered (per structure)", "C0o-"),
+                         ("control_hit_rate_structural", "structural, control arm", "C0o--"),
+                         ("hit_rate_compositional", "compositional, filtered (per composition)", "C1s-"),
+                         ("control_hit_rate_compositional", "compositional, control arm", "C1s--"),
+                         ("hit_rate_new", "filtered, new materials only", "C2x:")):
+        axes[0].plot(r, 100 * get(col), st, label=lab, mfc="none" if "control" in col else None)
     axes[0].set_xlabel("round"); axes[0].set_ylabel("hit rate (% of evaluated, oracle E_hull ≤ 0)"); axes[0].legend(fontsize=7)
     for col, lab, st in (("generated", "generated", "o-"), ("unique_novel", "unique and novel (pool)", "s-"),
                          ("filtered", "evaluated: filtered", "^-"), ("control", "evaluated: control arm", "v--")):
