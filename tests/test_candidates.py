@@ -158,3 +158,18 @@ def test_grouped_dedup_equals_pairwise_on_polymorph_rich_distorted_sets():
             pool.append(s)
         assert unique_groups(pool).tolist() == naive_unique(pool).tolist()
     check()
+
+
+@pytest.mark.parametrize("species", [("Li+", "Mn3+", "O2-"), ("Na+", "Cl-"), ("Ba2+", "Ti4+", "O2-"),
+                                     ("Li+", "Fe2+", "P5+", "O2-"), ("Cs+", "Pb2+", "I-")])
+def test_substitution_predictions_equal_pymatgens_list_prediction(species):
+    "Same predictions, bit-identical probabilities, same order as pymatgen's depth-first search (Hautier et al. 2011)."
+    from pymatgen.core import Species
+    from matdisco.candidates import _predictor, substitution_predictions
+    sp = [Species.from_str(s) for s in species]
+    as_plain = lambda preds: [(p["probability"], {str(a): str(b) for a, b in p["substitutions"].items()}) for p in preds]
+    for threshold in (1e-3, 1e-2):
+        theirs = _predictor(threshold).list_prediction(sp, to_this_composition=False)
+        assert as_plain(substitution_predictions(sp, threshold)) == as_plain(theirs) and len(theirs) > 0
+    with pytest.raises(ValueError, match="not allowed"):
+        substitution_predictions([Species("Li", 5)])
