@@ -173,3 +173,16 @@ def test_substitution_predictions_equal_pymatgens_list_prediction(species):
         assert as_plain(substitution_predictions(sp, threshold)) == as_plain(theirs) and len(theirs) > 0
     with pytest.raises(ValueError, match="not allowed"):
         substitution_predictions([Species("Li", 5)])
+
+
+def test_grouped_dedup_equals_pairwise_on_saps_orderings_supercells_and_shifted_copies(real):
+    "Same-formula pools as SAPS makes them: every ordering of a perovskite's B sites, 2x1x1 supercells, shifted copies."
+    cands = saps_candidates(real["mp-2998"], {"Ti": ["Zr"]}, parent_id="mp-2998", max_per_prototype=200)
+    rng = np.random.default_rng(0); pool = []
+    for c in cands[:12]:
+        s = c.structure; pool.append(s)
+        t = s.copy(); t.translate_sites(range(len(t)), rng.uniform(0, 1, 3)); pool.append(t)
+    pool.append(real["mp-2998"]); pool.append(real["mp-2998"] * (2, 1, 1))     # a primitive cell and its supercell
+    order = rng.permutation(len(pool)); pool = [pool[k] for k in order]
+    assert unique_groups(pool).tolist() == naive_unique(pool).tolist()
+    assert is_unique(pool).sum() < len(pool) - 12                              # the shifted copies and the supercell

@@ -295,15 +295,38 @@ def _key(s: Structure, key: str) -> tuple:
     if key == "formula": return (f,)
     raise ValueError(f"unknown dedup key {key!r}: only 'formula' is exact with respect to StructureMatcher")
 
+def _matcher_reduced(s: Structure, matcher: StructureMatcher) -> Structure:
+    """The structure `matcher.fit` compares: its own Niggli + primitive reduction (pymatgen's
+    `StructureMatcher._get_reduced_structure`, the private helper `fit` calls), computed once per structure here."""
+    return matcher._get_reduced_structure(Structure.from_sites(s), matcher._primitive_cell, niggli=True)
+
 def unique_groups(structures: list[Structure], *, key: str = "formula", matcher: StructureMatcher | None = None) -> np.ndarray:
-    "For each structure, the index of the first structure it matches (itself when it is the first of its kind)."
+    """For each structure, the index of the first structure it matches (itself when it is the first of its kind).
+    Groups by (reduced formula, number of sites of the matcher's reduced structure): `fit` without `attempt_supercell`
+    or `subset` returns False when either differs, so the result equals pairwise matching exactly. A structure is
+    reduced (once) only when another one shares its formula, and reduced structures are compared with
+    `fit(..., skip_structure_reduction=True)`, which is what `fit` does after reducing them itself."""
     matcher = matcher or structure_matcher()
-    reps: dict[tuple, list[int]] = defaultdict(list)
+    if matcher._supercell or matcher._subset or not matcher._primitive_cell:    # the site-count argument does not hold
+        reps: dict[tuple, list[int]] = defaultdict(list); out = np.empty(len(structures), dtype=int)
+        for i, s in enumerate(structures):
+            group = reps[_key(s, key)]
+            out[i] = next((j for j in group if matcher.fit(s, structures[j])), i)
+            if out[i] == i: group.append(i)
+        return out
+    groups: dict[tuple, list[list]] = defaultdict(list)     # formula -> representatives [index, reduced or None]
     out = np.empty(len(structures), dtype=int)
+    reduced = lambda j: _matcher_reduced(structures[j], matcher)
     for i, s in enumerate(structures):
-        group = reps[_key(s, key)]
-        out[i] = next((r for r in group if matcher.fit(s, structures[r])), i)
-        if out[i] == i: group.append(i)
+        members = groups[_key(s, key)]; out[i] = i
+        if members:                                          # reduce only what is compared: singletons never are
+            r = reduced(i)
+            for m in members:
+                if m[1] is None: m[1] = reduced(m[0])
+                if len(m[1]) == len(r) and matcher.fit(r, m[1], skip_structure_reduction=True): out[i] = m[0]; break
+            if out[i] == i: members.append([i, r])
+        else:
+            members.append([i, None])
     return out
 
 def is_unique(structures, **kw) -> np.ndarray:
