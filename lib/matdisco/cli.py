@@ -69,14 +69,12 @@ def _relabel(args) -> dict:
     "`matdisco relabel`: relabel (resumable: the cache keeps every finished chunk), write the tables, print a summary."
     import json
     from pathlib import Path
-    from .data import atomic_write_text, read_index
-    from .reference import relabel
+    from .data import atomic_write_text
+    from .reference import relabel, space_index
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     rows = None
     if args.limit is not None:
-        idx = read_index(); idx = idx[~idx.is_outlier & idx.chemsys.notna()]
-        if args.elements: idx = idx[idx.chemsys.apply(lambda c: set(c.split("-")) <= set(args.elements))]
-        rows = idx.row_index.to_numpy()[:args.limit]
+        rows = space_index(args.elements or None).row_index.to_numpy()[:args.limit]
     ref = relabel(args.oracle, rows=rows, elements=args.elements or None, scheduler=args.scheduler, n_workers=args.workers,
                   progress=True)
     cols = ["row_index", "material_id", "reduced_formula", "chemsys", "n_sites", "formation_energy_per_atom",

@@ -14,7 +14,7 @@ log = logging.getLogger("matdisco.cluster")
 TORCH_UNFRIENDLY_PRE_SPAWN_ENV = ("MALLOC_TRIM_THRESHOLD_",)
 
 # %% auto #0
-__all__ = ['log', 'TORCH_UNFRIENDLY_PRE_SPAWN_ENV', 'worker_pre_spawn_env', 'local_cluster', 'dask_client']
+__all__ = ['log', 'TORCH_UNFRIENDLY_PRE_SPAWN_ENV', 'worker_pre_spawn_env', 'local_cluster', 'dask_client', 'client_or_new']
 
 # %% ../../nbs/08_cluster.ipynb #ed5b84381953
 def worker_pre_spawn_env() -> dict:
@@ -51,3 +51,8 @@ def dask_client(scheduler: str = "local", *, n_workers: int = 2):
     finally:
         client.close()
         if cluster is not None: cluster.close()
+
+def client_or_new(client=None, scheduler: str = "local", *, n_workers: int = 2):
+    "Context manager: `client` itself when one is given (left open), else a new `dask_client(scheduler, n_workers)`."
+    from contextlib import nullcontext
+    return nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)

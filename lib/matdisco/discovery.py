@@ -21,9 +21,10 @@ from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, r
 from .hull import ReferenceHull
 from .metrics import mae
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
-from .oracle import (OracleStore, RelaxResult, chgnet_energies, formation_energy_per_atom, make_calculator,
-                             run_oracle_batch, single_points, structure_hash)
-from .reference import ELEMENTAL_REFERENCE_TOLERANCE, elemental_references, mp_known_formulas, relabel
+from .oracle import (OracleStore, formation_energy_per_atom, run_oracle_batch, single_points,  # noqa: F401 (re-exported)
+                             structure_hash)
+from .reference import (ELEMENTAL_REFERENCE_TOLERANCE, elemental_references, mp_known_formulas,
+                                oracle_level_hull, relabel, space_index)
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
 
 log = logging.getLogger("matdisco.discovery")
@@ -76,9 +77,7 @@ class DiscoveryConfig:
 # %% ../../nbs/07_discovery.ipynb #8feb09695a0d
 def reference_frame(config: DiscoveryConfig) -> pd.DataFrame:
     "Every mp2018_formation crystal whose elements are all in `config.elements` (no size cap: only candidates are capped)."
-    idx = read_index(); els = set(config.elements)
-    ok = idx[~idx.is_outlier & idx.chemsys.apply(lambda c: isinstance(c, str) and set(c.split("-")) <= els)]
-    return load_structures(ok.row_index, progress=False).frame
+    return load_structures(space_index(config.elements).row_index, progress=False).frame
 
 
 # %% ../../nbs/07_discovery.ipynb #070eb008e0f3
@@ -90,10 +89,6 @@ def acquisition_scores(mean_e_hull: np.ndarray, std: np.ndarray, *, kind: str, k
     raise ValueError(f"unknown acquisition {kind!r}: greedy, lcb or random")
 
 # %% ../../nbs/07_discovery.ipynb #b137a2742fee
-def _oracle_level_hull(frame: pd.DataFrame) -> ReferenceHull:
-    "Hull of a table of crystals at the oracle's level (columns `reduced_formula`, `e_form_oracle`)."
-    return ReferenceHull.from_frame(frame.assign(formula=frame.reduced_formula), energy_col="e_form_oracle")
-
 #: The candidate generators of `matdisco.candidates`: structural (substitution, SAPS) and compositional (random search).
 GENERATORS = ("substitution", "saps", "random_search")
 
@@ -184,7 +179,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
             rec = json.loads(done.read_text()); records.append(rec)
             new = pd.read_pickle(rdir / "new_entries.pkl"); known = pd.concat([known, new], ignore_index=True)
             log.info("round %d: finished earlier, reused", r); continue
-        hull_now = _oracle_level_hull(known)
+        hull_now = oracle_level_hull(known)
         stable_known = known[hull_now.e_above_hull_many(known.reduced_formula, known.e_form_oracle) <= 1e-6]
         parents = stable_known[[len(s) <= config.max_sites for s in stable_known.structure]]
         parents = parents.sample(n=min(config.n_parents, len(parents)), random_state=rng.integers(2**31))
@@ -266,7 +261,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                             "e_form_oracle": e_form, "source": [f"round_{r}:{c.generator}" for c in picked],
                             "status": status})[ok].reset_index(drop=True)
         known_next = pd.concat([known, new], ignore_index=True)
-        updated = _oracle_level_hull(known_next)
+        updated = oracle_level_hull(known_next)
         on_updated = updated.e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6 if len(new) else np.zeros(0, bool)
         structural = comp_of < 0
         stable = np.nan_to_num(eh_now, nan=np.inf) <= 0          # missing = unstable (Matbench Discovery)

@@ -206,14 +206,7 @@ class OracleStore:
             return {r[0] for r in c.execute("SELECT structure_hash FROM results WHERE oracle=?", (oracle,))}
     def add(self, r: RelaxResult, meta: dict | None = None) -> bool:
         "Insert a result (ignored if the key is already stored); write its trajectory. Returns True if new."
-        if r.frames: self._write_trajectory(r)
-        with self._conn() as c:
-            cur = c.execute("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (r.oracle, r.structure_hash, r.formula, int(r.ok), r.reason, int(r.converged), r.n_steps,
-                             r.energy_per_atom, r.initial_energy_per_atom,
-                             json.dumps(r.final_structure, default=_plain) if r.final_structure else None, r.wall_s,
-                             json.dumps(meta or {}, default=_plain), time.time()))
-            return cur.rowcount == 1
+        return self.add_many([r], [meta]) == 1
     def add_many(self, results, meta: list[dict] | None = None) -> int:
         "Insert many results in one transaction (rows already stored are ignored); returns how many were new."
         results = list(results); meta = meta or [{}] * len(results)
@@ -273,10 +266,9 @@ def run_oracle_batch(structures, store: OracleStore, *, oracle: str = "chgnet-0.
         for key, (s, m) in tqdm(todo.items(), desc=f"oracle {oracle}", disable=not progress):
             store.add(_relax_task(s.as_dict(), oracle, fmax, max_steps, timeout_s), m)
     elif todo:
-        from contextlib import nullcontext
         from dask.distributed import as_completed
-        from matdisco.cluster import dask_client
-        with (nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)) as cl:
+        from matdisco.cluster import client_or_new
+        with client_or_new(client, scheduler, n_workers=n_workers) as cl:
             futs = {cl.submit(_relax_task, s.as_dict(), oracle, fmax, max_steps, timeout_s, pure=False): (key, m)
                     for key, (s, m) in todo.items()}
             for f in tqdm(as_completed(futs), total=len(futs), desc=f"oracle {oracle}", disable=not progress):
@@ -348,10 +340,9 @@ def single_points(structures, store: OracleStore | None = None, oracle: str = "c
         for ks in chunks:
             save(ks, _single_point_chunk([structures[k].as_dict() for k in ks], oracle)); bar.update(len(ks))
     elif chunks:
-        from contextlib import nullcontext
         from dask.distributed import as_completed
-        from matdisco.cluster import dask_client
-        with (nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)) as cl:
+        from matdisco.cluster import client_or_new
+        with client_or_new(client, scheduler, n_workers=n_workers) as cl:
             futs = {cl.submit(_single_point_chunk, [structures[k].as_dict() for k in ks], oracle, pure=False): ks for ks in chunks}
             for f in as_completed(futs):
                 ks = futs[f]

@@ -20,7 +20,8 @@ from .oracle import OracleStore, formation_energy_per_atom, run_oracle_batch, sh
 log = logging.getLogger("matdisco.reference")
 
 # %% auto #0
-__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'mp_known_formulas', 'elemental_references', 'OracleReference', 'relabel']
+__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'mp_known_formulas', 'elemental_references', 'space_index',
+           'oracle_level_hull', 'OracleReference', 'relabel']
 
 # %% ../../nbs/06a_reference.ipynb #82206fb415ed
 #: Largest accepted gap (eV/atom) between the oracle's elemental reference and MP's MP2020 one: about 3x CHGNet 0.3.0's
@@ -81,6 +82,16 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
 
 
 # %% ../../nbs/06a_reference.ipynb #924721f4a25d
+def space_index(elements=None) -> pd.DataFrame:
+    "`read_index` rows of the usable (non-outlier) crystals whose elements are all in `elements` (None: every one)."
+    idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
+    if elements is None: return use
+    els = set(elements); return use[use.chemsys.apply(lambda c: set(c.split("-")) <= els)]
+
+def oracle_level_hull(frame: pd.DataFrame) -> ReferenceHull:
+    "Convex hull of a table of crystals at the oracle's level (columns `reduced_formula`, `e_form_oracle`)."
+    return ReferenceHull.from_frame(frame.assign(formula=frame.reduced_formula), energy_col="e_form_oracle")
+
 @dataclass
 class OracleReference:
     "mp2018_formation crystals at one oracle's level: `frame` (one row per crystal), `elemental` (the μ table)."
@@ -92,7 +103,7 @@ class OracleReference:
 
     def hull(self) -> ReferenceHull:
         "Convex hull of the crystals at the oracle's level (formation energies `e_form_oracle`)."
-        return ReferenceHull.from_frame(self.frame.assign(formula=self.frame.reduced_formula), energy_col="e_form_oracle")
+        return oracle_level_hull(self.frame)
     @property
     def level_gap(self) -> float:
         "MAE (eV/atom) between the data set's DFT formation energies and the oracle's: how far apart the two levels are."
@@ -109,9 +120,7 @@ def relabel(oracle: str = "chgnet-0.3.0", *, rows=None, elements=None, scheduler
     spanned by `elements`), oracle single points from the machine-wide cache (missing ones computed on Dask with
     `scheduler`/`client`, or in process with `scheduler=None`), formation energies against `elemental_references`
     of every element that occurs (relaxed with `fmax`, `max_steps`, `timeout_s`)."""
-    t0 = time.perf_counter(); idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
-    if elements is not None:
-        els = set(elements); use = use[use.chemsys.apply(lambda c: set(c.split("-")) <= els)]
+    t0 = time.perf_counter(); use = space_index(elements)
     if rows is not None: use = use[use.row_index.isin(set(int(r) for r in rows))]
     frame = load_structures(use.row_index, progress=progress).frame
     t1 = time.perf_counter()

@@ -5,6 +5,7 @@
 # %% ../../nbs/03_train.ipynb #306676895111
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -338,10 +339,10 @@ def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_memb
         if (d / "done.json").exists(): continue
         cfg = TrainConfig(**{**asdict(config), "seed": config.seed + k})
         # a warm start continues the earlier member: its weights, config (avg_num_neighbors) and target normaliser
-        warm_norm = load_model(Path(warm_from[k]) / "best.pt")[1] if warm_from else None
-        def member(k=k, seed=cfg.seed):
+        warm_model, warm_norm, _ = load_model(Path(warm_from[k]) / "best.pt") if warm_from else (None, None, None)
+        def member(seed=cfg.seed, warm_model=warm_model):
             torch.manual_seed(seed)
-            return load_model(Path(warm_from[k]) / "best.pt")[0].train() if warm_from else make_model()
+            return copy.deepcopy(warm_model).train() if warm_model is not None else make_model()
         if processes > 1 and pick_device(device).type == "cpu":
             fit_data_parallel(member, train, val, processes=processes, config=cfg, run_dir=d, progress=progress, normalizer=warm_norm)
         else:
@@ -371,13 +372,12 @@ def screen(ensemble: Ensemble, structures, *, volume_scales=(1.0,), scheduler: s
     if scheduler is None and client is None:
         return ensemble.predict_structures(structures, volume_scales=volume_scales)
     if not ensemble.dirs: raise ValueError("screen on Dask needs an ensemble loaded from member folders (Ensemble.dirs)")
-    from contextlib import nullcontext
     from dask.distributed import as_completed
-    from matdisco.cluster import dask_client
+    from matdisco.cluster import client_or_new
     dirs = tuple(str(d) for d in ensemble.dirs)
     chunks = [range(i, min(i + chunk_size, len(structures))) for i in range(0, len(structures), chunk_size)]
     mean, std = np.full(len(structures), np.nan), np.full(len(structures), np.nan)
-    with (nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)) as cl:
+    with client_or_new(client, scheduler, n_workers=n_workers) as cl:
         arrays = lambda ch: [(structures[k].lattice.matrix, structures[k].atomic_numbers, structures[k].cart_coords) for k in ch]
         futs = {cl.submit(_screen_chunk, dirs, arrays(ch), tuple(volume_scales), pure=False): ch for ch in chunks}
         for f in tqdm(as_completed(futs), total=len(futs), desc="screening", disable=not progress):
