@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hits, discovery_curve, discovery_dir,
-                                elemental_references, mp_known_formulas, reference_frame, run_discovery)
+                                elemental_references, enrichment_interval, enrichment_table, mp_known_formulas, pretrained_dir, reference_frame, run_discovery)
 from matdisco.oracle import OracleStore
 
 CFG = DiscoveryConfig(elements=("Li", "Mn", "O"), rounds=2, budget=6, control_budget=3, ensemble_size=2, width=24, epochs=6,
@@ -61,8 +61,13 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     assert (ev.status[ev.formula.isin(mp) & ev.used_as_label] == "rediscovered").all()
     assert {"rediscovered", "new", "repeat", "failed", "unconverged"} >= set(ev.status)
     assert (ev.status[~ev.converged & ev.status.ne("failed")] == "unconverged").all() and not ev.used_as_label[~ev.converged].any()
+    # round 0's filter is pretrained on the whole reference once per machine, in the shared cache, keyed by its training
+    # settings and data; the run in another folder below reuses it instead of training again
+    pretrained = {p: p.stat().st_mtime_ns for p in pretrained_dir().glob("*/member_*/done.json")}
+    assert len(pretrained) >= CFG.ensemble_size and not (work / "round_0" / "models").exists()
     # killed-and-resumed == uninterrupted (each round draws from its own (seed, round) stream)
     straight = run_discovery(CFG, tmp_path / "straight")
+    assert {p: p.stat().st_mtime_ns for p in pretrained_dir().glob("*/member_*/done.json")} == pretrained
     pd.testing.assert_frame_equal(table.drop(columns=timing_columns(table)), straight.drop(columns=timing_columns(straight)),
                                   check_exact=False, rtol=1e-6)
     # the control arm is a random sample of the pool: its rows are marked, and the filter's hit rate is over its own rows
@@ -74,6 +79,13 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     for f, g in airss[airss.used_as_label].groupby("formula"):
         assert g.best_of_composition.sum() == 1 and g.oracle_e_form[g.best_of_composition].iloc[0] == g.oracle_e_form.min()
     assert airss.pred_composition_model.notna().all() and airss.pred_e_form.isna().all()
+    # the enrichment table recounts both arms from evaluated.csv and gets the loop's own hit rates back
+    et = enrichment_table(work)
+    for kind, suffix in (("all", ""), ("structural", "_structural"), ("compositional", "_compositional")):
+        per_round = et[(et.kind == kind) & ~et.rounds.str.contains("pooled")]
+        np.testing.assert_allclose(per_round.hit_rate_filtered, table[f"hit_rate{suffix}"])
+        np.testing.assert_allclose(per_round.hit_rate_control, table[f"control_hit_rate{suffix}"])
+    np.testing.assert_allclose(et[(et.kind == "all") & (et.rounds == "1-1 pooled")].enrichment, table.enrichment.iloc[[1]])
 
 
 def test_enrichment_is_the_ratio_of_hit_rates_and_undefined_without_control_hits():
@@ -81,6 +93,11 @@ def test_enrichment_is_the_ratio_of_hit_rates_and_undefined_without_control_hits
     assert enrichment(0.5, 0.1) == pytest.approx(5.0)
     assert np.isnan(enrichment(0.5, 0.0)) and np.isnan(enrichment(float("nan"), 0.2))
     assert enrichment(0.0, 0.25) == 0.0
+    # Katz log interval: 5/20 filtered vs 1/10 control is 2.5x, but one control hit leaves it unresolved (spans 1)
+    ratio, low, high = enrichment_interval(5, 20, 1, 10)
+    assert ratio == pytest.approx(2.5) and low < 1 < high and np.log(ratio) - np.log(low) == pytest.approx(np.log(high) - np.log(ratio))
+    assert enrichment_interval(50, 200, 10, 400)[1] > 2                 # 25 % vs 2.5 %, enough units: resolved above 2x
+    assert np.isnan(enrichment_interval(3, 10, 0, 10)[0]) and enrichment_interval(0, 10, 2, 10)[0] == 0.0
 
 
 def test_artefacts_are_keyed_by_the_full_configuration():

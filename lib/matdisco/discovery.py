@@ -21,7 +21,7 @@ from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, r
 from .hull import ReferenceHull
 from .metrics import mae
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
-from .oracle import (OracleStore, formation_energy_per_atom, run_oracle_batch, single_points,  # noqa: F401 (re-exported)
+from .oracle import (OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, single_points,  # noqa: F401 (re-exported)
                              structure_hash)
 from .reference import (ELEMENTAL_REFERENCE_TOLERANCE, elemental_references, mp_known_formulas,
                                 oracle_level_hull, relabel, space_index)
@@ -31,8 +31,9 @@ log = logging.getLogger("matdisco.discovery")
 
 # %% auto #0
 __all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'composition_filter',
-           'discovery_dir', 'classify_hits', 'run_discovery', 'discovery_curve', 'retrospective_structures',
-           'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
+           'pretrained_dir', 'discovery_dir', 'classify_hits', 'run_discovery', 'arm_counts', 'enrichment_interval',
+           'enrichment_table', 'discovery_curve', 'retrospective_structures', 'retrospective_compositions',
+           'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class DiscoveryConfig:
     epochs: int = 12
     retrain_epochs: int = 5
     n_parents: int = 8
+    substitutions_per_parent: int = 6   # ionic substitutions per parent (novelty re-weighted), before dedup and novelty
+    saps_per_parent: int = 6            # SAPS candidates per parent
+    train_processes: int = 1            # > 1: each member trained data-parallel over that many CPU processes (DDP, gloo)
     compositions_per_round: int = 2     # compositions chosen by the composition model per round
     control_compositions: int = 1       # plus random compositions from the same pool (the compositional control arm)
     structures_per_composition: int = 3 # random (AIRSS-style) structures per composition, all relaxed, the best kept
@@ -110,6 +114,13 @@ def composition_filter(known: pd.DataFrame, config: DiscoveryConfig, run_dir: Pa
     return train_ensemble(lambda: CompositionModel(config=CompositionConfig()), part(np.sort(perm[n_val:])), part(np.sort(perm[:n_val])),
                           n_members=1, run_dir=run_dir, progress=progress,
                           config=TrainConfig(epochs=config.composition_epochs, lr=3e-3, seed=config.seed))
+
+def pretrained_dir() -> Path:
+    """Where round 0's ensemble (the filter pretrained on the whole oracle-level reference) is kept: machine-wide,
+    `cache_dir()/pretrained/<training key>`. The key covers the model, `TrainConfig` and the fingerprints of the
+    training and validation sets, so every run with the same reference and settings reuses one pretraining and any
+    other settings train their own."""
+    return cache_dir() / "pretrained"
 
 def discovery_dir(config: DiscoveryConfig, run_dir: Path | str) -> Path:
     "Where a run with `config` keeps its artefacts: `run_dir/config-<key>` (other settings, other folder)."
@@ -170,7 +181,9 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         train_frame = known.iloc[ref_train + found]
         train = GraphDataset.from_structures(train_frame.structure, train_frame.e_form_oracle, cutoff=config.cutoff)
         warm = prev_models is not None
-        ens = train_ensemble(make_model, train, val, n_members=config.ensemble_size, run_dir=rdir / "models",
+        # round 0 pretrains on the whole oracle-level reference (shared across runs); later rounds fine-tune it
+        ens = train_ensemble(make_model, train, val, n_members=config.ensemble_size,
+                             run_dir=rdir / "models" if warm else pretrained_dir(), processes=config.train_processes,
                              warm_from=prev_models, progress=progress,
                              config=TrainConfig(epochs=config.retrain_epochs if warm else config.epochs, lr=1e-3 if warm else 3e-3,
                                                 atoms_per_batch=1024, seed=config.seed, warmup_epochs=1 if warm else 3))
@@ -188,7 +201,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                           [rng.choice(space_elements, size=3, replace=False) for _ in range(config.n_systems)]})
         cands, skips = generate_candidates(parents, chemical_systems=(), reference_formulas=mp_formulas,
                                            max_atoms=config.max_sites, seed=int(rng.integers(2**31)),
-                                           max_substitutions_per_parent=6, saps_per_parent=6,
+                                           max_substitutions_per_parent=config.substitutions_per_parent,
+                                           saps_per_parent=config.saps_per_parent,
                                            allowed_elements=config.elements or None)
         cands = [c for c in cands if len(c.structure) <= config.max_sites
                  and {e.symbol for e in c.structure.composition.elements} <= set(space_elements)]
@@ -337,6 +351,59 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
             table[f"cumulative_{col}"] = table[col].cumsum()
     table.to_csv(run_dir / "rounds.csv", index=False); table.to_csv(out_dir / "rounds.csv", index=False)
     return table
+
+
+# %% ../../nbs/07_discovery.ipynb #fd93e86306f4
+def arm_counts(evaluated: pd.DataFrame) -> dict:
+    """Units and hits of each arm in one round's `evaluated.csv`, by the loop's rules. A structural pick is one unit;
+    its hit is oracle E_hull ≤ 0 on the hull before the round, and a missing label is unstable (Matbench Discovery).
+    A composition of the compositional arm is one unit; its hit is decided by its lowest-energy labelled structure
+    (`best_of_composition`). Returns `{arm}_{kind}_units` and `{arm}_{kind}_hits` for arm in (filtered, control) and
+    kind in (structural, compositional)."""
+    ev = evaluated.reset_index(drop=True)
+    hit = ev.e_hull_vs_current.astype(float).fillna(np.inf).le(0).to_numpy()
+    structural = (ev.generator != "random_search").to_numpy()
+    out = {}
+    for arm in ("filtered", "control"):
+        in_arm = ev[arm].astype(bool).to_numpy()
+        out[f"{arm}_structural_units"] = int((in_arm & structural).sum())
+        out[f"{arm}_structural_hits"] = int((in_arm & structural & hit).sum())
+        comps = ev[in_arm & ~structural].assign(hit=hit[in_arm & ~structural])
+        best = comps.best_of_composition.astype(bool)
+        out[f"{arm}_compositional_units"] = int(comps.formula.nunique())
+        out[f"{arm}_compositional_hits"] = int(comps[best & comps.hit].formula.nunique())
+    return out
+
+def enrichment_interval(hits_filtered: int, n_filtered: int, hits_control: int, n_control: int, *, z: float = 1.96) -> tuple:
+    """Enrichment (hit rate filtered / hit rate control) and its interval, exp(ln R ± z·√(1/a − 1/n₁ + 1/c − 1/n₂))
+    (Katz et al. 1978; z = 1.96: 95 %). (NaN, NaN, NaN) without a control hit (undefined, as `enrichment`);
+    (0, NaN, NaN) without a filtered hit."""
+    a, n1, c, n2 = hits_filtered, n_filtered, hits_control, n_control
+    if not (n1 and n2) or c == 0: return (float("nan"),) * 3
+    ratio = (a / n1) / (c / n2)
+    if a == 0: return (0.0, float("nan"), float("nan"))
+    half = z * np.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
+    return (float(ratio), float(ratio * np.exp(-half)), float(ratio * np.exp(half)))
+
+def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame:
+    """Per round and pooled over rounds ≥ `pool_from` (GNoME's claim is about the rounds after the first), for each
+    kind (structural, compositional, all): units and hits of both arms, their hit rates, and the enrichment with its
+    95 % interval. `run_dir` is a run's own folder (`discovery_dir(config, out)`) with `round_k/evaluated.csv`."""
+    rounds = sorted(int(p.parent.name.split("_")[1]) for p in Path(run_dir).glob("round_*/evaluated.csv"))
+    counts = {r: arm_counts(pd.read_csv(Path(run_dir) / f"round_{r}" / "evaluated.csv")) for r in rounds}
+    pooled = [r for r in rounds if r >= pool_from]
+    groups = [(str(r), [r]) for r in rounds] + ([(f"{pool_from}-{pooled[-1]} pooled", pooled)] if pooled else [])
+    rows = []
+    for label, rs in groups:
+        for kind in ("structural", "compositional", "all"):
+            kinds = ("structural", "compositional") if kind == "all" else (kind,)
+            n = {f"{arm}_{w}": sum(counts[r][f"{arm}_{k}_{w}"] for r in rs for k in kinds)
+                 for arm in ("filtered", "control") for w in ("units", "hits")}
+            ratio, low, high = enrichment_interval(n["filtered_hits"], n["filtered_units"], n["control_hits"], n["control_units"])
+            rate = lambda arm: n[f"{arm}_hits"] / n[f"{arm}_units"] if n[f"{arm}_units"] else float("nan")
+            rows.append({"rounds": label, "kind": kind, **n, "hit_rate_filtered": rate("filtered"),
+                         "hit_rate_control": rate("control"), "enrichment": ratio, "enrichment_low": low, "enrichment_high": high})
+    return pd.DataFrame(rows)
 
 
 # %% ../../nbs/07_discovery.ipynb #3f39d81e2b52

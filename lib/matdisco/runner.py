@@ -117,22 +117,34 @@ EXPERIMENTS: list[Experiment] = [
                 "gpu": {"n_train": [1000, 2000, 4000, 8000, 16000, 24000], "model_sizes": [[32, 2], [64, 3], [128, 4]],
                         "seeds": [0, 1, 2], "epochs": 60, "n_test": 2000, "n_ood": 2000, "n_workers": 4}}),
     Experiment("discovery", "05_discovery.ipynb",
-               "GNoME's active-learning loop with the CHGNet oracle, and retrospective benchmarks against DFT labels",
+               "GNoME's active-learning loop with the CHGNet oracle: filtered picks beside a random control arm, per round",
                {"smoke": {"rounds": 2, "budget": 3, "control_budget": 2, "compositions_per_round": 1, "control_compositions": 1,
                           "structures_per_composition": 2, "elements": ["Li", "Mn", "O"], "epochs": 2, "retrain_epochs": 1,
-                          "max_steps": 20, "n_workers": 1, "retro_heldout_systems": 4, "retro_n_train": 150,
-                          "retro_epochs": 2, "retro_comp_pool": 200, "retro_comp_epochs": 2},
+                          "max_steps": 20, "n_workers": 1},
                 "tiny": {"rounds": 2, "budget": 20},
-                "cpu": {"rounds": 4, "budget": 60, "control_budget": 15, "n_parents": 40, "n_systems": 6,
-                        "compositions_per_round": 2, "control_compositions": 1, "structures_per_composition": 20,
-                        "elements": ["Li", "Na", "Mg", "Mn", "Fe", "Ti", "O", "P"],
-                        "epochs": 20, "retrain_epochs": 6, "max_steps": 200, "retro_heldout_systems": 200,
-                        "retro_n_train": 8000, "retro_epochs": 15, "retro_comp_pool": 20000, "retro_comp_epochs": 40},
-                # elements need a ground-state elemental structure in mp2018_formation (it has none for S and F)
-                "gpu": {"rounds": 6, "budget": 200, "control_budget": 50, "n_parents": 400, "n_systems": 20,
-                        "compositions_per_round": 10, "control_compositions": 3, "structures_per_composition": 100, "elements": ["Li", "Na", "K", "Mg", "Ca", "Mn", "Fe", "Co", "Ni", "Ti", "O", "P", "Si"],
-                        "epochs": 60, "retrain_epochs": 15, "max_steps": 300, "retro_heldout_systems": 500,
-                        "retro_n_train": None, "retro_epochs": 60, "retro_comp_pool": 58000, "retro_comp_epochs": 100}}),
+                # cpu: GNoME's proportions on 2 cores (the issue "Discovery at GNoME's proportions"): the whole table
+                # (elements = []), parents from every chemistry, a pool of >= 10^4 unique novel candidates per round
+                # (>= 50x the 40 + 10 structural relaxations), the filter pretrained on the whole oracle-level reference
+                # (data-parallel over both cores) and fine-tuned each round, 20 AIRSS structures per composition (the
+                # issue's cpu figure; GNoME: 100). Sized so six rounds fit in 2 h after the one-off `matdisco relabel`.
+                "cpu": {"rounds": 6, "elements": [], "budget": 40, "control_budget": 10, "n_parents": 600,
+                        "substitutions_per_parent": 20, "saps_per_parent": 10, "n_systems": 20,
+                        "compositions_per_round": 1, "control_compositions": 1, "structures_per_composition": 20,
+                        "epochs": 10, "retrain_epochs": 4, "max_steps": 200, "train_processes": 2},
+                # gpu: not run yet (no GPU lent so far); the filter follows the energy-models gpu recipe
+                "gpu": {"rounds": 6, "elements": [], "budget": 400, "control_budget": 100, "n_parents": 5000,
+                        "substitutions_per_parent": 40, "saps_per_parent": 20, "n_systems": 100, "max_sites": 20,
+                        "compositions_per_round": 10, "control_compositions": 3, "structures_per_composition": 100,
+                        "ensemble_size": 4, "epochs": 60, "retrain_epochs": 15, "max_steps": 300, "n_workers": 16}}),
+    Experiment("retrospective", "06_retrospective.ipynb",
+               "retrospective discovery benchmarks against DFT labels: hidden chemical systems ranked by structure and by composition",
+               {"smoke": {"retro_heldout_systems": 4, "retro_n_train": 150, "retro_epochs": 2, "retro_comp_pool": 200,
+                          "retro_comp_epochs": 2},
+                "tiny": {},
+                "cpu": {"retro_heldout_systems": 200, "retro_n_train": 8000, "retro_epochs": 15, "retro_comp_pool": 20000,
+                        "retro_comp_epochs": 40},
+                "gpu": {"retro_heldout_systems": 500, "retro_n_train": None, "retro_epochs": 60, "retro_comp_pool": 58000,
+                        "retro_comp_epochs": 100}}),
 ]
 
 def experiments_dir() -> Path:
