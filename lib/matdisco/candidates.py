@@ -30,8 +30,9 @@ def structure_matcher() -> StructureMatcher:
 # %% auto #0
 __all__ = ['log', 'SUN_MATCHER_KWARGS', 'structure_matcher', 'Candidate', 'SkipLog', 'candidates_table', 'oxidation_species',
            'substitution_predictions', 'ionic_substitutions', 'symmetry_orbits', 'distinct_subsets', 'saps_candidates',
-           'likely_replacements', 'balanced_compositions', 'random_structures', 'unique_groups', 'is_unique',
-           'NoveltyChecker', 'naive_unique', 'generate_candidates', 'mark_unique_and_novel', 'candidates_figure']
+           'likely_replacements', 'ionic_elements', 'balanced_compositions', 'random_structures', 'unique_groups',
+           'is_unique', 'NoveltyChecker', 'naive_unique', 'generate_candidates', 'mark_unique_and_novel',
+           'candidates_figure']
 
 # %% ../../nbs/05_candidates.ipynb #9ab37a75f991
 @dataclass
@@ -248,13 +249,22 @@ def _substitution_probability():
     return SubstitutionProbability()
 
 # %% ../../nbs/05_candidates.ipynb #2adcb80498e2
+def ionic_elements(elements, *, oxidation_states_set: str = "icsd24") -> list[str]:
+    """The `elements` that have at least one oxidation state in SMACT's built-in `oxidation_states_set` (sorted,
+    unique); for a custom set (a file) all of them, as SMACT decides per composition."""
+    from smact import Element as SmactElement
+    attr = f"oxidation_states_{oxidation_states_set}"
+    return sorted(e for e in set(elements) if not hasattr(SmactElement(e), attr) or getattr(SmactElement(e), attr))
+
 def balanced_compositions(elements: list[str], *, max_stoich: int = 4, oxidation_states_set: str = "icsd24",
                           max_atoms: int = 20) -> list[str]:
     """Reduced formulas in the chemical system of `elements` (all of them present) that SMACT finds charge-balanced
     and electronegativity-ordered, with stoichiometric coefficients <= `max_stoich`. `oxidation_states_set='smact14'`
-    admits more oxidation states (GNoME's 'relaxed' balancing)."""
+    admits more oxidation states (GNoME's 'relaxed' balancing). A system with an element that has no oxidation state
+    in the set (a noble gas in 'icsd24') has no charge-balanced composition: [] (see `ionic_elements`)."""
     from smact import Element as SmactElement
     from smact.screening import smact_filter
+    if len(ionic_elements(elements, oxidation_states_set=oxidation_states_set)) < len(set(elements)): return []
     els = [SmactElement(e) for e in elements]
     out = set()
     for res in smact_filter(els, threshold=max_stoich, oxidation_states_set=oxidation_states_set):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .candidates import (NoveltyChecker, SkipLog, balanced_compositions, generate_candidates, is_unique,
+from .candidates import (NoveltyChecker, SkipLog, balanced_compositions, generate_candidates, ionic_elements, is_unique,
                                  random_structures)
 from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, read_index
 from .hull import ReferenceHull
@@ -161,6 +161,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     ref_hull = oref.hull()
     mp_formulas = mp_known_formulas()
     space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
+    ionic_space = ionic_elements(space_elements)
     reference_structures = NoveltyChecker(ref.structure)
     log.info("discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
              run_dir.name, len(ref), int(elref.flagged.sum()), level_gap)
@@ -197,8 +198,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         parents = stable_known[[len(s) <= config.max_sites for s in stable_known.structure]]
         parents = parents.sample(n=min(config.n_parents, len(parents)), random_state=rng.integers(2**31))
         t0 = time.perf_counter()
-        systems = sorted({"-".join(sorted(c)) for c in
-                          [rng.choice(space_elements, size=3, replace=False) for _ in range(config.n_systems)]})
+        systems = sorted({"-".join(sorted(c)) for c in         # from elements that can be charge-balanced at all
+                          [rng.choice(ionic_space, size=3, replace=False) for _ in range(config.n_systems)]})
         cands, skips = generate_candidates(parents, chemical_systems=(), reference_formulas=mp_formulas,
                                            max_atoms=config.max_sites, seed=int(rng.integers(2**31)),
                                            max_substitutions_per_parent=config.substitutions_per_parent,
