@@ -47,7 +47,8 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     assert rec["compositions_filtered"] == CFG.compositions_per_round and rec["compositions_control"] == CFG.control_compositions
     assert 0 < rec["airss_structures"] <= 2 * CFG.structures_per_composition and rec["composition_pool"] >= 2
     assert 0 <= rec["hit_rate"] <= 1 and 0 <= rec["control_hit_rate"] <= 1
-    assert rec["pool_substitution"] + rec["pool_saps"] + rec["pool_random_search"] == rec["unique_novel"] <= rec["generated"]
+    assert rec["pool_substitution"] + rec["pool_saps"] + rec["pool_random_search"] == rec["pool"] <= rec["unique_novel"] <= rec["generated"]
+    assert rec["pool"] + rec["outside_coverage"] == rec["unique_novel"]
     assert sum(rec[f"new_stable_vs_reference_{a}"] for a in ("binary", "ternary", "quaternary", "5plus")) == rec["new_stable_vs_reference"]
     assert table.cumulative_evaluated.iloc[-1] == table.evaluated.sum()
     assert rec["train_size"] > json.loads((work / "round_0" / "done.json").read_text())["train_size"]   # results were added
@@ -58,6 +59,7 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     mp = mp_known_formulas()
     ev = pd.concat([pd.read_csv(work / f"round_{r}" / "evaluated.csv") for r in (0, 1)])
     assert not ev.formula[ev.status == "new"].isin(mp).any()
+    assert (ev.hull_gap <= CFG.max_hull_gap).all()                       # evaluated only where the reference hull is complete
     assert (ev.status[ev.formula.isin(mp) & ev.used_as_label] == "rediscovered").all()
     assert {"rediscovered", "new", "repeat", "failed", "unconverged"} >= set(ev.status)
     assert (ev.status[~ev.converged & ev.status.ne("failed")] == "unconverged").all() and not ev.used_as_label[~ev.converged].any()

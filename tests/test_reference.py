@@ -56,3 +56,14 @@ def test_relabel_command_writes_the_reference_table(mirror, tmp_path, capsys):
     assert len(t) == 10 and t.e_form_oracle.notna().all()
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["crystals"] == 10 and s["failed"] == 0 and "level_gap_mae" in json.loads(capsys.readouterr().out)
+
+
+def test_coverage_finds_the_holes_of_the_reference_hull(mirror):
+    from matdisco.reference import COVERAGE_TOLERANCE, ReferenceCoverage
+    cov = ReferenceCoverage()
+    # DyF3 (MP) is not in mp2018_formation: its Dy-F hull is the elements alone, ~4 eV/atom above MP's at DyF2
+    assert cov.hull_gap("DyF2") > 1 and not cov.covered("DyF2")
+    assert cov.hull_gap("LiMnO2") == pytest.approx(0, abs=1e-9) and cov.covered("LiFePO4") and cov.covered("NaCl")
+    # the reference is a subset of MP, so its hull is never below MP's
+    assert min(cov.hull_gap(f) for f in ("Li2FeO2", "SmCl2", "CaTiO3", "Li5Mn7O16")) >= -1e-9
+    assert cov.tolerance == COVERAGE_TOLERANCE == 0.025

@@ -23,7 +23,8 @@ from .metrics import mae
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
 from .oracle import (OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, single_points,  # noqa: F401 (re-exported)
                              structure_hash)
-from .reference import (ELEMENTAL_REFERENCE_TOLERANCE, elemental_references, mp_known_formulas,
+from .reference import (COVERAGE_TOLERANCE, ELEMENTAL_REFERENCE_TOLERANCE, ReferenceCoverage, elemental_references,
+                                mp_known_formulas,
                                 oracle_level_hull, relabel, space_index)
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
 
@@ -58,6 +59,7 @@ class DiscoveryConfig:
     substitutions_per_parent: int = 6   # ionic substitutions per parent (novelty re-weighted), before dedup and novelty
     saps_per_parent: int = 6            # SAPS candidates per parent
     train_processes: int = 1            # > 1: each member trained data-parallel over that many CPU processes (DDP, gloo)
+    max_hull_gap: float | None = COVERAGE_TOLERANCE   # candidates only where the reference hull is complete (eV/atom; None: anywhere)
     compositions_per_round: int = 2     # compositions chosen by the composition model per round
     control_compositions: int = 1       # plus random compositions from the same pool (the compositional control arm)
     structures_per_composition: int = 3 # random (AIRSS-style) structures per composition, all relaxed, the best kept
@@ -162,6 +164,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     mp_formulas = mp_known_formulas()
     space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
     ionic_space = ionic_elements(space_elements)
+    coverage = ReferenceCoverage(tolerance=config.max_hull_gap) if config.max_hull_gap is not None else None
+    in_coverage = lambda comp: coverage is None or coverage.covered(comp)
     reference_structures = NoveltyChecker(ref.structure)
     log.info("discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
              run_dir.name, len(ref), int(elref.flagged.sum()), level_gap)
@@ -212,6 +216,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         uniq = is_unique(structs) if structs else np.zeros(0, bool)
         novel = NoveltyChecker(known.structure).novel_mask(structs) if structs else np.zeros(0, bool)
         pool = [c for c, u, n in zip(cands, uniq, novel) if u and n]
+        n_unique_novel = len(pool)                                 # then only where the reference hull is complete
+        pool = [c for c in pool if in_coverage(c.structure.composition)]
         wall["dedup_novelty_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
         if pool:
             big = config.n_workers > 1 and len(pool) >= 2000        # worth a Dask cluster; same numbers either way
@@ -232,6 +238,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         known_formulas = mp_formulas | set(known.reduced_formula)
         comp_pool = [f for s in systems for f in balanced_compositions(s.split("-"), max_atoms=config.max_sites) if f not in known_formulas]
         comp_pool = sorted(set(comp_pool))
+        n_comp_all = len(comp_pool); comp_pool = [f for f in comp_pool if in_coverage(f)]
         comp_pred = np.full(len(comp_pool), np.nan)
         if comp_pool:
             cmodel = composition_filter(known, config, rdir / "composition", progress=progress)
@@ -300,12 +307,14 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         gen_of = lambda items: pd.Series([c.generator for c in items], dtype=object).value_counts()
         n_gen, n_pool = gen_of(cands), gen_of(pool)
         rec = {"round": r, "generated": len(cands), "unique": int(uniq.sum()), "novel": int(novel.sum()),
-               "unique_novel": len(pool), "filtered": int((F & structural).sum()), "control": int((C & structural).sum()),
+               "unique_novel": n_unique_novel, "pool": len(pool), "outside_coverage": n_unique_novel - len(pool),
+               "filtered": int((F & structural).sum()), "control": int((C & structural).sum()),
                "evaluated": len(picked),
                **{f"pool_{g}": int(n_pool.get(g, 0)) for g in GENERATORS}, **{f"generated_{g}": int(n_gen.get(g, 0)) for g in GENERATORS},
                "pool_per_budget": len(pool) / max(config.budget, 1),
                "oracle_ok": int(ran.sum()), "oracle_unconverged": int((ran & ~converged).sum()),
-               "composition_pool": len(comp_pool), "compositions_filtered": len(c_chosen), "compositions_control": len(c_control),
+               "composition_pool": len(comp_pool), "composition_pool_outside_coverage": n_comp_all - len(comp_pool),
+               "compositions_filtered": len(c_chosen), "compositions_control": len(c_control),
                "airss_structures": n_airss,
                "hit_rate": rate(F, list(c_chosen)), "hit_rate_structural": rate(F, [], compositions=False),
                "hit_rate_compositional": rate(F, list(c_chosen), structures=False),
@@ -339,7 +348,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                       "pred_e_form": gnn_pred, "pred_composition_model": [comp_pred[k] if k >= 0 else np.nan for k in comp_of],
                       "pred_std": gnn_std,
                       "oracle_e_form": e_form, "converged": converged, "used_as_label": ok, "status": status,
-                      "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now}).to_csv(rdir / "evaluated.csv", index=False)
+                      "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now,
+                      "hull_gap": [coverage.hull_gap(c) if coverage else np.nan for c in comps]}).to_csv(rdir / "evaluated.csv", index=False)
         atomic_write_text(done, json.dumps(rec, indent=2, default=float))
         log.info("round %d: evaluated %d, hit rate %.2f, new stable %d, rediscovered stable %d", r, len(picked),
                  rec["hit_rate"], rec["new_stable_vs_reference"], rec["rediscovered_stable_vs_reference"])
@@ -503,7 +513,8 @@ def rounds_figure(rounds: pd.DataFrame):
                          ("hit_rate_new", "filtered, new materials only", "C2x:")):
         axes[0].plot(r, 100 * get(col), st, label=lab, mfc="none" if "control" in col else None)
     axes[0].set_xlabel("round"); axes[0].set_ylabel("hit rate (% of evaluated, oracle E_hull ≤ 0)"); axes[0].legend(fontsize=7)
-    for col, lab, st in (("generated", "generated", "o-"), ("unique_novel", "unique and novel (pool)", "s-"),
+    for col, lab, st in (("generated", "generated", "o-"), ("unique_novel", "unique and novel", "s-"),
+                         ("pool", "pool: where the reference hull is complete", "D-"),
                          ("filtered", "evaluated: filtered", "^-"), ("control", "evaluated: control arm", "v--")):
         axes[1].plot(r, get(col).clip(lower=0.8), st, label=lab)
     axes[1].set_yscale("log"); axes[1].set_xlabel("round"); axes[1].set_ylabel("structures per round (count)"); axes[1].legend(fontsize=7)

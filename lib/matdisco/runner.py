@@ -124,10 +124,10 @@ EXPERIMENTS: list[Experiment] = [
                 "tiny": {"rounds": 2, "budget": 20},
                 # cpu: GNoME's proportions on 2 cores (the issue "Discovery at GNoME's proportions"): the whole table
                 # (elements = []), parents from every chemistry, a pool of >= 10^4 unique novel candidates per round
-                # (>= 50x the 40 + 10 structural relaxations), the filter pretrained on the whole oracle-level reference
+                # (before the coverage check; >= 50x the 40 + 10 structural relaxations), the filter pretrained on the whole oracle-level reference
                 # (data-parallel over both cores) and fine-tuned each round, 20 AIRSS structures per composition (the
                 # issue's cpu figure; GNoME: 100). Sized so six rounds fit in 2 h after the one-off `matdisco relabel`.
-                "cpu": {"rounds": 6, "elements": [], "budget": 40, "control_budget": 10, "n_parents": 600,
+                "cpu": {"rounds": 6, "elements": [], "budget": 40, "control_budget": 10, "n_parents": 1500,
                         "substitutions_per_parent": 20, "saps_per_parent": 10, "n_systems": 20,
                         "compositions_per_round": 1, "control_compositions": 1, "structures_per_composition": 20,
                         "epochs": 10, "retrain_epochs": 4, "max_steps": 200, "train_processes": 2},
