@@ -67,3 +67,6 @@ def test_coverage_finds_the_holes_of_the_reference_hull(mirror):
     # the reference is a subset of MP, so its hull is never below MP's
     assert min(cov.hull_gap(f) for f in ("Li2FeO2", "SmCl2", "CaTiO3", "Li5Mn7O16")) >= -1e-9
     assert cov.tolerance == COVERAGE_TOLERANCE == 0.025
+    # ZnI2 and CdBr2 are in neither data set (Zn-I has only ZnI6, above the elements): a hole, not an empty system
+    assert cov.empty_pairs("ZnI2") == ["Zn-I"] and not cov.covered("ZnI2") and cov.empty_pairs("RbCdBr3") == ["Cd-Br"]
+    assert cov.empty_pairs("La7NdN8") == [] and cov.covered("La7NdN8")   # La-Nd: two metals may well form no compound

@@ -146,10 +146,14 @@ def relabel(oracle: str = "chgnet-0.3.0", *, rows=None, elements=None, scheduler
 COVERAGE_TOLERANCE = 0.025
 
 class ReferenceCoverage:
-    """Where the reference hull is complete. `hull_gap(composition)` (eV/atom, ≥ 0): mp2018_formation's DFT hull minus
-    MP's DFT hull (`mp_formation_compositions` ∪ mp2018_formation, formation energies as published, elements at
-    0 eV/atom) at that composition; `covered(composition)`: gap ≤ `tolerance`. DFT energies decide only where
-    the reference lacks MP's phases; they never enter an oracle-level comparison."""
+    """Where the reference hull is complete enough to call a candidate stable.
+    `hull_gap(composition)` (eV/atom, ≥ 0): mp2018_formation's DFT hull minus MP's DFT hull (`mp_formation_compositions`
+    ∪ mp2018_formation, formation energies as published, elements at 0 eV/atom) at that composition.
+    `empty_pairs(composition)`: its element pairs, not both metals, with no binary compound of negative formation
+    energy in either data set. A metal and a non-metal (or two non-metals) nearly always form one, so such a pair is a
+    hole in the data (ZnI₂, CdBr₂, WSe₂ are in neither), and a candidate there is "stable" against the bare elements.
+    `covered(composition)`: gap ≤ `tolerance` and no empty pair. DFT energies decide only where the reference is
+    incomplete; they never enter an oracle-level comparison."""
     def __init__(self, *, tolerance: float = COVERAGE_TOLERANCE):
         from matdisco.data import load_mp_formation_compositions
         mp = load_mp_formation_compositions(); idx = read_index(); use = idx[~idx.is_outlier & idx.reduced_formula.notna()]
@@ -159,11 +163,19 @@ class ReferenceCoverage:
         self.mp_hull = ReferenceHull.from_frame(pd.concat([ref, pd.DataFrame({
             "formula": mp.composition, "formation_energy_per_atom": mp.formation_energy_per_atom, "material_id": mp.task_id})],
             ignore_index=True))
+        self.binary_systems = {frozenset(el.symbol for el in e.composition.elements) for e in self.mp_hull.entries
+                               if len(e.composition.elements) == 2 and e.energy_per_atom < 0}   # formation energy < 0
         self.tolerance = tolerance
 
     def hull_gap(self, composition) -> float:
         return self.reference_hull.hull_energy_per_atom(composition) - self.mp_hull.hull_energy_per_atom(composition)
 
+    def empty_pairs(self, composition) -> list[str]:
+        from pymatgen.core import Composition
+        els = sorted(Composition(composition).elements)
+        return [f"{a.symbol}-{b.symbol}" for i, a in enumerate(els) for b in els[i + 1:]
+                if not (a.is_metal and b.is_metal) and frozenset((a.symbol, b.symbol)) not in self.binary_systems]
+
     def covered(self, composition) -> bool:
-        return self.hull_gap(composition) <= self.tolerance
+        return self.hull_gap(composition) <= self.tolerance and not self.empty_pairs(composition)
 
