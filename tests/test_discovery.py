@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hits, discovery_curve, discovery_dir,
-                                elemental_references, enrichment_interval, enrichment_table, mp_known_formulas, pretrained_dir, reference_frame, run_discovery)
+                                elemental_references, enrichment_interval, enrichment_table, mp_known_formulas, pretrained_dir, reference_frame, run_discovery,
+                                stable_materials)
 from matdisco.oracle import OracleStore
 
 CFG = DiscoveryConfig(elements=("Li", "Mn", "O"), rounds=2, budget=6, control_budget=3, ensemble_size=2, width=24, epochs=6,
@@ -88,6 +89,34 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
         np.testing.assert_allclose(per_round.hit_rate_filtered, table[f"hit_rate{suffix}"])
         np.testing.assert_allclose(per_round.hit_rate_control, table[f"control_hit_rate{suffix}"])
     np.testing.assert_allclose(et[(et.kind == "all") & (et.rounds == "1-1 pooled")].enrichment, table.enrichment.iloc[[1]])
+    # each stable composition once: every formula the rounds count as new (or rediscovered) stable, and nothing else
+    sm = stable_materials(work)
+    assert sm.formula.is_unique and (sm.e_hull_vs_reference <= 0).all()
+    for status, col in (("new", "new_stable_vs_reference"), ("rediscovered", "rediscovered_stable_vs_reference")):
+        below = ev[(ev.status == status) & (ev.e_hull_vs_reference <= 0)]
+        assert set(sm.formula[sm.status == status]) == set(below.formula)
+        assert table[col].max() <= (sm.status == status).sum() <= table[col].sum()
+
+
+def test_stable_materials_counts_a_composition_once_at_its_deepest_structure(tmp_path):
+    def round_dir(r, rows):
+        d = tmp_path / f"round_{r}"; d.mkdir()
+        (d / "done.json").write_text(json.dumps({"round": r, "level_disagreement_mae": 0.06}))
+        pd.DataFrame(rows, columns=["formula", "n_elements", "generator", "filtered", "control", "status", "e_hull_vs_reference",
+                                    "oracle_e_form", "hull_gap"]).to_csv(d / "evaluated.csv", index=False)
+    round_dir(0, [("LiMnO4", 3, "substitution", True, False, "new", -0.02, -1.9, 0.0),
+                  ("LiMnO4", 3, "saps", True, False, "new", 0.01, -1.8, 0.0),          # above the hull: not stable
+                  ("Li2O", 2, "substitution", False, True, "rediscovered", -0.001, -2.0, 0.0),
+                  ("MnO5", 2, "substitution", True, False, "failed", None, None, 0.0)])  # no label: unstable (missing)
+    round_dir(1, [("LiMnO4", 3, "substitution", True, False, "new", -0.2, -2.1, 0.0),   # deeper polymorph, later round
+                  ("Li3MnO5", 3, "saps", False, True, "new", -0.07, -2.2, 0.01)])
+    sm = stable_materials(tmp_path).set_index("formula")
+    assert list(sm.index) == ["LiMnO4", "Li3MnO5", "Li2O"]                      # deepest first
+    assert sm.loc["LiMnO4", "round"] == 0 and sm.loc["LiMnO4", "e_hull_vs_reference"] == -0.2
+    assert sm.loc["LiMnO4", "beyond_level_disagreement"] and sm.loc["Li3MnO5", "beyond_level_disagreement"]
+    assert not sm.loc["Li2O", "beyond_level_disagreement"] and sm.loc["Li2O", "status"] == "rediscovered"
+    assert sm.loc["Li3MnO5", "arm"] == "control" and sm.loc["LiMnO4", "arm"] == "filtered"
+    assert len(stable_materials(tmp_path / "empty")) == 0
 
 
 def test_enrichment_is_the_ratio_of_hit_rates_and_undefined_without_control_hits():

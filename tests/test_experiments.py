@@ -15,7 +15,7 @@ OUTPUTS = {
     "energy_models": (["metrics.csv", "predictions.csv", "summary.json"], ["energy_parity", "energy_uncertainty"]),
     "candidates": (["candidates.csv", "summary.json"], ["candidates"]),
     "scaling": (["alpha.csv", "sweep/sweep.nc"], ["scaling"]),
-    "discovery": (["summary.json", "discovery/rounds.csv", "enrichment.csv"], ["discovery_rounds"]),
+    "discovery": (["summary.json", "discovery/rounds.csv", "enrichment.csv", "stable_materials.csv"], ["discovery_rounds"]),
     "retrospective": (["summary.json", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
                       ["discovery_retrospective"]),
 }

@@ -33,8 +33,8 @@ log = logging.getLogger("matdisco.discovery")
 # %% auto #0
 __all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'composition_filter',
            'pretrained_dir', 'discovery_dir', 'classify_hits', 'run_discovery', 'arm_counts', 'enrichment_interval',
-           'enrichment_table', 'discovery_curve', 'retrospective_structures', 'retrospective_compositions',
-           'rounds_figure', 'retrospective_figure']
+           'enrichment_table', 'stable_materials', 'discovery_curve', 'retrospective_structures',
+           'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
 @dataclass(frozen=True)
@@ -415,6 +415,33 @@ def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame
             rows.append({"rounds": label, "kind": kind, **n, "hit_rate_filtered": rate("filtered"),
                          "hit_rate_control": rate("control"), "enrichment": ratio, "enrichment_low": low, "enrichment_high": high})
     return pd.DataFrame(rows)
+
+
+# %% ../../nbs/07_discovery.ipynb #dc56a7f7b91e
+def stable_materials(run_dir: Path | str) -> pd.DataFrame:
+    """One row per composition a run found below the reference hull (oracle E_hull ≤ 0 on the hull of the reference,
+    `e_hull_vs_reference`), at its deepest structure: `formula`, `n_elements`, `round` (the first that found it),
+    `generator`, `arm` ('filtered' or 'control'), `status` ('new' or 'rediscovered', the loop's verdict),
+    `e_hull_vs_reference` and `oracle_e_form` (eV/atom), `hull_gap` (see `ReferenceCoverage`), `level_disagreement_mae`
+    (the run's DFT-vs-oracle MAE on the reference, eV/atom) and `beyond_level_disagreement` (deeper below the hull
+    than that). Polymorphs and repeats over rounds count once; sorted by `e_hull_vs_reference`. `run_dir` is a run's
+    own folder (`discovery_dir(config, out)`) with `round_k/evaluated.csv` and `round_k/done.json`."""
+    frames = []
+    for path in sorted(Path(run_dir).glob("round_*/evaluated.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
+        rec = json.loads((path.parent / "done.json").read_text())
+        ev = pd.read_csv(path)
+        below = ev.e_hull_vs_reference.astype(float).fillna(np.inf).le(0) & ev.status.isin(["new", "rediscovered"])
+        frames.append(ev[below].assign(round=int(rec["round"]), level_disagreement_mae=float(rec["level_disagreement_mae"])))
+    cols = ["formula", "n_elements", "round", "generator", "arm", "status", "e_hull_vs_reference", "oracle_e_form",
+            "hull_gap", "level_disagreement_mae", "beyond_level_disagreement"]
+    if not frames or not sum(len(f) for f in frames): return pd.DataFrame(columns=cols)
+    hits = pd.concat(frames, ignore_index=True)
+    hits["arm"] = np.where(hits.filtered.astype(bool), "filtered", "control")
+    first_round = hits.groupby("formula")["round"].min()
+    deepest = hits.sort_values(["e_hull_vs_reference", "round"]).drop_duplicates("formula").set_index("formula")
+    out = deepest.assign(round=first_round.reindex(deepest.index)).reset_index()
+    out["beyond_level_disagreement"] = out.e_hull_vs_reference < -out.level_disagreement_mae
+    return out[cols].sort_values("e_hull_vs_reference").reset_index(drop=True)
 
 
 # %% ../../nbs/07_discovery.ipynb #3f39d81e2b52
