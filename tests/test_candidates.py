@@ -188,3 +188,19 @@ def test_grouped_dedup_equals_pairwise_on_saps_orderings_supercells_and_shifted_
     order = rng.permutation(len(pool)); pool = [pool[k] for k in order]
     assert unique_groups(pool).tolist() == naive_unique(pool).tolist()
     assert is_unique(pool).sum() < len(pool) - 12                              # the shifted copies and the supercell
+
+
+def test_generation_does_not_depend_on_the_interpreters_hash_seed(mirror):
+    """A resumed run may be a new process with another PYTHONHASHSEED: the candidates (and their order, which the
+    loop's random draws index into) must not change with it. Set iteration over pymatgen `Species` once did."""
+    import os, subprocess, sys
+    script = ("import hashlib\n"
+              "from matdisco.data import load_structures\n"
+              "from matdisco.candidates import generate_candidates\n"
+              "from matdisco.oracle import structure_hash\n"
+              "t = load_structures(list(range(40)), progress=False).frame\n"
+              "c, _ = generate_candidates(t, max_substitutions_per_parent=4, saps_per_parent=4)\n"
+              "print(len(c), hashlib.sha1(''.join(structure_hash(x.structure) + x.generator for x in c).encode()).hexdigest())\n")
+    out = [subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": str(h)}, capture_output=True,
+                          text=True, check=True).stdout.strip().splitlines()[-1] for h in (1, 2)]
+    assert int(out[0].split()[0]) > 40 and out[0] == out[1]

@@ -28,11 +28,77 @@ def structure_matcher() -> StructureMatcher:
     return StructureMatcher(**SUN_MATCHER_KWARGS)
 
 # %% auto #0
-__all__ = ['log', 'SUN_MATCHER_KWARGS', 'structure_matcher', 'Candidate', 'SkipLog', 'candidates_table', 'oxidation_species',
-           'substitution_predictions', 'ionic_substitutions', 'symmetry_orbits', 'distinct_subsets', 'saps_candidates',
-           'likely_replacements', 'ionic_elements', 'balanced_compositions', 'random_structures', 'unique_groups',
-           'is_unique', 'NoveltyChecker', 'naive_unique', 'generate_candidates', 'mark_unique_and_novel',
-           'candidates_figure']
+__all__ = ['log', 'SUN_MATCHER_KWARGS', 'SUBSTITUTION_RADIUS_TOLERANCE', 'SUBSTITUTION_ELECTRONEGATIVITY_TOLERANCE',
+           'structure_matcher', 'substitution_groups', 'as_alloy', 'DisorderedStructureMatcher', 'disordered_matcher',
+           'Candidate', 'SkipLog', 'candidates_table', 'oxidation_species', 'substitution_predictions',
+           'ionic_substitutions', 'symmetry_orbits', 'distinct_subsets', 'saps_candidates', 'likely_replacements',
+           'ionic_elements', 'balanced_compositions', 'random_structures', 'unique_groups', 'is_unique',
+           'NoveltyChecker', 'naive_unique', 'generate_candidates', 'mark_unique_and_novel', 'candidates_figure']
+
+# %% ../../nbs/05_candidates.ipynb #0c50caa1e850
+#: MatterGen's modified Hume-Rothery rule for elements that may substitute on one site (its `do_elements_substitute`,
+#: thresholds from an ICSD analysis; Zeni et al., Nature 2025): relative atomic-radius difference and
+#: electronegativity difference (Pauling) at most these.
+SUBSTITUTION_RADIUS_TOLERANCE = 0.3
+SUBSTITUTION_ELECTRONEGATIVITY_TOLERANCE = 1.0
+
+def substitution_groups(composition) -> list[list[str]]:
+    "Groups (connected by pairwise substitution, MatterGen's rule) of the elements of `composition` with ≥ 2 members."
+    els = sorted({el.symbol for el in Composition(composition).elements})
+    parent = {e: e for e in els}
+    def root(e):
+        while parent[e] != e: e = parent[e]
+        return e
+    for a, b in itertools.combinations(els, 2):
+        ea, eb = Element(a), Element(b)
+        radius = abs(ea.atomic_radius - eb.atomic_radius) / ((ea.atomic_radius + eb.atomic_radius) / 2)
+        if radius <= SUBSTITUTION_RADIUS_TOLERANCE and abs(ea.X - eb.X) <= SUBSTITUTION_ELECTRONEGATIVITY_TOLERANCE:
+            parent[root(a)] = root(b)
+    groups = defaultdict(list)
+    for e in els: groups[root(e)].append(e)
+    return [g for g in groups.values() if len(g) > 1]
+
+def as_alloy(structure: Structure) -> Structure | None:
+    "`structure` with each substitution group's sites made one mixed site (group's atomic fractions); None if no group."
+    groups = substitution_groups(structure.composition)
+    if not groups: return None
+    comp = structure.composition
+    mixed = {}
+    for g in groups:
+        total = sum(comp.get_atomic_fraction(e) for e in g)
+        occupancy = {e: comp.get_atomic_fraction(e) / total for e in g}
+        for e in g: mixed[e] = occupancy
+    out = structure.copy(); out.replace_species(mixed)
+    return out
+
+class DisorderedStructureMatcher(StructureMatcher):
+    "MatterGen's default matcher for uniqueness and novelty (see above), MatterGen's tolerances."
+    def __init__(self, *, symprec: float = 0.1):
+        from pymatgen.analysis.structure_matcher import OrderDisorderElementComparator
+        super().__init__(**SUN_MATCHER_KWARGS, primitive_cell=True, scale=True, comparator=OrderDisorderElementComparator(),
+                         attempt_supercell=True, allow_subset=True)
+        self.ordered = StructureMatcher(**SUN_MATCHER_KWARGS); self.symprec = symprec
+
+    def _space_group(self, s: Structure) -> int | None:
+        try: return SpacegroupAnalyzer(s, symprec=self.symprec).get_space_group_number()
+        except Exception: return None
+
+    def fit(self, struct1: Structure, struct2: Structure, **kw) -> bool:
+        a, b = struct1.copy().remove_oxidation_states(), struct2.copy().remove_oxidation_states()
+        if a == b: return True
+        if a.is_ordered and b.is_ordered:
+            if a.composition.reduced_formula != b.composition.reduced_formula: return False
+            if self._space_group(a) == self._space_group(b) and self.ordered.fit(a, b): return True
+            alloy = as_alloy(a)
+            return alloy is not None and super().fit(alloy, b)
+        if not a.composition.fractional_composition.almost_equals(b.composition.fractional_composition, rtol=0.1, atol=1e-2):
+            return False
+        return super().fit(a, b)
+
+def disordered_matcher() -> DisorderedStructureMatcher:
+    "MatterGen's default (disordered) matcher for S.U.N."
+    return DisorderedStructureMatcher()
+
 
 # %% ../../nbs/05_candidates.ipynb #9ab37a75f991
 @dataclass
@@ -235,7 +301,7 @@ def likely_replacements(structure: Structure, *, top: int = 2, min_prob: float =
     site_species = oxidation_species(structure)
     if site_species is None: return {}
     out = {}
-    for sp in set(site_species):
+    for sp in dict.fromkeys(site_species):   # first-appearance order, not set order (which PYTHONHASHSEED changes)
         cands = [(prob.cond_prob(sp, other), other) for other in prob.species
                  if other.oxi_state == sp.oxi_state and other.symbol != sp.symbol
                  and (allowed_elements is None or other.symbol in allowed_elements)]
@@ -344,13 +410,19 @@ def is_unique(structures, **kw) -> np.ndarray:
     rep = unique_groups(structures, **kw); return rep == np.arange(len(structures))
 
 class NoveltyChecker:
-    "Is a structure absent from the reference set? (same formula and a `StructureMatcher` match = known)."
-    def __init__(self, reference_structures, *, matcher: StructureMatcher | None = None):
+    """Is a structure absent from the reference set? (same formula and a `StructureMatcher` match = known).
+    `ids` (default: positions) name the reference structures for `match`."""
+    def __init__(self, reference_structures, *, matcher: StructureMatcher | None = None, ids=None):
         self.matcher = matcher or structure_matcher()
-        self.by_formula: dict[str, list[Structure]] = defaultdict(list)
-        for s in reference_structures: self.by_formula[s.composition.reduced_formula].append(s)
+        self.by_formula: dict[str, list[tuple]] = defaultdict(list)
+        reference_structures = list(reference_structures)
+        ids = range(len(reference_structures)) if ids is None else list(ids)
+        for i, s in zip(ids, reference_structures): self.by_formula[s.composition.reduced_formula].append((i, s))
+    def match(self, s: Structure):
+        "The id of the first reference structure that matches `s`, or None."
+        return next((i for i, r in self.by_formula.get(s.composition.reduced_formula, ()) if self.matcher.fit(s, r)), None)
     def is_novel(self, s: Structure) -> bool:
-        return not any(self.matcher.fit(s, r) for r in self.by_formula.get(s.composition.reduced_formula, ()))
+        return self.match(s) is None
     def novel_mask(self, structures) -> np.ndarray:
         return np.array([self.is_novel(s) for s in structures], dtype=bool)
 
