@@ -16,6 +16,7 @@ OUTPUTS = {
     "candidates": (["candidates.csv", "summary.json"], ["candidates"]),
     "scaling": (["alpha.csv", "sweep/sweep.nc"], ["scaling"]),
     "discovery": (["summary.json", "discovery/rounds.csv", "enrichment.csv", "stable_materials.csv"], ["discovery_rounds"]),
+    "evaluate": (["summary.json", "generators.csv"], ["evaluate_generators"]),
     "retrospective": (["summary.json", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
                       ["discovery_retrospective"]),
 }

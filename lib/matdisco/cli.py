@@ -63,7 +63,41 @@ def _parser() -> argparse.ArgumentParser:
     rl.add_argument("--workers", type=int, default=2, help="Dask worker processes (one torch thread each)")
     rl.add_argument("--scheduler", default="local", help="'local' (a new LocalCluster) or a running scheduler's address")
     rl.add_argument("--out", required=True, help="folder: oracle_reference.csv, elemental_references.csv, summary.json")
+    ev = sub.add_parser("evaluate", help="relax any crystals with an oracle and score them: S.U.N. (MatterGen), E_hull "
+                        "against the oracle-level reference hull, RMSD to the relaxed structure")
+    ev.add_argument("path", help="a folder of CIFs, an extended-XYZ file, or a CSV with a CIF column")
+    ev.add_argument("--reference", default="mp2018_formation", choices=["mp2018_formation"])
+    ev.add_argument("--oracle", default="chgnet-0.3.0")
+    ev.add_argument("--matcher", default="ordered", choices=["ordered", "disordered"],
+                    help="uniqueness/novelty matcher: MatterGen's tolerances, ordered, or its default disordered one")
+    ev.add_argument("--fmax", type=float, default=0.05)
+    ev.add_argument("--max-steps", type=int, default=300)
+    ev.add_argument("--workers", type=int, default=2, help="Dask worker processes (one torch thread each)")
+    ev.add_argument("--scheduler", default="local", help="'local' (a new LocalCluster), 'none' (in this process) or a "
+                    "running scheduler's address")
+    ev.add_argument("--out", default=None, help="folder for structures.csv, systems.csv, skipped.csv, metrics.json and "
+                    "the E_hull histogram (default: evaluate-<name of PATH>)")
     return p
+
+def _evaluate(args) -> dict:
+    "`matdisco evaluate`: read, relax (resumable: the relaxation store keeps every finished structure), score, write, print."
+    from pathlib import Path
+    from .evaluate import EvaluateConfig, evaluate_structures, metrics_table, write_evaluation
+    from .io import read_structures
+    sample = read_structures(args.path)
+    print(f"{args.path}: {len(sample)} structures read, {len(sample.skipped)} skipped", file=sys.stderr)
+    for ident, reason in zip(sample.skipped.id, sample.skipped.reason): print(f"  skipped {ident}: {reason}", file=sys.stderr)
+    if not len(sample): raise ValueError(f"{args.path}: no structure could be read")
+    config = EvaluateConfig(oracle=args.oracle, reference=args.reference, matcher=args.matcher, fmax=args.fmax,
+                            max_steps=args.max_steps, n_workers=args.workers)
+    scheduler = None if args.scheduler == "none" else args.scheduler
+    ev = evaluate_structures(sample.structures, sample.ids, config=config, scheduler=scheduler, skipped=sample.skipped)
+    out = Path(args.out or f"evaluate-{Path(args.path).stem}")
+    write_evaluation(ev, out)
+    print(f"{ev.metrics['reference']}; matcher {config.matcher}; stable means E_hull <= {config.stability_threshold} eV/atom")
+    print(metrics_table(ev.metrics).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"written: {out}/structures.csv, metrics.json, systems.csv, evaluate_e_hull.png|pdf")
+    return ev.metrics
 
 def _relabel(args) -> dict:
     "`matdisco relabel`: relabel (resumable: the cache keeps every finished chunk), write the tables, print a summary."
@@ -147,11 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             _elemental_references(args)
         elif args.cmd == "relabel":
             _relabel(args)
+        elif args.cmd == "evaluate":
+            _evaluate(args)
         elif args.cmd == "experiments":
             for e in EXPERIMENTS: print(f"{e.name:24s} {e.notebook:32s} {e.description}")
-    except (DataError, StageFailed, ValueError) as e:
+    except (DataError, StageFailed, ValueError, FileNotFoundError) as e:
         print(f"matdisco: error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, (DataError, ValueError)) else 1
+        return 2 if isinstance(e, (DataError, ValueError, FileNotFoundError)) else 1
     return 0
 
 # %% ../../nbs/96_cli.ipynb #e76e794c7ec3

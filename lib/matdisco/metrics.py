@@ -12,7 +12,8 @@ from scipy import stats
 STABILITY_THRESHOLD = 0.0
 
 # %% auto #0
-__all__ = ['STABILITY_THRESHOLD', 'mae', 'rmse', 'r2', 'spearman', 'stability_classification', 'calibration_table']
+__all__ = ['STABILITY_THRESHOLD', 'SUN_STABILITY_THRESHOLD', 'MAX_RMSD', 'RMSD_MATCHER_KWARGS', 'mae', 'rmse', 'r2', 'spearman',
+           'stability_classification', 'calibration_table', 'stable_mask', 'sun_metrics', 'rmsd_angstrom']
 
 # %% ../../nbs/11_metrics.ipynb #338d79cd7cd3
 def mae(y_true, y_pred) -> float:
@@ -67,3 +68,48 @@ def calibration_table(abs_error, std, *, n_bins: int = 10):
     df = pd.DataFrame({"abs_error": np.asarray(abs_error, float), "std": np.asarray(std, float)}).dropna()
     df["bin"] = pd.qcut(df["std"].rank(method="first"), q=min(n_bins, len(df)), labels=False)
     return df.groupby("bin").agg(std=("std", "mean"), abs_error=("abs_error", "mean"), n=("std", "size")).reset_index()
+
+# %% ../../nbs/11_metrics.ipynb #70ae3b579489
+#: MatterGen's S.U.N. stability threshold (eV/atom above the reference hull): `DEFAULT_STABILITY_THRESHOLD` of its
+#: evaluation code (Zeni et al., Nature 2025).
+SUN_STABILITY_THRESHOLD = 0.1
+#: MatterGen's `MAX_RMSD`: the stol of its RMSD matcher and the RMSD (in the matcher's units, (V/n)^(1/3)) when no
+#: alignment is found.
+MAX_RMSD = 0.5
+#: MatterGen's `RMSDStructureMatcher`: loose, so that a sample and its relaxed structure align even if they differ.
+RMSD_MATCHER_KWARGS = dict(ltol=0.5, stol=MAX_RMSD, angle_tol=10, primitive_cell=True, scale=False,
+                           attempt_supercell=True, allow_subset=False)
+
+def stable_mask(e_hull, *, threshold: float = SUN_STABILITY_THRESHOLD) -> np.ndarray:
+    "E_hull ≤ `threshold` (eV/atom); a missing E_hull (NaN: failed or unconverged) is unstable."
+    e = np.asarray(e_hull, float)
+    return np.where(np.isnan(e), False, e <= threshold)
+
+def sun_metrics(stable, unique, novel, *, n_submitted: int | None = None, known_composition=None) -> dict:
+    """MatterGen's fractions from per-structure masks over the *relaxed* structures: `stable` and S.U.N.
+    (stable & unique & novel) are divided by `n_submitted` (default: the number relaxed; failures count as unstable),
+    `unique`, `novel` and unique & novel by the number relaxed. With `known_composition` (True where the composition
+    is known to MP), also `sun_new_composition`: S.U.N. with a composition unknown to MP. NaN when nothing was relaxed."""
+    s, u, n = (np.asarray(m, bool) for m in (stable, unique, novel))
+    if not (s.shape == u.shape == n.shape): raise ValueError(f"sun_metrics: mask shapes differ: {s.shape}, {u.shape}, {n.shape}")
+    relaxed = len(s); submitted = relaxed if n_submitted is None else int(n_submitted)
+    if submitted < relaxed: raise ValueError(f"sun_metrics: {n_submitted=} < {relaxed} relaxed structures")
+    div = lambda a, b: float(a) / b if b else float("nan")
+    out = {"n_submitted": submitted, "n_relaxed": relaxed, "stable": div(s.sum(), submitted), "unique": div(u.sum(), relaxed),
+           "novel": div(n.sum(), relaxed), "unique_novel": div((u & n).sum(), relaxed), "sun": div((s & u & n).sum(), submitted)}
+    if known_composition is not None:
+        k = np.asarray(known_composition, bool)
+        out["sun_new_composition"] = div((s & u & n & ~k).sum(), submitted)
+    return out
+
+def rmsd_angstrom(initial, relaxed) -> float:
+    """RMSD (Å) between a structure and its relaxed form, as MatterGen computes it: `get_rms_dist` of its RMSD matcher
+    (`RMSD_MATCHER_KWARGS`), which is normalised by (V/n)^(1/3) of the average lattice, converted back to Å; `MAX_RMSD`
+    converted the same way when no alignment is found."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.core import Lattice
+    rms = StructureMatcher(**RMSD_MATCHER_KWARGS).get_rms_dist(initial, relaxed)
+    average = Lattice.from_parameters(*((np.array(initial.lattice.parameters) + np.array(relaxed.lattice.parameters)) / 2))
+    per_atom_length = (average.volume / len(initial)) ** (1 / 3)
+    return float((MAX_RMSD if rms is None else rms[0]) * per_atom_length)
+

@@ -1,0 +1,88 @@
+"""matdisco.evaluate and `matdisco evaluate`: S.U.N. as MatterGen defines it, on real crystals relaxed by the oracle.
+Known crystals are not novel, a duplicated sample halves uniqueness, a rattled known crystal relaxes back onto its
+parent with a small RMSD, and a crystal in a system without known compounds is flagged."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from matdisco.evaluate import EvaluateConfig, evaluate_structures, system_coverage
+from matdisco.metrics import sun_metrics
+
+FAST = EvaluateConfig(fmax=0.1, max_steps=60, n_workers=1)
+
+
+@pytest.fixture(scope="module")
+def li_o(mirror):
+    "Every mp2018 Li–O crystal of ≤ 8 sites, with its material id."
+    from matdisco.data import load_structures
+    from matdisco.reference import space_index
+    idx = space_index(["Li", "O"])
+    frame = load_structures(idx.row_index, progress=False).frame
+    return frame[frame.structure.apply(len) <= 8].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def known(li_o):
+    return evaluate_structures(list(li_o.structure), list(li_o.material_id), config=FAST, scheduler=None, progress=False)
+
+
+def test_known_crystals_are_not_novel_and_match_themselves(li_o, known):
+    t = known.structures
+    assert t.ok.all() and len(t) == len(li_o) >= 4
+    assert not t.novel.any() and known.metrics["novel"] == 0 and known.metrics["sun"] == 0
+    assert (t.matched_reference == li_o.material_id).mean() >= 0.75      # relaxation may turn one polymorph into another
+    assert t.known_composition.all() and not t.elements_only[t.n_elements > 1].any()
+    # the known ground states sit on (or within the oracle's relaxation of) the hull it was built from
+    assert (t.e_hull[t.converged] > -0.05).all() and t.e_hull.min() < 0.02
+    assert known.metrics["reference"].startswith("mp2018_formation at chgnet-0.3.0's level")
+
+
+def test_a_duplicated_sample_halves_uniqueness(li_o, known):
+    twice = list(li_o.structure) * 2
+    ev = evaluate_structures(twice, config=FAST, scheduler=None, progress=False)       # relaxations come from the store
+    assert ev.metrics["unique"] == pytest.approx(known.metrics["unique"] / 2)
+    assert not ev.structures.unique.iloc[len(li_o):].any()
+
+
+def test_a_rattled_known_crystal_relaxes_back_onto_its_parent(li_o):
+    k = int(np.argmax([len(s) for s in li_o.structure]))
+    parent = li_o.structure[k]; rattled = parent.copy(); rattled.perturb(0.1, min_distance=0.05)
+    ev = evaluate_structures([rattled], ["rattled"], config=EvaluateConfig(fmax=0.05, max_steps=300, n_workers=1),
+                             scheduler=None, progress=False)
+    row = ev.structures.iloc[0]
+    assert row.converged and row.matched_reference == li_o.material_id[k] and not row.novel
+    assert 0.01 < row.rmsd < 0.15                                    # about the 0.1 Å rattle, undone by the relaxation
+
+
+def test_a_system_without_known_compounds_is_flagged(li_o):
+    from matdisco.reference import space_index
+    cov = system_coverage(["Li-O", "Ar-Li", "Li"], space_index(["Li", "O", "Ar"])).set_index("chemical_system")
+    assert cov.loc["Ar-Li", "elements_only"] and cov.loc["Ar-Li", "hull_compounds"] == 0
+    assert not cov.loc["Li-O", "elements_only"] and cov.loc["Li-O", "hull_compounds"] >= 4
+    assert cov.loc["Li-O", "mp_known_compositions"] >= 3
+
+
+def test_sun_counts_failures_as_unstable():
+    m = sun_metrics([True, True], [True, True], [True, False], n_submitted=4)
+    assert m["sun"] == 0.25 and m["stable"] == 0.5 and m["novel"] == 0.5
+
+
+def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, tmp_path, capsys):
+    from matdisco.cli import main
+    folder = tmp_path / "cifs"; folder.mkdir()
+    for mid, s in zip(li_o.material_id[:3], li_o.structure[:3]): s.to(filename=str(folder / f"{mid}.cif"))
+    (folder / "broken.cif").write_text("data_broken\n_cell_length_a 3\n")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(folder), "--fmax", "0.1", "--max-steps", "60", "--workers", "1", "--scheduler", "none",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "S.U.N." in printed.out and "skipped broken.cif" in printed.err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_submitted"] == 4 and metrics["n_skipped"] == 1 and metrics["n_relaxed"] == 3
+    t = pd.read_csv(out / "structures.csv")
+    assert sorted(t.id) == sorted(f"{m}.cif" for m in li_o.material_id[:3])
+    assert {"e_hull", "unique", "novel", "matched_reference", "rmsd", "converged", "elements_only"} <= set(t.columns)
+    assert (out / "evaluate_e_hull.png").exists() and (out / "evaluate_e_hull.pdf").exists()
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
