@@ -86,3 +86,12 @@ def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, 
     assert {"e_hull", "unique", "novel", "matched_reference", "rmsd", "converged", "elements_only"} <= set(t.columns)
     assert (out / "evaluate_e_hull.png").exists() and (out / "evaluate_e_hull.pdf").exists()
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
+
+
+def test_an_element_without_any_reference_energy_fails_that_structure_only(li_o):
+    from pymatgen.core import Lattice, Structure
+    am = Structure(Lattice.cubic(3.5), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])   # Am: no mp2018 crystal, no MP2020 value
+    ev = evaluate_structures([li_o.structure[0], am], ["LiO", "AmO"], config=FAST, scheduler=None, progress=False)
+    t = ev.structures.set_index("id")
+    assert t.loc["LiO", "ok"] and not t.loc["AmO", "ok"] and t.loc["AmO", "reason"] == "no elemental reference for Am"
+    assert ev.metrics["n_submitted"] == 2 and ev.metrics["n_relaxed"] == 1 and np.isnan(t.loc["AmO", "e_hull"])

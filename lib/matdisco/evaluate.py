@@ -106,6 +106,12 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     if len(ids) != len(structures): raise ValueError(f"evaluate_structures: {len(ids)} ids for {len(structures)} structures")
     skipped = skipped if skipped is not None else pd.DataFrame(columns=["id", "reason"])
     elements = sorted({el.symbol for s in structures for el in s.composition.elements})
+    # an element without any reference energy (no mp2018 elemental crystal and no MP2020 value, e.g. Am) leaves the
+    # formation energy undefined: such structures are reported as failed, with the reason, and not relaxed
+    from matdisco.oracle import mp_reference_energies
+    unreferenced = sorted(set(elements) - set(mp_reference_energies()))
+    elements = [e for e in elements if e not in unreferenced]
+    judgeable = np.array([not ({el.symbol for el in s.composition.elements} & set(unreferenced)) for s in structures])
     store = store if store is not None else shared_store("relaxations", config.oracle, fmax=config.fmax,
                                                          max_steps=config.max_steps, timeout_s=config.timeout_s)
     from contextlib import nullcontext
@@ -116,10 +122,16 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
         refs = elemental_references(elements, oracle=config.oracle, scheduler=scheduler, n_workers=config.n_workers, client=cl)
         mu = {**dict(zip(oref.elemental.element, oref.elemental.mu)), **dict(zip(refs.element, refs.mu))}
         hull = oref.hull(); t_ref = time.perf_counter()
-        res = run_oracle_batch(structures, store, oracle=config.oracle, fmax=config.fmax, max_steps=config.max_steps,
-                               timeout_s=config.timeout_s, scheduler=scheduler, n_workers=config.n_workers, client=cl,
-                               meta=[{"id": i} for i in ids], progress=progress)
+        todo = [s for s, j in zip(structures, judgeable) if j]
+        done = run_oracle_batch(todo, store, oracle=config.oracle, fmax=config.fmax, max_steps=config.max_steps,
+                                timeout_s=config.timeout_s, scheduler=scheduler, n_workers=config.n_workers, client=cl,
+                                meta=[{"id": i} for i, j in zip(ids, judgeable) if j], progress=progress)
     t_relax = time.perf_counter()
+    relaxed_rows = iter(done.to_dict("records"))
+    missing = lambda s: ", ".join(sorted({el.symbol for el in s.composition.elements} & set(unreferenced)))
+    res = pd.DataFrame([next(relaxed_rows) if j else {"ok": False, "converged": False, "n_steps": 0, "energy_per_atom": np.nan,
+                                                      "final_structure": None, "reason": f"no elemental reference for {missing(s)}"}
+                        for s, j in zip(structures, judgeable)])
     ok = res.ok.to_numpy(bool); converged = ok & res.converged.to_numpy(bool)
     relaxed = [Structure.from_dict(json.loads(d)) if k else None for k, d in zip(ok, res.final_structure)]
     usable = converged | (ok & config.use_unconverged)
@@ -232,9 +244,12 @@ def generator_samples(elements=None, *, n_parents: int = 20, per_generator: int 
     systems = sorted({"-".join(sorted(rng.choice(ionic, size=min(3, len(ionic)), replace=False))) for _ in range(n_systems)})
     cands, _ = generate_candidates(parents, chemical_systems=systems, max_atoms=max_sites, seed=int(rng.integers(2**31)),
                                    allowed_elements=elements or None)
+    from matdisco.oracle import mp_reference_energies
+    referable = set(mp_reference_energies())      # a candidate with an element of no reference energy cannot be judged
     out = {}
     for gen in ("substitution", "saps", "random_search"):
-        pool = [c for c in cands if c.generator == gen and len(c.structure) <= max_sites]
+        pool = [c for c in cands if c.generator == gen and len(c.structure) <= max_sites
+                and {el.symbol for el in c.structure.composition.elements} <= referable]
         pick = np.sort(rng.choice(len(pool), size=min(per_generator, len(pool)), replace=False)) if pool else []
         out[gen] = ([f"{gen}:{pool[k].parent_id}:{k}" for k in pick], [pool[k].structure for k in pick])
     return out
