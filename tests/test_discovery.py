@@ -96,6 +96,14 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
         below = ev[(ev.status == status) & (ev.e_hull_vs_reference <= 0)]
         assert set(sm.formula[sm.status == status]) == set(below.formula)
         assert table[col].max() <= (sm.status == status).sum() <= table[col].sum()
+    # matdisco evaluate scores each round's candidates as proposed, reusing the run's own relaxations (none is redone)
+    from matdisco.evaluate import discovery_evaluate_config, discovery_round_samples, evaluate_structures
+    samples = discovery_round_samples(work)
+    assert list(samples) == ["round 0", "round 1"] and len(samples["round 1"][1]) == table.evaluated.iloc[1]
+    n_before = len(store.table("chgnet-0.3.0"))
+    ev = evaluate_structures(samples["round 1"][1], samples["round 1"][0], config=discovery_evaluate_config(work, n_workers=1),
+                             store=store, scheduler=None, progress=False)
+    assert len(store.table("chgnet-0.3.0")) == n_before and ev.metrics["n_submitted"] == table.evaluated.iloc[1]
 
 
 def test_stable_materials_counts_a_composition_once_at_its_deepest_structure(tmp_path):

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'MATCHERS', 'METRIC_LABELS', 'PUBLISHED_SUN', 'EvaluateConfig', 'system_coverage', 'Evaluation',
            'evaluate_structures', 'energy_histogram', 'metrics_table', 'write_evaluation', 'generator_samples',
-           'evaluate_generators', 'generators_figure']
+           'evaluate_generators', 'generators_figure', 'discovery_round_samples', 'discovery_evaluate_config']
 
 # %% ../../nbs/13_evaluate.ipynb #f7675bcc4f48
 #: The matchers `evaluate` offers for uniqueness and novelty: MatterGen's tolerances, ordered or its default disordered one.
@@ -255,14 +255,15 @@ def generator_samples(elements=None, *, n_parents: int = 20, per_generator: int 
     return out
 
 def evaluate_generators(samples: dict, *, config: EvaluateConfig = EvaluateConfig(), out_dir: Path | str,
-                        scheduler: str | None = "local", progress: bool = True) -> pd.DataFrame:
-    """`evaluate_structures` on each generator's sample (`generator_samples`), each written to `out_dir/<generator>/`;
-    one row of metrics per generator, labelled with its oracle and reference."""
+                        scheduler: str | None = "local", store=None, progress: bool = True) -> pd.DataFrame:
+    """`evaluate_structures` on each generator's sample (`generator_samples`, `discovery_round_samples`), each written
+    to `out_dir/<generator>/`; one row of metrics per generator, labelled with its oracle and reference."""
     rows = []
     for gen, (ids, structures) in samples.items():
         if not structures: log.warning("generator %s proposed nothing; left out", gen); continue
-        ev = evaluate_structures(structures, ids, config=config, scheduler=scheduler, progress=progress)
-        write_evaluation(ev, Path(out_dir) / gen, figure_name=f"evaluate_e_hull_{gen}")
+        ev = evaluate_structures(structures, ids, config=config, scheduler=scheduler, store=store, progress=progress)
+        name = gen.replace(" ", "_")
+        write_evaluation(ev, Path(out_dir) / name, figure_name=f"evaluate_e_hull_{name}")
         rows.append({"generator": gen, **{k: v for k, v in ev.metrics.items() if not isinstance(v, dict)}})
     return pd.DataFrame(rows)
 
@@ -280,3 +281,30 @@ def generators_figure(table: pd.DataFrame, published: pd.DataFrame = PUBLISHED_S
         ax.set_ylabel(ylabel)
     axes[0].set_title("blue: this work (oracle relaxation, mp2018 hull); grey: published (DFT, 846k hull)", fontsize=8)
     fig.tight_layout(); return fig
+
+# %% ../../nbs/13_evaluate.ipynb #5f7088db1633
+def discovery_round_samples(run_dir: Path | str, *, oracle: str = "chgnet-0.3.0") -> dict[str, tuple[list[str], list[Structure]]]:
+    """Per round of a discovery run (`discovery_dir(config, out)`): the candidates it sent to the oracle, as proposed
+    (first frame of each trajectory), with ids 'round r:generator:arm:hash'. Keys 'round 0', 'round 1', …"""
+    from ase.io import read
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from matdisco.oracle import OracleStore
+    run_dir = Path(run_dir); table = OracleStore(run_dir / "oracle.sqlite").table(oracle)
+    out: dict[str, tuple[list, list]] = {}
+    for row in table.sort_values("created").itertuples():
+        meta = json.loads(row.meta) if isinstance(row.meta, str) and row.meta else {}
+        if "round" not in meta: continue
+        traj = run_dir / "trajectories" / f"{oracle}-{row.structure_hash}.extxyz"
+        if not traj.exists(): log.warning("%s: no trajectory for %s; left out", run_dir, row.structure_hash); continue
+        s = AseAtomsAdaptor.get_structure(read(str(traj), index=0, format="extxyz"))
+        arm = "filtered" if meta.get("filtered") else "control" if meta.get("control") else "other"
+        ids, structures = out.setdefault(f"round {int(meta['round'])}", ([], []))
+        ids.append(f"round {int(meta['round'])}:{meta.get('generator')}:{arm}:{row.structure_hash[:10]}"); structures.append(s)
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0].split()[1])))
+
+def discovery_evaluate_config(run_dir: Path | str, **overrides) -> EvaluateConfig:
+    "An `EvaluateConfig` with the discovery run's oracle and relaxation settings (from its `config.json`)."
+    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    cfg = cfg.get("config", cfg)
+    return EvaluateConfig(**{"oracle": cfg["oracle"], "fmax": cfg["fmax"], "max_steps": cfg["max_steps"],
+                             "timeout_s": cfg["timeout_s"], **overrides})
