@@ -48,7 +48,7 @@ def test_a_duplicated_sample_halves_uniqueness(li_o, known):
 
 def test_a_rattled_known_crystal_relaxes_back_onto_its_parent(li_o):
     k = int(np.argmax([len(s) for s in li_o.structure]))
-    parent = li_o.structure[k]; rattled = parent.copy(); rattled.perturb(0.1, min_distance=0.05)
+    parent = li_o.structure[k]; rattled = parent.copy(); rattled.perturb(0.1, min_distance=0.05, seed=0)
     ev = evaluate_structures([rattled], ["rattled"], config=EvaluateConfig(fmax=0.05, max_steps=300, n_workers=1),
                              scheduler=None, progress=False)
     row = ev.structures.iloc[0]
