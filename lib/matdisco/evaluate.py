@@ -271,15 +271,17 @@ def generators_figure(table: pd.DataFrame, published: pd.DataFrame = PUBLISHED_S
     "Bars: S.U.N. (%) and mean RMSD to the relaxed structure (Å) per generator, ours beside the published ones."
     import matplotlib.pyplot as plt
     both = pd.concat([table.assign(kind="this work"), published.assign(kind="published")], ignore_index=True)
-    labels = [g if k == "published" else f"{g}\n({o}, mp2018 hull)" for g, k, o in zip(both.generator, both.kind, both.oracle)]
+    labels = [g.replace("_", " ") for g in both.generator]
     colors = ["tab:blue" if k == "this work" else "tab:gray" for k in both.kind]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    oracles = ", ".join(sorted(set(table.oracle))) if len(table) else "no oracle"
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     for ax, col, ylabel in ((axes[0], "sun", "S.U.N. (% of submitted)"), (axes[1], "rmsd_mean", "mean RMSD to relaxed (Å)")):
         vals = both[col] * (100 if col == "sun" else 1)
         ax.bar(range(len(both)), vals, color=colors)
-        ax.set_xticks(range(len(both))); ax.set_xticklabels(labels, fontsize=6.5, rotation=30, ha="right")
+        ax.set_xticks(range(len(both))); ax.set_xticklabels(labels, fontsize=7.5, rotation=45, ha="right")
         ax.set_ylabel(ylabel)
-    axes[0].set_title("blue: this work (oracle relaxation, mp2018 hull); grey: published (DFT, 846k hull)", fontsize=8)
+    fig.suptitle(f"blue: this work ({oracles} relaxation and hull of mp2018_formation at its level); "
+                 "grey: published by MatterGen (DFT, 846k-entry MP + Alexandria hull)", fontsize=8.5)
     fig.tight_layout(); return fig
 
 # %% ../../nbs/13_evaluate.ipynb #5f7088db1633
