@@ -10,7 +10,7 @@ RUN_ID ?= $(PROFILE)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install test export-check nbtest pytest reproduce bench lock clean
+.PHONY: install test export-check nbtest pytest reproduce bench lock clean dft
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ test: export-check nbtest pytest
 reproduce: install
 	$(BIN)/matdisco run --profile $(PROFILE) --out runs/$(RUN_ID)
 
+# Real DFT (GPAW 26.7.0 + libxc 7.0.0, serial) for matdisco.validation: not part of `make test`; the tests that need it
+# skip with the reason where it is absent. Builds once into .dft/ (about 2-6 min), then only checks.
+DFT_PREFIX := .dft
+dft: install
+	PREFIX=$(DFT_PREFIX) VENV=$(VENV) CONSTRAINTS=constraints.txt bash .ci/install-dft
+
 bench: install
 	for b in neighbors gnn screening ddp candidates oracle cluster; do $(BIN)/python bench/$$b.py || exit 1; done
 
@@ -43,4 +49,4 @@ lock: install
 	{ head -2 constraints.txt; echo "torch==2.13.0"; $(BIN)/pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:
-	rm -rf $(VENV) runs _proc
+	rm -rf $(VENV) runs _proc $(DFT_PREFIX)

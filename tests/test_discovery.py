@@ -104,6 +104,18 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     ev = evaluate_structures(samples["round 1"][1], samples["round 1"][0], config=discovery_evaluate_config(work, n_workers=1),
                              store=store, scheduler=None, progress=False)
     assert len(store.table("chgnet-0.3.0")) == n_before and ev.metrics["n_submitted"] == table.evaluated.iloc[1]
+    # matdisco.validation reads each composition's converged, lowest-energy structure back from the run's store and
+    # recomputes the run's own verdict at the base level exactly (same hull, same references; nothing relaxed again)
+    from matdisco.validation import ValidationConfig, discovery_candidates, validate_structures
+    cands = discovery_candidates(work)
+    assert cands.formula.is_unique and len(cands) and (cands.oracle == CFG.oracle).all()
+    v = validate_structures(cands.id, cands.structure, ValidationConfig(oracles=(), n_workers=1), base_energies=cands.energy_per_atom,
+                            scheduler=None)
+    assert len(store.table("chgnet-0.3.0")) == n_before
+    loop = ev[ev.converged & ev.e_hull_vs_reference.notna()].groupby("formula").e_hull_vs_reference.min()
+    mine = v.table.set_index("formula").e_hull
+    assert len(mine) and set(mine.index) <= set(loop.index)
+    np.testing.assert_allclose(mine.to_numpy(), loop.reindex(mine.index).to_numpy(), atol=1e-6)
 
 
 def test_stable_materials_counts_a_composition_once_at_its_deepest_structure(tmp_path):

@@ -17,6 +17,7 @@ OUTPUTS = {
     "scaling": (["alpha.csv", "sweep/sweep.nc"], ["scaling"]),
     "discovery": (["summary.json", "discovery/rounds.csv", "enrichment.csv", "stable_materials.csv"], ["discovery_rounds"]),
     "evaluate": (["summary.json", "generators.csv"], ["evaluate_generators"]),
+    "validation": (["summary.json", "validation.csv", "retention.csv", "confusion.csv", "cost.csv"], ["validation"]),
     "retrospective": (["summary.json", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
                       ["discovery_retrospective"]),
 }

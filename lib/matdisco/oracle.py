@@ -15,9 +15,10 @@ from tqdm.auto import tqdm
 log = logging.getLogger("matdisco.oracle")
 
 # %% auto #0
-__all__ = ['log', 'ORACLE_LEVELS', 'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies',
-           'formation_energy_per_atom', 'RelaxResult', 'structure_hash', 'relax', 'make_calculator',
-           'energy_correction_for', 'mp2020_correction', 'TableOracle', 'OracleStore', 'run_oracle_batch', 'cache_dir',
+__all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'one_thread', 'load_chgnet',
+           'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom', 'RelaxResult', 'structure_hash',
+           'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction', 'gpaw_available', 'GPAWOracle',
+           'gpaw_calculator', 'dft_energy_per_atom', 'TableOracle', 'OracleStore', 'run_oracle_batch', 'cache_dir',
            'oracle_software', 'shared_store', 'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
@@ -135,7 +136,8 @@ def relax(structure, calculator, *, oracle: str = "custom", fmax: float = 0.05, 
 
 # %% ../../nbs/06_oracle.ipynb #f50689a50f66
 ORACLE_LEVELS = {"chgnet-0.3.0": "MP2020-PBE", "chgnet-r2scan": "r2SCAN", "sevennet-7net-0": "MP2020-PBE",
-                 "sevennet-7net-mf-0-pbe": "MP2020-PBE", "sevennet-7net-mf-0-r2scan": "r2SCAN"}
+                 "sevennet-7net-mf-0-pbe": "MP2020-PBE", "sevennet-7net-mf-0-r2scan": "r2SCAN",
+                 "gpaw-pbe": "PBE (DFT)", "gpaw-r2scan": "r2SCAN (DFT)"}
 
 @functools.lru_cache(maxsize=4)
 def make_calculator(name: str = "chgnet-0.3.0"):
@@ -151,6 +153,9 @@ def make_calculator(name: str = "chgnet-0.3.0"):
         model, _, modal = name.removeprefix("sevennet-").partition("-pbe") if "-mf-" not in name else (
             "7net-mf-0", None, "R2SCAN" if name.endswith("r2scan") else "PBE")
         return SevenNetCalculator(model=model, modal=modal) if "-mf-" in name else SevenNetCalculator(model=model)
+    if name.startswith("gpaw-"):   # a GPAW calculator depends on the structure (spin): `gpaw_calculator(name).calculator_for(atoms)`
+        raise ValueError(f"{name!r} runs single points only (`single_points`, `dft_energy_per_atom`): DFT relaxations are "
+                         "beyond this project's 2-core budget")
     raise ValueError(f"unknown oracle {name!r}; known: {', '.join(ORACLE_LEVELS)} (or pass an ASE calculator)")
 
 def energy_correction_for(name: str):
@@ -172,6 +177,57 @@ def mp2020_correction(structure, energy: float) -> float:
     processed = compat.process_entry(entry, clean=True, on_error="raise")
     if processed is None: raise ValueError(f"MP2020 compatibility rejected {structure.composition.reduced_formula}")
     return float(processed.energy)
+
+#: One set of DFT settings for every compound and elemental reference of a comparison (never mixed): plane waves at
+#: 600 eV (the issue: >= 600 eV with O, N or F; MP's r2SCAN workflow uses 680 eV in VASP, whose PAW sets differ);
+#: Monkhorst-Pack grids by density, ASE's `kpts={'density': 4.0, 'gamma': True}` (4 points per Å⁻¹ of reciprocal
+#: length, about VASP's KSPACING 0.25 Å⁻¹; MP r2SCAN: 0.22); Fermi-Dirac smearing 0.05 eV (MP: SIGMA 0.05); damped
+#: density mixing (GPAW's advice for metals and molecules in large cells); energy converged to 1e-5 eV/electron.
+GPAW_SETTINGS = {"ecut": 600.0, "kpt_density": 4.0, "smearing": 0.05, "mixer_beta": 0.05, "mixer_nmaxold": 5,
+                 "mixer_weight": 50.0, "energy_convergence": 1e-5}
+#: Functionals by oracle name; r2SCAN through libxc 7 (Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020)).
+GPAW_XC = {"gpaw-pbe": "PBE", "gpaw-r2scan": "MGGA_X_R2SCAN+MGGA_C_R2SCAN"}
+#: Elements whose elemental crystals are molecular with a magnetic ground state (triplet O2): their pure cells run
+#: spin-polarised from 1 μB per atom; everything else (main-group, non-magnetic chemistries) runs without spin.
+SPIN_POLARISED_ELEMENTS = frozenset({"O"})
+
+def gpaw_available() -> str:
+    "'' when GPAW with libxc r2SCAN is importable, else the reason (tests skip with it)."
+    try:
+        import gpaw  # noqa: F401
+        from gpaw.xc.libxc import LibXC
+        LibXC("MGGA_X_R2SCAN+MGGA_C_R2SCAN")
+        return ""
+    except Exception as e:
+        return f"GPAW with libxc r2SCAN is not installed (run `make dft`): {type(e).__name__}: {e}"
+
+class GPAWOracle:
+    """A GPAW calculator per structure (`GPAW_SETTINGS`, functional by oracle name), behind ASE's interface: call
+    `get_potential_energy(atoms)`-style through `calculator_for(atoms)`. Serial, one thread."""
+    def __init__(self, name: str, settings: dict | None = None):
+        if name not in GPAW_XC: raise ValueError(f"unknown GPAW oracle {name!r}; known: {', '.join(GPAW_XC)}")
+        self.name, self.settings = name, {**GPAW_SETTINGS, **(settings or {})}
+    def calculator_for(self, atoms):
+        from gpaw import GPAW, PW, FermiDirac, Mixer, MixerSum
+        s = self.settings
+        spin = set(atoms.get_chemical_symbols()) <= SPIN_POLARISED_ELEMENTS
+        if spin: atoms.set_initial_magnetic_moments([1.0] * len(atoms))
+        mixer = (MixerSum if spin else Mixer)(s["mixer_beta"], s["mixer_nmaxold"], s["mixer_weight"])
+        return GPAW(mode=PW(s["ecut"]), xc=GPAW_XC[self.name], kpts={"density": s["kpt_density"], "gamma": True},
+                    occupations=FermiDirac(s["smearing"]), mixer=mixer, spinpol=spin,
+                    convergence={"energy": s["energy_convergence"]}, txt=None)
+
+def gpaw_calculator(name: str, settings: dict | None = None) -> GPAWOracle:
+    "The GPAW oracle of that name, `GPAW_SETTINGS` updated by `settings` (raises with the install hint where GPAW is missing)."
+    if why := gpaw_available(): raise ImportError(why)
+    return GPAWOracle(name, settings)
+
+def dft_energy_per_atom(structure, name: str = "gpaw-r2scan", settings: dict | None = None) -> float:
+    "GPAW single-point energy per atom (eV/atom, raw totals at that functional) of a pymatgen structure."
+    from pymatgen.io.ase import AseAtomsAdaptor
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = gpaw_calculator(name, settings).calculator_for(atoms)
+    return float(atoms.get_potential_energy()) / len(atoms)
 
 # %% ../../nbs/06_oracle.ipynb #1d5988bc5b01
 class TableOracle:
@@ -288,7 +344,8 @@ def cache_dir() -> Path:
 def oracle_software(oracle: str) -> str:
     "Package and version that carry a named oracle's weights (e.g. 'chgnet-0.4.2'): part of every cache key."
     from importlib.metadata import PackageNotFoundError, version
-    pkg = "chgnet" if oracle.startswith("chgnet-") else "sevenn" if oracle.startswith("sevennet-") else None
+    pkg = ("chgnet" if oracle.startswith("chgnet-") else "sevenn" if oracle.startswith("sevennet-") else
+           "gpaw" if oracle.startswith("gpaw-") else None)
     if pkg is None: raise ValueError(f"unknown oracle {oracle!r}; known: {', '.join(ORACLE_LEVELS)}")
     try: return f"{pkg}-{version(pkg)}"
     except PackageNotFoundError as e: raise ImportError(f"oracle {oracle!r} needs the {pkg!r} package") from e
@@ -300,27 +357,36 @@ def shared_store(kind: str, oracle: str, **settings) -> OracleStore:
     tag = f"-{config_key(settings, datasets=())}" if settings else ""
     return OracleStore(cache_dir() / kind / f"{oracle}--{oracle_software(oracle)}{tag}.sqlite")
 
-def _single_point_chunk(structure_dicts: list[dict], oracle: str) -> list[float]:
-    "Worker task: oracle energy per atom (on the oracle's level) of each structure; NaN where it fails."
+def _single_point_chunk(structure_dicts: list[dict], oracle: str, settings: dict | None = None) -> tuple[list[float], float]:
+    """Worker task: oracle energy per atom (on the oracle's level) of each structure, NaN where it fails, and the
+    chunk's wall time (s). GPAW gets a fresh calculator per structure (its spin setting depends on the structure),
+    with `GPAW_SETTINGS` updated by `settings`."""
     from pymatgen.core import Structure
-    one_thread()
+    one_thread(); t0 = time.perf_counter()
     structures = [Structure.from_dict(d) for d in structure_dicts]
     if oracle.startswith("chgnet-"):
-        return chgnet_energies(structures, model_name=oracle.split("-", 1)[1]).tolist()
+        return chgnet_energies(structures, model_name=oracle.split("-", 1)[1]).tolist(), time.perf_counter() - t0
     from pymatgen.io.ase import AseAtomsAdaptor
-    calc, corr, out = make_calculator(oracle), energy_correction_for(oracle), []
+    gpaw = oracle.startswith("gpaw-")
+    calc = gpaw_calculator(oracle, settings) if gpaw else make_calculator(oracle)
+    corr, out = energy_correction_for(oracle), []
+    from contextlib import nullcontext
+    from threadpoolctl import threadpool_limits       # GPAW's BLAS and FFTW: one thread per worker, as torch
     for s in structures:
         try:
-            a = AseAtomsAdaptor.get_atoms(s); a.calc = calc; e = float(a.get_potential_energy())
+            a = AseAtomsAdaptor.get_atoms(s); a.calc = calc.calculator_for(a) if gpaw else calc
+            with threadpool_limits(1) if gpaw else nullcontext():
+                e = float(a.get_potential_energy())
             out.append((corr(s, e) if corr else e) / len(s))
         except Exception as ex:
             log.warning("single point of %s failed: %s", s.composition.reduced_formula, ex); out.append(float("nan"))
-    return out
+    return out, time.perf_counter() - t0
 
 def single_points(structures, store: OracleStore | None = None, oracle: str = "chgnet-0.3.0", *,
                   scheduler: str | None = None, n_workers: int = 2, client=None, chunk_size: int = 256,
-                  progress: bool = False) -> np.ndarray:
+                  progress: bool = False, settings: dict | None = None) -> np.ndarray:
     """Oracle single-point energy per atom (eV/atom, on the oracle's level) of each structure; NaN where it failed.
+    `settings`: calculator settings of the GPAW oracles (key the `store` by them: `shared_store(kind, oracle, **settings)`).
     Read from `store` (default: the machine-wide `shared_store('single_points', oracle)`); the missing ones are
     computed in chunks (in process, or on Dask with `scheduler`/`client`) and appended, one transaction per chunk."""
     from tqdm.auto import tqdm
@@ -331,19 +397,20 @@ def single_points(structures, store: OracleStore | None = None, oracle: str = "c
         if key not in done and key not in seen: todo.append(k); seen.add(key)
     chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
     if todo: log.info("single points %s: %d structures, %d to compute in %d chunks", oracle, len(keys), len(todo), len(chunks))
-    def save(ks, energies):
+    def save(ks, result):
+        energies, seconds = result     # the chunk's wall time is shared evenly: exact for chunk_size=1 (DFT)
         store.add_many([RelaxResult(keys[k], structures[k].composition.reduced_formula, name, bool(np.isfinite(e)),
-                                    "" if np.isfinite(e) else "non-finite energy or oracle failure", True, 0, float(e))
-                        for k, e in zip(ks, energies)])
+                                    "" if np.isfinite(e) else "non-finite energy or oracle failure", True, 0, float(e),
+                                    wall_s=seconds / len(ks)) for k, e in zip(ks, energies)])
     bar = tqdm(total=len(todo), desc=f"single points {oracle}", disable=not progress or not todo)
     if chunks and scheduler is None and client is None:
         for ks in chunks:
-            save(ks, _single_point_chunk([structures[k].as_dict() for k in ks], oracle)); bar.update(len(ks))
+            save(ks, _single_point_chunk([structures[k].as_dict() for k in ks], oracle, settings)); bar.update(len(ks))
     elif chunks:
         from dask.distributed import as_completed
         from matdisco.cluster import client_or_new
         with client_or_new(client, scheduler, n_workers=n_workers) as cl:
-            futs = {cl.submit(_single_point_chunk, [structures[k].as_dict() for k in ks], oracle, pure=False): ks for ks in chunks}
+            futs = {cl.submit(_single_point_chunk, [structures[k].as_dict() for k in ks], oracle, settings, pure=False): ks for ks in chunks}
             for f in as_completed(futs):
                 ks = futs[f]
                 try: save(ks, f.result())

@@ -156,6 +156,16 @@ EXPERIMENTS: list[Experiment] = [
                 # gpu: MatterGen's sample size per generator
                 "gpu": {"elements": [], "n_parents": 2000, "per_generator": 1024, "n_systems": 100, "max_steps": 300,
                         "n_workers": 16}}),
+    Experiment("validation", "08_validation.ipynb",
+               "r2SCAN-level validation: the discovery run's stable materials and known binaries recomputed with two r2SCAN potentials, own hulls",
+               {"smoke": {"control_systems": ["Li-O"], "max_steps": 30, "n_unstable": 2, "n_workers": 1, "dft_max_sites": 4,
+                          "dft_settings": {"ecut": 300.0, "kpt_density": 1.5}},
+                "tiny": {},
+                # cpu: every in-scope stable composition of the cpu discovery run plus 20 near-hull ones
+                "cpu": {"control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"]},
+                # gpu: larger systems too
+                "gpu": {"control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"],
+                        "max_phases": 150, "n_unstable": 100, "n_workers": 16}}),
 ]
 
 def experiments_dir() -> Path:

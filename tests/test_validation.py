@@ -1,0 +1,101 @@
+"""matdisco.validation: candidates and every competing phase recomputed at r2SCAN level with two potentials shipped in
+their wheels (CHGNet r2scan, SevenNet 7net-mf-0 R2SCAN), each against its own hull, on real mp2018 binaries."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from matdisco.validation import (R2SCAN_POTENTIALS, ValidationConfig, discovery_candidates, higher_level_hull, level_agreement,
+                                 retention_table, stability_confusion, validate_structures, validation_scope)
+
+FAST = ValidationConfig(max_steps=100, n_workers=1)
+#: Li2O's standard enthalpy of formation: -597.9 kJ/mol (NIST-JANAF) = -6.197 eV per formula unit = -2.066 eV/atom.
+LI2O_EXPERIMENT = -2.066
+#: r2SCAN's error on the formation enthalpies of solids is ~0.1 eV/atom (Kingsbury et al., Phys. Rev. Mater. 6, 013801
+#: (2022): MAE 0.08–0.1 eV/atom vs experiment); mixing raw r2SCAN totals with PBE/MP2020 μ would be off by eVs.
+R2SCAN_FORMATION_ERROR = 0.15
+
+
+@pytest.fixture(scope="module")
+def li_o(mirror):
+    "Every usable mp2018 Li–O compound (Li2O, Li2O2, LiO2, LiO3), relaxed at each level with its own hull."
+    from matdisco.data import load_structures
+    from matdisco.reference import space_index
+    rows = space_index(["Li", "O"]); rows = rows[rows.chemsys == "Li-O"]
+    frame = load_structures(rows.row_index, progress=False).frame
+    return frame, validate_structures(frame.material_id, frame.structure, FAST, scheduler=None)
+
+
+def test_known_binaries_keep_their_verdict_and_sensible_r2scan_formation_energies(li_o):
+    frame, v = li_o
+    t = v.table; base = FAST.base_oracle
+    assert set(t.level) == {base, *R2SCAN_POTENTIALS} and t.ok.all()
+    assert (t.status == "rediscovered").all() and set(t.level_of_theory) == {"MP2020-PBE", "r2SCAN"}
+    e_hull = t.pivot_table(index="formula", columns="level", values="e_hull", aggfunc="min")
+    e_form = t.pivot_table(index="formula", columns="level", values="e_form", aggfunc="min")
+    for level in (base, *R2SCAN_POTENTIALS):
+        assert abs(e_hull.loc["Li2O", level]) < 1e-3, level                          # the ground state stays on the hull
+        assert e_hull.loc["LiO3", level] > 0.1, level                                 # a known unstable oxide stays above
+        assert abs(e_form.loc["Li2O", level] - LI2O_EXPERIMENT) < R2SCAN_FORMATION_ERROR, level
+    # the two potentials agree with each other on the competing phases far better than PBE and r2SCAN differ
+    agree = level_agreement(t, v.phases, *R2SCAN_POTENTIALS)
+    assert agree["n_phases"] >= 6 and agree["e_form_mae_phases"] < 0.05 and agree["same_verdict"] >= 0.75
+    # every stable candidate at the base level is in the retention counts; cost is measured per backend
+    r = retention_table(t, base=base)
+    n_stable = int((t[t.level == base].e_hull <= 1e-6).sum())
+    assert (r[(r.status == "rediscovered") & (r.arity == "all")].n_base_stable == n_stable).all() and n_stable >= 2
+    assert stability_confusion(t, base=base, level=R2SCAN_POTENTIALS[0]).to_numpy().sum() == len(frame)
+    assert set(v.cost.level) >= set(R2SCAN_POTENTIALS) and (v.cost.s_per_structure > 0).all()
+
+
+def test_higher_level_references_are_the_levels_own(li_o):
+    "Raw r2SCAN totals sit eV below MP2020's: μ comes from the level's own relaxed elemental crystals, never MP2020."
+    from matdisco.oracle import mp_reference_energies
+    hull = higher_level_hull([{"Li", "O"}], "chgnet-r2scan", FAST, scheduler=None)
+    mp = mp_reference_energies()
+    els = hull.phases[~hull.phases.chemsys.str.contains("-")]
+    for el in ("Li", "O"):
+        assert hull.mu[el] == els[els.chemsys == el].energy_per_atom.min()
+    # MP2020's μ with raw r2SCAN totals would move Li2O's formation energy by this much: far beyond any level's error
+    shift = 2 / 3 * (hull.mu["Li"] - mp["Li"]) + 1 / 3 * (hull.mu["O"] - mp["O"])
+    assert abs(shift) > 0.3
+    assert (hull.phases.e_form[hull.phases.chemsys.str.contains("-")] < 0).all()   # every Li–O compound is bound
+
+
+def test_out_of_scope_inputs_are_reported_not_computed(mirror):
+    from pymatgen.core import Lattice, Structure
+    lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    v = validate_structures(["LiF"], [lif], FAST, scheduler=None)
+    assert v.table.empty and not v.scope.in_scope.iloc[0] and "of F in mp2018_formation" in v.scope.reason.iloc[0]
+    assert not validation_scope(["Li5FeO4"], ValidationConfig(max_phases=10)).in_scope.iloc[0]
+
+
+def test_validation_settings_key_the_relaxation_store():
+    assert FAST.store("chgnet-r2scan").path != ValidationConfig(max_steps=50).store("chgnet-r2scan").path
+    assert FAST.key() != ValidationConfig(oracles=("chgnet-r2scan",)).key()
+
+
+#: MgO's standard enthalpy of formation: -601.6 kJ/mol (NIST-JANAF) = -6.235 eV per formula unit = -3.12 eV/atom.
+MGO_EXPERIMENT = -3.12
+#: Cheap settings for the test only (one engine, cutoff and k-point density for MgO, Mg and O alike).
+TEST_DFT = {"ecut": 400.0, "kpt_density": 2.0}
+
+
+def test_gpaw_pbe_and_r2scan_single_points_are_deterministic_and_physical(mirror):
+    """A 2-atom MgO cell, hcp Mg and an O2 crystal (mp2018 geometries) with GPAW: the same single point twice gives
+    the same energy, both formation energies are negative, and r2SCAN binds MgO more than PBE does (PBE's
+    overbound O2 reference makes oxides too weak; r2SCAN moves toward experiment)."""
+    from matdisco.oracle import dft_energy_per_atom, formation_energy_per_atom, gpaw_available
+    if why := gpaw_available(): pytest.skip(why)
+    from matdisco.data import load_structures, read_index
+    idx = read_index()
+    fr = load_structures(idx[idx.material_id.isin(["mp-1265", "mp-153", "mp-611836"])].row_index, progress=False).frame
+    s = dict(zip(fr.material_id, fr.structure))
+    assert len(s["mp-1265"]) == 2
+    e_form = {}
+    for xc in ("gpaw-pbe", "gpaw-r2scan"):
+        e = {m: dft_energy_per_atom(s[m], xc, TEST_DFT) for m in s}
+        e_form[xc] = formation_energy_per_atom([s["mp-1265"]], [e["mp-1265"]], {"Mg": e["mp-153"], "O": e["mp-611836"]})[0]
+        if xc == "gpaw-r2scan":
+            assert dft_energy_per_atom(s["mp-1265"], xc, TEST_DFT) == pytest.approx(e["mp-1265"], abs=1e-6)
+    assert e_form["gpaw-pbe"] < 0 and e_form["gpaw-r2scan"] < e_form["gpaw-pbe"] - 0.1
+    assert abs(e_form["gpaw-r2scan"] - MGO_EXPERIMENT) < abs(e_form["gpaw-pbe"] - MGO_EXPERIMENT)
