@@ -161,8 +161,10 @@ EXPERIMENTS: list[Experiment] = [
                {"smoke": {"control_systems": ["Li-O"], "max_steps": 30, "n_unstable": 2, "n_workers": 1, "dft_max_sites": 4,
                           "dft_settings": {"ecut": 300.0, "kpt_density": 1.5}},
                 "tiny": {},
-                # cpu: every in-scope stable composition of the cpu discovery run plus 20 near-hull ones
-                "cpu": {"control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"]},
+                # cpu: every in-scope stable composition of the cpu discovery run plus 20 near-hull ones; GPAW (where
+                # `make dft` installed it) on cells of <= 4 sites: about a minute per PBE + r2SCAN pair on one core
+                "cpu": {"control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"],
+                        "dft_max_sites": 4},
                 # gpu: larger systems too
                 "gpu": {"control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"],
                         "max_phases": 150, "n_unstable": 100, "n_workers": 16}}),
