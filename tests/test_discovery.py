@@ -101,9 +101,9 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     samples = discovery_round_samples(work)
     assert list(samples) == ["round 0", "round 1"] and len(samples["round 1"][1]) == table.evaluated.iloc[1]
     n_before = len(store.table("chgnet-0.3.0"))
-    ev = evaluate_structures(samples["round 1"][1], samples["round 1"][0], config=discovery_evaluate_config(work, n_workers=1),
-                             store=store, scheduler=None, progress=False)
-    assert len(store.table("chgnet-0.3.0")) == n_before and ev.metrics["n_submitted"] == table.evaluated.iloc[1]
+    scored = evaluate_structures(samples["round 1"][1], samples["round 1"][0], config=discovery_evaluate_config(work, n_workers=1),
+                                 store=store, scheduler=None, progress=False)
+    assert len(store.table("chgnet-0.3.0")) == n_before and scored.metrics["n_submitted"] == table.evaluated.iloc[1]
     # matdisco.validation reads each composition's converged, lowest-energy structure back from the run's store and
     # recomputes the run's own verdict at the base level exactly (same hull, same references; nothing relaxed again)
     from matdisco.validation import ValidationConfig, discovery_candidates, validate_structures
