@@ -99,3 +99,27 @@ def test_gpaw_pbe_and_r2scan_single_points_are_deterministic_and_physical(mirror
             assert dft_energy_per_atom(s["mp-1265"], xc, TEST_DFT) == pytest.approx(e["mp-1265"], abs=1e-6)
     assert e_form["gpaw-pbe"] < 0 and e_form["gpaw-r2scan"] < e_form["gpaw-pbe"] - 0.1
     assert abs(e_form["gpaw-r2scan"] - MGO_EXPERIMENT) < abs(e_form["gpaw-pbe"] - MGO_EXPERIMENT)
+
+
+def test_a_matdisco_evaluate_output_is_validated_from_its_own_relaxations(li_o):
+    "evaluate → evaluation_candidates → validate_structures: the base verdict is the evaluation's own, nothing relaxed again."
+    from matdisco.evaluate import EvaluateConfig, evaluate_structures
+    from matdisco.oracle import shared_store
+    from matdisco.validation import evaluation_candidates
+    frame, _ = li_o
+    structures, cfg = list(frame.structure), EvaluateConfig(max_steps=100, n_workers=1)
+    ev = evaluate_structures(structures, list(frame.material_id), config=cfg, scheduler=None, progress=False)
+    store = shared_store("relaxations", cfg.oracle, fmax=cfg.fmax, max_steps=cfg.max_steps, timeout_s=cfg.timeout_s)
+    n_relaxed = len(store.table(cfg.oracle))
+    c = evaluation_candidates(ev, structures, select="converged")
+    assert list(c.id) == list(ev.structures.id[ev.structures.converged])
+    stable = evaluation_candidates(ev, structures, select="stable")
+    assert set(stable.formula) == set(ev.structures.formula[ev.structures.stable_mbd]) >= {"Li2O"}
+    assert evaluation_candidates(ev, structures, select="sun").empty          # known crystals are not novel
+    v = validate_structures(c.id, c.structure, ValidationConfig(oracles=(), n_workers=1), base_energies=c.energy_per_atom,
+                            scheduler=None)
+    assert len(store.table(cfg.oracle)) == n_relaxed
+    np.testing.assert_allclose(v.table.set_index("id").e_hull.reindex(c.id).to_numpy(),
+                               ev.structures.set_index("id").e_hull.reindex(c.id).to_numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="as submitted"):
+        evaluation_candidates(ev, structures[:2])

@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERANCE', 'HULL_ROUNDOFF', 'MAX_DFT_SITES',
-           'DFT_ORACLES', 'on_hull', 'arity_group', 'ValidationConfig', 'elements_with_structures', 'validation_scope',
-           'competing_phases', 'LevelHull', 'higher_level_hull', 'Validation', 'validate_structures', 'retention_table',
-           'stability_confusion', 'level_agreement', 'dft_validation', 'dft_agreement', 'validation_figure',
-           'discovery_candidates', 'validate_discovery']
+           'DFT_ORACLES', 'EVALUATION_SELECTIONS', 'on_hull', 'arity_group', 'ValidationConfig',
+           'elements_with_structures', 'validation_scope', 'competing_phases', 'LevelHull', 'higher_level_hull',
+           'Validation', 'validate_structures', 'retention_table', 'stability_confusion', 'level_agreement',
+           'dft_validation', 'dft_agreement', 'validation_figure', 'discovery_candidates', 'validate_discovery',
+           'evaluation_candidates']
 
 # %% ../../nbs/14_validation.ipynb #a2ad72f008fb
 #: The two r2SCAN-level potentials whose weights ship in their wheels (no download): CHGNet fine-tuned on MP's r2SCAN
@@ -441,3 +442,34 @@ def validate_discovery(run_dir: Path | str, config: ValidationConfig | None = No
                                 progress=progress)
     v.scope = scope
     return v
+
+# %% ../../nbs/14_validation.ipynb #5804ff9f1c5a
+#: Row selections of `evaluation_candidates`: S.U.N. as MatterGen counts it (E_hull ≤ 0.1 eV/atom, unique, novel),
+#: stable as Matbench Discovery counts it (E_hull ≤ 0), or every converged relaxation.
+EVALUATION_SELECTIONS = ("sun", "stable", "converged")
+
+def evaluation_candidates(evaluation, structures, *, select: str = "sun", store: OracleStore | None = None) -> pd.DataFrame:
+    """The crystals of a `matdisco evaluate` run (`matdisco.evaluate.evaluate_structures` → `Evaluation`), ready for
+    `validate_structures(c.id, c.structure, config, base_energies=c.energy_per_atom)`: the rows picked by `select`
+    (`EVALUATION_SELECTIONS`), each at its oracle-relaxed structure and energy per atom, read from the evaluation's
+    relaxation store (default: the machine-wide one of its settings, as `evaluate_structures` uses). `structures`: the
+    crystals as submitted, in the evaluation's order. Nothing is relaxed; a crystal missing from the store is an error
+    that names it. Columns: id, formula, structure, energy_per_atom, oracle (as `discovery_candidates`)."""
+    t, cfg = evaluation.structures, evaluation.config
+    structures = list(structures)
+    if len(structures) != len(t):
+        raise ValueError(f"evaluation_candidates: {len(structures)} structures for an evaluation of {len(t)}; pass the crystals as submitted")
+    picks = {"sun": t.stable & t.unique & t.novel, "stable": t.stable_mbd, "converged": t.converged}
+    if select not in picks: raise ValueError(f"evaluation_candidates: select must be one of {EVALUATION_SELECTIONS}, not {select!r}")
+    keep = np.flatnonzero((picks[select] & t.converged).to_numpy(bool))
+    store = store if store is not None else shared_store("relaxations", cfg.oracle, fmax=cfg.fmax, max_steps=cfg.max_steps,
+                                                         timeout_s=cfg.timeout_s)
+    rows = store.get(cfg.oracle, [structure_hash(structures[k]) for k in keep])
+    missing = [t.id.iloc[k] for k, d in zip(keep, rows.final_structure) if not isinstance(d, str)]
+    if missing:
+        raise KeyError(f"evaluation_candidates: {len(missing)} relaxations not in {store.path} (first: {missing[:3]}); "
+                       "was the evaluation run with another store or settings?")
+    return pd.DataFrame({"id": t.id.iloc[keep].astype(str).to_numpy(), "formula": t.formula.iloc[keep].to_numpy(),
+                         "structure": [Structure.from_dict(json.loads(d)) for d in rows.final_structure],
+                         "energy_per_atom": rows.energy_per_atom.to_numpy(float), "oracle": cfg.oracle})
+
