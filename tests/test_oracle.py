@@ -85,3 +85,18 @@ def test_mp2020_correction_of_a_raw_pbe_u_oxide():
     assert delta == pytest.approx(2 * -2.256 + 3 * -0.687, abs=0.01)
     nacl = _rattled_nacl()
     assert mp2020_correction(nacl, -10.0) == pytest.approx(-10.0 - 0.614, abs=0.01)   # primitive cell: one Cl, -0.614 eV/Cl
+
+
+def test_gpaw_cell_reduces_only_skewed_cells_and_keeps_the_crystal():
+    "GPAW warns that results may be wrong outside 40-140 degree cell angles: such cells go to it Niggli-reduced."
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from matdisco.oracle import GPAW_CELL_ANGLES, gpaw_cell
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    assert gpaw_cell(nacl) is nacl                                     # 60-degree primitive cell: left as it is
+    skewed = nacl.copy(); skewed.make_supercell([[1, 2, 0], [0, 1, 0], [0, 0, 1]])   # unimodular: the same cell, other basis
+    assert len(skewed) == len(nacl) and not all(GPAW_CELL_ANGLES[0] < a < GPAW_CELL_ANGLES[1] for a in skewed.lattice.angles)
+    reduced = gpaw_cell(skewed)
+    assert all(60 - 1e-6 <= a <= 120 + 1e-6 for a in reduced.lattice.angles)
+    assert len(reduced) == len(skewed) and abs(reduced.volume - skewed.volume) < 1e-6
+    assert StructureMatcher(primitive_cell=False, scale=False).fit(reduced, skewed)
+    np.testing.assert_allclose(chgnet_energies([reduced]), chgnet_energies([skewed]), atol=1e-4)   # same crystal, same energy

@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 log = logging.getLogger("matdisco.oracle")
 
 # %% auto #0
-__all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'one_thread', 'load_chgnet',
-           'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom', 'RelaxResult', 'structure_hash',
-           'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction', 'gpaw_available', 'GPAWOracle',
-           'gpaw_calculator', 'dft_energy_per_atom', 'TableOracle', 'OracleStore', 'run_oracle_batch', 'cache_dir',
-           'oracle_software', 'shared_store', 'single_points']
+__all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'GPAW_CELL_ANGLES', 'one_thread',
+           'load_chgnet', 'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom', 'RelaxResult',
+           'structure_hash', 'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction', 'gpaw_available',
+           'GPAWOracle', 'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom', 'TableOracle', 'OracleStore',
+           'run_oracle_batch', 'cache_dir', 'oracle_software', 'shared_store', 'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -222,10 +222,21 @@ def gpaw_calculator(name: str, settings: dict | None = None) -> GPAWOracle:
     if why := gpaw_available(): raise ImportError(why)
     return GPAWOracle(name, settings)
 
+#: GPAW warns that results "may be wrong" when a cell angle lies outside this window (degrees; `check_cell` in
+#: gpaw/new/builder.py, GPAW 26.7.0) and asks for a Niggli-reduced cell, whose angles lie within 60–120°.
+GPAW_CELL_ANGLES = (40.0, 140.0)
+
+def gpaw_cell(structure):
+    """The cell GPAW is given: `structure` itself when every angle lies inside `GPAW_CELL_ANGLES`, else its
+    Niggli-reduced cell (the same crystal and energy per atom). `single_points` keys GPAW results by this cell."""
+    lo, hi = GPAW_CELL_ANGLES
+    if all(lo < a < hi for a in structure.lattice.angles): return structure
+    return structure.get_reduced_structure("niggli")
+
 def dft_energy_per_atom(structure, name: str = "gpaw-r2scan", settings: dict | None = None) -> float:
-    "GPAW single-point energy per atom (eV/atom, raw totals at that functional) of a pymatgen structure."
+    "GPAW single-point energy per atom (eV/atom, raw totals at that functional) of a pymatgen structure (`gpaw_cell`)."
     from pymatgen.io.ase import AseAtomsAdaptor
-    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms = AseAtomsAdaptor.get_atoms(gpaw_cell(structure))
     atoms.calc = gpaw_calculator(name, settings).calculator_for(atoms)
     return float(atoms.get_potential_energy()) / len(atoms)
 
@@ -388,9 +399,11 @@ def single_points(structures, store: OracleStore | None = None, oracle: str = "c
     """Oracle single-point energy per atom (eV/atom, on the oracle's level) of each structure; NaN where it failed.
     `settings`: calculator settings of the GPAW oracles (key the `store` by them: `shared_store(kind, oracle, **settings)`).
     Read from `store` (default: the machine-wide `shared_store('single_points', oracle)`); the missing ones are
-    computed in chunks (in process, or on Dask with `scheduler`/`client`) and appended, one transaction per chunk."""
+    computed in chunks (in process, or on Dask with `scheduler`/`client`) and appended, one transaction per chunk.
+    GPAW oracles compute (and key) each structure's `gpaw_cell`."""
     from tqdm.auto import tqdm
     structures = list(structures); store = store if store is not None else shared_store("single_points", oracle)
+    if oracle.startswith("gpaw-"): structures = [gpaw_cell(s) for s in structures]    # keyed by the cell computed
     name = f"{oracle}:sp"; keys = [structure_hash(s) for s in structures]
     done = store.done_keys(name); todo, seen = [], set()
     for k, key in enumerate(keys):

@@ -288,19 +288,21 @@ MAX_DFT_SITES = 8
 DFT_ORACLES = ("gpaw-pbe", "gpaw-r2scan")
 
 def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_oracles=DFT_ORACLES, max_sites: int = MAX_DFT_SITES,
-                   settings: dict | None = None, client=None, scheduler: str | None = "local", n_workers: int = 2,
-                   progress: bool = False) -> pd.DataFrame:
+                   phases: bool = True, settings: dict | None = None, client=None, scheduler: str | None = "local",
+                   n_workers: int = 2, progress: bool = False) -> pd.DataFrame:
     """GPAW single points (`GPAW_SETTINGS`, one engine, version, cutoff, k-point density per functional) at the
     `geometry_level` potential's relaxed geometries (default: the first r2SCAN level) of every candidate and competing
     phase of at most `max_sites` sites, with each element's μ from that potential's lowest elemental crystal (which
-    must itself be small enough). Returns one row per structure and level: `kind` ('candidate'/'phase'), `id`,
+    must itself be small enough). `phases=False` leaves out the competing phases other than those μ structures (a
+    discovery run's systems have ~10² small phases: hours of DFT on two cores). Returns one row per structure and level: `kind` ('candidate'/'phase'), `id`,
     `formula`, `system`, `n_sites`, `level`, `e_form` (eV/atom), `wall_s` (s per single point, DFT levels). Cached
     in the machine-wide single-point store of each functional and settings (resumable; failures stored as NaN).
-    `settings` update `GPAW_SETTINGS` (smoke runs only: the comparison's numbers need the defaults)."""
-    from matdisco.oracle import GPAW_SETTINGS, single_points
+    `settings` update `GPAW_SETTINGS` (smoke runs only: the comparison's numbers need the defaults). Cells with a
+    skewed angle are computed in their Niggli-reduced form (`gpaw_cell`)."""
+    from matdisco.oracle import GPAW_SETTINGS, gpaw_cell, single_points
     geometry_level = geometry_level or v.config.oracles[0]
     rel = v.relaxed[v.relaxed.level == geometry_level].copy()
-    rel["structure"] = rel.structure_json.map(lambda d: Structure.from_dict(json.loads(d)))
+    rel["structure"] = rel.structure_json.map(lambda d: gpaw_cell(Structure.from_dict(json.loads(d))))
     ph = v.phases[v.phases.level == geometry_level].set_index("material_id")
     elemental = ph[~ph.formula.map(lambda f: len(Composition(f).elements) > 1)]
     mu_ids = {Composition(f).elements[0].symbol: i for f, i in
@@ -309,7 +311,8 @@ def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_orac
     ok_elements = {el for el, i in mu_ids.items() if small.get(i, False)}
     is_element = rel.formula.map(lambda f: len(Composition(f).elements) == 1)
     rel = rel[rel.n_sites.le(max_sites) & rel.formula.map(lambda f: {e.symbol for e in Composition(f).elements} <= ok_elements)
-              & (~is_element | rel.id.isin(set(mu_ids.values())))]     # of the elements, only each μ structure
+              & (~is_element | rel.id.isin(set(mu_ids.values())))     # of the elements, only each μ structure
+              & (phases | rel.kind.eq("candidate") | rel.id.isin(set(mu_ids.values())))]
     rel = rel.drop_duplicates("id").reset_index(drop=True)
     if rel.empty: return pd.DataFrame(columns=["kind", "id", "formula", "system", "n_sites", "level", "e_form", "wall_s"])
     rows = []
