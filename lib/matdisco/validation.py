@@ -288,14 +288,15 @@ MAX_DFT_SITES = 8
 DFT_ORACLES = ("gpaw-pbe", "gpaw-r2scan")
 
 def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_oracles=DFT_ORACLES, max_sites: int = MAX_DFT_SITES,
-                   phases: bool = True, settings: dict | None = None, client=None, scheduler: str | None = "local",
-                   n_workers: int = 2, progress: bool = False) -> pd.DataFrame:
+                   phases: bool = True, max_candidates: int | None = None, seed: int = 0, settings: dict | None = None,
+                   client=None, scheduler: str | None = "local", n_workers: int = 2, progress: bool = False) -> pd.DataFrame:
     """GPAW single points (`GPAW_SETTINGS`, one engine, version, cutoff, k-point density per functional) at the
     `geometry_level` potential's relaxed geometries (default: the first r2SCAN level) of every candidate and competing
     phase of at most `max_sites` sites, with each element's μ from that potential's lowest elemental crystal (which
-    must itself be small enough). `phases=False` leaves out the competing phases other than those μ structures (a
-    discovery run's systems have ~10² small phases: hours of DFT on two cores). Returns one row per structure and level: `kind` ('candidate'/'phase'), `id`,
-    `formula`, `system`, `n_sites`, `level`, `e_form` (eV/atom), `wall_s` (s per single point, DFT levels). Cached
+    must itself be small enough). `phases=False` leaves out the competing phases other than the μ structures of the
+    candidates' elements (a discovery run's systems have ~10² small phases: hours of DFT on two cores);
+    `max_candidates` keeps a seeded sample of the small candidates. Returns one row per structure and level: `kind`
+    ('candidate'/'phase'), `id`, `formula`, `system`, `n_sites`, `level`, `e_form` (eV/atom), `wall_s` (s per single point, DFT levels). Cached
     in the machine-wide single-point store of each functional and settings (resumable; failures stored as NaN).
     `settings` update `GPAW_SETTINGS` (smoke runs only: the comparison's numbers need the defaults). Cells with a
     skewed angle are computed in their Niggli-reduced form (`gpaw_cell`)."""
@@ -314,6 +315,13 @@ def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_orac
               & (~is_element | rel.id.isin(set(mu_ids.values())))     # of the elements, only each μ structure
               & (phases | rel.kind.eq("candidate") | rel.id.isin(set(mu_ids.values())))]
     rel = rel.drop_duplicates("id").reset_index(drop=True)
+    if max_candidates is not None:
+        candidates = rel.index[rel.kind.eq("candidate")]
+        rel = rel.drop(index=np.random.default_rng(seed).permutation(candidates)[max_candidates:])
+    if not phases:
+        els = {e.symbol for f in rel.formula[rel.kind.eq("candidate")] for e in Composition(f).elements}
+        rel = rel[rel.kind.eq("candidate") | rel.id.isin({mu_ids[e] for e in els})]
+    rel = rel.reset_index(drop=True)
     if rel.empty: return pd.DataFrame(columns=["kind", "id", "formula", "system", "n_sites", "level", "e_form", "wall_s"])
     rows = []
     with_mu = rel.set_index("id")
