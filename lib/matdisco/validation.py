@@ -331,7 +331,7 @@ def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_orac
                           client=client, progress=progress, settings=settings)
         got = store.get(f"{f}:sp", [structure_hash(s) for s in rel.structure])
         energy = dict(zip(rel.id, e))
-        mu = {el: energy[i] for el, i in mu_ids.items() if el in ok_elements}
+        mu = {el: energy[i] for el, i in mu_ids.items() if i in energy}    # the μ structures computed
         ef = [formation_energy_per_atom([s], [energy[i]], mu)[0] if np.isfinite(energy[i]) else np.nan
               for i, s in zip(rel.id, rel.structure)]
         rows.append(rel[["kind", "id", "formula", "n_sites"]].assign(level=f, e_form=ef, wall_s=got.wall_s.to_numpy(float)))
