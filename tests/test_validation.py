@@ -123,3 +123,20 @@ def test_a_matdisco_evaluate_output_is_validated_from_its_own_relaxations(li_o):
                                ev.structures.set_index("id").e_hull.reindex(c.id).to_numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="as submitted"):
         evaluation_candidates(ev, structures[:2])
+
+
+def test_dft_subset_of_sampled_candidates_takes_only_their_elements_references(li_o):
+    "phases=False, max_candidates=1: one Li–O candidate and the μ structures of Li and O, nothing else, at low settings."
+    from matdisco.oracle import gpaw_available
+    from matdisco.validation import dft_validation
+    if why := gpaw_available(): pytest.skip(why)
+    _, v = li_o
+    d = dft_validation(v, max_sites=4, phases=False, max_candidates=1, seed=0, settings=TEST_DFT, scheduler=None)
+    dft = d[d.level.isin(["gpaw-pbe", "gpaw-r2scan"])]
+    assert (dft[dft.kind == "candidate"].groupby("level").size() == 1).all()
+    assert set(dft.formula[dft.kind == "phase"]) == {"Li", "O2"}                  # only each element's μ structure
+    cand = dft[dft.kind == "candidate"]
+    assert np.isfinite(cand.e_form).all() and (cand.e_form < 0).all()             # every Li–O compound is bound
+    assert (dft.e_form[dft.kind == "phase"] == 0).all() and (dft.wall_s > 0).all()
+    again = dft_validation(v, max_sites=4, phases=False, max_candidates=1, seed=0, settings=TEST_DFT, scheduler=None)
+    pd.testing.assert_frame_equal(d, again)                                       # the same sample, from the store
