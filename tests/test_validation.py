@@ -127,9 +127,10 @@ def test_a_matdisco_evaluate_output_is_validated_from_its_own_relaxations(li_o):
 
 def test_dft_subset_of_sampled_candidates_takes_only_their_elements_references(li_o):
     "phases=False, max_candidates=1: one Li–O candidate and the μ structures of Li and O, nothing else, at low settings."
-    from matdisco.oracle import gpaw_available
+    from matdisco.oracle import gpaw_available, gpaw_elements
     from matdisco.validation import dft_validation
     if why := gpaw_available(): pytest.skip(why)
+    assert {"Li", "O", "Mg"} <= gpaw_elements() and not {"Ac", "Tc", "Pu"} & gpaw_elements()   # gpaw-data's PAW datasets
     _, v = li_o
     d = dft_validation(v, max_sites=4, phases=False, max_candidates=1, seed=0, settings=TEST_DFT, scheduler=None)
     dft = d[d.level.isin(["gpaw-pbe", "gpaw-r2scan"])]

@@ -18,8 +18,8 @@ log = logging.getLogger("matdisco.oracle")
 __all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'GPAW_CELL_ANGLES', 'one_thread',
            'load_chgnet', 'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom', 'RelaxResult',
            'structure_hash', 'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction', 'gpaw_available',
-           'GPAWOracle', 'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom', 'TableOracle', 'OracleStore',
-           'run_oracle_batch', 'cache_dir', 'oracle_software', 'shared_store', 'single_points']
+           'gpaw_elements', 'GPAWOracle', 'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom', 'TableOracle',
+           'OracleStore', 'run_oracle_batch', 'cache_dir', 'oracle_software', 'shared_store', 'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -200,6 +200,14 @@ def gpaw_available() -> str:
         return ""
     except Exception as e:
         return f"GPAW with libxc r2SCAN is not installed (run `make dft`): {type(e).__name__}: {e}"
+
+def gpaw_elements() -> frozenset:
+    """Elements with a PBE PAW dataset on GPAW's setup paths (the `gpaw-data` wheel has none for Tc, Po and the
+    actinides); a structure with any other element cannot be computed. Empty without GPAW."""
+    if gpaw_available(): return frozenset()
+    from pathlib import Path
+    from gpaw import setup_paths
+    return frozenset(f.name.split(".")[0] for p in setup_paths for f in Path(p).glob("*.PBE*"))
 
 class GPAWOracle:
     """A GPAW calculator per structure (`GPAW_SETTINGS`, functional by oracle name), behind ASE's interface: call
