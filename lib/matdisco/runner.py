@@ -160,7 +160,8 @@ EXPERIMENTS: list[Experiment] = [
                "r2SCAN-level validation: the discovery run's stable materials and known binaries recomputed with two r2SCAN potentials, own hulls",
                {"smoke": {"control_systems": ["Li-O"], "max_steps": 30, "n_unstable": 2, "n_workers": 1, "dft_max_sites": 4,
                           "dft_settings": {"ecut": 300.0, "kpt_density": 1.5}},
-                "tiny": {},
+                # tiny: where `make dft` installed GPAW, only cells of <= 2 sites (MgO, its mu structures: minutes)
+                "tiny": {"dft_max_sites": 2},
                 # cpu: every in-scope stable composition of the cpu discovery run plus 20 near-hull ones; GPAW (where
                 # `make dft` installed it) on cells of <= 4 sites: measured here, up to 4 min per PBE and 14 min per r2SCAN single point
                 # on one core, so the discovery set sends 8 sampled candidates (of 57 small cells) and their mu structures
