@@ -100,3 +100,13 @@ def test_gpaw_cell_reduces_only_skewed_cells_and_keeps_the_crystal():
     assert len(reduced) == len(skewed) and abs(reduced.volume - skewed.volume) < 1e-6
     assert StructureMatcher(primitive_cell=False, scale=False).fit(reduced, skewed)
     np.testing.assert_allclose(chgnet_energies([reduced]), chgnet_energies([skewed]), atol=1e-4)   # same crystal, same energy
+
+
+def test_magnetic_elements_are_those_materials_project_starts_with_a_moment():
+    "The DFT comparison leaves out what MP runs magnetic: the constant is MPRelaxSet's MAGMOM table, element by element."
+    import re
+    from pymatgen.io.vasp.sets import MPRelaxSet
+    from matdisco.oracle import MAGNETIC_ELEMENTS, SPIN_POLARISED_ELEMENTS
+    assert MAGNETIC_ELEMENTS == {re.sub(r"[0-9+-]+$", "", k) for k in MPRelaxSet.CONFIG["INCAR"]["MAGMOM"]}
+    assert {"Fe", "Co", "Ni", "Mn"} <= MAGNETIC_ELEMENTS and not MAGNETIC_ELEMENTS & {"Li", "Mg", "O", "Cl", "Hg"}
+    assert not MAGNETIC_ELEMENTS & SPIN_POLARISED_ELEMENTS

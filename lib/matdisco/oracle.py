@@ -15,11 +15,12 @@ from tqdm.auto import tqdm
 log = logging.getLogger("matdisco.oracle")
 
 # %% auto #0
-__all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'GPAW_CELL_ANGLES', 'one_thread',
-           'load_chgnet', 'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom', 'RelaxResult',
-           'structure_hash', 'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction', 'gpaw_available',
-           'gpaw_elements', 'GPAWOracle', 'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom', 'TableOracle',
-           'OracleStore', 'run_oracle_batch', 'cache_dir', 'oracle_software', 'shared_store', 'single_points']
+__all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'MAGNETIC_ELEMENTS', 'GPAW_CELL_ANGLES',
+           'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom',
+           'RelaxResult', 'structure_hash', 'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction',
+           'gpaw_available', 'gpaw_elements', 'GPAWOracle', 'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom',
+           'TableOracle', 'OracleStore', 'run_oracle_batch', 'cache_dir', 'oracle_software', 'shared_store',
+           'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -190,6 +191,11 @@ GPAW_XC = {"gpaw-pbe": "PBE", "gpaw-r2scan": "MGGA_X_R2SCAN+MGGA_C_R2SCAN"}
 #: Elements whose elemental crystals are molecular with a magnetic ground state (triplet O2): their pure cells run
 #: spin-polarised from 1 μB per atom; everything else (main-group, non-magnetic chemistries) runs without spin.
 SPIN_POLARISED_ELEMENTS = frozenset({"O"})
+#: Elements that Materials Project starts with a magnetic moment (the MAGMOM table of pymatgen's `MPRelaxSet`: V, Cr,
+#: Mn, Fe, Co, Ni, Mo, W and the lanthanides). The single points above are spin-restricted, so structures with any of
+#: them are left out of the DFT comparison (`dft_validation`).
+MAGNETIC_ELEMENTS = frozenset({"Ce", "Co", "Cr", "Dy", "Er", "Eu", "Fe", "Gd", "Ho", "La", "Lu", "Mn", "Mo", "Nd", "Ni",
+                               "Pm", "Pr", "Sm", "Tb", "Tm", "V", "W", "Yb"})
 
 def gpaw_available() -> str:
     "'' when GPAW with libxc r2SCAN is importable, else the reason (tests skip with it)."

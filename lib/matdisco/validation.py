@@ -293,14 +293,14 @@ def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_orac
     """GPAW single points (`GPAW_SETTINGS`, one engine, version, cutoff, k-point density per functional) at the
     `geometry_level` potential's relaxed geometries (default: the first r2SCAN level) of every candidate and competing
     phase of at most `max_sites` sites, with each element's μ from that potential's lowest elemental crystal (which
-    must itself be small enough, and have a PAW dataset: `gpaw_elements`). `phases=False` leaves out the competing phases other than the μ structures of the
+    must itself be small enough, have a PAW dataset, `gpaw_elements`, and not be in `MAGNETIC_ELEMENTS`). `phases=False` leaves out the competing phases other than the μ structures of the
     candidates' elements (a discovery run's systems have ~10² small phases: hours of DFT on two cores);
     `max_candidates` keeps a seeded sample of the small candidates. Returns one row per structure and level: `kind`
     ('candidate'/'phase'), `id`, `formula`, `system`, `n_sites`, `level`, `e_form` (eV/atom), `wall_s` (s per single point, DFT levels). Cached
     in the machine-wide single-point store of each functional and settings (resumable; failures stored as NaN).
     `settings` update `GPAW_SETTINGS` (smoke runs only: the comparison's numbers need the defaults). Cells with a
     skewed angle are computed in their Niggli-reduced form (`gpaw_cell`)."""
-    from matdisco.oracle import GPAW_SETTINGS, gpaw_cell, gpaw_elements, single_points
+    from matdisco.oracle import GPAW_SETTINGS, MAGNETIC_ELEMENTS, gpaw_cell, gpaw_elements, single_points
     geometry_level = geometry_level or v.config.oracles[0]
     rel = v.relaxed[v.relaxed.level == geometry_level].copy()
     rel["structure"] = rel.structure_json.map(lambda d: gpaw_cell(Structure.from_dict(json.loads(d))))
@@ -309,7 +309,7 @@ def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_orac
     mu_ids = {Composition(f).elements[0].symbol: i for f, i in
               elemental.reset_index().sort_values("energy_per_atom").drop_duplicates("formula")[["formula", "material_id"]].itertuples(index=False)}
     small = rel.set_index("id").n_sites.le(max_sites)
-    ok_elements = {el for el, i in mu_ids.items() if small.get(i, False)} & gpaw_elements()   # a PAW dataset each
+    ok_elements = ({el for el, i in mu_ids.items() if small.get(i, False)} & gpaw_elements()) - MAGNETIC_ELEMENTS
     is_element = rel.formula.map(lambda f: len(Composition(f).elements) == 1)
     rel = rel[rel.n_sites.le(max_sites) & rel.formula.map(lambda f: {e.symbol for e in Composition(f).elements} <= ok_elements)
               & (~is_element | rel.id.isin(set(mu_ids.values())))     # of the elements, only each μ structure
