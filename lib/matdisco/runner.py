@@ -164,7 +164,7 @@ EXPERIMENTS: list[Experiment] = [
                 "tiny": {"dft_max_sites": 2},
                 # cpu: every in-scope stable composition of the cpu discovery run plus 20 near-hull ones; GPAW (where
                 # `make dft` installed it) on cells of <= 4 sites: measured here, up to 4 min per PBE and 14 min per r2SCAN single point
-                # on one core, so the discovery set sends 8 sampled candidates (of 57 small cells) and their mu structures
+                # on one core, so the discovery set sends at most 8 sampled small candidates and their elements' mu structures
                 "cpu": {"control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"],
                         "dft_max_sites": 4, "dft_max_candidates": 8},
                 # gpu: larger systems too
