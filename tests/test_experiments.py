@@ -18,6 +18,7 @@ OUTPUTS = {
     "discovery": (["summary.json", "discovery/rounds.csv", "enrichment.csv", "stable_materials.csv"], ["discovery_rounds"]),
     "evaluate": (["summary.json", "generators.csv"], ["evaluate_generators"]),
     "validation": (["summary.json", "validation.csv", "retention.csv", "confusion.csv", "cost.csv"], ["validation"]),
+    "mlip": (["summary.json", "frames.csv", "learning_curve.csv", "errors.csv", "transfer.csv", "md.csv"], ["mlip"]),
     "retrospective": (["summary.json", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
                       ["discovery_retrospective"]),
 }

@@ -170,6 +170,36 @@ EXPERIMENTS: list[Experiment] = [
                 # gpu: larger systems too
                 "gpu": {"control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"],
                         "max_phases": 150, "n_unstable": 100, "n_workers": 16}}),
+    Experiment("mlip", "09_mlip.ipynb",
+               "MLIP chapter: a potential trained on oracle relaxation + OMat24-style frames, data scaling, fine-tune vs scratch, zero-shot Li MD vs the oracle",
+               {"smoke": {"n_sources": 6, "max_sites": 4, "relax_max_steps": 60, "n_workers": 1,
+                          "sampling": {"rattles_per_temperature": 1, "strains": 1, "md_steps": 0, "relaxation_every": 20},
+                          "potential": {"epochs": 1, "batch_size": 8}, "scaling_sizes": [8, 16], "transfer_sizes": [4],
+                          "md": {"total_ps": 0.1, "discard_ps": 0.0, "sample_every": 5, "min_length": 5.0, "max_atoms": 32,
+                                 "smoothed": False},
+                          "n_md": 1, "kinisi_errors": False},
+                "tiny": {},
+                # cpu: about an hour on 2 cores. MD shortened to 3 ps (GNoME: 50 ps) and smoothed=False: the oracle
+                # makes 2-4 steps/s on ~50-atom cells on one core here (bench/md.py)
+                "cpu": {"n_sources": 160, "max_sites": 10,
+                        "sampling": {"rattles_per_temperature": 2, "strains": 2, "md_steps": 40, "md_every": 10,
+                                     "relaxation_every": 5},
+                        "potential": {"epochs": 15, "batch_size": 16}, "scaling_sizes": [250, 500, 1000, 2000, 4000],
+                        "transfer_sizes": [10, 30, 100, 300],
+                        "md": {"total_ps": 3.0, "discard_ps": 0.5, "sample_every": 10, "min_length": 8.0, "max_atoms": 64,
+                               "smoothed": False},
+                        "n_md": 6},
+                # gpu: GNoME's MD protocol (50 ps at 2 fs, 10 ps discarded, smoothed="max", supercells >= 10 Å). Not run:
+                # on the H100 the oracle made 5.7 steps/s on a 96-atom cell (CPU-bound graph building; bench/md.py), so
+                # one 50 ps run takes over an hour; 8 processes reached 38.6 steps/s together
+                "gpu": {"n_sources": 2000, "max_sites": 20,
+                        "sampling": {"rattles_per_temperature": 2, "strains": 2, "md_steps": 200, "md_every": 20,
+                                     "md_temperatures_K": [1000.0, 3000.0], "relaxation_every": 3},
+                        "potential": {"atom_fea_dim": 64, "n_conv": 4, "num_radial": 31, "num_angular": 31,
+                                      "mlp_hidden": 64, "epochs": 50, "batch_size": 32},
+                        "scaling_sizes": [1000, 2000, 4000, 8000, 16000, 32000],
+                        "transfer_sizes": [10, 30, 100, 300, 1000],
+                        "md": {}, "n_md": 64, "n_workers": 16}}),
 ]
 
 def experiments_dir() -> Path:
