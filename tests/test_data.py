@@ -245,3 +245,16 @@ def test_bad_cif_messages_name_the_file_and_the_reason():
     s, why = parse_cif(text.replace("_cell_length_a   4.00000000", "_cell_length_a   nan"), source="cell.cif")
     assert s is None and "_cell_length_a = 'nan' is not a positive number" in why and why.startswith("cell.cif: ")
     assert parse_cif("", source="empty.cif") == (None, "empty.cif: invalid CIF (empty file)")
+
+
+def test_obelix_loads_measured_conductivities_and_keeps_disorder(mirror):
+    from matdisco.data import load_obelix
+    ob = load_obelix(); f = ob.frame
+    assert len(f) == 599 and int(f.sigma_S_cm.notna().sum()) == 562
+    # text measurements ('<1E-10') are not numbers made up: NaN, with the text kept
+    text_only = f[f.sigma_S_cm.isna()]
+    assert len(text_only) == 37 and text_only.sigma_text.str.len().gt(0).all()
+    # 321 CIFs: 72 ordered, the rest partially occupied (kept, for ordered approximants), none dropped
+    with_cif = f.dropna(subset=["structure"])
+    assert len(with_cif) == 321 and int(with_cif.is_ordered.sum()) == 72 and len(ob.bad_rows) == 0
+    assert {"all.csv", "all_cifs.tar.gz"} <= set(ob.checksums)

@@ -35,7 +35,7 @@ __all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SP
            'config_key', 'DataFile', 'DataSet', 'record_read', 'fetch', 'available', 'registry_table', 'read_index',
            'parse_cif', 'CrystalTable', 'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys',
            'split_by_n_elements', 'subsample', 'load_mp_formation_compositions', 'load_mp_elemental_refs',
-           'load_perov5']
+           'load_perov5', 'load_obelix']
 
 # %% ../../nbs/00_data.ipynb #ff895ef1e681
 def project_root() -> Path:
@@ -621,3 +621,37 @@ def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -
     bad_df = pd.DataFrame(bad, columns=["row_index", "material_id", "file", "reason"])
     if strict and len(bad_df): raise DataError(f"perov_5/{split}.csv row {bad_df.row_index[0]}: {bad_df.reason[0]}")
     return CrystalTable(pd.DataFrame(good), bad_df, {f"{split}.csv": sha256_file(paths[f"{split}.csv"])})
+
+# %% ../../nbs/00_data.ipynb #44cd6f0eba96
+def load_obelix(*, mirror="default") -> CrystalTable:
+    """OBELiX (Therrien et al. 2025): Li solid electrolytes with a measured room-temperature ionic conductivity.
+    `frame`: one row per entry with `ID`, `formula` (reduced), `sigma_S_cm` (NaN where the measurement is text such
+    as '<1E-10'; `sigma_text` keeps the text), `family`, `structure` (pymatgen, occupancies kept; None without a CIF)
+    `is_ordered` (no partially occupied site) and `cif_has_li` (7 CIFs, e.g. Li4SiS4 `b4c` and the LLTO series, list
+    no Li site: unusable for Li diffusion). Upstream randomised the CIF positions (symmetry kept): relax
+    before any use. CIFs that do not parse are in `bad_rows` with the archive member and reason."""
+    import warnings as _w
+    from pymatgen.io.cif import CifParser
+    paths = fetch("obelix", mirror=mirror)
+    df = pd.read_csv(paths["all.csv"])
+    with tarfile.open(paths["all_cifs.tar.gz"], "r:gz") as tf:
+        cifs = {Path(m.name).stem: tf.extractfile(m).read().decode() for m in tf if m.isfile() and m.name.endswith(".cif")}
+    rows, bad = [], []
+    for i, r in enumerate(df.itertuples(index=False)):
+        text = str(getattr(r, "_4"))   # 'Ionic conductivity (S cm-1)'
+        sigma = pd.to_numeric(text, errors="coerce")
+        s = None
+        if r.ID in cifs:
+            try:
+                with _w.catch_warnings():
+                    _w.simplefilter("ignore")
+                    s = CifParser.from_str(cifs[r.ID]).parse_structures(primitive=False)[0]
+            except Exception as e:
+                bad.append({"row_index": i, "material_id": r.ID, "file": f"obelix/all_cifs.tar.gz:all_randomized_cifs/{r.ID}.cif",
+                            "reason": f"{type(e).__name__}: {e}"[:300]})
+        rows.append({"row_index": i, "ID": r.ID, "formula": r[1], "sigma_S_cm": float(sigma) if np.isfinite(sigma) else np.nan,
+                     "sigma_text": text, "family": r.Family, "structure": s,
+                     "is_ordered": bool(s.is_ordered) if s is not None else None,
+                     "cif_has_li": ("Li" in {e.symbol for e in s.composition.element_composition.elements}) if s is not None else None})
+    bad_df = pd.DataFrame(bad, columns=["row_index", "material_id", "file", "reason"])
+    return CrystalTable(pd.DataFrame(rows), bad_df, {n: sha256_file(p) for n, p in paths.items()})
