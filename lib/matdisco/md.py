@@ -5,6 +5,7 @@
 # %% ../../nbs/17_md.ipynb #90ceee880de4
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -155,22 +156,25 @@ def md_classification(md_table: pd.DataFrame, *, reference: str = "oracle", pred
                                                               "n_no_prediction": int((has & pred.isna()).sum())}
 
 # %% ../../nbs/17_md.ipynb #8e7757521091
+def _is_oracle(spec) -> bool:
+    "Whether a calculator spec names an oracle (else it is the path of a saved potential)."
+    return isinstance(spec, str) and not spec.endswith(".pt")
+
+@functools.lru_cache(maxsize=8)
 def make_md_calculator(spec, device: str | None = None):
-    "ASE calculator of a spec: an oracle name, or the path of a saved potential (`matdisco.mlip.save_potential`)."
+    "ASE calculator of a spec: an oracle name, or the path of a saved potential (`matdisco.mlip.save_potential`); cached per process."
     import torch
     from matdisco.oracle import make_calculator, one_thread
     one_thread()
-    if isinstance(spec, str) and not spec.endswith(".pt"): return make_calculator(spec)
+    if _is_oracle(spec): return make_calculator(spec)
     from matdisco.mlip import load_potential, potential_calculator
     model, _ = load_potential(spec)
     return potential_calculator(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-_CALCULATORS: dict = {}
-
 def calculator_tag(spec) -> str:
     """Folder name of a calculator spec's trajectories: a saved potential's file stem (it carries the potential's key),
     or an oracle's name with its package version, so a changed potential or oracle never reuses old trajectories."""
-    if isinstance(spec, str) and not spec.endswith(".pt"):
+    if _is_oracle(spec):
         from matdisco.oracle import oracle_software
         return f"{spec}--{oracle_software(spec)}"
     return Path(spec).stem
@@ -180,15 +184,13 @@ def _md_job(sid: str, structure_dict: dict, name: str, spec, config: MDConfig, p
     "One (structure, calculator) MD run and its transport analysis; failures become a row with their reason."
     from ase.io import read
     from pymatgen.core import Structure
-    atoms = md_supercell(Structure.from_dict(structure_dict), config.min_length)
-    row = {"structure": sid, "calculator": name, "formula": Structure.from_dict(structure_dict).composition.reduced_formula,
-           "n_atoms": len(atoms)}
+    structure = Structure.from_dict(structure_dict)
+    atoms = md_supercell(structure, config.min_length)
+    row = {"structure": sid, "calculator": name, "formula": structure.composition.reduced_formula, "n_atoms": len(atoms)}
     if len(atoms) > config.max_atoms:
         return row | {"reason": f"supercell of {len(atoms)} atoms > max_atoms {config.max_atoms}"}
     try:
-        key = (name, str(spec))
-        if key not in _CALCULATORS: _CALCULATORS[key] = make_md_calculator(spec)
-        meta = run_md(atoms, _CALCULATORS[key], config, path, progress=progress, desc=f"md {name} {sid[:8]}")
+        meta = run_md(atoms, make_md_calculator(spec), config, path, progress=progress, desc=f"md {name} {sid[:8]}")
         frames = read(path, index=":")
     except Exception as e:
         log.warning("md %s %s failed: %s: %s", name, sid, type(e).__name__, e)

@@ -21,10 +21,10 @@ from .data import atomic_path, config_key
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PotentialConfig', 'new_potential', 'n_parameters', 'frames_to_dataset', 'fit_composition_model',
-           'potential_key', 'train_potential', 'potential_path', 'save_potential', 'load_potential',
-           'potential_calculator', 'potential_errors', 'error_summary', 'baseline_errors', 'nested_subsets',
-           'nested_source_subsets', 'learning_curve', 'transfer_curve', 'mlip_figure']
+__all__ = ['log', 'PotentialConfig', 'new_potential', 'n_parameters', 'frames_to_dataset', 'elemental_references',
+           'fit_composition_model', 'potential_key', 'train_potential', 'potential_path', 'save_potential',
+           'load_potential', 'potential_calculator', 'potential_errors', 'error_summary', 'baseline_errors',
+           'nested_subsets', 'nested_source_subsets', 'learning_curve', 'transfer_curve', 'mlip_figure']
 
 # %% ../../nbs/16_mlip.ipynb #4d5163b0ec14
 @dataclass(frozen=True)
@@ -74,15 +74,16 @@ def frames_to_dataset(frames, graph_converter):
                          structure_ids=[a.info.get("frame_hash", str(i)) for i, a in enumerate(frames)],
                          graph_converter=graph_converter, shuffle=False)
 
-def fit_composition_model(model, frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
-    """Elemental reference energies (eV/atom) of the potential's composition model (CHGNet's `AtomRef`).
+def elemental_references(frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
+    """Elemental reference energies (eV/atom, one per Z = 1..94; 0 for elements absent from `frames`) for a
+    potential's composition model (CHGNet's `AtomRef`).
 
     Default (`ridge=None`): `prior` itself, MP's elemental reference energies (`mp_elemental_refs`, MP2020, the
     labels' level), so the network learns the formation energy per atom. With a number, ridge regression of the
     frames' energies per atom on their composition fractions, shrunk towards `prior` with strength `ridge` per frame.
     Why not CHGNet's own `AtomRef.fit` (a float32 pseudo-inverse): on a few hundred compositions an element that
     occurs in one composition only is undetermined, its weight absorbs that composition's formation energy, and held-out
-    compositions were then off by eV per atom (measured on the `tiny` run). Returns the weights (one per Z = 1..94)."""
+    compositions were then off by eV per atom (measured on the `tiny` run)."""
     from pymatgen.core import Element
     if prior is None:
         from matdisco.oracle import mp_reference_energies
@@ -95,6 +96,11 @@ def fit_composition_model(model, frames, *, prior: dict | None = None, ridge: fl
     if ridge is not None:
         A = X[:, used]; r = y - X @ w0
         w[used] += np.linalg.solve(A.T @ A + ridge * len(frames) * np.eye(len(used)), A.T @ r)
+    return w
+
+def fit_composition_model(model, frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
+    "Set the potential's composition model to `elemental_references(frames, prior=prior, ridge=ridge)`; returns them."
+    w = elemental_references(frames, prior=prior, ridge=ridge)
     model.composition_model.fc.weight.data = torch.tensor(w, dtype=model.composition_model.fc.weight.dtype).view(1, 94)
     model.composition_model.fitted = True
     return w
@@ -144,12 +150,11 @@ def train_potential(train, val, config: PotentialConfig = PotentialConfig(), *, 
     return model, history, key
 
 def _fill_missing_references(model, frames) -> None:
-    "Give elements the composition model has no reference for (weight 0) their `fit_composition_model` value from `frames`."
-    import copy as _copy
+    "Give elements the composition model has no reference for (weight 0) their `elemental_references` value from `frames`."
     w = model.composition_model.fc.weight.data
     missing = sorted({int(n) for a in frames for n in a.numbers if float(w[0, int(n) - 1]) == 0.0})
     if not missing: return
-    fresh = _copy.deepcopy(model); new = fit_composition_model(fresh, frames)
+    new = elemental_references(frames)
     for z in missing: w[0, z - 1] = float(new[z - 1])
 
 def potential_path(root: Path | str, key: str) -> Path:

@@ -213,7 +213,7 @@ def relaxed_sources(structures, store, *, oracle: str = "chgnet-0.3.0", fmax: fl
     good = res[(res.ok == 1) & (res.converged == 1) & res.final_structure.notna()]
     log.info("sources: %d of %d relaxations converged", len(good), len(res))
     relaxed = {k: Structure.from_dict(json.loads(d)) for k, d in zip(good.structure_hash, good.final_structure)}
-    trajs = {k: store.traj_dir / f"{oracle}-{k}.extxyz" for k in relaxed}
+    trajs = {k: store.trajectory_path(oracle, k) for k in relaxed}
     return relaxed, {k: p for k, p in trajs.items() if p.exists()}
 
 # %% ../../nbs/15_mlip_data.ipynb #95e054a33d11

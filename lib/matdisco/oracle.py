@@ -300,6 +300,9 @@ class OracleStore:
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             return c.total_changes - before
+    def trajectory_path(self, oracle: str, key: str) -> Path:
+        "Where the trajectory of the relaxation of structure `key` by `oracle` is (or would be) stored."
+        return self.traj_dir / f"{oracle}-{key}.extxyz"
     def _write_trajectory(self, r: RelaxResult):
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
@@ -311,7 +314,7 @@ class OracleStore:
             a.calc = SinglePointCalculator(a, energy=f["energy"], forces=np.array(f["forces"]),
                                            stress=np.array(f["stress"]) if f["stress"] is not None else None)
             images.append(a)
-        with atomic_path(self.traj_dir / f"{r.oracle}-{r.structure_hash}.extxyz") as tmp:
+        with atomic_path(self.trajectory_path(r.oracle, r.structure_hash)) as tmp:
             write(str(tmp), images, format="extxyz")
     def table(self, oracle: str | None = None) -> pd.DataFrame:
         q = "SELECT * FROM results" + (" WHERE oracle=?" if oracle else "")
