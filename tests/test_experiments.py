@@ -19,6 +19,7 @@ OUTPUTS = {
     "evaluate": (["summary.json", "generators.csv"], ["evaluate_generators"]),
     "validation": (["summary.json", "validation.csv", "retention.csv", "confusion.csv", "cost.csv"], ["validation"]),
     "mlip": (["summary.json", "frames.csv", "learning_curve.csv", "errors.csv", "transfer.csv", "md.csv"], ["mlip"]),
+    "conductors": (["summary.json", "selection.csv", "left_out.csv", "md.csv", "arrhenius.csv"], ["conductors"]),
     "retrospective": (["summary.json", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
                       ["discovery_retrospective"]),
 }

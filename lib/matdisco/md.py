@@ -88,12 +88,17 @@ def run_md(atoms, calculator, config: MDConfig, path: Path | str, *, progress: b
 # %% ../../nbs/17_md.ipynb #6ca1010a4930
 def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors: bool = True, seed: int = 0) -> dict:
     """Diffusivity (cm²/s) and conductivity (mS/cm) of `specie` from NVT `frames` (ASE atoms, every `sample_every`
-    steps), GNoME's way, with kinisi's 95 % credible interval; NaN where the trajectory is too short to fit."""
+    steps), GNoME's way, with kinisi's 95 % credible interval; NaN where the trajectory is too short to fit.
+    `analysed_temperature_K` is the mean kinetic temperature of the analysed frames (those that carry momenta): a short
+    run that starts from a relaxed cell spends its first thermostat times below the target, and an Arrhenius fit
+    should use the temperature the atoms had."""
     from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer, get_conversion_factor
     from pymatgen.io.ase import AseAtomsAdaptor
     start = int(round(config.discard_ps * 1000 / (config.timestep_fs * config.sample_every)))
     use = frames[start:]
-    out = {"specie": specie, "n_frames": len(use), "D_cm2_s": np.nan, "D_std": np.nan, "sigma_mS_cm": np.nan,
+    temps = [a.get_temperature() for a in use if a.get_momenta() is not None and np.any(a.get_momenta())]
+    out = {"specie": specie, "n_frames": len(use), "analysed_temperature_K": float(np.mean(temps)) if temps else np.nan,
+           "D_cm2_s": np.nan, "D_std": np.nan, "sigma_mS_cm": np.nan,
            "sigma_std": np.nan, "D_lo": np.nan, "D_hi": np.nan, "sigma_lo": np.nan, "sigma_hi": np.nan, "reason": ""}
     if len(use) < 3: out["reason"] = "too few frames after the discarded part"; return out
     structures = [AseAtomsAdaptor.get_structure(a) for a in use]
