@@ -198,7 +198,7 @@ EXPERIMENTS: list[Experiment] = [
                         "potential": {"atom_fea_dim": 64, "n_conv": 4, "num_radial": 31, "num_angular": 31,
                                       "mlp_hidden": 64, "epochs": 50, "batch_size": 32},
                         "scaling_sizes": [1000, 2000, 4000, 8000, 16000, 32000],
-                        "transfer_sizes": [10, 30, 100, 300, 1000],
+                        "transfer_sizes": [10, 30, 100, 300, 1000], "transfer_temperatures_K": [3500.0],
                         "md": {}, "n_md": 64, "n_workers": 16}}),
     Experiment("conductors", "10_conductors.ipynb",
                "OBELiX check: ordered approximants of measured Li conductors relaxed and run in oracle MD at several temperatures, Arrhenius-extrapolated to 300 K, ranked against experiment",
