@@ -167,18 +167,33 @@ def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "
     T = md_table["temperature_K"].astype(float)
     if "analysed_temperature_K" in md_table:
         T = md_table["analysed_temperature_K"].astype(float).where(np.isfinite(md_table["analysed_temperature_K"].astype(float)), T)
-    t = md_table.assign(D_cm2_s=D, fit_temperature_K=T)
+    flag = lambda col, default: md_table[col].fillna(default).astype(bool) if col in md_table else pd.Series(default, index=md_table.index)
+    diffusive, melted = flag("diffusive", True), flag("framework_melted", False)
+    t = md_table.assign(D_cm2_s=D, fit_temperature_K=T, _diffusive=diffusive, _melted=melted, _ran=np.isfinite(D))
     for (sid, calc), g in t.groupby(["structure", "calculator"], sort=True):
-        rows.append({"structure": sid, "calculator": calc} | arrhenius_fit(g.fit_temperature_K, g.D_cm2_s, structure=structures.get(sid),
-                                                                          specie=specie, new_temperature_K=new_temperature_K))
+        use = g[g._diffusive & ~g._melted]
+        fit = arrhenius_fit(use.fit_temperature_K, use.D_cm2_s, structure=structures.get(sid), specie=specie,
+                            new_temperature_K=new_temperature_K)
+        n_ran, n_melt, n_slow = int(g._ran.sum()), int((g._ran & g._melted).sum()), int((g._ran & ~g._diffusive & ~g._melted).sum())
+        below = n_ran > 0 and n_slow == n_ran - n_melt and not (g._ran & g._diffusive & ~g._melted).any()
+        if fit["reason"]:
+            fit["reason"] = f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, {n_melt} with a melted framework)"
+        rows.append({"structure": sid, "calculator": calc, "n_runs": n_ran, "n_not_diffusive": n_slow, "n_melted": n_melt,
+                     "below_detection": bool(below and n_slow > 0)} | fit)
     return pd.DataFrame(rows)
 
-def rank_correlation(measured, simulated) -> dict:
+def rank_correlation(measured, simulated, *, lowest=None) -> dict:
     """Spearman's ρ (with its two-sided p-value) and Kendall's τ between two conductivity lists, over the pairs where
-    both are finite and positive; `n` counts those pairs. ρ is NaN with fewer than three pairs."""
+    both are finite and positive; `n` counts those pairs. ρ is NaN with fewer than three pairs. `lowest` (booleans,
+    e.g. `below_detection`) marks simulated values known only to lie below every measured one: they enter tied at
+    the bottom of the simulated ranking instead of being dropped."""
     from scipy import stats
     from matdisco.metrics import spearman
-    a, b = np.asarray(measured, float), np.asarray(simulated, float)
+    a, b = np.asarray(measured, float), np.asarray(simulated, float).copy()
+    if lowest is not None:
+        low = np.asarray(lowest, bool) & ~(np.isfinite(b) & (b > 0))
+        finite = b[np.isfinite(b) & (b > 0)]
+        b[low] = (finite.min() if len(finite) else 1.0) * 1e-6          # tied, and below every fitted value
     ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
     n = int(ok.sum())
     if n < 3: return {"n": n, "spearman_rho": np.nan, "p_value": np.nan, "kendall_tau": np.nan}
@@ -210,6 +225,13 @@ def conductors_figure(md_table: pd.DataFrame, arrhenius: pd.DataFrame, measured:
     ok = np.isfinite(j.sigma_new_mS_cm) & (j.sigma_new_mS_cm > 0)
     ax2.scatter(np.log10(j.sigma_S_cm[ok] * 1e3), np.log10(j.sigma_new_mS_cm[ok]))
     for r in j[ok].itertuples(): ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), np.log10(r.sigma_new_mS_cm)), fontsize=6)
+    if "below_detection" in j:
+        low = j.below_detection.fillna(False).astype(bool) & ~ok
+        floor = np.log10(j.sigma_new_mS_cm[ok].min()) - 1 if ok.any() else 0.0
+        ax2.scatter(np.log10(j.sigma_S_cm[low] * 1e3), np.full(int(low.sum()), floor), marker="v", color="gray",
+                    label="Li not diffusive in any run (below detection)")
+        for r in j[low].itertuples(): ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), floor), fontsize=6, color="gray")
+        if low.any(): ax2.legend(fontsize=7, loc="upper left")
     ax2.set_xlabel("log10 σ measured, room temperature (mS/cm)"); ax2.set_ylabel(f"log10 σ simulated, {ROOM_TEMPERATURE_K:.0f} K (mS/cm)")
     ax2.set_title(f"OBELiX: Spearman ρ = {rc['spearman_rho']:.2f} (p = {rc['p_value']:.2g}), n = {rc['n']} of {len(j)}")
     if title: fig.suptitle(title)

@@ -20,9 +20,9 @@ from .data import atomic_path, atomic_write_text, config_key
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'MDConfig', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval',
-           'is_superionic', 'superionic_classification', 'md_classification', 'make_md_calculator', 'calculator_tag',
-           'screen_conductors']
+__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'MDConfig', 'md_supercell', 'run_md',
+           'li_transport', 'kinisi_interval', 'displacement_regime', 'is_superionic', 'superionic_classification',
+           'md_classification', 'make_md_calculator', 'calculator_tag', 'screen_conductors']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = 1.18   # log10 of the 1,000 K Li conductivity threshold in mS/cm (GNoME Methods; Jun et al. 2022)
@@ -91,7 +91,8 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
     steps), GNoME's way, with kinisi's 95 % credible interval; NaN where the trajectory is too short to fit.
     `analysed_temperature_K` is the mean kinetic temperature of the analysed frames (those that carry momenta): a short
     run that starts from a relaxed cell spends its first thermostat times below the target, and an Arrhenius fit
-    should use the temperature the atoms had."""
+    should use the temperature the atoms had. The row also carries `displacement_regime`'s columns (whether the
+    `specie` diffused beyond vibration, whether the framework melted)."""
     from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer, get_conversion_factor
     from pymatgen.io.ase import AseAtomsAdaptor
     start = int(round(config.discard_ps * 1000 / (config.timestep_fs * config.sample_every)))
@@ -101,6 +102,7 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
            "D_cm2_s": np.nan, "D_std": np.nan, "sigma_mS_cm": np.nan,
            "sigma_std": np.nan, "D_lo": np.nan, "D_hi": np.nan, "sigma_lo": np.nan, "sigma_hi": np.nan, "reason": ""}
     if len(use) < 3: out["reason"] = "too few frames after the discarded part"; return out
+    out.update(displacement_regime(use, specie=specie))
     structures = [AseAtomsAdaptor.get_structure(a) for a in use]
     try:
         da = DiffusionAnalyzer.from_structures(structures, specie, config.temperature_K, config.timestep_fs,
@@ -129,6 +131,29 @@ def kinisi_interval(frames, config: MDConfig, *, specie: str = "Li", seed: int =
     d = sc.to_unit(da.D, "cm^2/s").values
     q = (1 - level) / 2
     return float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
+
+# %% ../../nbs/17_md.ipynb #a1d2e3f40002
+DIFFUSIVE_MSD_RATIO = 3.0   # Li MSD / framework MSD above which Li is diffusing, not vibrating (our choice, see above)
+LINDEMANN_FRACTION = 0.15   # RMS vibration / nearest-neighbour distance at melting (Lindemann, Phys. Z. 11, 609 (1910))
+
+def displacement_regime(frames, *, specie: str = "Li") -> dict:
+    """Mean-squared displacement (Å²) of `specie` and of the framework (all other atoms) from the first of `frames`
+    (unwrapped positions) to each frame of the second half, averaged over those frames; the framework's mean nearest-neighbour distance (Å, first frame), and the two
+    flags `diffusive` (specie MSD > DIFFUSIVE_MSD_RATIO x framework MSD) and `framework_melted` (Lindemann)."""
+    first = frames[0]
+    sym = np.array(first.get_chemical_symbols()); mobile = sym == specie
+    late = np.stack([f.positions for f in frames[len(frames) // 2:]])   # the second half of the window, averaged
+    d2 = ((late - first.positions) ** 2).sum(axis=2).mean(axis=0)
+    li_msd = float(d2[mobile].mean()) if mobile.any() else np.nan
+    fw_msd = float(d2[~mobile].mean()) if (~mobile).any() else np.nan
+    if (~mobile).any():
+        dist = first.get_all_distances(mic=True); np.fill_diagonal(dist, np.inf)
+        nn = float(dist[~mobile].min(axis=1).mean())
+    else: nn = np.nan
+    diffusive = bool(li_msd > DIFFUSIVE_MSD_RATIO * fw_msd) if np.isfinite(fw_msd) else bool(li_msd > 0)
+    melted = bool(np.sqrt(fw_msd / 2) > LINDEMANN_FRACTION * nn) if np.isfinite(fw_msd) and np.isfinite(nn) else False
+    return {"li_msd_A2": li_msd, "framework_msd_A2": fw_msd, "framework_nn_A": nn, "diffusive": diffusive,
+            "framework_melted": melted}
 
 # %% ../../nbs/17_md.ipynb #d44fd0113d0a
 def is_superionic(sigma_mS_cm) -> np.ndarray:
