@@ -158,9 +158,10 @@ def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, structure=None, specie
 
 # %% ../../nbs/18_conductors.ipynb #a16d9d7521e0
 def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "Li",
-                    new_temperature_K: float = ROOM_TEMPERATURE_K) -> pd.DataFrame:
-    """One row per (structure, calculator): `arrhenius_fit` over its temperatures; `structures` maps each structure key
-    to the supercell the MD ran (carrier density for Nernst–Einstein)."""
+                    new_temperature_K: float = ROOM_TEMPERATURE_K, exclude_melted: bool = False) -> pd.DataFrame:
+    """One row per (structure, calculator): `arrhenius_fit` over its temperatures whose Li diffused (and, with
+    `exclude_melted`, whose framework passed Lindemann's test); `structures` maps each structure key to the cell the
+    MD ran (carrier density for Nernst–Einstein). `below_detection`: the Li diffused in none of the runs."""
     rows = []
     if md_table.empty: return pd.DataFrame(rows)
     D = md_table["D_cm2_s"] if "D_cm2_s" in md_table else pd.Series(np.nan, index=md_table.index)
@@ -171,15 +172,15 @@ def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "
     diffusive, melted = flag("diffusive", True), flag("framework_melted", False)
     t = md_table.assign(D_cm2_s=D, fit_temperature_K=T, _diffusive=diffusive, _melted=melted, _ran=np.isfinite(D))
     for (sid, calc), g in t.groupby(["structure", "calculator"], sort=True):
-        use = g[g._diffusive & ~g._melted]
+        use = g[g._diffusive & ~g._melted] if exclude_melted else g[g._diffusive]
         fit = arrhenius_fit(use.fit_temperature_K, use.D_cm2_s, structure=structures.get(sid), specie=specie,
                             new_temperature_K=new_temperature_K)
         n_ran, n_melt, n_slow = int(g._ran.sum()), int((g._ran & g._melted).sum()), int((g._ran & ~g._diffusive & ~g._melted).sum())
-        below = n_ran > 0 and n_slow == n_ran - n_melt and not (g._ran & g._diffusive & ~g._melted).any()
+        n_slow = int((g._ran & ~g._diffusive).sum())
         if fit["reason"]:
-            fit["reason"] = f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, {n_melt} with a melted framework)"
+            fit["reason"] = f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, {n_melt} with a framework past Lindemann)"
         rows.append({"structure": sid, "calculator": calc, "n_runs": n_ran, "n_not_diffusive": n_slow, "n_melted": n_melt,
-                     "below_detection": bool(below and n_slow > 0)} | fit)
+                     "below_detection": bool(n_ran > 0 and n_slow == n_ran)} | fit)
     return pd.DataFrame(rows)
 
 def rank_correlation(measured, simulated, *, lowest=None) -> dict:

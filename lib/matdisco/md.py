@@ -138,7 +138,7 @@ LINDEMANN_FRACTION = 0.15   # RMS vibration / nearest-neighbour distance at melt
 
 def displacement_regime(frames, *, specie: str = "Li") -> dict:
     """Mean-squared displacement (Å²) of `specie` and of the framework (all other atoms) from the first of `frames`
-    (unwrapped positions) to each frame of the second half, averaged over those frames; the framework's mean nearest-neighbour distance (Å, first frame), and the two
+    (unwrapped positions) to each frame of the second half, averaged over those frames; the framework's mean interatomic spacing (V / N_framework)^(1/3) (Å, first frame), and the two
     flags `diffusive` (specie MSD > DIFFUSIVE_MSD_RATIO x framework MSD) and `framework_melted` (Lindemann)."""
     first = frames[0]
     sym = np.array(first.get_chemical_symbols()); mobile = sym == specie
@@ -146,13 +146,10 @@ def displacement_regime(frames, *, specie: str = "Li") -> dict:
     d2 = ((late - first.positions) ** 2).sum(axis=2).mean(axis=0)
     li_msd = float(d2[mobile].mean()) if mobile.any() else np.nan
     fw_msd = float(d2[~mobile].mean()) if (~mobile).any() else np.nan
-    if (~mobile).any():
-        dist = first.get_all_distances(mic=True); np.fill_diagonal(dist, np.inf)
-        nn = float(dist[~mobile].min(axis=1).mean())
-    else: nn = np.nan
+    nn = float((first.get_volume() / (~mobile).sum()) ** (1 / 3)) if (~mobile).any() else np.nan
     diffusive = bool(li_msd > DIFFUSIVE_MSD_RATIO * fw_msd) if np.isfinite(fw_msd) else bool(li_msd > 0)
     melted = bool(np.sqrt(fw_msd / 2) > LINDEMANN_FRACTION * nn) if np.isfinite(fw_msd) and np.isfinite(nn) else False
-    return {"li_msd_A2": li_msd, "framework_msd_A2": fw_msd, "framework_nn_A": nn, "diffusive": diffusive,
+    return {"li_msd_A2": li_msd, "framework_msd_A2": fw_msd, "framework_spacing_A": nn, "diffusive": diffusive,
             "framework_melted": melted}
 
 # %% ../../nbs/17_md.ipynb #d44fd0113d0a
