@@ -141,7 +141,8 @@ def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_le
 def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, structure=None, specie: str = "Li",
                   new_temperature_K: float = ROOM_TEMPERATURE_K) -> dict:
     """Activation energy (eV), its standard error (NaN with < 3 temperatures), prefactor D0 (cm²/s), D and (given the
-    `structure` the MD ran, for the carrier density) σ (mS/cm) at `new_temperature_K`; NaN with `reason` if < 2 usable points."""
+    `structure` the MD ran, for the carrier density) σ (mS/cm) at `new_temperature_K`; NaN with `reason` if < 2 usable
+    points, and no extrapolation (with the reason) when the fitted activation energy is not positive."""
     from pymatgen.analysis.diffusion.analyzer import fit_arrhenius, get_conversion_factor
     T = np.asarray(temperatures_K, float); D = np.asarray(diffusivities_cm2_s, float)
     ok = np.isfinite(T) & np.isfinite(D) & (D > 0)
@@ -152,6 +153,9 @@ def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, structure=None, specie
     ea, d0, s_ea = fit_arrhenius(T[ok], D[ok])
     d_new = float(d0 * np.exp(-ea / (8.617333262e-5 * new_temperature_K)))   # k_B in eV/K (CODATA 2018)
     out.update(Ea_eV=float(ea), Ea_std_eV=float(s_ea) if s_ea is not None else np.nan, D0_cm2_s=float(d0), D_new_cm2_s=d_new)
+    if not ea > 0:   # D falling with T is no thermally activated hopping: an extrapolation would be meaningless
+        out.update(D_new_cm2_s=np.nan, reason=f"activation energy {ea:.2f} eV <= 0 (D does not rise with T): no extrapolation")
+        return out
     if structure is not None:
         out["sigma_new_mS_cm"] = d_new * get_conversion_factor(structure, specie, new_temperature_K)
     return out
@@ -161,7 +165,8 @@ def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "
                     new_temperature_K: float = ROOM_TEMPERATURE_K, exclude_melted: bool = False) -> pd.DataFrame:
     """One row per (structure, calculator): `arrhenius_fit` over its temperatures whose Li diffused (and, with
     `exclude_melted`, whose framework passed Lindemann's test); `structures` maps each structure key to the cell the
-    MD ran (carrier density for Nernst–Einstein). `below_detection`: the Li diffused in none of the runs."""
+    MD ran (carrier density for Nernst–Einstein). `below_detection`: in every run the Li only vibrated while the framework stayed a crystal (where the
+    framework is past Lindemann too, Li and framework cannot be told apart and the structure is undetermined)."""
     rows = []
     if md_table.empty: return pd.DataFrame(rows)
     D = md_table["D_cm2_s"] if "D_cm2_s" in md_table else pd.Series(np.nan, index=md_table.index)
@@ -180,7 +185,7 @@ def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "
         if fit["reason"]:
             fit["reason"] = f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, {n_melt} with a framework past Lindemann)"
         rows.append({"structure": sid, "calculator": calc, "n_runs": n_ran, "n_not_diffusive": n_slow, "n_melted": n_melt,
-                     "below_detection": bool(n_ran > 0 and n_slow == n_ran)} | fit)
+                     "below_detection": bool(n_ran > 0 and (g._ran & ~g._diffusive & ~g._melted).sum() == n_ran)} | fit)
     return pd.DataFrame(rows)
 
 def rank_correlation(measured, simulated, *, lowest=None) -> dict:
@@ -230,7 +235,7 @@ def conductors_figure(md_table: pd.DataFrame, arrhenius: pd.DataFrame, measured:
         low = j.below_detection.fillna(False).astype(bool) & ~ok
         floor = np.log10(j.sigma_new_mS_cm[ok].min()) - 1 if ok.any() else 0.0
         ax2.scatter(np.log10(j.sigma_S_cm[low] * 1e3), np.full(int(low.sum()), floor), marker="v", color="gray",
-                    label="Li not diffusive in any run (below detection)")
+                    label="Li only vibrated in every run (below detection)")
         for r in j[low].itertuples(): ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), floor), fontsize=6, color="gray")
         if low.any(): ax2.legend(fontsize=7, loc="upper left")
     ax2.set_xlabel("log10 σ measured, room temperature (mS/cm)"); ax2.set_ylabel(f"log10 σ simulated, {ROOM_TEMPERATURE_K:.0f} K (mS/cm)")
