@@ -209,22 +209,28 @@ def rank_correlation(measured, simulated, *, lowest=None) -> dict:
 # %% ../../nbs/18_conductors.ipynb #055081669be5
 def conductors_figure(md_table: pd.DataFrame, arrhenius: pd.DataFrame, measured: pd.DataFrame, *, calculator: str = "oracle",
                       title: str = ""):
-    """Left: log10 D vs 1000/T per structure with its Arrhenius line; right: extrapolated σ(300 K) vs measured σ (log
+    """Left: log10 D vs 1000/T (analysed temperatures) per structure, open where the Li only vibrated, with the
+    Arrhenius line where it was extrapolated; right: extrapolated σ(300 K) vs measured σ (log
     scales, mS/cm), with Spearman's ρ and n. `measured`: `structure`, `formula`, `sigma_S_cm`."""
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     m = md_table[md_table.calculator == calculator] if len(md_table) else md_table
     ar = arrhenius[arrhenius.calculator == calculator] if len(arrhenius) else arrhenius
+    names = dict(zip(measured.structure, measured.formula))
     for sid, g in (m.groupby("structure") if len(m) else []):
         g = g[np.isfinite(g.D_cm2_s) & (g.D_cm2_s > 0)] if "D_cm2_s" in g else g.iloc[:0]
         if g.empty: continue
-        line = ax1.plot(1000 / g.temperature_K, np.log10(g.D_cm2_s), "o")[0]
+        T = g.analysed_temperature_K.fillna(g.temperature_K) if "analysed_temperature_K" in g else g.temperature_K
+        moved = g.diffusive.fillna(True).astype(bool) if "diffusive" in g else pd.Series(True, index=g.index)
+        line = ax1.plot(1000 / T[moved], np.log10(g.D_cm2_s[moved]), "o", label=names.get(sid, sid[:8]))[0]
+        ax1.plot(1000 / T[~moved], np.log10(g.D_cm2_s[~moved]), "o", mfc="none", color=line.get_color())
         fit = ar[ar.structure == sid]
-        if len(fit) and np.isfinite(fit.Ea_eV.iloc[0]):
+        if len(fit) and np.isfinite(fit.D_new_cm2_s.iloc[0]):
             x = np.linspace(1000 / g.temperature_K.max(), 1000 / ROOM_TEMPERATURE_K, 20)
             ax1.plot(x, np.log10(fit.D0_cm2_s.iloc[0]) - fit.Ea_eV.iloc[0] / (8.617333262e-5 * 1000 / x) / np.log(10),
                      "--", color=line.get_color(), lw=0.8)
-    ax1.set_xlabel("1000 / T (1/K)"); ax1.set_ylabel("log10 D_Li (cm²/s)")
+    ax1.set_xlabel("1000 / T (1/K)"); ax1.set_ylabel("log10 D_Li (cm²/s); open: Li only vibrated")
+    if len(m): ax1.legend(fontsize=6, ncol=2)
     ax1.set_title(f"Arrhenius fits ({calculator} MD), extrapolated to {ROOM_TEMPERATURE_K:.0f} K")
     j = measured.merge(ar, on="structure", how="left") if len(ar) else measured.assign(sigma_new_mS_cm=np.nan)
     rc = rank_correlation(j.sigma_S_cm, j.sigma_new_mS_cm)
