@@ -11,6 +11,9 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from .md import supercell_reps
+from .mlip_data import BOLTZMANN_EV_K
+
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -49,7 +52,7 @@ def supercell_repeats(lattice, multiplier: int) -> list[int]:
         reps[int(np.argmin([lattice.abc[i] * reps[i] for i in range(3)]))] *= f
     return reps
 
-def _composition_deviation(structure, groups: dict, counts: dict, multiplier: int) -> float:
+def _composition_deviation(structure, counts: dict, multiplier: int) -> float:
     "Largest relative deviation of an element's amount in the rounded supercell from the CIF's (per original cell)."
     from pymatgen.core import Composition
     target = structure.composition.element_composition
@@ -80,7 +83,7 @@ def ordered_approximant(structure, *, max_atoms: int = 200, max_multiplier: int 
     best = None
     for m in range(1, max_multiplier + 1):
         counts = _rounded_counts(groups, m)
-        dev = _composition_deviation(structure, groups, counts, m)
+        dev = _composition_deviation(structure, counts, m)
         if dev <= tolerance: best = (m, counts, dev); break
     if best is None:
         return None, info | {"multiplier": None, "n_atoms": None, "ordering": None, "composition_deviation": np.nan,
@@ -121,7 +124,7 @@ def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_le
         approx, info = ordered_approximant(r.structure, max_atoms=max_atoms, max_multiplier=max_multiplier,
                                            tolerance=tolerance, seed=seed)
         if approx is None: left.append((r.ID, info["reason"])); continue
-        md_atoms = len(approx) * int(np.prod([max(1, int(np.ceil(min_length / L))) for L in approx.lattice.abc]))
+        md_atoms = len(approx) * int(np.prod(supercell_reps(approx.lattice.abc, min_length)))
         if md_atoms > max_atoms: left.append((r.ID, f"MD supercell of {md_atoms} atoms > max_atoms {max_atoms}")); continue
         usable.append({"ID": r.ID, "formula": r.formula, "sigma_S_cm": r.sigma_S_cm, "family": r.family,
                        "approximant": approx, "approximant_formula": approx.composition.reduced_formula} | info
@@ -151,7 +154,7 @@ def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, structure=None, specie
     if ok.sum() < 2 or len(np.unique(T[ok])) < 2:
         out["reason"] = f"{int(ok.sum())} temperature(s) with a positive diffusivity; an Arrhenius fit needs 2"; return out
     ea, d0, s_ea = fit_arrhenius(T[ok], D[ok])
-    d_new = float(d0 * np.exp(-ea / (8.617333262e-5 * new_temperature_K)))   # k_B in eV/K (CODATA 2018)
+    d_new = float(d0 * np.exp(-ea / (BOLTZMANN_EV_K * new_temperature_K)))
     out.update(Ea_eV=float(ea), Ea_std_eV=float(s_ea) if s_ea is not None else np.nan, D0_cm2_s=float(d0), D_new_cm2_s=d_new)
     if not ea > 0:   # D falling with T is no thermally activated hopping: an extrapolation would be meaningless
         out.update(D_new_cm2_s=np.nan, reason=f"activation energy {ea:.2f} eV <= 0 (D does not rise with T): no extrapolation")
@@ -180,12 +183,12 @@ def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "
         use = g[g._diffusive & ~g._melted] if exclude_melted else g[g._diffusive]
         fit = arrhenius_fit(use.fit_temperature_K, use.D_cm2_s, structure=structures.get(sid), specie=specie,
                             new_temperature_K=new_temperature_K)
-        n_ran, n_melt, n_slow = int(g._ran.sum()), int((g._ran & g._melted).sum()), int((g._ran & ~g._diffusive & ~g._melted).sum())
-        n_slow = int((g._ran & ~g._diffusive).sum())
+        n_ran, n_melt, n_slow = int(g._ran.sum()), int((g._ran & g._melted).sum()), int((g._ran & ~g._diffusive).sum())
+        n_vibrating_crystal = int((g._ran & ~g._diffusive & ~g._melted).sum())
         if fit["reason"]:
             fit["reason"] = f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, {n_melt} with a framework past Lindemann)"
         rows.append({"structure": sid, "calculator": calc, "n_runs": n_ran, "n_not_diffusive": n_slow, "n_melted": n_melt,
-                     "below_detection": bool(n_ran > 0 and (g._ran & ~g._diffusive & ~g._melted).sum() == n_ran)} | fit)
+                     "below_detection": bool(n_ran > 0 and n_vibrating_crystal == n_ran)} | fit)
     return pd.DataFrame(rows)
 
 def rank_correlation(measured, simulated, *, lowest=None) -> dict:
@@ -227,7 +230,7 @@ def conductors_figure(md_table: pd.DataFrame, arrhenius: pd.DataFrame, measured:
         fit = ar[ar.structure == sid]
         if len(fit) and np.isfinite(fit.D_new_cm2_s.iloc[0]):
             x = np.linspace(1000 / g.temperature_K.max(), 1000 / ROOM_TEMPERATURE_K, 20)
-            ax1.plot(x, np.log10(fit.D0_cm2_s.iloc[0]) - fit.Ea_eV.iloc[0] / (8.617333262e-5 * 1000 / x) / np.log(10),
+            ax1.plot(x, np.log10(fit.D0_cm2_s.iloc[0]) - fit.Ea_eV.iloc[0] / (BOLTZMANN_EV_K * 1000 / x) / np.log(10),
                      "--", color=line.get_color(), lw=0.8)
     ax1.set_xlabel("1000 / T (1/K)"); ax1.set_ylabel("log10 D_Li (cm²/s); open: Li only vibrated")
     if len(m): ax1.legend(fontsize=6, ncol=2)

@@ -20,9 +20,10 @@ from .data import atomic_path, atomic_write_text, config_key
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'MDConfig', 'md_supercell', 'run_md',
-           'li_transport', 'kinisi_interval', 'displacement_regime', 'is_superionic', 'superionic_classification',
-           'md_classification', 'make_md_calculator', 'calculator_tag', 'screen_conductors']
+__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'MDConfig', 'supercell_reps',
+           'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime', 'is_superionic',
+           'superionic_classification', 'md_classification', 'make_md_calculator', 'calculator_tag',
+           'screen_conductors']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = 1.18   # log10 of the 1,000 K Li conductivity threshold in mS/cm (GNoME Methods; Jun et al. 2022)
@@ -44,12 +45,15 @@ class MDConfig:
     @property
     def n_steps(self) -> int: return int(round(self.total_ps * 1000 / self.timestep_fs))
 
+def supercell_reps(lengths, min_length: float) -> list[int]:
+    "Repeats along each lattice vector (lengths in Å) that make every one at least `min_length` Å long."
+    return [max(1, int(np.ceil(min_length / L))) for L in lengths]
+
 def md_supercell(structure, min_length: float = 10.0):
     "ASE atoms of `structure` repeated along each lattice vector until it is at least `min_length` Å long."
     from pymatgen.io.ase import AseAtomsAdaptor
     atoms = structure.copy() if hasattr(structure, "positions") else AseAtomsAdaptor.get_atoms(structure)
-    reps = [max(1, int(np.ceil(min_length / L))) for L in atoms.cell.lengths()]
-    atoms = atoms.repeat(reps); atoms.calc = None
+    atoms = atoms.repeat(supercell_reps(atoms.cell.lengths(), min_length)); atoms.calc = None
     return atoms
 
 # %% ../../nbs/17_md.ipynb #47c762aed016
@@ -134,7 +138,7 @@ def kinisi_interval(frames, config: MDConfig, *, specie: str = "Li", seed: int =
 
 # %% ../../nbs/17_md.ipynb #a1d2e3f40002
 DIFFUSIVE_MSD_RATIO = 3.0   # Li MSD / framework MSD above which Li is diffusing, not vibrating (our choice, see above)
-LINDEMANN_FRACTION = 0.15   # RMS vibration / nearest-neighbour distance at melting (Lindemann, Phys. Z. 11, 609 (1910))
+LINDEMANN_FRACTION = 0.15   # RMS vibration / interatomic spacing at melting (Lindemann, Phys. Z. 11, 609 (1910))
 
 def displacement_regime(frames, *, specie: str = "Li") -> dict:
     """Mean-squared displacement (Å²) of `specie` and of the framework (all other atoms) from the first of `frames`
@@ -146,10 +150,10 @@ def displacement_regime(frames, *, specie: str = "Li") -> dict:
     d2 = ((late - first.positions) ** 2).sum(axis=2).mean(axis=0)
     li_msd = float(d2[mobile].mean()) if mobile.any() else np.nan
     fw_msd = float(d2[~mobile].mean()) if (~mobile).any() else np.nan
-    nn = float((first.get_volume() / (~mobile).sum()) ** (1 / 3)) if (~mobile).any() else np.nan
+    spacing = float((first.get_volume() / (~mobile).sum()) ** (1 / 3)) if (~mobile).any() else np.nan
     diffusive = bool(li_msd > DIFFUSIVE_MSD_RATIO * fw_msd) if np.isfinite(fw_msd) else bool(li_msd > 0)
-    melted = bool(np.sqrt(fw_msd / 2) > LINDEMANN_FRACTION * nn) if np.isfinite(fw_msd) and np.isfinite(nn) else False
-    return {"li_msd_A2": li_msd, "framework_msd_A2": fw_msd, "framework_spacing_A": nn, "diffusive": diffusive,
+    melted = bool(np.sqrt(fw_msd / 2) > LINDEMANN_FRACTION * spacing) if np.isfinite(fw_msd) and np.isfinite(spacing) else False
+    return {"li_msd_A2": li_msd, "framework_msd_A2": fw_msd, "framework_spacing_A": spacing, "diffusive": diffusive,
             "framework_melted": melted}
 
 # %% ../../nbs/17_md.ipynb #d44fd0113d0a
