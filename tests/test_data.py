@@ -26,10 +26,22 @@ def test_registry_covers_the_mirror(mirror):
     for path, sha in listed.items():
         if path.endswith("id_prop_megnet_6col.csv"): continue   # undocumented upstream columns: deliberately not registered
         assert registered.get(path) == sha, path
-    for name in ("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs", "perov_5", "mp_20", "obelix"):
+    for name in ("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs", "perov_5", "mp_20", "obelix",
+                 "known_compositions"):
         ds = D.REGISTRY[name]
         assert ds.source and ds.licence and ds.citation and ds.version and ds.columns
         assert all(f.url.startswith("https://") for f in ds.files)
+    derived = D.REGISTRY["elemental_structures"]   # built from the ase and pymatgen wheels: no public download
+    assert derived.source and derived.licence and all(f.url is None and f.sha256 for f in derived.files)
+
+
+def test_nested_and_mirror_only_files_fetch_offline(mirror, tmp_path):
+    paths = fetch("known_compositions", dest=tmp_path, online=False)
+    assert paths["sources/crabnet/matbench_mp_e_form.csv"].parent == tmp_path / "known_compositions/sources/crabnet"
+    assert len(paths) == len(D.REGISTRY["known_compositions"].files) == 21
+    assert fetch("elemental_structures", dest=tmp_path, online=False)["elemental_reference_candidates.json"].exists()
+    with pytest.raises(DataError, match="elemental_structures/elemental_reference_candidates.json: .*no public download"):
+        fetch("elemental_structures", mirror=tmp_path / "nowhere", dest=tmp_path / "empty", online=True)
 
 
 def test_fetch_offline_from_mirror(mirror, tmp_path):

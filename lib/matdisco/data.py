@@ -114,8 +114,8 @@ def config_key(config, *, datasets: tuple = ("mp2018_formation",), length: int =
 @dataclass(frozen=True)
 class DataFile:
     "One file of a data set: its name under the data set's folder, public URL and pinned checksum."
-    name: str
-    url: str
+    name: str                  # may name a subfolder: "sources/aviary/MP-bandgap.csv"
+    url: str | None            # None: no public download (derived files), mirror only
     sha256: str | None
     content_sha256: str | None = None   # for tarballs assembled from upstream members
     archive_member_re: str | None = None  # if set, `url` is an archive and members matching this are repacked
@@ -142,6 +142,46 @@ _CRYSXPP = "https://raw.githubusercontent.com/kdmsit/crysxpp/b12e52b8db9fd0cfff2
 _CDVAE = "https://raw.githubusercontent.com/txie-93/cdvae/f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea"
 _OBELIX = "https://raw.githubusercontent.com/NRC-Mila/OBELiX/4eaac889809dd489e3bae468c45d5c0e02b9147a/data/downloads"
 _MP_CITE = "A. Jain et al., APL Materials 1, 011002 (2013), doi:10.1063/1.4812323 (Materials Project)"
+_AVIARY = "https://raw.githubusercontent.com/CompRhys/aviary"
+_CRABNET = "https://raw.githubusercontent.com/anthony-wang/CrabNet/457b4d4835737ecbe4dd33e53174bd818bd82143/data"
+_SYNTHNN = "https://raw.githubusercontent.com/antoniuk1/SynthNN/93b6041e5eb06318c38e1dd2ceb5eeb14e6a9fb8"
+_MATMINER = "https://raw.githubusercontent.com/hackingmaterials/matminer/v0.10.1/matminer/utils/data_files"
+#: (folder under sources/, file name, upstream URL, sha256) of every file merged into the known-composition list
+_KNOWN_COMPOSITION_FILES = (
+    ("aviary", "MP-bandgap.csv", f"{_AVIARY}/b5e89a4dbd341889acc93fd4b9876e22acd31569/data/datasets/MP-bandgap.csv",
+     "d63942a704503d1e2cca16a3b60c58ab7c35221c54283b68db7a35f8d5e57a67"),
+    ("aviary", "mp-irbandgaps.csv", f"{_AVIARY}/4673714fd615b4752fcfaccb257895ec482202e6/data/datasets/mp-irbandgaps.csv",
+     "eae69b24759ac0b46b96f4a2a59cea5b0691c4cd478820b219c5cf956546c0e6"),
+    ("aviary", "expt-bandgaps.csv", f"{_AVIARY}/08b7bdd853c7a185e9f022f7a68cfb780d009219/data/datasets/expt-bandgaps.csv",
+     "5533b10ba44cb8bb7e630394a930aec1b47d2f9c2358c06d53b532ba093a51b8"),
+    ("aviary", "expt-non-metals.csv",
+     f"{_AVIARY}/08b7bdd853c7a185e9f022f7a68cfb780d009219/data/datasets/expt-non-metals.csv",
+     "0100c8f9e6754ac7c9ce5de6de272e53e184e496e0fceff5dd3065d0d2eb9ed6"),
+    ("aviary", "oqmd_test.csv", f"{_AVIARY}/b74f1b2a79cff65dd04f3a4e1219045f16db5cde/data/datasets/oqmd_test.csv",
+     "3b1eeae92b896d075780693f557c38c6c7d4960658c57de31620097918545015"),
+    ("crabnet", "matbench_mp_e_form.csv", f"{_CRABNET}/matbench/mp_e_form.csv",
+     "90e895635c96447c5be4e9070d26f26e1b4d17925102a6597ae3c4d79c32555b"),
+    *((("crabnet", f"{task}_{split}.csv", f"{_CRABNET}/benchmark_data/{task}/{split}.csv", h)
+       for task, split, h in (
+           ("CritExam__Ed", "train", "b8de276563588969f9b8a9f7fb59059e2b445da22f4bc84beed5d4b8d3b16934"),
+           ("CritExam__Ed", "val", "be508d700c294fffa382887f37dbc1aded4ad2a5f5ab526bad60d987f5a6d7f0"),
+           ("CritExam__Ed", "test", "ebe21e71b66eb534c9f53c4e682c3661ed402204805e7a74bf17d03639a978ab"),
+           ("CritExam__Ef", "train", "717892455f5474fb98d952b2824b09e2abae21d4893eebc5f0e16b5042a9f168"),
+           ("CritExam__Ef", "val", "f641c56947685fad49aaf13c31b098593a708d8aff19cf271b2239251d9d6a3a"),
+           ("CritExam__Ef", "test", "92052ffc5bad988371946b1c98a605addf88fd2894e2319ed1a39653cecb0f43"),
+           ("mp_e_hull", "train", "b3badcdc96484d4ae7c622bf098e75db628a23e89c48b44b0b0af8084e9bb7ae"),
+           ("mp_e_hull", "val", "fbeba63de5701a2e300c52f5192673cbd7737e3b762f2d9a2d2056b982d7fe41"),
+           ("mp_e_hull", "test", "236e6fe8f6406ef28a6805d26e508be0b4d45da1d22aebe779c93d3291c599a0"),
+           ("OQMD_Formation_Enthalpy", "val", "af138c2bfed3a8eb8fc2e202690fae94190e0e64258625ce1612df45298193d4"),
+           ("OQMD_Formation_Enthalpy", "test", "773275807866c98cef1d36887e2f33cf3a3bb0428fc8faf6912cdcff19961172"),
+           ("aflow__energy_atom", "train", "5ff635bff649b9a68e5cf572125bf4f527751fd49b98d680fb1182a1ca275ad5")))),
+    ("synthnn", "icsd_mpids_unique_shuffled.txt", f"{_SYNTHNN}/Datasets/icsd_mpids_unique_shuffled.txt",
+     "00cd81c20b56e3a25e6f19713389df08e96c0e714de6c85d59f35a6d111b63fc"),
+    ("synthnn", "roost_MP_ehull_preds.csv", f"{_SYNTHNN}/Figure_data/roost_MP_ehull_preds.csv",
+     "72712ed6ee1cedfc0a721125ae92e0f671be8cce1ea8f04ee0471ae1ca7a8b8a"),
+    ("matminer", "transport_database.tar.xz", f"{_MATMINER}/mp_transport/transport_database.tar.xz",
+     "d6cecdd6dc68ab95bc4348026e3872e77a186b96189a4e34dd253f8bacf0b08d"),
+)
 
 REGISTRY: dict[str, DataSet] = {d.name: d for d in [
     DataSet(
@@ -222,6 +262,39 @@ REGISTRY: dict[str, DataSet] = {d.name: d for d in [
             ("train.csv", "01d87779862807e24bc45bb2c759852f892390b99f9340f13906c54805aa8776"),
             ("test.csv", "b2c266eb74e22f403743d52959bea7c43b1531a850994870a70dd909200e5297"),
             ("LICENSE.txt", "76f39f2a37c62c4ad0f56fdf5c299985e568a8f0b09b77bd147df5ba20e136b3")))),
+    DataSet(
+        name="known_compositions", version="2026-12 merge of 7 upstream snapshots", rows=215_643,
+        description="Every Materials Project composition list retrievable offline (MP band gaps, matbench_mp_e_form, "
+                    "Bartel et al.'s 85k MP ground states, MP e_hull, ICSD-linked MP ids, MP transport) and measured "
+                    "band-gap compositions, plus OQMD/AFLOW-only compositions (computed hypotheticals, not known); "
+                    "the 'known' list for novelty, without mp_formation_compositions' upstream leakage filter",
+        source="GitHub CompRhys/aviary (data/datasets), anthony-wang/CrabNet (data/matbench, data/benchmark_data), "
+               "antoniuk1/SynthNN (Datasets, Figure_data), matminer 0.10.1 (utils/data_files/mp_transport); commits "
+               "in each file's URL",
+        licence="MIT (aviary, CrabNet, SynthNN), BSD (matminer); data Materials Project (CC BY 4.0), OQMD (CC BY 4.0), "
+                "AFLOW",
+        citation=_MP_CITE + "; C. J. Bartel et al., npj Comput. Mater. 6, 97 (2020) (critical examination); "
+                 "A. Dunn et al., npj Comput. Mater. 6, 138 (2020) (Matbench); Y. Zhuo et al., J. Phys. Chem. Lett. 9, "
+                 "1668 (2018) (measured band gaps); E. R. Antoniuk et al., npj Comput. Mater. 9, 155 (2023) (SynthNN)",
+        columns={"sources/aviary/*.csv": "task_id or id, pretty_formula or composition, target",
+                 "sources/crabnet/*.csv": "formula, target (eV/atom; MP legacy corrections for the MP sets)",
+                 "sources/synthnn/icsd_mpids_unique_shuffled.txt": "'<mp id> <formula>' per line (ICSD-linked MP ids)",
+                 "sources/synthnn/roost_MP_ehull_preds.csv": "material_id, composition, ehull_pred_n0, ehull_target",
+                 "sources/matminer/transport_database.tar.xz": "MP transport database (mpid, pretty_formula, ...)"},
+        files=tuple(DataFile(f"sources/{repo}/{name}", url, h) for repo, name, url, h in _KNOWN_COMPOSITION_FILES)),
+    DataSet(
+        name="elemental_structures", version="ase 3.29.0 + pymatgen wheels", rows=9,
+        description="Starting crystal structures for the elements mp2018_formation lacks (F, S, Se, Br, I, H, Ce, Eu, "
+                    "Rh), 1-3 candidates each, to relax with an oracle for that oracle's own elemental chemical potential",
+        source="built from the ase 3.29.0 wheel (ase/collections/dcdft, ase.data.reference_states) and the pymatgen "
+               "wheel's AFLOW prototypes; no public download: mirror only",
+        licence="LGPL-2.1 (ase data), MIT (pymatgen data)",
+        citation="A. H. Larsen et al., J. Phys.: Condens. Matter 29, 273002 (2017) (ASE); S. P. Ong et al., "
+                 "Comput. Mater. Sci. 68, 314 (2013) (pymatgen)",
+        columns={"elements": "per element: pymatgen Structure dicts with source, space group, volume per atom, and "
+                             "MP's ground-state energy per atom for comparison"},
+        files=(DataFile("elemental_reference_candidates.json", None,
+                        "0a22f9b1e562907c2261a66aa81302ed0cd67bd0ba0181e205c888c77ecdda2c"),)),
 ]}
 
 # %% ../../nbs/00_data.ipynb #d1e336c9fad3
@@ -285,7 +358,9 @@ def fetch(name: str, *, mirror: Path | str | None = "default", dest: Path | str 
                 shutil.copyfile(src, tmp); digest = _verified(ds, df, tmp, allow_unpinned=allow_unpinned)
             out[df.name] = target; record_read(name, target, digest); continue
         errors.append(f"not in mirror {mirror}" if mirror is not None else "no local mirror (set MATDISCO_MIRROR)")
-        if online:
+        if online and df.url is None:
+            errors.append(f"it has no public download ({ds.source})")
+        elif online:
             try:
                 with atomic_path(target) as tmp:
                     if df.archive_member_re:
