@@ -3,7 +3,9 @@ import numpy as np
 import pandas as pd
 from ase.build import bulk
 
-from matdisco.md import MDConfig, SUPERIONIC_LOG10_MS_CM, is_superionic, li_transport, md_classification, md_supercell
+from matdisco.md import (MDConfig, SUPERIONIC_LOG10_MS_CM, is_superionic, li_transport, md_classification, md_supercell,
+                         resolvable_threshold, superionic_label)
+from matdisco.runner import EXPERIMENTS
 
 
 def _random_walk(D_cm2_s, cfg, seed=0):
@@ -45,5 +47,74 @@ def test_too_short_a_run_gives_no_estimate_not_a_number_made_up():
 def test_supercells_reach_the_minimum_length_and_classification_counts_missing_as_negative():
     a = md_supercell(bulk("Li2O", "fluorite", a=4.61), 10.0)
     assert a.cell.lengths().min() >= 10.0
-    t = pd.DataFrame({"structure": ["x", "x"], "calculator": ["oracle", "ours"], "sigma_mS_cm": [100.0, np.nan]})
-    assert md_classification(t)["fn"] == 1
+    t = pd.DataFrame({"structure": ["x", "x"], "calculator": ["oracle", "ours"], "sigma_mS_cm": [100.0, np.nan],
+                      "D_cm2_s": [1e-5, np.nan], "diffusive": [True, np.nan], "sigma_floor_mS_cm": [1.0, np.nan]})
+    m = md_classification(t)
+    assert m["FN"] == 1 and m["n_no_prediction"] == 1
+
+
+def _reported_protocol():
+    "The zero-shot MD protocol of the `cpu` mlip run: the configuration whose labels the README reports."
+    mlip = next(e for e in EXPERIMENTS if e.name == "mlip")
+    return MDConfig(**mlip.params_for("cpu")["md"])
+
+
+def _vibrating(cfg, seed, *, D_cm2_s=0.0, u_li=0.14, u_framework=0.12, tau_fs=60.0):
+    """Antifluorite Li2O in which every atom vibrates about its site (an Ornstein-Uhlenbeck process per axis: RMS u,
+    correlation time tau, as an Einstein solid at ~1,000 K), the Li also random-walking with D on top."""
+    base = bulk("Li2O", "fluorite", a=4.61, cubic=True).repeat(2)
+    rng = np.random.default_rng(seed)
+    li = base.numbers == 3
+    u = np.where(li, u_li, u_framework)[:, None]
+    dt_fs = cfg.timestep_fs * cfg.sample_every
+    memory = np.exp(-dt_fs / tau_fs)
+    step = np.sqrt(2 * D_cm2_s * 1e16 * dt_fs * 1e-15)   # Å per axis per stored frame
+    vibration = rng.normal(0, 1, (len(base), 3)) * u
+    walk = np.zeros((len(base), 3))
+    frames = []
+    for _ in range(cfg.n_steps // cfg.sample_every + 1):
+        a = base.copy()
+        a.positions = base.positions + vibration + walk
+        frames.append(a)
+        vibration = memory * vibration + np.sqrt(1 - memory**2) * u * rng.normal(0, 1, vibration.shape)
+        walk[li] += rng.normal(0, step, (li.sum(), 3))
+    return frames
+
+
+def test_vibrating_li_is_not_superionic_and_a_diffusing_one_is_at_the_reported_protocol():
+    """At the cpu protocol (3 ps, smoothed=False) Li that only vibrates reads sigma ~ 10-30 mS/cm, which GNoME's
+    15.1 mS/cm threshold alone calls superionic in about half the seeds. The gated label never does: the run's
+    detection floor is above GNoME's threshold, the protocol states the threshold its runs resolve, vibrating Li is
+    labelled not superionic there and a Li walking with D = 1e-5 cm2/s is labelled superionic."""
+    cfg = _reported_protocol()
+    assert cfg.total_ps == 3.0 and cfg.smoothed is False
+    vibrating = [li_transport(_vibrating(cfg, seed), cfg, kinisi_errors=False) for seed in range(8)]
+    diffusing = li_transport(_vibrating(cfg, 0, D_cm2_s=1e-5), cfg, kinisi_errors=False)
+    runs = pd.DataFrame(vibrating + [diffusing])
+    assert is_superionic(runs.sigma_mS_cm[:8]).sum() >= 3                # the ungated threshold mislabels vibration
+    assert (runs.sigma_floor_mS_cm > 10**SUPERIONIC_LOG10_MS_CM).all()    # 3 ps cannot resolve GNoME's threshold
+    gnome = superionic_label(runs.sigma_mS_cm, runs.diffusive, runs.sigma_floor_mS_cm)
+    assert np.isnan(gnome).all()                                          # so no label at it
+    threshold = resolvable_threshold(runs.sigma_floor_mS_cm)
+    labels = superionic_label(runs.sigma_mS_cm, runs.diffusive, runs.sigma_floor_mS_cm, threshold_mS_cm=threshold)
+    assert not np.any(labels[:8] == 1.0) and np.sum(labels[:8] == 0.0) >= 7
+    assert labels[8] == 1.0 and diffusing["sigma_mS_cm"] > threshold
+
+
+def test_classification_metrics_on_a_table_with_a_known_answer():
+    "Ten structures, reference 4 superionic / 6 not; the prediction gets 3 TP, 1 FN, 1 FP, 5 TN."
+    ref = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    pred = [1, 1, 1, 0, 1, 0, 0, 0, 0, 0]
+    rows = []
+    for k, (r, p) in enumerate(zip(ref, pred)):
+        for name, lab in (("oracle", r), ("ours", p)):
+            sigma = 100.0 if lab else 1.0
+            rows.append({"structure": f"s{k}", "calculator": name, "sigma_mS_cm": sigma, "D_cm2_s": sigma * 1e-7,
+                         "diffusive": bool(lab), "sigma_floor_mS_cm": 0.5})
+    m = md_classification(pd.DataFrame(rows))
+    assert (m["TP"], m["FN"], m["FP"], m["TN"]) == (3, 1, 1, 5)
+    assert np.isclose(m["accuracy"], 0.8) and np.isclose(m["majority_baseline_accuracy"], 0.6)
+    assert np.isclose(m["MCC"], (3 * 5 - 1 * 1) / np.sqrt(4 * 4 * 6 * 6))
+    assert m["accuracy_lo95"] < 0.8 < m["accuracy_hi95"] and m["threshold_is_gnome"]
+    assert m["n_D_pairs"] == 10 and np.isclose(m["mean_log10_ratio_D"], 0.0)   # one decade too slow, one too fast
+    assert np.isclose(m["spearman_log_D"], (3 * 5 - 1 * 1) / np.sqrt(4 * 4 * 6 * 6))   # two-level ranks: rho = phi

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from matdisco.mlip import (PotentialConfig, fit_composition_model, load_potential, new_potential, potential_calculator,
-                           potential_errors, potential_path, train_potential)
+from matdisco.mlip import (PotentialConfig, elemental_references, fit_composition_model, frames_to_dataset,
+                           load_potential, new_potential, potential_calculator, potential_errors, potential_path,
+                           train_potential)
 from matdisco.mlip_data import SamplingConfig, build_frames, load_frames
 
 
@@ -29,14 +30,40 @@ def test_saved_potential_reproduces_its_predictions_and_is_keyed_by_its_data(fra
     assert len(hist) == 2 and set(hist.columns) >= {"train_e", "val_f"}
 
 
-def test_fine_tuning_keeps_the_pretrained_references_and_fills_new_elements(frames, tmp_path):
-    li = [f for f in frames if "Li" in f.info["formula"]]; na = [f for f in frames if f.info["formula"] == "NaCl"]
+def test_every_element_has_its_prior_reference_whatever_the_training_frames(frames, tmp_path):
+    "An element absent from the training frames gets MP's reference, never 0; fine-tuning keeps the pretrained ones."
+    from matdisco.oracle import mp_reference_energies
+    prior = mp_reference_energies()
+    li = [f for f in frames if "Li" in f.info["formula"]]
+    na = [f for f in frames if f.info["formula"] == "NaCl"]
     pre, _, key = train_potential(li, li[:4], PotentialConfig(epochs=1, batch_size=4), root=tmp_path)
-    w_pre = pre.composition_model.fc.weight.data.clone()
+    w_pre = pre.composition_model.fc.weight.data.clone().numpy().ravel()
+    assert np.all(w_pre != 0.0)
+    assert np.isclose(w_pre[10], prior["Na"], atol=1e-4) and np.isclose(w_pre[16], prior["Cl"], atol=1e-4)
+    assert np.isclose(w_pre[2], prior["Li"], atol=1e-4)
     ft, _, _ = train_potential(na, na, PotentialConfig(epochs=1, batch_size=4), init=pre, init_key=key, root=tmp_path)
-    w_ft = ft.composition_model.fc.weight.data
-    assert np.isclose(float(w_ft[0, 2]), float(w_pre[0, 2]))                       # Li: kept
-    assert float(w_pre[0, 10]) == 0.0 and np.isclose(float(w_ft[0, 10]), -1.31, atol=0.05)   # Na: MP's reference
+    assert np.allclose(ft.composition_model.fc.weight.data.numpy().ravel(), w_pre)
+
+
+def test_elements_without_a_prior_reference_are_refused(frames):
+    with pytest.raises(ValueError, match="no prior elemental reference energy for \\['O'\\]"):
+        elemental_references(frames[:1], prior={"Li": -1.9})
+
+
+def test_the_oracle_reproduces_its_own_labels_through_the_training_path(frames):
+    """Zero epochs: the oracle's own network, fed the training dataset's graphs, returns the dataset's energy, force
+    and stress targets to round-off. Stress targets in the wrong convention (sign, kBar vs GPa) fail here."""
+    from chgnet.model import CHGNet
+    oracle = CHGNet.load(use_device="cpu", verbose=False).eval()
+    dataset = frames_to_dataset(frames, oracle.graph_converter)
+    strained = [i for i, f in enumerate(frames) if f.info["kind"] == "strained"]
+    assert strained and max(np.abs(frames[i].get_stress()).max() for i in strained) > 1e-3   # stress is tested
+    for i in range(len(frames)):
+        graph, target = dataset[i]
+        pred = oracle([graph], task="efs")
+        assert np.isclose(float(pred["e"][0]), float(target["e"]), atol=1e-5)
+        assert np.allclose(pred["f"][0].detach().numpy(), target["f"].numpy(), atol=1e-4)
+        assert np.allclose(pred["s"][0].detach().numpy(), target["s"].numpy(), atol=1e-3), (pred["s"][0], target["s"])
 
 
 def test_an_energy_conserving_potential_gives_forces_of_its_energy(frames):

@@ -20,10 +20,10 @@ from .data import atomic_path, atomic_write_text, config_key
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'MDConfig', 'supercell_reps',
-           'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime', 'is_superionic',
-           'superionic_classification', 'md_classification', 'make_md_calculator', 'calculator_tag',
-           'screen_conductors']
+__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'CM2_S_PER_A2_FS', 'MDConfig',
+           'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime',
+           'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold', 'diffusivity_agreement',
+           'md_classification', 'make_md_calculator', 'calculator_tag', 'screen_conductors']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = 1.18   # log10 of the 1,000 K Li conductivity threshold in mS/cm (GNoME Methods; Jun et al. 2022)
@@ -96,7 +96,8 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
     `analysed_temperature_K` is the mean kinetic temperature of the analysed frames (those that carry momenta): a short
     run that starts from a relaxed cell spends its first thermostat times below the target, and an Arrhenius fit
     should use the temperature the atoms had. The row also carries `displacement_regime`'s columns (whether the
-    `specie` diffused beyond vibration, whether the framework melted)."""
+    `specie` diffused beyond vibration, whether the framework melted), the analysed window's length and the run's
+    detection floor (`detection_floor`: the smallest D, and its σ, that this window can tell from vibration)."""
     from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer, get_conversion_factor
     from pymatgen.io.ase import AseAtomsAdaptor
     start = int(round(config.discard_ps * 1000 / (config.timestep_fs * config.sample_every)))
@@ -104,10 +105,15 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
     temps = [a.get_temperature() for a in use if a.get_momenta() is not None and np.any(a.get_momenta())]
     out = {"specie": specie, "n_frames": len(use), "analysed_temperature_K": float(np.mean(temps)) if temps else np.nan,
            "D_cm2_s": np.nan, "D_std": np.nan, "sigma_mS_cm": np.nan,
-           "sigma_std": np.nan, "D_lo": np.nan, "D_hi": np.nan, "sigma_lo": np.nan, "sigma_hi": np.nan, "reason": ""}
+           "sigma_std": np.nan, "D_lo": np.nan, "D_hi": np.nan, "sigma_lo": np.nan, "sigma_hi": np.nan,
+           "window_ps": np.nan, "D_floor_cm2_s": np.nan, "sigma_floor_mS_cm": np.nan, "reason": ""}
     if len(use) < 3: out["reason"] = "too few frames after the discarded part"; return out
     out.update(displacement_regime(use, specie=specie))
     structures = [AseAtomsAdaptor.get_structure(a) for a in use]
+    window_fs = (len(use) - 1) * config.timestep_fs * config.sample_every
+    floor = detection_floor(out["framework_msd_A2"], window_fs)
+    factor = get_conversion_factor(structures[0], specie, config.temperature_K)   # mS/cm per cm²/s
+    out.update(window_ps=window_fs / 1000, D_floor_cm2_s=floor, sigma_floor_mS_cm=floor * factor)
     try:
         da = DiffusionAnalyzer.from_structures(structures, specie, config.temperature_K, config.timestep_fs,
                                                config.sample_every, smoothed=config.smoothed)
@@ -118,7 +124,6 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
     if kinisi_errors:
         try:
             lo, hi = kinisi_interval(use, config, specie=specie, seed=seed)
-            factor = get_conversion_factor(structures[0], specie, config.temperature_K)   # mS/cm per cm²/s
             out.update(D_lo=lo, D_hi=hi, sigma_lo=lo * factor, sigma_hi=hi * factor)
         except Exception as e:
             out["reason"] = f"kinisi: {type(e).__name__}: {e}"[:300]
@@ -156,35 +161,98 @@ def displacement_regime(frames, *, specie: str = "Li") -> dict:
     return {"li_msd_A2": li_msd, "framework_msd_A2": fw_msd, "framework_spacing_A": spacing, "diffusive": diffusive,
             "framework_melted": melted}
 
+#: Å²/fs in cm²/s (1 Å² = 1e-16 cm², 1 fs = 1e-15 s)
+CM2_S_PER_A2_FS = 0.1
+
+def detection_floor(framework_msd_A2: float, window_fs: float, *, ratio: float = DIFFUSIVE_MSD_RATIO) -> float:
+    """The smallest Li diffusivity (cm²/s) that `displacement_regime` can call diffusive in a window of `window_fs`:
+    its Li MSD is averaged over the second half of the window (lags t/2..t, mean 3t/4), where a Li that vibrates like
+    the framework (MSD u², mass-independent) and diffuses with D shows u² + 6·D·(3t/4); the gate needs more than
+    `ratio`·u², so D_floor = (ratio − 1)·u² / (4.5·t). Below it a run cannot tell diffusion from vibration, and a
+    label at a threshold under it means nothing. NaN without a framework MSD or window."""
+    if not (np.isfinite(framework_msd_A2) and window_fs > 0):
+        return float("nan")
+    return float((ratio - 1) * framework_msd_A2 / (6 * 0.75 * window_fs) * CM2_S_PER_A2_FS)
+
 # %% ../../nbs/17_md.ipynb #d44fd0113d0a
 def is_superionic(sigma_mS_cm) -> np.ndarray:
-    "GNoME's label: σ(1,000 K) > 10^1.18 mS/cm; NaN (no estimate) is not superionic."
+    "GNoME's threshold alone: σ(1,000 K) > 10^1.18 mS/cm; NaN (no estimate) is not superionic. See `superionic_label`."
     s = np.asarray(sigma_mS_cm, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isfinite(s) & (s > 0), np.log10(np.where(s > 0, s, 1.0)) > SUPERIONIC_LOG10_MS_CM, False)
 
-def superionic_classification(sigma_reference, sigma_predicted) -> dict:
-    "Confusion counts, accuracy, precision, recall and F1 of predicted vs reference superionic labels."
-    t = is_superionic(sigma_reference); p = is_superionic(sigma_predicted)
-    tp, fp = int((t & p).sum()), int((~t & p).sum()); fn, tn = int((t & ~p).sum()), int((~t & ~p).sum())
-    prec = tp / (tp + fp) if tp + fp else np.nan; rec = tp / (tp + fn) if tp + fn else np.nan
-    f1 = 2 * prec * rec / (prec + rec) if np.isfinite(prec) and np.isfinite(rec) and prec + rec > 0 else np.nan
-    n = tp + fp + fn + tn
-    return {"n": n, "tp": tp, "fp": fp, "fn": fn, "tn": tn, "accuracy": (tp + tn) / n if n else np.nan,
-            "precision": prec, "recall": rec, "f1": f1}
+def superionic_label(sigma_mS_cm, diffusive, sigma_floor_mS_cm, *,
+                     threshold_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM) -> np.ndarray:
+    """Per run: 1.0 (superionic), 0.0 (not) or NaN (this run cannot say). A run whose detection floor
+    (`sigma_floor_mS_cm`) is at or above the threshold is NaN: it cannot tell a conductor at the threshold from
+    vibration. Otherwise Li that did not diffuse (`diffusive` False) is 0 whatever σ its MSD fit reads, and Li that
+    diffused is 1 iff σ > threshold; NaN where `diffusive` is missing (a failed run) or σ could not be fitted."""
+    sigma = np.asarray(sigma_mS_cm, dtype=float)
+    moved = np.asarray(pd.Series(diffusive, dtype=object).astype(float))   # 1, 0 or NaN
+    floor = np.asarray(sigma_floor_mS_cm, dtype=float)
+    resolved = np.isfinite(floor) & (floor < threshold_mS_cm)
+    above = np.where(np.isfinite(sigma), (sigma > threshold_mS_cm).astype(float), np.nan)
+    label = np.where(moved == 1.0, above, np.where(moved == 0.0, 0.0, np.nan))
+    return np.where(resolved, label, np.nan)
+
+def resolvable_threshold(floors_mS_cm, *, base_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM,
+                         quantile: float = 0.9) -> float:
+    """The threshold (mS/cm) a set of runs can resolve: GNoME's 10^1.18 where the runs' detection floors allow it,
+    else their `quantile` floor (runs above it stay unresolved, `superionic_label` NaN). Short runs cannot resolve
+    GNoME's threshold: Li-dense cells at 1,000 K have floors of ~10² mS/cm at 3 ps."""
+    f = np.asarray(floors_mS_cm, dtype=float)
+    f = f[np.isfinite(f)]
+    if not len(f):
+        return float(base_mS_cm)
+    return float(max(base_mS_cm, np.quantile(f, quantile) * (1 + 1e-9)))
 
 # %% ../../nbs/17_md.ipynb #6f69c297f9b4
-def md_classification(md_table: pd.DataFrame, *, reference: str = "oracle", predicted: str = "ours") -> dict:
-    """`superionic_classification` of the `predicted` calculator's MD against the `reference`'s, over the structures
-    the reference could estimate (no reference label, no judgement); a missing prediction counts as not superionic."""
-    if md_table.empty or "sigma_mS_cm" not in md_table:
-        return superionic_classification([], []) | {"n_no_reference": 0, "n_no_prediction": 0}
-    w = md_table.pivot(index="structure", columns="calculator", values="sigma_mS_cm")
-    ref = w[reference] if reference in w else pd.Series(np.nan, index=w.index)
-    pred = w[predicted] if predicted in w else pd.Series(np.nan, index=w.index)
-    has = ref.notna()
-    return superionic_classification(ref[has], pred[has]) | {"n_no_reference": int((~has).sum()),
-                                                              "n_no_prediction": int((has & pred.isna()).sum())}
+def diffusivity_agreement(d_reference, d_predicted) -> dict:
+    """Spearman's ρ of log D (predicted against reference) and the mean signed log10(D_predicted / D_reference), over
+    the pairs where both are finite and positive; a potential softer than the reference shows a positive mean."""
+    from scipy import stats
+    ref = np.asarray(d_reference, dtype=float)
+    pred = np.asarray(d_predicted, dtype=float)
+    ok = np.isfinite(ref) & np.isfinite(pred) & (ref > 0) & (pred > 0)
+    log_ratio = np.log10(pred[ok]) - np.log10(ref[ok])
+    rho = float(stats.spearmanr(np.log10(ref[ok]), np.log10(pred[ok])).statistic) if ok.sum() >= 3 else float("nan")
+    return {"n_D_pairs": int(ok.sum()), "spearman_log_D": rho,
+            "mean_log10_ratio_D": float(log_ratio.mean()) if ok.any() else float("nan")}
+
+def md_classification(md_table: pd.DataFrame, *, reference: str = "oracle", predicted: str = "ours",
+                      threshold_mS_cm: float | None = None) -> dict:
+    """The `predicted` calculator's superionic labels (`superionic_label`) against the `reference`'s at one
+    threshold: `threshold_mS_cm`, or the one the reference runs resolve (`resolvable_threshold`). Structures whose
+    reference label is NaN (unresolved, no estimate) are not judged; a missing or unresolved prediction counts as
+    not superionic (Matbench Discovery's rule for missing predictions). Returns `metrics.binary_classification`
+    (confusion, accuracy with its 95 % interval, majority-class baseline, MCC), the threshold and whether it is
+    GNoME's, the counts left out, and `diffusivity_agreement` of D over every structure both ran."""
+    from matdisco.metrics import binary_classification
+    gnome = 10**SUPERIONIC_LOG10_MS_CM
+    needed = {"structure", "calculator", "sigma_mS_cm", "diffusive", "sigma_floor_mS_cm", "D_cm2_s"}
+    if md_table.empty or not needed <= set(md_table.columns):
+        return binary_classification([], []) | {"threshold_mS_cm": threshold_mS_cm or gnome, "threshold_is_gnome": True,
+                                                "n_no_reference": 0, "n_unresolved_reference": 0,
+                                                "n_no_prediction": 0} | diffusivity_agreement([], [])
+    t = md_table.set_index(["structure", "calculator"])
+    ref_rows = md_table[md_table.calculator == reference]
+    if threshold_mS_cm is None:
+        threshold_mS_cm = resolvable_threshold(ref_rows.sigma_floor_mS_cm)
+    labels = pd.Series(superionic_label(t.sigma_mS_cm, t.diffusive, t.sigma_floor_mS_cm,
+                                        threshold_mS_cm=threshold_mS_cm), index=t.index).unstack("calculator")
+    d = t.D_cm2_s.unstack("calculator")
+    nan = pd.Series(np.nan, index=labels.index)
+    ref = labels[reference] if reference in labels else nan
+    pred = labels[predicted] if predicted in labels else nan
+    judged = ref.notna()
+    structures = d.index
+    ran = pd.Index(ref_rows.structure)
+    return (binary_classification(ref[judged].astype(bool), pred[judged].fillna(0.0).astype(bool))
+            | {"threshold_mS_cm": float(threshold_mS_cm), "threshold_is_gnome": bool(np.isclose(threshold_mS_cm, gnome)),
+               "n_no_reference": int(len(structures.difference(ran))),
+               "n_unresolved_reference": int((~judged).sum() - len(structures.difference(ran))),
+               "n_no_prediction": int((judged & pred.isna()).sum())}
+            | diffusivity_agreement(d[reference] if reference in d else nan, d[predicted] if predicted in d else nan))
 
 # %% ../../nbs/17_md.ipynb #8e7757521091
 def _is_oracle(spec) -> bool:
@@ -235,7 +303,8 @@ def screen_conductors(structures: dict, calculators: dict, config: MDConfig, out
     """MD of every `structures` item (key -> pymatgen structure) with every `calculators` item (name -> spec, see
     `make_md_calculator`). Trajectories: `out_dir/<calculator_tag>/<config key>/<structure key>.extxyz` (a machine-wide
     cache folder is a good `out_dir`). In process when `n_workers` is 1 and no `client` is given, else as Dask tasks. Returns one
-    row per (structure, calculator): size, steps/s, mean temperature, transport and the superionic label."""
+    row per (structure, calculator): size, steps/s, mean temperature, transport, detection floor and the superionic
+    label at GNoME's threshold (`superionic_label`: NaN where the run cannot resolve it)."""
     from tqdm.auto import tqdm
     key = config_key(config, datasets=())
     jobs = [(sid, s.as_dict(), name, spec, config, str(Path(out_dir) / calculator_tag(spec) / key / f"{sid}.extxyz"), kinisi_errors)
@@ -252,5 +321,6 @@ def screen_conductors(structures: dict, calculators: dict, config: MDConfig, out
                 try: rows.append(f.result())
                 except Exception as e: log.warning("md job lost: %s: %s", type(e).__name__, e)
     t = pd.DataFrame(rows)
-    if "sigma_mS_cm" in t: t["superionic"] = is_superionic(t.sigma_mS_cm)
+    if {"sigma_mS_cm", "diffusive", "sigma_floor_mS_cm"} <= set(t.columns):
+        t["superionic"] = superionic_label(t.sigma_mS_cm, t.diffusive, t.sigma_floor_mS_cm)
     return t.sort_values(["calculator", "structure"]).reset_index(drop=True) if len(t) else t

@@ -12,8 +12,9 @@ from scipy import stats
 STABILITY_THRESHOLD = 0.0
 
 # %% auto #0
-__all__ = ['STABILITY_THRESHOLD', 'SUN_STABILITY_THRESHOLD', 'MAX_RMSD', 'RMSD_MATCHER_KWARGS', 'mae', 'rmse', 'r2', 'spearman',
-           'stability_classification', 'calibration_table', 'stable_mask', 'sun_metrics', 'rmsd_angstrom']
+__all__ = ['STABILITY_THRESHOLD', 'Z_95', 'SUN_STABILITY_THRESHOLD', 'MAX_RMSD', 'RMSD_MATCHER_KWARGS', 'mae', 'rmse', 'r2',
+           'spearman', 'stability_classification', 'calibration_table', 'wilson_interval', 'binary_classification',
+           'stable_mask', 'sun_metrics', 'rmsd_angstrom']
 
 # %% ../../nbs/11_metrics.ipynb #338d79cd7cd3
 def mae(y_true, y_pred) -> float:
@@ -68,6 +69,44 @@ def calibration_table(abs_error, std, *, n_bins: int = 10):
     df = pd.DataFrame({"abs_error": np.asarray(abs_error, float), "std": np.asarray(std, float)}).dropna()
     df["bin"] = pd.qcut(df["std"].rank(method="first"), q=min(n_bins, len(df)), labels=False)
     return df.groupby("bin").agg(std=("std", "mean"), abs_error=("abs_error", "mean"), n=("std", "size")).reset_index()
+
+# %% ../../nbs/11_metrics.ipynb #2a9134a9c7ca
+#: Two-sided 95 % normal quantile, for Wilson score intervals
+Z_95 = 1.959963984540054
+
+def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float]:
+    "Wilson score interval of a proportion `successes / n` (95 % by default); (NaN, NaN) when n is 0."
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+def binary_classification(y_true, y_pred) -> dict:
+    """Confusion counts (TP, FP, TN, FN), accuracy with its 95 % Wilson interval, the majority-class baseline's
+    accuracy on the same items, Matthews' correlation coefficient (0 where it is undefined: a constant label), precision,
+    recall and F1 (NaN where undefined) of boolean predictions `y_pred` against `y_true`."""
+    t = np.asarray(y_true, dtype=bool)
+    p = np.asarray(y_pred, dtype=bool)
+    if t.shape != p.shape:
+        raise ValueError(f"binary_classification: {t.shape=} != {p.shape=}")
+    tp = int(np.sum(t & p))
+    fp = int(np.sum(~t & p))
+    tn = int(np.sum(~t & ~p))
+    fn = int(np.sum(t & ~p))
+    n = tp + fp + tn + fn
+    def div(a, b):
+        return a / b if b > 0 else float("nan")
+    precision = div(tp, tp + fp)
+    recall = div(tp, tp + fn)
+    f1 = div(2 * precision * recall, precision + recall) if np.isfinite(precision) and np.isfinite(recall) else float("nan")
+    mcc_denominator = np.sqrt(float(tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    mcc = float((tp * tn - fp * fn) / mcc_denominator) if mcc_denominator > 0 else 0.0
+    lo, hi = wilson_interval(tp + tn, n)
+    return {"n": n, "TP": tp, "FP": fp, "TN": tn, "FN": fn, "accuracy": div(tp + tn, n), "accuracy_lo95": lo,
+            "accuracy_hi95": hi, "majority_baseline_accuracy": div(max(tp + fn, tn + fp), n), "MCC": mcc,
+            "precision": precision, "recall": recall, "F1": f1, "prevalence": div(tp + fn, n)}
 
 # %% ../../nbs/11_metrics.ipynb #70ae3b579489
 #: MatterGen's S.U.N. stability threshold (eV/atom above the reference hull): `DEFAULT_STABILITY_THRESHOLD` of its

@@ -21,10 +21,12 @@ from .data import atomic_path, config_key
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PotentialConfig', 'new_potential', 'n_parameters', 'frames_to_dataset', 'elemental_references',
+__all__ = ['log', 'KBAR_PER_GPA', 'N_REFERENCE_ELEMENTS', 'TRAINING_CONVENTIONS', 'PotentialConfig', 'new_potential',
+           'n_parameters', 'ase_stress_to_vasp_kbar', 'frames_to_dataset', 'elemental_references',
            'fit_composition_model', 'potential_key', 'train_potential', 'potential_path', 'save_potential',
            'load_potential', 'potential_calculator', 'potential_errors', 'error_summary', 'baseline_errors',
-           'nested_subsets', 'nested_source_subsets', 'learning_curve', 'transfer_curve', 'mlip_figure']
+           'scored_set_summary', 'nested_subsets', 'nested_source_subsets', 'learning_curve', 'transfer_curve',
+           'mlip_figure']
 
 # %% ../../nbs/16_mlip.ipynb #4d5163b0ec14
 @dataclass(frozen=True)
@@ -60,55 +62,86 @@ def n_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 # %% ../../nbs/16_mlip.ipynb #442fcad6b286
+#: CHGNet's `StructureData` multiplies every stress by -0.1 ("Convert VASP stress", chgnet/data/dataset.py; CHGNet
+#: issue #228): it expects VASP's convention, kBar with compression positive, and trains on GPa with ASE's sign
+#: (tension positive). ASE frames store eV/Å³ with tension positive, so the dataset gets -10 x (stress in GPa).
+KBAR_PER_GPA = 10.0
+#: CHGNet's composition model (`AtomRef`) holds one reference energy per atomic number 1..94
+N_REFERENCE_ELEMENTS = 94
+
 def _structures(frames):
     from pymatgen.io.ase import AseAtomsAdaptor
     return [AseAtomsAdaptor.get_structure(a) for a in frames]
 
-def frames_to_dataset(frames, graph_converter):
-    "CHGNet `StructureData` of labelled frames: eV/atom, eV/Å, GPa (3×3); graphs built by the model's own converter."
+def ase_stress_to_vasp_kbar(stress):
+    "An ASE stress (eV/Å³, tension positive; 3×3 or Voigt) in VASP's convention: kBar, compression positive."
     from ase import units
+    return -KBAR_PER_GPA * np.asarray(stress) / units.GPa
+
+def frames_to_dataset(frames, graph_converter):
+    """CHGNet `StructureData` of labelled frames: energy (eV/atom), forces (eV/Å) and stress handed over in VASP's
+    kBar (`ase_stress_to_vasp_kbar`), which the dataset turns into the GPa it trains on; graphs built by the model's
+    own converter. `tests/test_mlip.py` checks the round trip: the oracle's own weights reproduce these targets."""
     from chgnet.data.dataset import StructureData
     return StructureData(_structures(frames), [a.get_potential_energy() / len(a) for a in frames],
                          [a.get_forces() for a in frames],
-                         stresses=[a.get_stress(voigt=False) / units.GPa for a in frames],
+                         stresses=[ase_stress_to_vasp_kbar(a.get_stress(voigt=False)) for a in frames],
                          structure_ids=[a.info.get("frame_hash", str(i)) for i, a in enumerate(frames)],
                          graph_converter=graph_converter, shuffle=False)
 
 def elemental_references(frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
-    """Elemental reference energies (eV/atom, one per Z = 1..94; 0 for elements absent from `frames`) for a
-    potential's composition model (CHGNet's `AtomRef`).
+    """Elemental reference energies (eV/atom, one per Z = 1..94) for a potential's composition model (CHGNet's
+    `AtomRef`). **Every element takes `prior`'s value, whether or not it occurs in `frames`**: a potential trained on
+    a subset then predicts a held-out composition above the same references as one trained on everything, so a
+    learning curve measures learning, not element coverage. (An earlier version gave elements absent from the
+    training frames 0 eV/atom, which shifted held-out energies by up to 2.5 eV/atom on the `cpu` split.)
 
-    Default (`ridge=None`): `prior` itself, MP's elemental reference energies (`mp_elemental_refs`, MP2020, the
-    labels' level), so the network learns the formation energy per atom. With a number, ridge regression of the
-    frames' energies per atom on their composition fractions, shrunk towards `prior` with strength `ridge` per frame.
-    Why not CHGNet's own `AtomRef.fit` (a float32 pseudo-inverse): on a few hundred compositions an element that
-    occurs in one composition only is undetermined, its weight absorbs that composition's formation energy, and held-out
-    compositions were then off by eV per atom (measured on the `tiny` run)."""
+    `prior`: MP's elemental reference energies by default (`mp_elemental_refs`, MP2020, the labels' level), so the
+    network learns the formation energy per atom. MP has no reference for Po, At, Rn, Fr and Ra: those take the
+    prior's median, and frames that contain one raise `ValueError`. With `ridge`, the elements present in `frames`
+    are refined by ridge regression of the frames' energies per atom on their composition fractions, shrunk towards
+    `prior` with strength `ridge` per frame. Why not CHGNet's own `AtomRef.fit` (a float32 pseudo-inverse): on a
+    few hundred compositions an element that occurs in one composition only is undetermined, its weight absorbs that
+    composition's formation energy, and held-out compositions were then off by eV per atom (measured on `tiny`)."""
     from pymatgen.core import Element
     if prior is None:
         from matdisco.oracle import mp_reference_energies
         prior = mp_reference_energies()
-    X = np.zeros((len(frames), 94)); y = np.array([a.get_potential_energy() / len(a) for a in frames])
-    for i, a in enumerate(frames): np.add.at(X[i], np.asarray(a.numbers) - 1, 1.0 / len(a))
+    symbols = [Element.from_Z(z).symbol for z in range(1, N_REFERENCE_ELEMENTS + 1)]
+    X = np.zeros((len(frames), N_REFERENCE_ELEMENTS))
+    y = np.array([a.get_potential_energy() / len(a) for a in frames])
+    for i, a in enumerate(frames):
+        np.add.at(X[i], np.asarray(a.numbers) - 1, 1.0 / len(a))
     used = np.flatnonzero(X.any(0))
-    w0 = np.array([prior.get(Element.from_Z(z + 1).symbol, float(np.mean(y))) for z in range(94)])
-    w = np.where(X.any(0), w0, 0.0)
-    if ridge is not None:
-        A = X[:, used]; r = y - X @ w0
+    unknown = [symbols[z] for z in used if symbols[z] not in prior]
+    if unknown:
+        raise ValueError(f"no prior elemental reference energy for {unknown}: pass `prior` with them")
+    fallback = float(np.median(list(prior.values())))
+    w = np.array([prior.get(s, fallback) for s in symbols], dtype=float)
+    if ridge is not None and len(used):
+        A = X[:, used]
+        r = y - X @ w
         w[used] += np.linalg.solve(A.T @ A + ridge * len(frames) * np.eye(len(used)), A.T @ r)
     return w
 
 def fit_composition_model(model, frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
     "Set the potential's composition model to `elemental_references(frames, prior=prior, ridge=ridge)`; returns them."
     w = elemental_references(frames, prior=prior, ridge=ridge)
-    model.composition_model.fc.weight.data = torch.tensor(w, dtype=model.composition_model.fc.weight.dtype).view(1, 94)
+    weight = model.composition_model.fc.weight
+    weight.data = torch.tensor(w, dtype=weight.dtype).view(1, N_REFERENCE_ELEMENTS)
     model.composition_model.fitted = True
     return w
 
 # %% ../../nbs/16_mlip.ipynb #c92f659daea6
+#: How labels become training targets; part of every potential's key, so a potential trained under an older
+#: convention (elements absent from training at 0 eV/atom, stress handed to CHGNet in GPa) is never reused
+TRAINING_CONVENTIONS = {"elemental_references": "prior for every element (MP2020, mp_elemental_refs)",
+                        "stress_target": "VASP kBar into CHGNet StructureData"}
+
 def potential_key(config: PotentialConfig, train, val, init_key: str | None = None) -> str:
-    "Key of a trained potential: its config, the key of the potential it started from, and its frames."
-    return config_key({"config": asdict(config), "init": init_key,
+    """Key of a trained potential: its config, the key of the potential it started from, its frames and
+    `TRAINING_CONVENTIONS`."""
+    return config_key({"config": asdict(config), "init": init_key, "conventions": TRAINING_CONVENTIONS,
                        "train": sorted(a.info["frame_hash"] for a in train),
                        "val": sorted(a.info["frame_hash"] for a in val)}, datasets=())
 
@@ -130,10 +163,10 @@ def train_potential(train, val, config: PotentialConfig = PotentialConfig(), *, 
         model, history = load_potential(path); return model, history, key
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if init is None:
-        model = new_potential(config); fit_composition_model(model, train)
+        model = new_potential(config)
+        fit_composition_model(model, train)
     else:
-        model = copy.deepcopy(init)
-        _fill_missing_references(model, train)
+        model = copy.deepcopy(init)   # keeps the pretrained potential's references: every element has one
     g = model.graph_converter
     trainer = Trainer(model=model, targets="efs", optimizer="Adam", scheduler="CosLR", criterion="MSE",
                       epochs=config.epochs, learning_rate=config.learning_rate, force_loss_ratio=config.force_loss_ratio,
@@ -148,14 +181,6 @@ def train_potential(train, val, config: PotentialConfig = PotentialConfig(), *, 
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     if path is not None: save_potential(model, history, path, meta={"config": asdict(config), "init_key": init_key})
     return model, history, key
-
-def _fill_missing_references(model, frames) -> None:
-    "Give elements the composition model has no reference for (weight 0) their `elemental_references` value from `frames`."
-    w = model.composition_model.fc.weight.data
-    missing = sorted({int(n) for a in frames for n in a.numbers if float(w[0, int(n) - 1]) == 0.0})
-    if not missing: return
-    new = elemental_references(frames)
-    for z in missing: w[0, z - 1] = float(new[z - 1])
 
 def potential_path(root: Path | str, key: str) -> Path:
     "Where `train_potential(..., root=root)` saves the potential of `key`."
@@ -214,6 +239,18 @@ def baseline_errors(train, test, *, prior: dict | None = None) -> dict:
     return {"energy_mae_meV_atom": 1000 * float(np.mean([abs(e_form(a) - mean_train) for a in test])) if test else np.nan,
             "force_mae_meV_A": 1000 * float(forces.mean())}
 
+def scored_set_summary(errors: dict, baselines: dict) -> dict:
+    """A scored set's errors (`error_summary`) beside its trivial baselines (`baseline_errors` on the *same* frames),
+    with their ratios: `force_mae_ratio_to_zero` < 1 means the forces beat predicting zero, and
+    `energy_mae_ratio_to_mean` < 1 means the energies beat the training-mean formation energy."""
+    def ratio(model_mae, baseline_mae):
+        return float(model_mae / baseline_mae) if baseline_mae and np.isfinite(baseline_mae) else np.nan
+    return {**errors,
+            "force_mae_zero_baseline_meV_A": baselines["force_mae_meV_A"],
+            "energy_mae_mean_baseline_meV_atom": baselines["energy_mae_meV_atom"],
+            "force_mae_ratio_to_zero": ratio(errors["force_mae_meV_A"], baselines["force_mae_meV_A"]),
+            "energy_mae_ratio_to_mean": ratio(errors["energy_mae_meV_atom"], baselines["energy_mae_meV_atom"])}
+
 # %% ../../nbs/16_mlip.ipynb #75959f89f69c
 def nested_subsets(n_total: int, sizes, seed: int = 0) -> dict[int, np.ndarray]:
     "Index sets of each size, each the prefix of one seeded permutation (smaller sets inside larger ones)."
@@ -235,7 +272,7 @@ def nested_source_subsets(frames, sizes, seed: int = 0) -> dict[int, np.ndarray]
 
 def learning_curve(train, val, test, sizes, config: PotentialConfig = PotentialConfig(), *, seeds=(0,), by: str = "source",
                    root: Path | str | None = None, device: str | None = None) -> pd.DataFrame:
-    """Held-out errors (`error_summary`) of potentials trained on nested subsets of `train`, per size and seed.
+    """Held-out errors beside their baselines (`scored_set_summary`) of potentials trained on nested subsets of `train`, per size and seed.
     `by="source"` (default) grows the set by whole sources, so a larger set holds more compositions, as GNoME's larger
     data sets did; `by="frame"` draws frames (more frames of the same compositions: on `cpu` this curve was flat, as
     the potential overfits the compositions it has, see the README)."""
@@ -246,21 +283,23 @@ def learning_curve(train, val, test, sizes, config: PotentialConfig = PotentialC
             cfg = PotentialConfig(**{**asdict(config), "seed": int(seed)})
             sub = [train[i] for i in idx]
             model, hist, key = train_potential(sub, val, cfg, root=root, device=device)
+            scored = scored_set_summary(error_summary(potential_errors(model, test)), baseline_errors(sub, test))
             rows.append({"n_frames": len(idx), "n_sources": len({a.info["source"] for a in sub}), "seed": seed, "key": key,
                          "epochs": len(hist), "final_train_e_mae": float(hist.train_e.iloc[-1]),
-                         "final_val_e_mae": float(hist.val_e.iloc[-1]), **error_summary(potential_errors(model, test))})
+                         "final_val_e_mae": float(hist.val_e.iloc[-1]), **scored})
     return pd.DataFrame(rows).drop_duplicates("key").reset_index(drop=True)
 
 def transfer_curve(pretrained, pretrained_key: str, new_train, new_test, sizes, config: PotentialConfig = PotentialConfig(), *,
                    seed: int = 0, root: Path | str | None = None, device: str | None = None) -> pd.DataFrame:
-    "Errors on `new_test` after training on n frames of a new chemistry, from scratch and fine-tuned from `pretrained`."
+    "Errors on `new_test` (beside its baselines, `scored_set_summary`) after training on n frames of a new chemistry, from scratch and fine-tuned from `pretrained`."
     rows = []
     for n, idx in nested_subsets(len(new_train), sizes, seed).items():
         frames = [new_train[i] for i in idx]
         for start, init in (("scratch", None), ("fine-tuned", pretrained)):
             model, hist, key = train_potential(frames, frames, config, init=init,
                                                init_key=pretrained_key if init is not None else None, root=root, device=device)
-            rows.append({"n_frames": len(idx), "start": start, "key": key, **error_summary(potential_errors(model, new_test))})
+            scored = scored_set_summary(error_summary(potential_errors(model, new_test)), baseline_errors(frames, new_test))
+            rows.append({"n_frames": len(idx), "start": start, "key": key, **scored})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/16_mlip.ipynb #15c83c1ffb78
