@@ -17,8 +17,8 @@ from .mlip_data import BOLTZMANN_EV_K
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'ROOM_TEMPERATURE_K', 'supercell_repeats', 'ordered_approximant', 'obelix_selection', 'arrhenius_fit',
-           'arrhenius_table', 'rank_correlation', 'conductors_figure']
+__all__ = ['log', 'ROOM_TEMPERATURE_K', 'MIN_LOG10_D_ERROR', 'supercell_repeats', 'ordered_approximant', 'obelix_selection',
+           'arrhenius_fit', 'run_log10_error', 'arrhenius_table', 'rank_correlation', 'conductors_figure']
 
 # %% ../../nbs/18_conductors.ipynb #8501f4ef4ad0
 #: Room temperature of the OBELiX measurements, in K (the convention of Arrhenius extrapolations in AIMD screening).
@@ -141,52 +141,126 @@ def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_le
     return u, pd.DataFrame(left, columns=["ID", "reason"])
 
 # %% ../../nbs/18_conductors.ipynb #48081e4ae82a
-def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, structure=None, specie: str = "Li",
-                  new_temperature_K: float = ROOM_TEMPERATURE_K) -> dict:
-    """Activation energy (eV), its standard error (NaN with < 3 temperatures), prefactor D0 (cm²/s), D and (given the
-    `structure` the MD ran, for the carrier density) σ (mS/cm) at `new_temperature_K`; NaN with `reason` if < 2 usable
-    points, and no extrapolation (with the reason) when the fitted activation energy is not positive."""
-    from pymatgen.analysis.diffusion.analyzer import fit_arrhenius, get_conversion_factor
-    T = np.asarray(temperatures_K, float); D = np.asarray(diffusivities_cm2_s, float)
-    ok = np.isfinite(T) & np.isfinite(D) & (D > 0)
-    out = {"n_temperatures": int(ok.sum()), "Ea_eV": np.nan, "Ea_std_eV": np.nan, "D0_cm2_s": np.nan,
-           "T_new_K": new_temperature_K, "D_new_cm2_s": np.nan, "sigma_new_mS_cm": np.nan, "reason": ""}
-    if ok.sum() < 2 or len(np.unique(T[ok])) < 2:
-        out["reason"] = f"{int(ok.sum())} temperature(s) with a positive diffusivity; an Arrhenius fit needs 2"; return out
-    ea, d0, s_ea = fit_arrhenius(T[ok], D[ok])
-    d_new = float(d0 * np.exp(-ea / (BOLTZMANN_EV_K * new_temperature_K)))
-    out.update(Ea_eV=float(ea), Ea_std_eV=float(s_ea) if s_ea is not None else np.nan, D0_cm2_s=float(d0), D_new_cm2_s=d_new)
+#: A run's standard error of log10 D is never taken below this (decades): MSD regressions that treat time-correlated
+#: points as independent understate it (our choice; kinisi's intervals, where computed, are usually wider)
+MIN_LOG10_D_ERROR = 0.05
+
+def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, censored=None, log10_errors=None, structure=None,
+                  specie: str = "Li", new_temperature_K: float = ROOM_TEMPERATURE_K) -> dict:
+    """Arrhenius law log10 D = log10 D0 − E_a / (k_B T ln 10) by maximum likelihood, every run in it.
+
+    `censored` marks runs whose Li did not diffuse: their diffusivity is an upper bound (the run's detection floor),
+    entering through the normal CDF (Tobit regression), so slow runs pull E_a up instead of being dropped (dropping
+    them selects on the outcome and biases E_a low). `log10_errors`: each run's standard error of log10 D (decades,
+    at least `MIN_LOG10_D_ERROR`); without them, one common error is estimated from the uncensored runs' residuals,
+    censored runs are not used, and the fit is ordinary least squares (pymatgen's `fit_arrhenius`).
+
+    Returns E_a (eV) with its standard error and 95 % interval (Wald, from the likelihood's curvature; NaN where the
+    error cannot be estimated: two uncensored runs and no `log10_errors`), D0 (cm²/s), D at `new_temperature_K` and,
+    given the `structure` the MD ran (carrier density), σ (mS/cm) with its 95 % interval. NaN with `reason` with fewer
+    than two uncensored runs at distinct temperatures, and no extrapolation when E_a is not positive."""
+    from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
+    from scipy import optimize, stats
+    from matdisco.metrics import Z_95
+    T = np.asarray(temperatures_K, dtype=float)
+    D = np.asarray(diffusivities_cm2_s, dtype=float)
+    bound = np.zeros(len(T), dtype=bool) if censored is None else np.asarray(censored, dtype=bool)
+    usable = np.isfinite(T) & np.isfinite(D) & (D > 0)
+    observed = usable & ~bound
+    upper = usable & bound & (log10_errors is not None)
+    out = {"n_temperatures": int(observed.sum()), "n_censored": int(upper.sum()), "Ea_eV": np.nan, "Ea_std_eV": np.nan,
+           "Ea_lo_eV": np.nan, "Ea_hi_eV": np.nan, "D0_cm2_s": np.nan, "T_new_K": new_temperature_K,
+           "D_new_cm2_s": np.nan, "sigma_new_mS_cm": np.nan, "sigma_new_lo_mS_cm": np.nan, "sigma_new_hi_mS_cm": np.nan,
+           "reason": ""}
+    if observed.sum() < 2 or len(np.unique(T[observed])) < 2:
+        out["reason"] = (f"{int(observed.sum())} temperature(s) where the Li diffused with a positive diffusivity; "
+                         "an Arrhenius fit needs 2")
+        return out
+    x = 1.0 / (BOLTZMANN_EV_K * T * np.log(10))
+    y = np.log10(np.where(usable, D, 1.0))
+    design = np.column_stack([np.ones(len(T)), -x])
+    theta, *_ = np.linalg.lstsq(design[observed], y[observed], rcond=None)
+    if log10_errors is None:
+        dof = int(observed.sum()) - 2
+        residual = y[observed] - design[observed] @ theta
+        s2 = float(residual @ residual / dof) if dof > 0 else np.nan
+        cov = s2 * np.linalg.inv(design[observed].T @ design[observed])
+    else:
+        err = np.asarray(log10_errors, dtype=float)
+        s = np.maximum(np.where(np.isfinite(err), err, MIN_LOG10_D_ERROR), MIN_LOG10_D_ERROR)
+        def negative_log_likelihood(th):
+            z = (y - design @ th) / s
+            return 0.5 * np.sum(z[observed] ** 2) - np.sum(stats.norm.logcdf(z[upper]))
+        theta = optimize.minimize(negative_log_likelihood, theta, method="Nelder-Mead",
+                                  options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000}).x
+        z = (y - design @ theta) / s
+        mills = np.exp(stats.norm.logpdf(z) - stats.norm.logcdf(z))   # φ/Φ: curvature of -log Φ(z) is mills (mills + z)
+        weight = np.where(observed, 1.0 / s**2, np.where(upper, mills * (mills + z) / s**2, 0.0))
+        cov = np.linalg.inv((design * weight[:, None]).T @ design)
+    ea = float(theta[1])
+    ea_std = float(np.sqrt(cov[1, 1])) if np.isfinite(cov[1, 1]) else np.nan
+    gradient = np.array([1.0, -1.0 / (BOLTZMANN_EV_K * new_temperature_K * np.log(10))])
+    log_d_new = float(gradient @ theta)
+    log_d_std = float(np.sqrt(gradient @ cov @ gradient)) if np.all(np.isfinite(cov)) else np.nan
+    out.update(Ea_eV=ea, Ea_std_eV=ea_std, Ea_lo_eV=ea - Z_95 * ea_std, Ea_hi_eV=ea + Z_95 * ea_std,
+               D0_cm2_s=float(10 ** theta[0]), D_new_cm2_s=10**log_d_new)
     if not ea > 0:   # D falling with T is no thermally activated hopping: an extrapolation would be meaningless
         out.update(D_new_cm2_s=np.nan, reason=f"activation energy {ea:.2f} eV <= 0 (D does not rise with T): no extrapolation")
         return out
     if structure is not None:
-        out["sigma_new_mS_cm"] = d_new * get_conversion_factor(structure, specie, new_temperature_K)
+        factor = get_conversion_factor(structure, specie, new_temperature_K)
+        out.update(sigma_new_mS_cm=10**log_d_new * factor,
+                   sigma_new_lo_mS_cm=10 ** (log_d_new - Z_95 * log_d_std) * factor,
+                   sigma_new_hi_mS_cm=10 ** (log_d_new + Z_95 * log_d_std) * factor)
     return out
 
 # %% ../../nbs/18_conductors.ipynb #a16d9d7521e0
+def run_log10_error(row) -> float:
+    """A run's standard error of log10 D (decades): from kinisi's 95 % interval where computed (`D_lo`, `D_hi`), else
+    from `DiffusionAnalyzer`'s regression error (`D_std`); NaN without either (then `MIN_LOG10_D_ERROR` applies)."""
+    from matdisco.metrics import Z_95
+    lo, hi = row.get("D_lo", np.nan), row.get("D_hi", np.nan)
+    if np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi > lo:
+        return float((np.log10(hi) - np.log10(lo)) / (2 * Z_95))
+    d, d_std = row.get("D_cm2_s", np.nan), row.get("D_std", np.nan)
+    if np.isfinite(d) and np.isfinite(d_std) and d > 0:
+        return float(d_std / (d * np.log(10)))
+    return np.nan
+
 def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "Li",
                     new_temperature_K: float = ROOM_TEMPERATURE_K, exclude_melted: bool = False) -> pd.DataFrame:
-    """One row per (structure, calculator): `arrhenius_fit` over its temperatures whose Li diffused (and, with
-    `exclude_melted`, whose framework passed Lindemann's test); `structures` maps each structure key to the cell the
-    MD ran (carrier density for Nernst–Einstein). `below_detection`: in every run the Li only vibrated while the framework stayed a crystal (where the
-    framework is past Lindemann too, Li and framework cannot be told apart and the structure is undetermined)."""
+    """One row per (structure, calculator): `arrhenius_fit` over *every* run (with `exclude_melted`, every run whose
+    framework passed Lindemann's test). Runs whose Li diffused enter with their D and its error (`run_log10_error`);
+    runs whose Li did not are censored at their detection floor (`D_floor_cm2_s`; their D reading where the table has
+    no floor). `structures` maps each structure key to the cell the MD ran (carrier density for Nernst–Einstein).
+    `below_detection`: in every run the Li only vibrated while the framework stayed a crystal (where the framework is
+    past Lindemann too, Li and framework cannot be told apart and the structure is undetermined)."""
     rows = []
-    if md_table.empty: return pd.DataFrame(rows)
+    if md_table.empty:
+        return pd.DataFrame(rows)
     D = md_table["D_cm2_s"] if "D_cm2_s" in md_table else pd.Series(np.nan, index=md_table.index)
     T = md_table["temperature_K"].astype(float)
     if "analysed_temperature_K" in md_table:
-        T = md_table["analysed_temperature_K"].astype(float).where(np.isfinite(md_table["analysed_temperature_K"].astype(float)), T)
-    flag = lambda col, default: md_table[col].fillna(default).astype(bool) if col in md_table else pd.Series(default, index=md_table.index)
+        analysed = md_table["analysed_temperature_K"].astype(float)
+        T = analysed.where(np.isfinite(analysed), T)
+    def flag(col, default):
+        return md_table[col].fillna(default).astype(bool) if col in md_table else pd.Series(default, index=md_table.index)
     diffusive, melted = flag("diffusive", True), flag("framework_melted", False)
-    t = md_table.assign(D_cm2_s=D, fit_temperature_K=T, _diffusive=diffusive, _melted=melted, _ran=np.isfinite(D))
+    floor = md_table["D_floor_cm2_s"] if "D_floor_cm2_s" in md_table else pd.Series(np.nan, index=md_table.index)
+    bound = floor.where(np.isfinite(floor.astype(float)), D)
+    t = md_table.assign(D_cm2_s=D, fit_temperature_K=T, _diffusive=diffusive, _melted=melted, _ran=np.isfinite(D),
+                        _fit_D=np.where(diffusive, D, bound),
+                        _log10_error=[run_log10_error(r) for r in md_table.to_dict("records")])
     for (sid, calc), g in t.groupby(["structure", "calculator"], sort=True):
-        use = g[g._diffusive & ~g._melted] if exclude_melted else g[g._diffusive]
-        fit = arrhenius_fit(use.fit_temperature_K, use.D_cm2_s, structure=structures.get(sid), specie=specie,
-                            new_temperature_K=new_temperature_K)
+        use = g[g._ran & ~g._melted] if exclude_melted else g[g._ran]
+        errors = use._log10_error.where(use._diffusive, use._log10_error[use._diffusive].median())
+        fit = arrhenius_fit(use.fit_temperature_K, use._fit_D, censored=~use._diffusive, log10_errors=errors,
+                            structure=structures.get(sid), specie=specie, new_temperature_K=new_temperature_K)
         n_ran, n_melt, n_slow = int(g._ran.sum()), int((g._ran & g._melted).sum()), int((g._ran & ~g._diffusive).sum())
         n_vibrating_crystal = int((g._ran & ~g._diffusive & ~g._melted).sum())
         if fit["reason"]:
-            fit["reason"] = f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, {n_melt} with a framework past Lindemann)"
+            fit["reason"] = (f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, "
+                             f"{n_melt} with a framework past Lindemann)")
         rows.append({"structure": sid, "calculator": calc, "n_runs": n_ran, "n_not_diffusive": n_slow, "n_melted": n_melt,
                      "below_detection": bool(n_ran > 0 and n_vibrating_crystal == n_ran)} | fit)
     return pd.DataFrame(rows)
