@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'FRAME_KINDS', 'RATTLE_TEMPERATURES_K', 'MD_TEMPERATURES_K', 'RATTLE_FORCE_CONSTANT', 'BOLTZMANN_EV_K',
            'SamplingConfig', 'rattle_sigma', 'frame_hash', 'label_frame', 'relaxation_frames', 'rattled_frames',
            'strained_frames', 'md_frames', 'sample_source', 'frames_dir', 'build_frames', 'load_frames',
-           'select_sources', 'relaxed_sources', 'composition_split', 'elements_covered', 'frames_table']
+           'select_sources', 'relaxed_sources', 'composition_split', 'elements_covered', 'element_pairs',
+           'pair_coverage', 'pair_coverage_summary', 'frames_table']
 
 # %% ../../nbs/15_mlip_data.ipynb #80c087ea3109
 FRAME_KINDS = ("relaxation", "rattled", "strained", "md")
@@ -227,6 +228,32 @@ def elements_covered(frames, reference) -> np.ndarray:
     element it never saw (its elemental reference is undetermined), so held-out scores use covered frames only."""
     seen = {int(z) for a in reference for z in set(a.numbers)}
     return np.array([set(int(z) for z in a.numbers) <= seen for a in frames], dtype=bool)
+
+def element_pairs(formula: str) -> set[tuple[str, str]]:
+    "The unordered element pairs of a composition (sorted symbols); a unary composition has none."
+    from itertools import combinations
+    from pymatgen.core import Composition
+    return set(combinations(sorted(e.symbol for e in Composition(formula).elements), 2))
+
+def pair_coverage(scored_formulas, training_formulas) -> pd.DataFrame:
+    """Per scored composition: its element pairs, how many occur together in some training composition, and the
+    fraction (1.0 for a unary one). GNoME's transfer claim is about unseen compositions of *seen* chemistry: a
+    held-out composition whose pairs never met in training tests extrapolation to a new chemistry instead."""
+    seen = set().union(*(element_pairs(f) for f in set(training_formulas)))
+    rows = []
+    for f in sorted(set(scored_formulas)):
+        pairs = element_pairs(f)
+        n_seen = len(pairs & seen)
+        rows.append({"formula": f, "n_pairs": len(pairs), "n_pairs_seen": n_seen,
+                     "pair_coverage": n_seen / len(pairs) if pairs else 1.0})
+    return pd.DataFrame(rows, columns=["formula", "n_pairs", "n_pairs_seen", "pair_coverage"])
+
+def pair_coverage_summary(scored_formulas, training_formulas) -> dict:
+    "Compositions scored, their mean pair coverage and the share whose every element pair occurs in training."
+    t = pair_coverage(scored_formulas, training_formulas)
+    return {"n_compositions": int(len(t)),
+            "mean_pair_coverage": float(t.pair_coverage.mean()) if len(t) else float("nan"),
+            "share_all_pairs_seen": float((t.pair_coverage == 1.0).mean()) if len(t) else float("nan")}
 
 def frames_table(frames) -> pd.DataFrame:
     "One row per frame: provenance, size, energy per atom (eV/atom) and the largest force (eV/Å)."
