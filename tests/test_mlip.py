@@ -77,3 +77,59 @@ def test_an_energy_conserving_potential_gives_forces_of_its_energy(frames):
     assert np.abs(f.sum(0)).max() < 1e-3
     e = potential_errors(model, frames[:3])
     assert set(e.columns) >= {"energy_error_meV_atom", "force_mae_meV_A", "stress_mae_GPa"}
+
+
+def test_a_nequip_student_trains_with_sevenn_is_reused_by_key_and_conserves_energy(frames, tmp_path):
+    """sevenn trains a NequIP-family student end to end; a second call with the same frames and config returns the
+    same checkpoint; its calculator's forces are minus the gradient of its energy, and its energy is on the labels'
+    scale (the MP2020 elemental references added back)."""
+    from matdisco.mlip import NequipConfig, calculator_errors, energy_offset, nequip_calculator, train_nequip
+    cfg = NequipConfig(epochs=2, batch_size=4)
+    path, history, key = train_nequip(frames, frames[:4], cfg, root=tmp_path)
+    again, _, key2 = train_nequip(frames, frames[:4], cfg, root=tmp_path)
+    assert again == path and key2 == key and len(history) == 2
+    assert train_nequip(frames[1:], frames[:4], cfg, root=tmp_path)[2] != key
+    calc = nequip_calculator(path)
+    a = frames[0].copy()
+    a.calc = calc
+    f = a.get_forces()
+    h, i, k = 1e-3, 1, 0
+    p = a.copy()
+    p.calc = calc
+    p.positions[i, k] += h
+    m = a.copy()
+    m.calc = calc
+    m.positions[i, k] -= h
+    assert np.isclose(-(p.get_potential_energy() - m.get_potential_energy()) / (2 * h), f[i, k], atol=2e-3)
+    per_atom_reference = energy_offset(a) / len(a)
+    assert abs(a.get_potential_energy() / len(a) - per_atom_reference) < 3.0       # formation-energy scale, not 0
+    errors = calculator_errors(calc, frames[:3])
+    assert set(errors.columns) >= {"energy_error_meV_atom", "force_mae_meV_A", "stress_mae_GPa"}
+
+
+def test_sevennet_0_zero_shot_beats_zero_force_on_oracle_labels(frames):
+    "SevenNet-0 (shipped in the sevenn wheel), through each frame's MP2020 correction, against CHGNet's labels."
+    from matdisco.mlip import SEVENNET_0, calculator_errors, error_summary, nequip_calculator
+    from matdisco.mlip_data import frames_table
+    summary = error_summary(calculator_errors(nequip_calculator(SEVENNET_0), frames))
+    zero_force = 1000 * np.mean(np.concatenate([np.abs(f.get_forces()).ravel() for f in frames]))
+    assert summary["force_mae_meV_A"] < 0.35 * zero_force, (summary, zero_force)
+    assert summary["energy_mae_meV_atom"] < 150, summary   # two PBE-level potentials, one MP2020 scale
+    assert len(frames_table(frames)) == len(frames)
+
+
+def test_energy_offsets_round_trip(frames):
+    "offset_frames subtracts exactly what ReferencedCalculator adds back, for both offsets."
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from matdisco.mlip import ReferencedCalculator, offset_frames
+    for kind in ("mp2020_elemental_references", "mp2020_correction"):
+        shifted = offset_frames(frames[:3], kind)
+        for a, b in zip(frames[:3], shifted):
+            base = SinglePointCalculator(b.copy(), energy=b.get_potential_energy(), forces=b.get_forces(),
+                                         stress=b.get_stress())
+            c = b.copy()
+            c.calc = ReferencedCalculator(base, kind)
+            assert np.isclose(c.get_potential_energy(), a.get_potential_energy(), atol=1e-8)
+            assert np.allclose(c.get_forces(), a.get_forces()) and np.allclose(c.get_stress(), a.get_stress())
+    with pytest.raises(ValueError, match="unknown energy offset"):
+        ReferencedCalculator(None, "none")

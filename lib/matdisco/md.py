@@ -256,8 +256,8 @@ def md_classification(md_table: pd.DataFrame, *, reference: str = "oracle", pred
 
 # %% ../../nbs/17_md.ipynb #8e7757521091
 def _is_oracle(spec) -> bool:
-    "Whether a calculator spec names an oracle (else it is the path of a saved potential)."
-    return isinstance(spec, str) and not spec.endswith(".pt")
+    "Whether a calculator spec names an oracle (else it is the path of a saved potential: CHGNet `.pt`, sevenn `.pth`)."
+    return isinstance(spec, str) and not spec.endswith((".pt", ".pth"))
 
 @functools.lru_cache(maxsize=8)
 def make_md_calculator(spec, device: str | None = None):
@@ -266,6 +266,9 @@ def make_md_calculator(spec, device: str | None = None):
     from matdisco.oracle import make_calculator, one_thread
     one_thread()
     if _is_oracle(spec): return make_calculator(spec)
+    if spec.endswith(".pth"):
+        from matdisco.mlip import nequip_calculator
+        return nequip_calculator(spec, device)
     from matdisco.mlip import load_potential, potential_calculator
     model, _ = load_potential(spec)
     return potential_calculator(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -16,17 +16,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import atomic_path, config_key
+from .data import atomic_path, atomic_write_text, config_key
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'KBAR_PER_GPA', 'N_REFERENCE_ELEMENTS', 'TRAINING_CONVENTIONS', 'PotentialConfig', 'new_potential',
-           'n_parameters', 'ase_stress_to_vasp_kbar', 'frames_to_dataset', 'elemental_references',
-           'fit_composition_model', 'potential_key', 'train_potential', 'potential_path', 'save_potential',
-           'load_potential', 'potential_calculator', 'potential_errors', 'error_summary', 'baseline_errors',
-           'scored_set_summary', 'nested_subsets', 'nested_source_subsets', 'learning_curve', 'transfer_curve',
-           'mlip_figure']
+__all__ = ['log', 'KBAR_PER_GPA', 'N_REFERENCE_ELEMENTS', 'TRAINING_CONVENTIONS', 'SEVENNET_0', 'ENERGY_OFFSETS',
+           'PotentialConfig', 'new_potential', 'n_parameters', 'ase_stress_to_vasp_kbar', 'frames_to_dataset',
+           'elemental_references', 'fit_composition_model', 'potential_key', 'train_potential', 'potential_path',
+           'save_potential', 'load_potential', 'potential_calculator', 'potential_errors', 'error_summary',
+           'baseline_errors', 'scored_set_summary', 'NequipConfig', 'energy_offset', 'offset_frames',
+           'ReferencedCalculator', 'nequip_key', 'train_nequip', 'nequip_calculator', 'calculator_errors',
+           'nested_subsets', 'nested_source_subsets', 'train_student', 'final_energy_errors', 'learning_curve',
+           'TransferStart', 'transfer_curve', 'power_law_bootstrap', 'mlip_figure']
 
 # %% ../../nbs/16_mlip.ipynb #4d5163b0ec14
 @dataclass(frozen=True)
@@ -251,6 +253,195 @@ def scored_set_summary(errors: dict, baselines: dict) -> dict:
             "force_mae_ratio_to_zero": ratio(errors["force_mae_meV_A"], baselines["force_mae_meV_A"]),
             "energy_mae_ratio_to_mean": ratio(errors["energy_mae_meV_atom"], baselines["energy_mae_meV_atom"])}
 
+# %% ../../nbs/16_mlip.ipynb #9205dc8c3c4d
+@dataclass(frozen=True)
+class NequipConfig:
+    """A NequIP-family potential trained by `sevenn` (hashed, with its frames, into its key). Defaults: sevenn's
+    `base` preset (sevenn/presets/base.yaml) except `self_connection_type` (see above) and the loss weights."""
+    cutoff: float = 5.0                    # Å; sevenn base preset, GNoME's NequIP r_max
+    channel: int = 32                      # sevenn base preset
+    lmax: int = 2                          # sevenn base preset
+    num_convolution_layer: int = 3         # sevenn base preset
+    self_connection_type: str = "linear"   # base preset: "nequip" (788k parameters over 89 species)
+    epochs: int = 30
+    batch_size: int = 8                    # base preset: 4
+    learning_rate: float = 0.005           # sevenn base preset
+    lr_decay_per_epoch: float = 0.97       # exponential; base preset: 0.99 over 200 epochs
+    force_loss_weight: float = 1.0         # sevenn's fine_tune preset (base: 0.1)
+    stress_loss_weight: float = 1e-4       # on kBar inside sevenn (base: 1e-6, fine_tune: 0.01)
+    seed: int = 0
+
+#: The pretrained general-purpose potential of the transfer comparison: SevenNet-0 as shipped in the sevenn wheel
+SEVENNET_0 = "SevenNet-0_11July2024"
+
+#: Energy offsets a student's targets are taken relative to (added back by `ReferencedCalculator`)
+ENERGY_OFFSETS = ("mp2020_elemental_references", "mp2020_correction")
+
+def energy_offset(atoms, kind: str = "mp2020_elemental_references", *, references: dict | None = None) -> float:
+    """The energy (eV) a student's target is taken relative to: Σᵢ μ(Zᵢ) with MP's MP2020 elemental references
+    (`mp2020_elemental_references`), or the frame's MP2020 correction (`mp2020_correction`: anion and +U
+    corrections, for a potential that predicts raw PBE such as SevenNet-0)."""
+    if kind == "mp2020_elemental_references":
+        if references is None:
+            from matdisco.oracle import mp_reference_energies
+            references = mp_reference_energies()
+        return float(sum(references[s] for s in atoms.get_chemical_symbols()))
+    if kind == "mp2020_correction":
+        from pymatgen.io.ase import AseAtomsAdaptor
+        from matdisco.oracle import mp2020_correction
+        return mp2020_correction(AseAtomsAdaptor.get_structure(atoms), 0.0)
+    raise ValueError(f"unknown energy offset {kind!r}; choose from {ENERGY_OFFSETS}")
+
+def offset_frames(frames, kind: str = "mp2020_elemental_references") -> list:
+    "Copies of labelled frames whose energy is the label minus `energy_offset` (forces, stress and info unchanged)."
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from matdisco.oracle import mp_reference_energies
+    references = mp_reference_energies() if kind == "mp2020_elemental_references" else None
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.info = {k: v for k, v in a.info.items() if k in ("frame_hash", "formula", "kind", "source")}
+        energy = a.get_potential_energy() - energy_offset(a, kind, references=references)
+        b.calc = SinglePointCalculator(b, energy=energy, forces=a.get_forces(), stress=a.get_stress())
+        out.append(b)
+    return out
+
+# %% ../../nbs/16_mlip.ipynb #8b452997ef7c
+from ase.calculators.calculator import Calculator, all_changes
+
+class ReferencedCalculator(Calculator):
+    """An ASE calculator whose energy is `base`'s plus `energy_offset(atoms, kind)`; forces and stress are `base`'s.
+    The student's predictions on our labels' scale (see `offset_frames`)."""
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, base, kind: str = "mp2020_elemental_references", **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ENERGY_OFFSETS:
+            raise ValueError(f"unknown energy offset {kind!r}; choose from {ENERGY_OFFSETS}")
+        self.base = base
+        self.kind = kind
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms.copy()
+        a.calc = self.base
+        energy = a.get_potential_energy() + energy_offset(a, self.kind)
+        self.results = {"energy": energy, "free_energy": energy, "forces": a.get_forces(),
+                        "stress": a.get_stress()}
+
+# %% ../../nbs/16_mlip.ipynb #4459321fc385
+#: The keys of a sevenn checkpoint's config that fix its architecture (a fine-tuning run must repeat them)
+_SEVENN_ARCHITECTURE_KEYS = ("chemical_species", "cutoff", "channel", "lmax", "lmax_edge", "lmax_node",
+                             "num_convolution_layer", "irreps_manual", "weight_nn_hidden_neurons", "radial_basis",
+                             "cutoff_function", "act_gate", "act_scalar", "act_radial", "is_parity",
+                             "self_connection_type", "conv_denominator", "interaction_type", "readout_as_fcn",
+                             "readout_fcn_hidden_neurons", "readout_fcn_activation", "use_bias_in_linear",
+                             "_normalize_sph")
+
+def _sevenn_input(config: NequipConfig, train_path: Path, valid_path: Path, init: str | None) -> dict:
+    "sevenn's input.yaml as a dict: the model from `config` (or, fine-tuning, from the `init` checkpoint)."
+    train_block = {"random_seed": config.seed, "is_train_stress": True, "epoch": config.epochs, "optimizer": "adam",
+                   "optim_param": {"lr": config.learning_rate}, "scheduler": "exponentiallr",
+                   "scheduler_param": {"gamma": config.lr_decay_per_epoch},
+                   "force_loss_weight": config.force_loss_weight, "stress_loss_weight": config.stress_loss_weight,
+                   "per_epoch": 10**6, "error_record": [["Energy", "MAE"], ["Force", "MAE"], ["Stress", "MAE"],
+                                                        ["TotalLoss", "None"]]}
+    model = {"chemical_species": "Auto", "cutoff": config.cutoff, "channel": config.channel, "lmax": config.lmax,
+             "num_convolution_layer": config.num_convolution_layer, "weight_nn_hidden_neurons": [64, 64],
+             "radial_basis": {"radial_basis_name": "bessel", "bessel_basis_num": 8},
+             "cutoff_function": {"cutoff_function_name": "poly_cut", "poly_cut_p_value": 6},
+             "act_gate": {"e": "silu", "o": "tanh"}, "act_scalar": {"e": "silu", "o": "tanh"}, "is_parity": False,
+             "self_connection_type": config.self_connection_type, "conv_denominator": "avg_num_neigh",
+             "train_denominator": False, "train_shift_scale": False}
+    if init is not None:   # fine-tuning: the architecture and species are the checkpoint's (shift and scale too)
+        from sevenn.util import load_checkpoint
+        start = load_checkpoint(init).config
+        model = {k: start[k] for k in _SEVENN_ARCHITECTURE_KEYS if start.get(k) is not None} | {"train_shift_scale": False,
+                                                                                   "train_denominator": False}
+        train_block["continue"] = {"checkpoint": init, "reset_optimizer": True, "reset_scheduler": True,
+                                   "reset_epoch": True}
+    data = {"batch_size": config.batch_size, "shift": "per_atom_energy_mean", "scale": "force_rms",
+            "load_trainset_path": [str(train_path)], "load_validset_path": [str(valid_path)]}
+    return {"model": model, "train": train_block, "data": data}
+
+def nequip_key(config: NequipConfig, train, val, init_key: str | None, offset: str) -> str:
+    "Key of a trained NequIP student: its config, its start, its energy offset and every frame's hash."
+    return config_key({"config": asdict(config), "init": init_key, "offset": offset, "trainer": "sevenn",
+                       "train": sorted(a.info["frame_hash"] for a in train),
+                       "val": sorted(a.info["frame_hash"] for a in val)}, datasets=())
+
+def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str | None = None,
+                 init_key: str | None = None, offset: str = "mp2020_elemental_references",
+                 root: Path | str | None = None) -> tuple[Path, pd.DataFrame, str]:
+    """Train a NequIP-family potential with `sevenn` on labelled `train` frames (validating on `val` each epoch);
+    returns (checkpoint path, per-epoch history, key). `init`: a sevenn checkpoint to fine-tune (a path, or
+    `SEVENNET_0`), named by `init_key`. Targets are the labels minus `offset` (`offset_frames`); the checkpoint's
+    `.json` records the offset for `nequip_calculator`. Under `root` (default: a temporary folder that is kept) a
+    trained key is reused. sevenn runs as its own command (`sevenn input.yaml`), its log beside the checkpoint."""
+    import shutil
+    import subprocess
+    import sys
+    import yaml
+    from ase.io import write
+    key = nequip_key(config, train, val, init_key, offset)
+    root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="nequip-"))
+    path = root / f"nequip-{key}.pth"
+    history_path = path.with_suffix(".csv")
+    if path.exists() and history_path.exists():
+        return path, pd.read_csv(history_path), key
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".nequip-{key}-") as tmp:
+        work = Path(tmp)
+        write(str(work / "train.extxyz"), offset_frames(train, offset), format="extxyz")
+        write(str(work / "valid.extxyz"), offset_frames(val, offset), format="extxyz")
+        spec = _sevenn_input(config, work / "train.extxyz", work / "valid.extxyz", init)
+        (work / "input.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        command = [str(Path(sys.executable).parent / "sevenn"), "input.yaml", "-w", str(work)]
+        done = subprocess.run(command, cwd=work, capture_output=True, text=True)
+        shutil.copyfile(work / "log.sevenn", path.with_suffix(".log")) if (work / "log.sevenn").exists() else None
+        if done.returncode != 0 or not (work / "checkpoint_best.pth").exists():
+            raise RuntimeError(f"sevenn training failed (exit {done.returncode}); its log: {path.with_suffix('.log')}; "
+                               f"stderr: {done.stderr[-1500:]}")
+        history = pd.read_csv(work / "lc.csv")
+        atomic_write_text(path.with_suffix(".json"), json.dumps({"config": asdict(config), "init_key": init_key,
+                                                                 "offset": offset, "key": key}, indent=1))
+        with atomic_path(history_path) as tmp_history:
+            history.to_csv(tmp_history, index=False)
+        with atomic_path(path) as tmp_checkpoint:
+            shutil.copyfile(work / "checkpoint_best.pth", tmp_checkpoint)
+    return path, history, key
+
+def nequip_calculator(checkpoint: Path | str, device: str | None = None, *, offset: str | None = None):
+    """ASE calculator of a sevenn checkpoint on our labels' scale: `ReferencedCalculator` around sevenn's
+    `SevenNetCalculator`, with the offset the checkpoint was trained under (its `.json`), or `offset`
+    (`SEVENNET_0`, shipped with no such file, predicts raw PBE: `mp2020_correction`)."""
+    import warnings
+    from sevenn.calculator import SevenNetCalculator
+    meta = Path(checkpoint).with_suffix(".json")
+    if offset is None:
+        offset = json.loads(meta.read_text())["offset"] if meta.exists() else "mp2020_correction"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # sevenn warns that no tensor-product accelerator is installed
+        model = "7net-0" if str(checkpoint) == SEVENNET_0 else str(checkpoint)
+        base = SevenNetCalculator(model=model, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return ReferencedCalculator(base, offset)
+
+def calculator_errors(calculator, frames) -> pd.DataFrame:
+    """Per frame, for any ASE calculator: energy error (meV/atom), force MAE (meV/Å) and stress MAE (GPa) against
+    the frames' labels, with their provenance (the columns of `potential_errors`)."""
+    from ase import units
+    rows = []
+    for a in frames:
+        b = a.copy()
+        b.calc = calculator
+        rows.append({"frame_hash": a.info.get("frame_hash"), "formula": a.info.get("formula"),
+                     "kind": a.info.get("kind"), "temperature_K": a.info.get("temperature_K", np.nan),
+                     "n_atoms": len(a),
+                     "energy_error_meV_atom": 1000 * (b.get_potential_energy() - a.get_potential_energy()) / len(a),
+                     "force_mae_meV_A": 1000 * float(np.abs(b.get_forces() - a.get_forces()).mean()),
+                     "stress_mae_GPa": float(np.abs(b.get_stress() - a.get_stress()).mean() / units.GPa)})
+    return pd.DataFrame(rows)
+
 # %% ../../nbs/16_mlip.ipynb #75959f89f69c
 def nested_subsets(n_total: int, sizes, seed: int = 0) -> dict[int, np.ndarray]:
     "Index sets of each size, each the prefix of one seeded permutation (smaller sets inside larger ones)."
@@ -270,37 +461,105 @@ def nested_source_subsets(frames, sizes, seed: int = 0) -> dict[int, np.ndarray]
         out[int(n)] = np.flatnonzero(r <= k)
     return out
 
-def learning_curve(train, val, test, sizes, config: PotentialConfig = PotentialConfig(), *, seeds=(0,), by: str = "source",
-                   root: Path | str | None = None, device: str | None = None) -> pd.DataFrame:
-    """Held-out errors beside their baselines (`scored_set_summary`) of potentials trained on nested subsets of `train`, per size and seed.
-    `by="source"` (default) grows the set by whole sources, so a larger set holds more compositions, as GNoME's larger
-    data sets did; `by="frame"` draws frames (more frames of the same compositions: on `cpu` this curve was flat, as
-    the potential overfits the compositions it has, see the README)."""
+def train_student(train, val, config, *, init=None, init_key: str | None = None,
+                  offset: str = "mp2020_elemental_references", root: Path | str | None = None,
+                  device: str | None = None):
+    """Train the potential `config` describes (a `NequipConfig`: sevenn; a `PotentialConfig`: CHGNet's trainer) on
+    `train`, validating on `val`; returns (ASE calculator, history, key, spec), `spec` being what `matdisco.md` takes
+    to rebuild the calculator in another process (the saved file's path)."""
+    if isinstance(config, NequipConfig):
+        path, history, key = train_nequip(train, val, config, init=init, init_key=init_key, offset=offset, root=root)
+        return nequip_calculator(path, device), history, key, str(path)
+    model, history, key = train_potential(train, val, config, init=init, init_key=init_key, root=root, device=device)
+    spec = str(potential_path(root, key)) if root is not None else None
+    return potential_calculator(model, device), history, key, spec
+
+def final_energy_errors(history: pd.DataFrame) -> dict:
+    "Last epoch's training and validation energy MAE (eV/atom) from either trainer's history."
+    for train_col, val_col in (("train_e", "val_e"), ("trainset_Energy_MAE", "validset_Energy_MAE")):
+        if train_col in history and val_col in history:
+            return {"epochs": int(len(history)), "final_train_e_mae": float(history[train_col].iloc[-1]),
+                    "final_val_e_mae": float(history[val_col].iloc[-1])}
+    return {"epochs": int(len(history)), "final_train_e_mae": np.nan, "final_val_e_mae": np.nan}
+
+def learning_curve(train, val, test, sizes, config=NequipConfig(), *, seeds=(0,), by: str = "source",
+                   root: Path | str | None = None, device: str | None = None, per_frame: list | None = None
+                   ) -> pd.DataFrame:
+    """Held-out errors beside their baselines (`scored_set_summary`) of potentials trained on nested subsets of
+    `train`, per size and seed, each with the same `config` (so the same epochs: a fixed budget per frame, stated in
+    the summary). `by="source"` (default) grows the set by whole sources, so a larger set holds more compositions,
+    as GNoME's larger data sets did; `by="frame"` draws frames (more frames of the same compositions). Each size's
+    per-frame errors (with `n_frames` and `seed`) are appended to `per_frame` when a list is given."""
     rows = []
     for seed in seeds:
         subsets = nested_source_subsets(train, sizes, seed) if by == "source" else nested_subsets(len(train), sizes, seed)
         for n, idx in subsets.items():
-            cfg = PotentialConfig(**{**asdict(config), "seed": int(seed)})
+            cfg = type(config)(**{**asdict(config), "seed": int(seed)})
             sub = [train[i] for i in idx]
-            model, hist, key = train_potential(sub, val, cfg, root=root, device=device)
-            scored = scored_set_summary(error_summary(potential_errors(model, test)), baseline_errors(sub, test))
-            rows.append({"n_frames": len(idx), "n_sources": len({a.info["source"] for a in sub}), "seed": seed, "key": key,
-                         "epochs": len(hist), "final_train_e_mae": float(hist.train_e.iloc[-1]),
-                         "final_val_e_mae": float(hist.val_e.iloc[-1]), **scored})
+            calculator, history, key, _ = train_student(sub, val, cfg, root=root, device=device)
+            errors = calculator_errors(calculator, test)
+            if per_frame is not None:
+                per_frame.append(errors.assign(n_frames=len(idx), seed=seed))
+            scored = scored_set_summary(error_summary(errors), baseline_errors(sub, test))
+            rows.append({"n_frames": len(idx), "n_sources": len({a.info["source"] for a in sub}), "seed": seed,
+                         "key": key, **final_energy_errors(history), **scored})
     return pd.DataFrame(rows).drop_duplicates("key").reset_index(drop=True)
 
-def transfer_curve(pretrained, pretrained_key: str, new_train, new_test, sizes, config: PotentialConfig = PotentialConfig(), *,
-                   seed: int = 0, root: Path | str | None = None, device: str | None = None) -> pd.DataFrame:
-    "Errors on `new_test` (beside its baselines, `scored_set_summary`) after training on n frames of a new chemistry, from scratch and fine-tuned from `pretrained`."
+@dataclass(frozen=True)
+class TransferStart:
+    "Where a transfer run starts: from scratch (`init` None) or a checkpoint (with its key and energy offset)."
+    name: str
+    init: str | None = None
+    init_key: str | None = None
+    offset: str = "mp2020_elemental_references"
+
+def transfer_curve(starts, new_train, new_test, sizes, config=NequipConfig(), *, seed: int = 0,
+                   root: Path | str | None = None, device: str | None = None) -> pd.DataFrame:
+    """Errors on `new_test` (beside its baselines, `scored_set_summary`) after training on n frames of a new
+    chemistry from each of `starts` (`TransferStart`s). n = 0 is the start itself, zero-shot (none from scratch)."""
     rows = []
     for n, idx in nested_subsets(len(new_train), sizes, seed).items():
         frames = [new_train[i] for i in idx]
-        for start, init in (("scratch", None), ("fine-tuned", pretrained)):
-            model, hist, key = train_potential(frames, frames, config, init=init,
-                                               init_key=pretrained_key if init is not None else None, root=root, device=device)
-            scored = scored_set_summary(error_summary(potential_errors(model, new_test)), baseline_errors(frames, new_test))
-            rows.append({"n_frames": len(idx), "start": start, "key": key, **scored})
+        for start in starts:
+            if not frames:
+                if start.init is None:
+                    continue
+                calculator, key = nequip_calculator(start.init, device, offset=start.offset), start.init_key
+                baseline = baseline_errors(new_train, new_test)
+            else:
+                calculator, _, key, _ = train_student(frames, frames, config, init=start.init, init_key=start.init_key,
+                                                      offset=start.offset, root=root, device=device)
+                baseline = baseline_errors(frames, new_test)
+            scored = scored_set_summary(error_summary(calculator_errors(calculator, new_test)), baseline)
+            rows.append({"n_frames": len(idx), "start": start.name, "key": key, **scored})
     return pd.DataFrame(rows)
+
+def power_law_bootstrap(per_frame: pd.DataFrame, column: str, *, n_boot: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> dict:
+    """Exponent α of MAE(n) ∝ n^(−α) (`scaling.fit_power_law` on the per-size MAE of `column`, force MAEs weighted by
+    atoms) with a bootstrap interval over held-out *compositions*: each draw resamples the compositions with
+    replacement, the same draw at every size, and refits. Returns alpha, its interval, a and the number of
+    compositions; NaN with fewer than two sizes."""
+    from matdisco.scaling import fit_power_law
+    weight = per_frame.n_atoms if column.startswith("force") else pd.Series(1.0, index=per_frame.index)
+    t = per_frame.assign(_w=weight, _wx=weight * per_frame[column].abs())
+    sums = t.groupby(["n_frames", "formula"])[["_wx", "_w"]].sum().unstack("formula", fill_value=0.0)
+    sizes = sums.index.to_numpy(dtype=float)
+    formulas = sums["_w"].columns
+    out = {"n_compositions": int(len(formulas)), "alpha": np.nan, "alpha_lo": np.nan, "alpha_hi": np.nan, "a": np.nan}
+    if len(sizes) < 2 or not len(formulas):
+        return out
+    wx = sums["_wx"].to_numpy()
+    w = sums["_w"].to_numpy()
+    fit = fit_power_law(sizes, wx.sum(1) / w.sum(1))
+    rng = np.random.default_rng(seed)
+    alphas = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(formulas), len(formulas))
+        alphas.append(fit_power_law(sizes, wx[:, pick].sum(1) / w[:, pick].sum(1))["alpha"])
+    q = (1 - level) / 2
+    return out | {"alpha": fit["alpha"], "a": fit["a"], "alpha_lo": float(np.quantile(alphas, q)),
+                  "alpha_hi": float(np.quantile(alphas, 1 - q))}
 
 # %% ../../nbs/16_mlip.ipynb #15c83c1ffb78
 def mlip_figure(curve: pd.DataFrame, transfer: pd.DataFrame | None = None, md: pd.DataFrame | None = None, *,
@@ -322,12 +581,18 @@ def mlip_figure(curve: pd.DataFrame, transfer: pd.DataFrame | None = None, md: p
     ax[0].set(xlabel="training frames (growing by whole sources)", ylabel="MAE on held-out compositions",
               title="(a) data scaling (dashed: mean / zero baselines)"); ax[0].legend(fontsize=8)
     if transfer is not None and len(transfer):
-        for (start, t), c in zip(transfer.groupby("start"), ("C2", "C3")):
+        for (start, t), c in zip(transfer.groupby("start", sort=False), ("C2", "C3", "C4", "C5")):
             t = t.sort_values("n_frames")
-            ax[1].loglog(t.n_frames, t.force_mae_meV_A, "o-", color=c, label=f"{start}: force")
-            ax[1].loglog(t.n_frames, t.energy_mae_meV_atom, "s--", color=c, label=f"{start}: energy")
-        ax[1].legend(fontsize=8)
-    ax[1].set(xlabel="frames of the new chemistry", ylabel="MAE (meV/Å; meV/atom)", title="(b) fine-tuned vs scratch")
+            ax[1].plot(t.n_frames, t.force_mae_meV_A, "o-", color=c, label=f"{start}: force")
+            ax[1].plot(t.n_frames, t.energy_mae_meV_atom, "s--", color=c, label=f"{start}: energy")
+        if "force_mae_zero_baseline_meV_A" in transfer:
+            ax[1].axhline(float(transfer.force_mae_zero_baseline_meV_A.iloc[0]), color="k", ls=":", lw=0.8,
+                          label="zero force")
+        ax[1].set_xscale("symlog", linthresh=1)
+        ax[1].set_yscale("log")
+        ax[1].legend(fontsize=7)
+    ax[1].set(xlabel="frames of the new chemistry (0: zero-shot)", ylabel="MAE (meV/Å; meV/atom)",
+              title="(b) transfer to hotter frames of new compositions")
     if md is not None and len(md) and {"calculator", "sigma_mS_cm"} <= set(md.columns):
         w = md.pivot_table(index="structure", columns="calculator", values="sigma_mS_cm", aggfunc="first")
         names = [c for c in w.columns if c != "oracle"]
