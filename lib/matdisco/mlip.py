@@ -338,15 +338,17 @@ _SEVENN_ARCHITECTURE_KEYS = ("chemical_species", "cutoff", "channel", "lmax", "l
                              "readout_fcn_hidden_neurons", "readout_fcn_activation", "use_bias_in_linear",
                              "_normalize_sph")
 
-def _sevenn_input(config: NequipConfig, train_path: Path, valid_path: Path, init: str | None) -> dict:
-    "sevenn's input.yaml as a dict: the model from `config` (or, fine-tuning, from the `init` checkpoint)."
+def _sevenn_input(config: NequipConfig, train_path: Path, valid_path: Path, init: str | None,
+                  species: list | None = None) -> dict:
+    """sevenn's input.yaml as a dict: the model from `config` and `species` (element symbols; None: those of the
+    training frames), or, fine-tuning, from the `init` checkpoint."""
     train_block = {"random_seed": config.seed, "is_train_stress": True, "epoch": config.epochs, "optimizer": "adam",
                    "optim_param": {"lr": config.learning_rate}, "scheduler": "exponentiallr",
                    "scheduler_param": {"gamma": config.lr_decay_per_epoch},
                    "force_loss_weight": config.force_loss_weight, "stress_loss_weight": config.stress_loss_weight,
                    "per_epoch": 10**6, "error_record": [["Energy", "MAE"], ["Force", "MAE"], ["Stress", "MAE"],
                                                         ["TotalLoss", "None"]]}
-    model = {"chemical_species": "Auto", "cutoff": config.cutoff, "channel": config.channel, "lmax": config.lmax,
+    model = {"chemical_species": sorted(species) if species else "Auto", "cutoff": config.cutoff, "channel": config.channel, "lmax": config.lmax,
              "num_convolution_layer": config.num_convolution_layer, "weight_nn_hidden_neurons": [64, 64],
              "radial_basis": {"radial_basis_name": "bessel", "bessel_basis_num": 8},
              "cutoff_function": {"cutoff_function_name": "poly_cut", "poly_cut_p_value": 6},
@@ -364,18 +366,21 @@ def _sevenn_input(config: NequipConfig, train_path: Path, valid_path: Path, init
             "load_trainset_path": [str(train_path)], "load_validset_path": [str(valid_path)]}
     return {"model": model, "train": train_block, "data": data}
 
-def nequip_key(config: NequipConfig, train, val, init_key: str | None, offset: str) -> str:
-    "Key of a trained NequIP student: its config, its start, its energy offset and every frame's hash."
+def nequip_key(config: NequipConfig, train, val, init_key: str | None, offset: str, species=None) -> str:
+    "Key of a trained NequIP student: its config, its start, its energy offset, its species and every frame's hash."
     return config_key({"config": asdict(config), "init": init_key, "offset": offset, "trainer": "sevenn",
+                       "species": sorted(species) if species else None,
                        "train": sorted(a.info["frame_hash"] for a in train),
                        "val": sorted(a.info["frame_hash"] for a in val)}, datasets=())
 
 def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str | None = None,
                  init_key: str | None = None, offset: str = "mp2020_elemental_references",
-                 root: Path | str | None = None) -> tuple[Path, pd.DataFrame, str]:
+                 root: Path | str | None = None, species=None) -> tuple[Path, pd.DataFrame, str]:
     """Train a NequIP-family potential with `sevenn` on labelled `train` frames (validating on `val` each epoch);
     returns (checkpoint path, per-epoch history, key). `init`: a sevenn checkpoint to fine-tune (a path, or
-    `SEVENNET_0`), named by `init_key`. Targets are the labels minus `offset` (`offset_frames`); the checkpoint's
+    `SEVENNET_0`), named by `init_key`. `species`: the elements the model knows (default: those of the training
+    frames; a learning curve passes its whole chemical space, so every subset can score the same frames). Targets
+    are the labels minus `offset` (`offset_frames`); the checkpoint's
     `.json` records the offset for `nequip_calculator`. Under `root` (default: a temporary folder that is kept) a
     trained key is reused. sevenn runs as its own command (`sevenn input.yaml`), its log beside the checkpoint."""
     import shutil
@@ -383,7 +388,7 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
     import sys
     import yaml
     from ase.io import write
-    key = nequip_key(config, train, val, init_key, offset)
+    key = nequip_key(config, train, val, init_key, offset, species)
     root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="nequip-"))
     path = root / f"nequip-{key}.pth"
     history_path = path.with_suffix(".csv")
@@ -394,7 +399,7 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
         work = Path(tmp)
         write(str(work / "train.extxyz"), offset_frames(train, offset), format="extxyz")
         write(str(work / "valid.extxyz"), offset_frames(val, offset), format="extxyz")
-        spec = _sevenn_input(config, work / "train.extxyz", work / "valid.extxyz", init)
+        spec = _sevenn_input(config, work / "train.extxyz", work / "valid.extxyz", init, species)
         (work / "input.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         command = [str(Path(sys.executable).parent / "sevenn"), "input.yaml", "-w", str(work)]
         done = subprocess.run(command, cwd=work, capture_output=True, text=True)
@@ -463,12 +468,13 @@ def nested_source_subsets(frames, sizes, seed: int = 0) -> dict[int, np.ndarray]
 
 def train_student(train, val, config, *, init=None, init_key: str | None = None,
                   offset: str = "mp2020_elemental_references", root: Path | str | None = None,
-                  device: str | None = None):
+                  device: str | None = None, species=None):
     """Train the potential `config` describes (a `NequipConfig`: sevenn; a `PotentialConfig`: CHGNet's trainer) on
     `train`, validating on `val`; returns (ASE calculator, history, key, spec), `spec` being what `matdisco.md` takes
     to rebuild the calculator in another process (the saved file's path)."""
     if isinstance(config, NequipConfig):
-        path, history, key = train_nequip(train, val, config, init=init, init_key=init_key, offset=offset, root=root)
+        path, history, key = train_nequip(train, val, config, init=init, init_key=init_key, offset=offset, root=root,
+                                          species=species)
         return nequip_calculator(path, device), history, key, str(path)
     model, history, key = train_potential(train, val, config, init=init, init_key=init_key, root=root, device=device)
     spec = str(potential_path(root, key)) if root is not None else None
@@ -491,12 +497,13 @@ def learning_curve(train, val, test, sizes, config=NequipConfig(), *, seeds=(0,)
     as GNoME's larger data sets did; `by="frame"` draws frames (more frames of the same compositions). Each size's
     per-frame errors (with `n_frames` and `seed`) are appended to `per_frame` when a list is given."""
     rows = []
+    species = sorted({s for a in [*train, *val, *test] for s in a.get_chemical_symbols()})
     for seed in seeds:
         subsets = nested_source_subsets(train, sizes, seed) if by == "source" else nested_subsets(len(train), sizes, seed)
         for n, idx in subsets.items():
             cfg = type(config)(**{**asdict(config), "seed": int(seed)})
             sub = [train[i] for i in idx]
-            calculator, history, key, _ = train_student(sub, val, cfg, root=root, device=device)
+            calculator, history, key, _ = train_student(sub, val, cfg, root=root, device=device, species=species)
             errors = calculator_errors(calculator, test)
             if per_frame is not None:
                 per_frame.append(errors.assign(n_frames=len(idx), seed=seed))
@@ -518,6 +525,7 @@ def transfer_curve(starts, new_train, new_test, sizes, config=NequipConfig(), *,
     """Errors on `new_test` (beside its baselines, `scored_set_summary`) after training on n frames of a new
     chemistry from each of `starts` (`TransferStart`s). n = 0 is the start itself, zero-shot (none from scratch)."""
     rows = []
+    species = sorted({s for a in [*new_train, *new_test] for s in a.get_chemical_symbols()})
     for n, idx in nested_subsets(len(new_train), sizes, seed).items():
         frames = [new_train[i] for i in idx]
         for start in starts:
@@ -528,7 +536,8 @@ def transfer_curve(starts, new_train, new_test, sizes, config=NequipConfig(), *,
                 baseline = baseline_errors(new_train, new_test)
             else:
                 calculator, _, key, _ = train_student(frames, frames, config, init=start.init, init_key=start.init_key,
-                                                      offset=start.offset, root=root, device=device)
+                                                      offset=start.offset, root=root, device=device,
+                                                      species=species if start.init is None else None)
                 baseline = baseline_errors(frames, new_test)
             scored = scored_set_summary(error_summary(calculator_errors(calculator, new_test)), baseline)
             rows.append({"n_frames": len(idx), "start": start.name, "key": key, **scored})
