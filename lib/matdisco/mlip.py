@@ -383,6 +383,7 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
     are the labels minus `offset` (`offset_frames`); the checkpoint's
     `.json` records the offset for `nequip_calculator`. Under `root` (default: a temporary folder that is kept) a
     trained key is reused. sevenn runs as its own command (`sevenn input.yaml`), its log beside the checkpoint."""
+    import os
     import shutil
     import subprocess
     import sys
@@ -402,7 +403,9 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
         spec = _sevenn_input(config, work / "train.extxyz", work / "valid.extxyz", init, species)
         (work / "input.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         command = [str(Path(sys.executable).parent / "sevenn"), "input.yaml", "-w", str(work)]
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True)
+        threads = str(torch.get_num_threads())   # the caller's torch threads (one per Dask worker, say), not all cores
+        env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
         shutil.copyfile(work / "log.sevenn", path.with_suffix(".log")) if (work / "log.sevenn").exists() else None
         if done.returncode != 0 or not (work / "checkpoint_best.pth").exists():
             raise RuntimeError(f"sevenn training failed (exit {done.returncode}); its log: {path.with_suffix('.log')}; "
@@ -514,11 +517,14 @@ def learning_curve(train, val, test, sizes, config=NequipConfig(), *, seeds=(0,)
 
 @dataclass(frozen=True)
 class TransferStart:
-    "Where a transfer run starts: from scratch (`init` None) or a checkpoint (with its key and energy offset)."
+    """Where a transfer run starts: from scratch (`init` None) or a checkpoint (with its key and energy offset);
+    `max_frames` skips larger training sets (SevenNet-0, 842k parameters, fine-tunes ~20x slower per frame than our
+    student on one core)."""
     name: str
     init: str | None = None
     init_key: str | None = None
     offset: str = "mp2020_elemental_references"
+    max_frames: int | None = None
 
 def transfer_curve(starts, new_train, new_test, sizes, config=NequipConfig(), *, seed: int = 0,
                    root: Path | str | None = None, device: str | None = None) -> pd.DataFrame:
@@ -529,6 +535,8 @@ def transfer_curve(starts, new_train, new_test, sizes, config=NequipConfig(), *,
     for n, idx in nested_subsets(len(new_train), sizes, seed).items():
         frames = [new_train[i] for i in idx]
         for start in starts:
+            if start.max_frames is not None and len(frames) > start.max_frames:
+                continue
             if not frames:
                 if start.init is None:
                     continue
