@@ -320,12 +320,16 @@ class ReferencedCalculator(Calculator):
             raise ValueError(f"unknown energy offset {kind!r}; choose from {ENERGY_OFFSETS}")
         self.base = base
         self.kind = kind
+        self.references = None   # loaded once, not at every MD step
+        if kind == "mp2020_elemental_references":
+            from matdisco.oracle import mp_reference_energies
+            self.references = mp_reference_energies()
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         a = self.atoms.copy()
         a.calc = self.base
-        energy = a.get_potential_energy() + energy_offset(a, self.kind)
+        energy = a.get_potential_energy() + energy_offset(a, self.kind, references=self.references)
         self.results = {"energy": energy, "free_energy": energy, "forces": a.get_forces(),
                         "stress": a.get_stress()}
 
@@ -348,8 +352,9 @@ def _sevenn_input(config: NequipConfig, train_path: Path, valid_path: Path, init
                    "force_loss_weight": config.force_loss_weight, "stress_loss_weight": config.stress_loss_weight,
                    "per_epoch": 10**6, "error_record": [["Energy", "MAE"], ["Force", "MAE"], ["Stress", "MAE"],
                                                         ["TotalLoss", "None"]]}
-    model = {"chemical_species": sorted(species) if species else "Auto", "cutoff": config.cutoff, "channel": config.channel, "lmax": config.lmax,
-             "num_convolution_layer": config.num_convolution_layer, "weight_nn_hidden_neurons": [64, 64],
+    model = {"chemical_species": sorted(species) if species else "Auto", "cutoff": config.cutoff,
+             "channel": config.channel, "lmax": config.lmax, "num_convolution_layer": config.num_convolution_layer,
+             "weight_nn_hidden_neurons": [64, 64],
              "radial_basis": {"radial_basis_name": "bessel", "bessel_basis_num": 8},
              "cutoff_function": {"cutoff_function_name": "poly_cut", "poly_cut_p_value": 6},
              "act_gate": {"e": "silu", "o": "tanh"}, "act_scalar": {"e": "silu", "o": "tanh"}, "is_parity": False,
@@ -358,8 +363,8 @@ def _sevenn_input(config: NequipConfig, train_path: Path, valid_path: Path, init
     if init is not None:   # fine-tuning: the architecture and species are the checkpoint's (shift and scale too)
         from sevenn.util import load_checkpoint
         start = load_checkpoint(init).config
-        model = {k: start[k] for k in _SEVENN_ARCHITECTURE_KEYS if start.get(k) is not None} | {"train_shift_scale": False,
-                                                                                   "train_denominator": False}
+        model = {k: start[k] for k in _SEVENN_ARCHITECTURE_KEYS if start.get(k) is not None}
+        model |= {"train_shift_scale": False, "train_denominator": False}
         train_block["continue"] = {"checkpoint": init, "reset_optimizer": True, "reset_scheduler": True,
                                    "reset_epoch": True}
     data = {"batch_size": config.batch_size, "shift": "per_atom_energy_mean", "scale": "force_rms",
@@ -380,8 +385,8 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
     returns (checkpoint path, per-epoch history, key). `init`: a sevenn checkpoint to fine-tune (a path, or
     `SEVENNET_0`), named by `init_key`. `species`: the elements the model knows (default: those of the training
     frames; a learning curve passes its whole chemical space, so every subset can score the same frames). Targets
-    are the labels minus `offset` (`offset_frames`); the checkpoint's
-    `.json` records the offset for `nequip_calculator`. Under `root` (default: a temporary folder that is kept) a
+    are the labels minus `offset` (`offset_frames`); the checkpoint's `.json` records the offset for
+    `nequip_calculator`. Under `root` (default: a temporary folder that is kept) a
     trained key is reused. sevenn runs as its own command (`sevenn input.yaml`), its log beside the checkpoint."""
     import os
     import shutil
@@ -406,7 +411,8 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
         threads = str(torch.get_num_threads())   # the caller's torch threads (one per Dask worker, say), not all cores
         env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
-        shutil.copyfile(work / "log.sevenn", path.with_suffix(".log")) if (work / "log.sevenn").exists() else None
+        if (work / "log.sevenn").exists():
+            shutil.copyfile(work / "log.sevenn", path.with_suffix(".log"))
         if done.returncode != 0 or not (work / "checkpoint_best.pth").exists():
             raise RuntimeError(f"sevenn training failed (exit {done.returncode}); its log: {path.with_suffix('.log')}; "
                                f"stderr: {done.stderr[-1500:]}")
