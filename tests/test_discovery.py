@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hits, discovery_curve, discovery_dir,
-                                elemental_references, enrichment_interval, enrichment_table, mp_known_formulas, pretrained_dir, reference_frame, run_discovery,
+                                elemental_references, enrichment_interval, enrichment_table, known_reduced_formulas, pretrained_dir, reference_frame, run_discovery,
                                 stable_materials)
 from matdisco.oracle import OracleStore
 
@@ -57,7 +57,7 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     assert len(list((work / "trajectories").glob("*.extxyz"))) == len(relaxations)   # MLIP training data kept
     # the reference is the whole chemical space (no size cap), and no rediscovery is counted as new
     assert rec["reference_size"] == len(reference_frame(CFG)) == 60
-    mp = mp_known_formulas()
+    mp = known_reduced_formulas()
     ev = pd.concat([pd.read_csv(work / f"round_{r}" / "evaluated.csv") for r in (0, 1)])
     assert not ev.formula[ev.status == "new"].isin(mp).any()
     assert (ev.hull_gap <= CFG.max_hull_gap).all()                       # evaluated only where the reference hull is complete
@@ -200,7 +200,7 @@ def test_classify_hits_after_relaxation(mirror):
     assert classify_hits([odd], known_structures=known, mp_formulas=frozenset({"Li2S"}), earlier=none) == ["rediscovered"]
     assert classify_hits([odd], known_structures=known, mp_formulas=frozenset(), earlier=none) == ["new"]
     assert classify_hits([odd], known_structures=known, mp_formulas=frozenset(), earlier=NoveltyChecker([odd])) == ["repeat"]
-    assert {"LiMn2O4", "Li2O", "TiO2", "NaN"} <= mp_known_formulas()       # MP compositions, plus mp2018's own
+    assert {"LiMn2O4", "Li2O", "TiO2", "NaN"} <= known_reduced_formulas()       # MP compositions, plus mp2018's own
 
 
 def test_acquisition_and_curves():

@@ -30,12 +30,12 @@ from tqdm.auto import tqdm
 log = logging.getLogger("matdisco.data")
 
 # %% auto #0
-__all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SPLIT_SEED', 'project_root', 'data_dir',
-           'mirror_dir', 'DataError', 'sha256_file', 'tar_content_sha256', 'atomic_path', 'atomic_write_text',
-           'config_key', 'DataFile', 'DataSet', 'record_read', 'fetch', 'available', 'registry_table', 'read_index',
-           'parse_cif', 'CrystalTable', 'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys',
-           'split_by_n_elements', 'subsample', 'load_mp_formation_compositions', 'load_mp_elemental_refs',
-           'load_perov5', 'load_obelix']
+__all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SPLIT_SEED', 'KNOWN_COMPOSITION_SOURCES',
+           'project_root', 'data_dir', 'mirror_dir', 'DataError', 'sha256_file', 'tar_content_sha256', 'atomic_path',
+           'atomic_write_text', 'config_key', 'DataFile', 'DataSet', 'record_read', 'fetch', 'available',
+           'registry_table', 'read_index', 'parse_cif', 'CrystalTable', 'StructureCache', 'load_structures',
+           'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample', 'load_mp_formation_compositions',
+           'load_mp_elemental_refs', 'load_perov5', 'load_known_compositions', 'load_obelix']
 
 # %% ../../nbs/00_data.ipynb #ff895ef1e681
 def project_root() -> Path:
@@ -696,6 +696,99 @@ def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -
     bad_df = pd.DataFrame(bad, columns=["row_index", "material_id", "file", "reason"])
     if strict and len(bad_df): raise DataError(f"perov_5/{split}.csv row {bad_df.row_index[0]}: {bad_df.reason[0]}")
     return CrystalTable(pd.DataFrame(good), bad_df, {f"{split}.csv": sha256_file(paths[f"{split}.csv"])})
+
+# %% ../../nbs/00_data.ipynb #19ed8965562c
+#: The registered sources of `known_compositions`, each: (files, formula column, id column or None, kind). Kinds:
+#: "mp" (a Materials Project entry, c. 2018-2021), "icsd_mp" (an MP entry linked to an ICSD record: known to MP and
+#: observed), "experimental" (a measured band gap), "computed" (OQMD/AFLOW-only: hypothetical, never "known").
+KNOWN_COMPOSITION_SOURCES = {
+    "aviary_mp_2019": (("sources/aviary/MP-bandgap.csv", "sources/aviary/mp-irbandgaps.csv"), "pretty_formula", "task_id", "mp"),
+    "matbench_mp_e_form_2018": (("sources/crabnet/matbench_mp_e_form.csv",), "formula", None, "mp"),
+    "critexam_mp": (tuple(f"sources/crabnet/CritExam__Ef_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp"),
+    "crabnet_mp_e_hull": (tuple(f"sources/crabnet/mp_e_hull_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp"),
+    "synthnn_icsd_linked_mp": (("sources/synthnn/icsd_mpids_unique_shuffled.txt",), "formula", "material_id", "icsd_mp"),
+    "synthnn_roost_mp": (("sources/synthnn/roost_MP_ehull_preds.csv",), "composition", "material_id", "mp"),
+    "matminer_transport_mp": (("sources/matminer/transport_database.tar.xz",), "pretty_formula", "mp_id", "mp"),
+    "expt_bandgap": (("sources/aviary/expt-bandgaps.csv", "sources/aviary/expt-non-metals.csv"), "composition", None,
+                     "experimental"),
+    "oqmd_partial": (("sources/aviary/oqmd_test.csv", "sources/crabnet/OQMD_Formation_Enthalpy_test.csv",
+                      "sources/crabnet/OQMD_Formation_Enthalpy_val.csv"), "", None, "computed"),
+    "aflow_partial": (("sources/crabnet/aflow__energy_atom_train.csv",), "formula", None, "computed"),
+}
+
+def _read_known_source(path: Path, formula_column: str, id_column: str | None) -> pd.DataFrame:
+    "One upstream file of `known_compositions` as (formula, material_id) rows."
+    if path.name.endswith(".txt"):   # '<mp id> <formula>' per line
+        df = pd.read_csv(path, sep=" ", header=None, names=["material_id", "formula"], keep_default_na=False, dtype=str)
+    elif path.name.endswith(".tar.xz"):
+        with tarfile.open(path) as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith(".csv"))
+            df = pd.read_csv(tar.extractfile(member), keep_default_na=False, dtype=str)
+    else:
+        df = pd.read_csv(path, keep_default_na=False, dtype=str)
+    column = formula_column if formula_column in df else next(c for c in ("formula", "composition") if c in df)
+    ids = df[id_column] if id_column and id_column in df else pd.Series("", index=df.index)
+    return pd.DataFrame({"formula": df[column].str.strip(), "material_id": ids})
+
+def _reduced_formula(formula: str, integral_only: bool) -> str | None:
+    """pymatgen's reduced formula of `formula`; a fractional one ('O0.5556Pr0.2222Pt0.2222') as the smallest integer
+    formula (OQMD's normalised rows), or None when `integral_only` (an alloy such as Hg0.7Cd0.3Te is not a compound)."""
+    from pymatgen.core import Composition
+    try:
+        comp = Composition(formula)
+    except Exception:
+        return None
+    if comp.num_atoms == 0:
+        return None
+    if all(abs(x - round(x)) < 1e-6 for x in comp.values()):
+        return comp.reduced_formula
+    if integral_only:
+        return None
+    integer_formula, _ = comp.get_integer_formula_and_factor(max_denominator=30)
+    return Composition(integer_formula).reduced_formula
+
+def load_known_compositions(*, mirror="default") -> pd.DataFrame:
+    """The merged 'known' list: one row per reduced formula (pymatgen's; 'O2', 'N2' for diatomic elements) found in any
+    registered source of `known_compositions`, `mp2018_formation` or `mp_formation_compositions`, with one `in_<source>`
+    flag per source (`KNOWN_COMPOSITION_SOURCES`), `known_mp` (any Materials Project list), `known_experimental` (an
+    ICSD-linked MP id or a measured band gap of a stoichiometric compound), `known` (either; OQMD/AFLOW-only rows are
+    computed hypotheticals and are not known), `n_elements` and `example_mp_id`. "New" relative to this list means new
+    relative to MP c. 2019-2021 plus ICSD-linked and measured compositions; MP's later additions are not offline.
+    Cached by the sources' sha256."""
+    paths = fetch("known_compositions", mirror=mirror)
+    index = read_index(mirror=mirror)
+    mp_formation = load_mp_formation_compositions(mirror=mirror)
+    digest = hashlib.sha256("".join(sha256_file(p) for _, p in sorted(paths.items())).encode()).hexdigest()
+    cache = _cache_file("known_compositions", digest + sha256_file(fetch("mp_formation_compositions", mirror=mirror)["mp-formation.csv"]))
+    if cache.exists():
+        return pd.read_pickle(cache)
+    mp2018 = index.dropna(subset=["reduced_formula"])
+    parts = [pd.DataFrame({"formula": mp2018.reduced_formula, "material_id": mp2018.material_id.astype(str),
+                           "source": "existing_mp2018", "kind": "mp"}),
+             pd.DataFrame({"formula": mp_formation.composition, "material_id": mp_formation.task_id,
+                           "source": "existing_mp_formation_84k", "kind": "mp"})]
+    for source, (files, formula_column, id_column, kind) in KNOWN_COMPOSITION_SOURCES.items():
+        for name in files:
+            part = _read_known_source(paths[name], formula_column, id_column)
+            parts.append(part.assign(source=source, kind=kind))
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows[rows.formula.ne("")]
+    unique = rows[["formula", "kind"]].drop_duplicates()
+    unique["reduced_formula"] = [_reduced_formula(f, integral_only=k != "computed") for f, k in zip(unique.formula, unique.kind)]
+    rows = rows.merge(unique, on=["formula", "kind"], how="left").dropna(subset=["reduced_formula"])
+    flags = pd.crosstab(rows.reduced_formula, rows.source).gt(0).add_prefix("in_")
+    kinds = pd.crosstab(rows.reduced_formula, rows.kind).gt(0)
+    table = flags.reset_index()
+    table["known_mp"] = kinds.reindex(columns=["mp", "icsd_mp"], fill_value=False).any(axis=1).to_numpy()
+    table["known_experimental"] = kinds.reindex(columns=["icsd_mp", "experimental"], fill_value=False).any(axis=1).to_numpy()
+    table["known"] = table.known_mp | table.known_experimental
+    from pymatgen.core import Composition
+    table.insert(1, "n_elements", [len(Composition(f).elements) for f in table.reduced_formula])
+    mp_ids = rows[rows.material_id.str.startswith("mp-")].groupby("reduced_formula").material_id.first()
+    table["example_mp_id"] = table.reduced_formula.map(mp_ids).fillna("")
+    with atomic_path(cache) as tmp:
+        table.to_pickle(tmp)
+    return table
 
 # %% ../../nbs/00_data.ipynb #44cd6f0eba96
 def load_obelix(*, mirror="default") -> CrystalTable:

@@ -24,7 +24,7 @@ from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
 from .oracle import (OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, single_points,  # noqa: F401 (re-exported)
                              structure_hash)
 from .reference import (COVERAGE_TOLERANCE, ELEMENTAL_REFERENCE_TOLERANCE, ReferenceCoverage, elemental_references,
-                                mp_known_formulas,
+                                known_reduced_formulas,
                                 oracle_level_hull, relabel, space_index)
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
 
@@ -161,7 +161,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     refs = dict(zip(elref.element, elref.mu))
     level_gap = oref.level_gap
     ref_hull = oref.hull()
-    mp_formulas = mp_known_formulas()
+    mp_formulas = known_reduced_formulas()
     space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
     ionic_space = ionic_elements(space_elements)
     coverage = ReferenceCoverage(tolerance=config.max_hull_gap) if config.max_hull_gap is not None else None

@@ -20,20 +20,26 @@ from .oracle import OracleStore, formation_energy_per_atom, run_oracle_batch, sh
 log = logging.getLogger("matdisco.reference")
 
 # %% auto #0
-__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'COVERAGE_TOLERANCE', 'mp_known_formulas', 'elemental_references',
-           'space_index', 'oracle_level_hull', 'OracleReference', 'relabel', 'ReferenceCoverage']
+__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'KNOWN_LIST', 'COVERAGE_TOLERANCE', 'known_reduced_formulas',
+           'elemental_references', 'space_index', 'oracle_level_hull', 'OracleReference', 'relabel',
+           'ReferenceCoverage']
 
 # %% ../../nbs/06a_reference.ipynb #82206fb415ed
 #: Largest accepted gap (eV/atom) between the oracle's elemental reference and MP's MP2020 one: about 3x CHGNet 0.3.0's
 #: energy MAE on the MPtrj test set (30 meV/atom; Deng et al., Nat. Mach. Intell. 5, 1031 (2023)).
 ELEMENTAL_REFERENCE_TOLERANCE = 0.1
 
-def mp_known_formulas() -> frozenset:
-    "Reduced formulas known to the Materials Project: the 84,295 of `mp_formation_compositions` and mp2018_formation's own."
-    from pymatgen.core import Composition
-    from matdisco.data import load_mp_formation_compositions
-    comps = load_mp_formation_compositions()
-    return frozenset({Composition(c).reduced_formula for c in comps.composition} | set(read_index().reduced_formula.dropna()))
+#: What "new" is relative to, said beside every count of new materials
+KNOWN_LIST = ("known_compositions: Materials Project composition lists of c. 2018-2021, ICSD-linked MP ids and measured "
+              "band gaps (MP's later additions are not offline)")
+
+def known_reduced_formulas() -> frozenset:
+    """Reduced formulas of known compounds: the `known` rows of `load_known_compositions` (every Materials Project
+    list of c. 2018-2021, mp2018_formation's and mp_formation_compositions' among them, ICSD-linked MP ids and measured
+    band gaps). A composition absent from it is new relative to that list, not to MP's later additions."""
+    from matdisco.data import load_known_compositions
+    known = load_known_compositions()
+    return frozenset(known.reduced_formula[known.known])
 
 def elemental_references(elements, store: OracleStore | None = None, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.1,
                          max_steps: int = 100, timeout_s: float | None = 300, max_structures: int = 3,

@@ -18,7 +18,7 @@ from pymatgen.core import Composition, Structure
 from .data import config_key, load_structures
 from .hull import ReferenceHull
 from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store, structure_hash
-from .reference import mp_known_formulas, relabel, space_index
+from .reference import known_reduced_formulas, relabel, space_index
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def validate_structures(ids, structures, config: ValidationConfig = ValidationCo
     ids = [ids[k] for k in keep]; structures = [structures[k] for k in keep]
     base_e = None if base_energies is None else np.asarray(base_energies, float)[keep]
     systems = sorted({frozenset(e.symbol for e in s.composition.elements) for s in structures}, key=sorted)
-    known = mp_known_formulas(); formulas = [s.composition.reduced_formula for s in structures]
+    known = known_reduced_formulas(); formulas = [s.composition.reduced_formula for s in structures]
     info = pd.DataFrame({"id": ids, "formula": formulas, "n_elements": [len(s.composition.elements) for s in structures]})
     info["arity"] = info.n_elements.map(arity_group)
     info["status"] = np.where(info.formula.isin(known), "rediscovered", "new")
