@@ -76,3 +76,21 @@ def test_a_missing_path_or_unknown_kind_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"): read_structures(tmp_path / "nothing")
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="unknown kind of file"): read_structures(tmp_path / "x.json")
+
+
+def test_a_cif_cut_short_anywhere_is_skipped_with_words_a_user_understands(tmp_path):
+    "A CIF truncated at any point before its atoms are complete is named with a reason, never a Python exception."
+    from matdisco.data import parse_cif
+    text = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(fmt="cif")
+    atoms_complete = text.index("Na0") + 10
+    cuts = list(range(10, atoms_complete, 3))
+    for k in cuts:
+        (tmp_path / f"cut{k:04d}.cif").write_text(text[:k])
+    got = read_structures(tmp_path)
+    assert len(got.structures) == 0 and len(got.skipped) == len(cuts)
+    python_words = ("Error", "modulo", "zip()", "len(items)")
+    assert not [r for r in got.skipped.reason if any(w in r for w in python_words)]
+    assert any("truncated" in r for r in got.skipped.reason)
+    for k in cuts:
+        structure, reason = parse_cif(text[:k], source=f"cut{k}.cif")
+        assert structure is None and reason.startswith(f"cut{k}.cif: ") and not any(w in reason for w in python_words)

@@ -33,9 +33,10 @@ log = logging.getLogger("matdisco.data")
 __all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SPLIT_SEED', 'KNOWN_COMPOSITION_SOURCES',
            'project_root', 'data_dir', 'mirror_dir', 'DataError', 'sha256_file', 'tar_content_sha256', 'atomic_path',
            'atomic_write_text', 'config_key', 'DataFile', 'DataSet', 'record_read', 'fetch', 'available',
-           'registry_table', 'read_index', 'parse_cif', 'CrystalTable', 'StructureCache', 'load_structures',
-           'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample', 'load_mp_formation_compositions',
-           'load_mp_elemental_refs', 'load_perov5', 'load_known_compositions', 'load_obelix']
+           'registry_table', 'read_index', 'cif_problem', 'parse_cif', 'CrystalTable', 'StructureCache',
+           'load_structures', 'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample',
+           'load_mp_formation_compositions', 'load_mp_elemental_refs', 'load_perov5', 'load_known_compositions',
+           'load_obelix']
 
 # %% ../../nbs/00_data.ipynb #ff895ef1e681
 def project_root() -> Path:
@@ -452,15 +453,18 @@ def _cif_number(v) -> float:
     try: return float(str(v).split("(")[0])
     except ValueError: return float("nan")
 
-def _cif_problem(text: str) -> str | None:
+def cif_problem(text: str) -> str | None:
     """What makes `text` an invalid crystal CIF, read before pymatgen builds a structure (which reports a truncated
     atom loop as 'zip() argument 2 is longer than argument 1' and a NaN coordinate as 'no structures'); None if fine."""
     from pymatgen.io.cif import CifFile
     if not text.strip(): return "empty file"
     try:
-        cif = CifFile.from_str(text)
-    except ValueError as e:
-        if "zip()" in str(e): return "truncated or malformed loop: its values do not fill its columns (file cut short?)"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cif = CifFile.from_str(text)
+    except Exception as e:   # pymatgen's words for a loop cut short: ZeroDivisionError, zip() or "not a multiple of"
+        if isinstance(e, ZeroDivisionError) or "zip()" in str(e) or "is not a multiple of" in str(e):
+            return "truncated or malformed loop: its values do not fill its columns (file cut short?)"
         return f"not a CIF ({str(e).strip()[:200]})"
     if not cif.data: return "no data_ block"
     for name, block in cif.data.items():
@@ -484,7 +488,7 @@ def parse_cif(text: str, *, source: str | None = None):
     return reason, None
 
 def _parse_cif(text: str):
-    """The structure, or the reason why there is none. `_cif_problem` reads the raw CIF only when pymatgen fails or
+    """The structure, or the reason why there is none. `cif_problem` reads the raw CIF only when pymatgen fails or
     builds a non-finite structure, so valid files are parsed once."""
     from pymatgen.core import Structure
     from pymatgen.core.periodic_table import DummySpecies
@@ -493,13 +497,13 @@ def _parse_cif(text: str):
             warnings.simplefilter("ignore")
             s = Structure.from_str(text, fmt="cif")
     except Exception as e:  # pymatgen raises many types for malformed CIFs; the reason is what we keep
-        problem = _cif_problem(text)
+        problem = cif_problem(text)
         if problem: return f"invalid CIF ({problem})"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return f"unparsable CIF ({type(e).__name__}: {msg[:200]})"
     if len(s) == 0: return "unparsable CIF (no sites)"
     if not (np.isfinite(s.lattice.matrix).all() and np.isfinite(s.frac_coords).all() and s.volume > 0):
-        return f"invalid CIF ({_cif_problem(text) or 'non-finite lattice or coordinates'})"
+        return f"invalid CIF ({cif_problem(text) or 'non-finite lattice or coordinates'})"
     for sp in s.composition:
         if isinstance(sp, DummySpecies): return f"unknown element {sp.symbol!r}"
     if not s.is_ordered: return "partial occupancy (disordered structure)"

@@ -72,6 +72,7 @@ def _collect(source: str, items, *, min_distance: float) -> StructureSet:
 def _cif_text_structures(text: str, ident: str):
     "Parse CIF text: [(id, Structure or reason)] (one per data block; a block that fails carries its reason)."
     from pymatgen.io.cif import CifParser
+    from matdisco.data import cif_problem
     if not text.strip(): return [(ident, "empty file")]
     structures, error = [], None
     with warnings.catch_warnings(record=True) as caught:
@@ -81,6 +82,9 @@ def _cif_text_structures(text: str, ident: str):
             structures = parser.parse_structures(primitive=False, on_error="ignore")
         except Exception as e:
             error = e
+    problem = cif_problem(text) if not structures else None
+    if problem and problem.startswith("truncated"):
+        return [(ident, f"unreadable: {problem}")]
     if not structures and "_atom_site_fract_x" not in text and "_atom_site_Cartn_x" not in text:
         return [(ident, "unreadable: no atom-site coordinates (a truncated file?)")]
     if not structures and re.search(r"(?<![\w.])nan(?![\w.])", text, re.IGNORECASE):
