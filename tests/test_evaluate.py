@@ -74,13 +74,21 @@ def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, 
     folder = tmp_path / "cifs"; folder.mkdir()
     for mid, s in zip(li_o.material_id[:3], li_o.structure[:3]): s.to(filename=str(folder / f"{mid}.cif"))
     (folder / "broken.cif").write_text("data_broken\n_cell_length_a 3\n")
+    cif = li_o.structure[0].to(fmt="cif")
+    (folder / "cut_short.cif").write_text(cif[: cif.index("_atom_site") + 40])    # cut inside the atom loop
     out = tmp_path / "out"
     assert main(["evaluate", str(folder), "--fmax", "0.1", "--max-steps", "60", "--workers", "1", "--scheduler", "none",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr()
     assert "S.U.N." in printed.out and "skipped broken.cif" in printed.err
+    assert "skipped cut_short.cif: unreadable: truncated" in printed.err
+    terminal = printed.out + printed.err
+    assert not [w for w in ("WARNING", "Warning", "Error", "INFO") if w in terminal]    # library output: the log file
+    assert "WARNING matdisco.io" in (out / "evaluate.log").read_text()
+    assert "'new' is relative to known_compositions" in printed.out
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n_submitted"] == 4 and metrics["n_skipped"] == 1 and metrics["n_relaxed"] == 3
+    assert metrics["n_submitted"] == 5 and metrics["n_skipped"] == 2 and metrics["n_relaxed"] == 3
+    assert metrics["sun_covered"] + metrics["sun_reference_gap"] == round(metrics["sun"] * metrics["n_submitted"])
     t = pd.read_csv(out / "structures.csv")
     assert sorted(t.id) == sorted(f"{m}.cif" for m in li_o.material_id[:3])
     assert {"e_hull", "unique", "novel", "matched_reference", "rmsd", "converged", "elements_only"} <= set(t.columns)
@@ -95,3 +103,19 @@ def test_an_element_without_any_reference_energy_fails_that_structure_only(li_o)
     t = ev.structures.set_index("id")
     assert t.loc["LiO", "ok"] and not t.loc["AmO", "ok"] and t.loc["AmO", "reason"] == "no elemental reference for Am"
     assert ev.metrics["n_submitted"] == 2 and ev.metrics["n_relaxed"] == 1 and np.isnan(t.loc["AmO", "e_hull"])
+
+
+def test_library_warnings_logs_and_prints_go_to_the_log_file_not_the_terminal(tmp_path, capfd):
+    import logging
+    import warnings
+    from matdisco.cli import log_to_file
+    before = logging.getLogger().handlers[:]
+    with log_to_file(tmp_path / "run.log"):
+        warnings.warn("No Pauling electronegativity for He", UserWarning)
+        logging.getLogger("distributed.worker").info("Start worker at tcp://127.0.0.1:1")
+        print("CHGNet v0.3.0 initialized with 412,525 parameters")
+    terminal = capfd.readouterr()
+    assert terminal.out == "" and terminal.err == ""
+    log = (tmp_path / "run.log").read_text()
+    assert "Pauling" in log and "Start worker" in log and "CHGNet v0.3.0 initialized" in log
+    assert logging.getLogger().handlers == before                  # the caller's logging is restored

@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
 
 from .data import DataError, REGISTRY, fetch, registry_table
 from .runner import EXPERIMENTS, PROFILES, StageFailed, run_pipeline
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['log_to_file', 'main']
 
 # %% ../../nbs/96_cli.ipynb #641fe21357ec
 def _parser() -> argparse.ArgumentParser:
@@ -79,24 +82,54 @@ def _parser() -> argparse.ArgumentParser:
                     "the E_hull histogram (default: evaluate-<name of PATH>)")
     return p
 
+@contextmanager
+def log_to_file(path):
+    """Send what libraries say to the log file `path` (appended): log records of INFO and up, Python warnings, and
+    what they print on stdout (CHGNet's banner, Dask's worker lines). The terminal keeps the command's own output on
+    stderr and the progress bars."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    with open(path, "a", buffering=1) as stream:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.handlers = [handler]
+        root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        try:
+            with warnings.catch_warnings(), redirect_stdout(stream):
+                warnings.simplefilter("default")
+                yield path
+        finally:
+            logging.captureWarnings(False)
+            root.handlers = saved_handlers
+            root.setLevel(saved_level)
+
 def _evaluate(args) -> dict:
-    "`matdisco evaluate`: read, relax (resumable: the relaxation store keeps every finished structure), score, write, print."
-    from pathlib import Path
+    """`matdisco evaluate`: read, relax (resumable: the relaxation store keeps every finished structure), score, write,
+    print. Library output goes to `<out>/evaluate.log`."""
     from .evaluate import EvaluateConfig, evaluate_structures, metrics_table, write_evaluation
     from .io import read_structures
-    sample = read_structures(args.path)
+    out = Path(args.out or f"evaluate-{Path(args.path).stem}")
+    log_path = out / "evaluate.log"
+    with log_to_file(log_path):
+        sample = read_structures(args.path)
     print(f"{args.path}: {len(sample)} structures read, {len(sample.skipped)} skipped", file=sys.stderr)
-    for ident, reason in zip(sample.skipped.id, sample.skipped.reason): print(f"  skipped {ident}: {reason}", file=sys.stderr)
-    if not len(sample): raise ValueError(f"{args.path}: no structure could be read")
+    for ident, reason in zip(sample.skipped.id, sample.skipped.reason):
+        print(f"  skipped {ident}: {reason}", file=sys.stderr)
+    if not len(sample):
+        raise ValueError(f"{args.path}: no structure could be read")
     config = EvaluateConfig(oracle=args.oracle, reference=args.reference, matcher=args.matcher, fmax=args.fmax,
                             max_steps=args.max_steps, n_workers=args.workers)
     scheduler = None if args.scheduler == "none" else args.scheduler
-    ev = evaluate_structures(sample.structures, sample.ids, config=config, scheduler=scheduler, skipped=sample.skipped)
-    out = Path(args.out or f"evaluate-{Path(args.path).stem}")
-    write_evaluation(ev, out)
+    with log_to_file(log_path):
+        ev = evaluate_structures(sample.structures, sample.ids, config=config, scheduler=scheduler, skipped=sample.skipped)
+        write_evaluation(ev, out)
     print(f"{ev.metrics['reference']}; matcher {config.matcher}; stable means E_hull <= {config.stability_threshold} eV/atom")
+    print(f"'new' is relative to {ev.metrics['new_relative_to']}")
     print(metrics_table(ev.metrics).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(f"written: {out}/structures.csv, metrics.json, systems.csv, evaluate_e_hull.png|pdf")
+    print(f"written: {out}/structures.csv, metrics.json, systems.csv, evaluate_e_hull.png|pdf; library log: {log_path}")
     return ev.metrics
 
 def _relabel(args) -> dict:

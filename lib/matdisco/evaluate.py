@@ -25,9 +25,10 @@ from .reference import KNOWN_LIST, ReferenceCoverage, elemental_references, know
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MATCHERS', 'METRIC_LABELS', 'PUBLISHED_SUN', 'EvaluateConfig', 'system_coverage', 'Evaluation',
-           'evaluate_structures', 'energy_histogram', 'metrics_table', 'write_evaluation', 'generator_samples',
-           'evaluate_generators', 'generators_figure', 'discovery_round_samples', 'discovery_evaluate_config']
+__all__ = ['log', 'MATCHERS', 'FAR_BELOW_HULL', 'METRIC_LABELS', 'PUBLISHED_SUN', 'EvaluateConfig', 'system_coverage',
+           'Evaluation', 'evaluate_structures', 'energy_histogram', 'metrics_table', 'write_evaluation',
+           'generator_samples', 'evaluate_generators', 'generators_figure', 'discovery_round_samples',
+           'discovery_evaluate_config']
 
 # %% ../../nbs/13_evaluate.ipynb #f7675bcc4f48
 #: The matchers `evaluate` offers for uniqueness and novelty: MatterGen's tolerances, ordered or its default disordered one.
@@ -160,7 +161,8 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
         "energy_per_atom": energy, "e_form": e_form, "e_hull": e_hull,
         "stable": stable_mask(e_hull, threshold=config.stability_threshold), "stable_mbd": stable_mask(e_hull, threshold=STABILITY_THRESHOLD),
         "unique": unique, "novel": novel, "matched_reference": match, "known_composition": known,
-        "hull_gap": [coverage.hull_gap(c) for c in comps], "rmsd": rmsd})
+        "hull_gap": [coverage.hull_gap(c) for c in comps], "reference_covered": [coverage.covered(c) for c in comps],
+        "rmsd": rmsd})
     table = table.merge(systems, on="chemical_system", how="left")
     n_submitted = len(structures) + len(skipped)
     m = sun_metrics(table.stable[ok], table.unique[ok], table.novel[ok], n_submitted=n_submitted, known_composition=known[ok])
@@ -169,6 +171,9 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     metrics = {**m, "n_read": len(structures), "n_skipped": len(skipped), "n_converged": int(converged.sum()),
                "stable_mbd": float(table.stable_mbd.sum() / n_submitted) if n_submitted else float("nan"),
                "sun_elements_only": int((sun & table.elements_only).sum()),
+               "sun_covered": int((sun & table.reference_covered).sum()),
+               "sun_reference_gap": int((sun & ~table.reference_covered).sum()),
+               "stable_far_below_hull": int((table.e_hull < -FAR_BELOW_HULL).sum()),
                "rmsd_mean": float(np.nanmean(rmsd)) if ok.any() else float("nan"),
                "oracle": config.oracle, "reference": f"{config.reference} at {config.oracle}'s level ({len(oref.frame)} crystals)",
                "new_relative_to": KNOWN_LIST,
@@ -178,6 +183,10 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     return Evaluation(table, systems, metrics, config, skipped)
 
 # %% ../../nbs/13_evaluate.ipynb #2eeb7608ab36
+#: E_hull (eV/atom) below which a result says more about the reference than the crystal: as far below the hull as
+#: MatterGen's stability threshold (0.1 eV/atom; Zeni et al., Nature 639, 624 (2025)) is above it. A flag, not a filter
+FAR_BELOW_HULL = 0.1
+
 def energy_histogram(table: pd.DataFrame, *, threshold: float = SUN_STABILITY_THRESHOLD, title: str = ""):
     "Histogram of E_hull (eV/atom) with the Matbench Discovery (0) and MatterGen (`threshold`) lines."
     import matplotlib.pyplot as plt
@@ -193,7 +202,11 @@ def energy_histogram(table: pd.DataFrame, *, threshold: float = SUN_STABILITY_TH
 METRIC_LABELS = {"n_submitted": "submitted", "n_relaxed": "relaxed", "n_converged": "converged", "stable": "stable (E_hull ≤ 0.1)",
                  "stable_mbd": "stable (E_hull ≤ 0)", "unique": "unique", "novel": "novel", "unique_novel": "unique & novel",
                  "sun": "S.U.N.", "sun_new_composition": "S.U.N., composition not in the known list",
-                 "sun_elements_only": "S.U.N. against elements only (count)", "rmsd_mean": "RMSD to relaxed (Å)",
+                 "sun_elements_only": "S.U.N. against elements only (count)",
+                 "sun_covered": "S.U.N. where the reference hull is complete (count)",
+                 "sun_reference_gap": "S.U.N. in a reference hole: hull gap or empty pair (count)",
+                 "stable_far_below_hull": f"E_hull < -{FAR_BELOW_HULL} eV/atom: check the reference (count)",
+                 "rmsd_mean": "RMSD to relaxed (Å)",
                  "structures_per_min": "throughput (structures/min)"}
 
 def metrics_table(metrics: dict) -> pd.DataFrame:
