@@ -9,7 +9,8 @@ import pytest
 
 from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hits, discovery_curve, discovery_dir,
                                 elemental_references, enrichment_interval, enrichment_table, known_reduced_formulas, pretrained_dir, reference_frame, run_discovery,
-                                stable_materials)
+                                stable_materials, verdict_counts)
+from matdisco.metrics import HIT_VERDICTS
 from matdisco.oracle import OracleStore
 
 CFG = DiscoveryConfig(elements=("Li", "Mn", "O"), rounds=2, budget=6, control_budget=3, ensemble_size=2, width=24, epochs=6,
@@ -136,6 +137,11 @@ def test_stable_materials_counts_a_composition_once_at_its_deepest_structure(tmp
     assert sm.loc["LiMnO4", "beyond_level_disagreement"] and sm.loc["Li3MnO5", "beyond_level_disagreement"]
     assert not sm.loc["Li2O", "beyond_level_disagreement"] and sm.loc["Li2O", "status"] == "rediscovered"
     assert sm.loc["Li3MnO5", "arm"] == "control" and sm.loc["LiMnO4", "arm"] == "filtered"
+    assert sm.loc["Li2O", "verdict"] == "verified_rediscovery"          # known, on MP's hull
+    assert set(sm.verdict) <= set(HIT_VERDICTS)
+    counts = verdict_counts(sm.reset_index(), "round").set_index("round")
+    assert counts.loc["all", "n_hits"] == 3 and counts.loc["all", "n_verified_rediscovery"] == 1
+    assert counts.loc[0, "n_hits"] == 2 and counts.loc[1, "n_hits"] == 1     # each composition in its first round
     assert len(stable_materials(tmp_path / "empty")) == 0
 
 

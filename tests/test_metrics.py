@@ -47,3 +47,15 @@ def test_sanity_checks_raise_not_assert():
     "They are ValueErrors (Matbench Discovery), so `python -O` cannot remove them; a shape mismatch is one too."
     with pytest.raises(ValueError, match="shape"):
         stability_classification([0.0, 1.0], [0.0])
+
+
+def test_precision_on_verifiable_hits_ignores_holes_and_new_and_carries_its_interval():
+    from matdisco.metrics import verified_precision
+    verdicts = ["verified_rediscovery"] * 8 + ["verified_false_positive"] * 2 + ["reference_hole", "new", "known_unverified"]
+    m = verified_precision(verdicts)
+    assert m["precision_verified"] == 0.8 and m["n_verifiable"] == 10 and m["n_hits"] == 13
+    assert (m["precision_verified_lo"], m["precision_verified_hi"]) == pytest.approx((0.4902, 0.9433), abs=1e-4)  # Wilson, 8/10
+    assert m["n_reference_hole"] == m["n_new"] == m["n_known_unverified"] == 1
+    assert np.isnan(verified_precision(["new"])["precision_verified"])
+    with pytest.raises(ValueError, match="unknown verdicts"):
+        verified_precision(["stable"])

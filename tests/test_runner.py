@@ -108,3 +108,15 @@ def test_export_check_fails_when_notebook_and_lib_differ(tmp_path):
     bad = subprocess.run([".ci/check-export", bin_dir], cwd=work, capture_output=True, text=True)
     assert bad.returncode == 1
     assert "lib/ is out of sync with nbs/" in bad.stdout and "lib/matdisco/hull.py" in bad.stdout
+
+
+def test_a_run_writes_its_figures_into_its_own_folder_not_the_reference_figures(toy, monkeypatch):
+    "make reproduce (tiny) must not overwrite the committed reference figures in the project's figures/."
+    import matdisco.runner as R
+    tmp, nbs, exps = toy
+    project = tmp / "project"
+    (project / "figures").mkdir(parents=True)
+    monkeypatch.setattr(R, "project_root", lambda: project)
+    out = run_pipeline("tiny", out=tmp / "run", experiments=exps[:1], notebooks_dir=nbs, progress=False)
+    assert (out / "figures/toy.png").exists() and (out / "figures/toy.pdf").exists()
+    assert list((project / "figures").iterdir()) == []

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--force", action="store_true", help="rerun stages that are already complete")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--figures", metavar="DIR", help="also copy every figure here (default: only the run folder's "
+                                                    "figures/; pass figures to replace the committed reference figures)")
     d = sub.add_parser("data", help="registered data sets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     dsub.add_parser("list", help="list registered data sets and whether they are present")
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "run":
             out = run_pipeline(args.profile, only=args.only, out=args.out, seed=args.seed, force=args.force,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, figures_dir=args.figures)
             print(f"run complete: {out}/manifest.json")
         elif args.cmd == "data" and args.data_cmd == "list":
             print(registry_table().drop(columns=["source"]).to_string(index=False))

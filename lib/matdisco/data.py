@@ -702,26 +702,31 @@ def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -
     return CrystalTable(pd.DataFrame(good), bad_df, {f"{split}.csv": sha256_file(paths[f"{split}.csv"])})
 
 # %% ../../nbs/00_data.ipynb #19ed8965562c
-#: The registered sources of `known_compositions`, each: (files, formula column, id column or None, kind). Kinds:
+#: The registered sources of `known_compositions`, each: (files, formula column, id column or None, kind, values
+#: kept: {"e_hull" or "e_form": its column}, MP's energy above hull and formation energy, eV/atom, legacy corrections).
+#: Kinds:
 #: "mp" (a Materials Project entry, c. 2018-2021), "icsd_mp" (an MP entry linked to an ICSD record: known to MP and
 #: observed), "experimental" (a measured band gap), "computed" (OQMD/AFLOW-only: hypothetical, never "known").
 KNOWN_COMPOSITION_SOURCES = {
-    "aviary_mp_2019": (("sources/aviary/MP-bandgap.csv", "sources/aviary/mp-irbandgaps.csv"), "pretty_formula", "task_id", "mp"),
-    "matbench_mp_e_form_2018": (("sources/crabnet/matbench_mp_e_form.csv",), "formula", None, "mp"),
-    "critexam_mp": (tuple(f"sources/crabnet/CritExam__Ef_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp"),
-    "crabnet_mp_e_hull": (tuple(f"sources/crabnet/mp_e_hull_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp"),
-    "synthnn_icsd_linked_mp": (("sources/synthnn/icsd_mpids_unique_shuffled.txt",), "formula", "material_id", "icsd_mp"),
-    "synthnn_roost_mp": (("sources/synthnn/roost_MP_ehull_preds.csv",), "composition", "material_id", "mp"),
-    "matminer_transport_mp": (("sources/matminer/transport_database.tar.xz",), "pretty_formula", "mp_id", "mp"),
+    "aviary_mp_2019": (("sources/aviary/MP-bandgap.csv", "sources/aviary/mp-irbandgaps.csv"), "pretty_formula", "task_id", "mp", {}),
+    "matbench_mp_e_form_2018": (("sources/crabnet/matbench_mp_e_form.csv",), "formula", None, "mp",
+                                {"e_form": "target"}),
+    "critexam_mp": (tuple(f"sources/crabnet/CritExam__Ef_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp", {}),
+    "crabnet_mp_e_hull": (tuple(f"sources/crabnet/mp_e_hull_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp",
+                          {"e_hull": "target"}),
+    "synthnn_icsd_linked_mp": (("sources/synthnn/icsd_mpids_unique_shuffled.txt",), "formula", "material_id", "icsd_mp", {}),
+    "synthnn_roost_mp": (("sources/synthnn/roost_MP_ehull_preds.csv",), "composition", "material_id", "mp",
+                         {"e_hull": "ehull_target"}),
+    "matminer_transport_mp": (("sources/matminer/transport_database.tar.xz",), "pretty_formula", "mp_id", "mp", {}),
     "expt_bandgap": (("sources/aviary/expt-bandgaps.csv", "sources/aviary/expt-non-metals.csv"), "composition", None,
-                     "experimental"),
+                     "experimental", {}),
     "oqmd_partial": (("sources/aviary/oqmd_test.csv", "sources/crabnet/OQMD_Formation_Enthalpy_test.csv",
-                      "sources/crabnet/OQMD_Formation_Enthalpy_val.csv"), "", None, "computed"),
-    "aflow_partial": (("sources/crabnet/aflow__energy_atom_train.csv",), "formula", None, "computed"),
+                      "sources/crabnet/OQMD_Formation_Enthalpy_val.csv"), "", None, "computed", {}),
+    "aflow_partial": (("sources/crabnet/aflow__energy_atom_train.csv",), "formula", None, "computed", {}),
 }
 
-def _read_known_source(path: Path, formula_column: str, id_column: str | None) -> pd.DataFrame:
-    "One upstream file of `known_compositions` as (formula, material_id) rows."
+def _read_known_source(path: Path, formula_column: str, id_column: str | None, values: dict | None = None) -> pd.DataFrame:
+    "One upstream file of `known_compositions` as (formula, material_id, e_hull, e_form) rows (NaN where not given)."
     if path.name.endswith(".txt"):   # '<mp id> <formula>' per line
         df = pd.read_csv(path, sep=" ", header=None, names=["material_id", "formula"], keep_default_na=False, dtype=str)
     elif path.name.endswith(".tar.xz"):
@@ -732,7 +737,10 @@ def _read_known_source(path: Path, formula_column: str, id_column: str | None) -
         df = pd.read_csv(path, keep_default_na=False, dtype=str)
     column = formula_column if formula_column in df else next(c for c in ("formula", "composition") if c in df)
     ids = df[id_column] if id_column and id_column in df else pd.Series("", index=df.index)
-    return pd.DataFrame({"formula": df[column].str.strip(), "material_id": ids})
+    out = pd.DataFrame({"formula": df[column].str.strip(), "material_id": ids, "e_hull": np.nan, "e_form": np.nan})
+    for name, source_column in (values or {}).items():
+        out[name] = pd.to_numeric(df[source_column], errors="coerce")
+    return out
 
 def _reduced_formula(formula: str, integral_only: bool) -> str | None:
     """pymatgen's reduced formula of `formula`; a fractional one ('O0.5556Pr0.2222Pt0.2222') as the smallest integer
@@ -751,29 +759,37 @@ def _reduced_formula(formula: str, integral_only: bool) -> str | None:
     integer_formula, _ = comp.get_integer_formula_and_factor(max_denominator=30)
     return Composition(integer_formula).reduced_formula
 
+#: Version of the merged table's columns, part of its cache key (a new column is a new cache file)
+_KNOWN_COMPOSITIONS_FORMAT = "3: e_hull_mp, e_form_mp"
+
 def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     """The merged 'known' list: one row per reduced formula (pymatgen's; 'O2', 'N2' for diatomic elements) found in any
     registered source of `known_compositions`, `mp2018_formation` or `mp_formation_compositions`, with one `in_<source>`
     flag per source (`KNOWN_COMPOSITION_SOURCES`), `known_mp` (any Materials Project list), `known_experimental` (an
     ICSD-linked MP id or a measured band gap of a stoichiometric compound), `known` (either; OQMD/AFLOW-only rows are
-    computed hypotheticals and are not known), `n_elements` and `example_mp_id`. "New" relative to this list means new
+    computed hypotheticals and are not known), `n_elements`, `example_mp_id`, `e_hull_mp` (eV/atom above MP's
+    hull of c. 2019-2020) and `e_form_mp` (formation energy, eV/atom: mp2018_formation, mp_formation_compositions and
+    matbench_mp_e_form), both MP legacy corrections (mp2018_formation's scheme), lowest polymorph, NaN where no list
+    gives one. "New" relative to this list means new
     relative to MP c. 2019-2021 plus ICSD-linked and measured compositions; MP's later additions are not offline.
     Cached by the sources' sha256."""
     paths = fetch("known_compositions", mirror=mirror)
     index = read_index(mirror=mirror)
     mp_formation = load_mp_formation_compositions(mirror=mirror)
-    digest = hashlib.sha256("".join(sha256_file(p) for _, p in sorted(paths.items())).encode()).hexdigest()
+    digest = hashlib.sha256((_KNOWN_COMPOSITIONS_FORMAT + "".join(sha256_file(p) for _, p in sorted(paths.items()))).encode()).hexdigest()
     cache = _cache_file("known_compositions", digest + sha256_file(fetch("mp_formation_compositions", mirror=mirror)["mp-formation.csv"]))
     if cache.exists():
         return pd.read_pickle(cache)
     mp2018 = index.dropna(subset=["reduced_formula"])
     parts = [pd.DataFrame({"formula": mp2018.reduced_formula, "material_id": mp2018.material_id.astype(str),
-                           "source": "existing_mp2018", "kind": "mp"}),
+                           "source": "existing_mp2018", "kind": "mp",
+                           "e_form": mp2018.formation_energy_per_atom.where(~mp2018.is_outlier)}),
              pd.DataFrame({"formula": mp_formation.composition, "material_id": mp_formation.task_id,
-                           "source": "existing_mp_formation_84k", "kind": "mp"})]
-    for source, (files, formula_column, id_column, kind) in KNOWN_COMPOSITION_SOURCES.items():
+                           "source": "existing_mp_formation_84k", "kind": "mp",
+                           "e_form": mp_formation.formation_energy_per_atom})]
+    for source, (files, formula_column, id_column, kind, values) in KNOWN_COMPOSITION_SOURCES.items():
         for name in files:
-            part = _read_known_source(paths[name], formula_column, id_column)
+            part = _read_known_source(paths[name], formula_column, id_column, values)
             parts.append(part.assign(source=source, kind=kind))
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[rows.formula.ne("")]
@@ -790,6 +806,9 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     table.insert(1, "n_elements", [len(Composition(f).elements) for f in table.reduced_formula])
     mp_ids = rows[rows.material_id.str.startswith("mp-")].groupby("reduced_formula").material_id.first()
     table["example_mp_id"] = table.reduced_formula.map(mp_ids).fillna("")
+    lowest = rows.groupby("reduced_formula")[["e_hull", "e_form"]].min()    # per composition: its lowest polymorph
+    table["e_hull_mp"] = table.reduced_formula.map(lowest.e_hull)
+    table["e_form_mp"] = table.reduced_formula.map(lowest.e_form)
     with atomic_path(cache) as tmp:
         table.to_pickle(tmp)
     return table

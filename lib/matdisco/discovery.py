@@ -19,11 +19,12 @@ from .candidates import (NoveltyChecker, SkipLog, balanced_compositions, generat
                                  random_structures)
 from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, read_index
 from .hull import ReferenceHull
-from .metrics import mae
+from .metrics import mae, verified_precision
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
 from .oracle import (OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, single_points,  # noqa: F401 (re-exported)
                              structure_hash)
 from .reference import (COVERAGE_TOLERANCE, ELEMENTAL_REFERENCE_TOLERANCE, ReferenceCoverage, elemental_references,
+                                hit_verdicts,
                                 known_reduced_formulas,
                                 oracle_level_hull, relabel, space_index)
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
@@ -33,7 +34,7 @@ log = logging.getLogger("matdisco.discovery")
 # %% auto #0
 __all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'composition_filter',
            'pretrained_dir', 'discovery_dir', 'classify_hits', 'run_discovery', 'arm_counts', 'enrichment_interval',
-           'enrichment_table', 'stable_materials', 'discovery_curve', 'retrospective_structures',
+           'enrichment_table', 'stable_materials', 'verdict_counts', 'discovery_curve', 'retrospective_structures',
            'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
@@ -424,7 +425,8 @@ def stable_materials(run_dir: Path | str) -> pd.DataFrame:
     `generator`, `arm` ('filtered' or 'control'), `status` ('new' or 'rediscovered', the loop's verdict),
     `e_hull_vs_reference` and `oracle_e_form` (eV/atom), `hull_gap` (see `ReferenceCoverage`), `level_disagreement_mae`
     (the run's DFT-vs-oracle MAE on the reference, eV/atom) and `beyond_level_disagreement` (deeper below the hull
-    than that). Polymorphs and repeats over rounds count once; sorted by `e_hull_vs_reference`. `run_dir` is a run's
+    than that), `verdict` (`reference.hit_verdict`: what the references can verify of the composition, whatever the
+    loop's `status`). Polymorphs and repeats over rounds count once; sorted by `e_hull_vs_reference`. `run_dir` is a run's
     own folder (`discovery_dir(config, out)`) with `round_k/evaluated.csv` and `round_k/done.json`."""
     frames = []
     for path in sorted(Path(run_dir).glob("round_*/evaluated.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
@@ -433,7 +435,7 @@ def stable_materials(run_dir: Path | str) -> pd.DataFrame:
         below = ev.e_hull_vs_reference.astype(float).fillna(np.inf).le(0) & ev.status.isin(["new", "rediscovered"])
         frames.append(ev[below].assign(round=int(rec["round"]), level_disagreement_mae=float(rec["level_disagreement_mae"])))
     cols = ["formula", "n_elements", "round", "generator", "arm", "status", "e_hull_vs_reference", "oracle_e_form",
-            "hull_gap", "level_disagreement_mae", "beyond_level_disagreement"]
+            "hull_gap", "level_disagreement_mae", "beyond_level_disagreement", "verdict"]
     if not frames or not sum(len(f) for f in frames): return pd.DataFrame(columns=cols)
     hits = pd.concat(frames, ignore_index=True)
     hits["arm"] = np.where(hits.filtered.astype(bool), "filtered", "control")
@@ -441,7 +443,15 @@ def stable_materials(run_dir: Path | str) -> pd.DataFrame:
     deepest = hits.sort_values(["e_hull_vs_reference", "round"]).drop_duplicates("formula").set_index("formula")
     out = deepest.assign(round=first_round.reindex(deepest.index)).reset_index()
     out["beyond_level_disagreement"] = out.e_hull_vs_reference < -out.level_disagreement_mae
+    out["verdict"] = hit_verdicts(out.formula)
     return out[cols].sort_values("e_hull_vs_reference").reset_index(drop=True)
+
+def verdict_counts(stable: pd.DataFrame, by: str = "round") -> pd.DataFrame:
+    """Per value of `by` (a column of `stable_materials`: 'round', 'n_elements', 'arm'), and over all ('all'): the
+    hits of each verdict and the precision on the verifiable ones with its 95 % interval (`metrics.verified_precision`)."""
+    rows = [{by: key, **verified_precision(group.verdict)} for key, group in stable.groupby(by)]
+    rows.append({by: "all", **verified_precision(stable.verdict)})
+    return pd.DataFrame(rows)
 
 
 # %% ../../nbs/07_discovery.ipynb #3f39d81e2b52

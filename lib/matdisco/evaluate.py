@@ -18,9 +18,9 @@ from pymatgen.core import Composition, Structure
 
 from .candidates import NoveltyChecker, disordered_matcher, is_unique, structure_matcher
 from .data import atomic_write_text, config_key
-from .metrics import STABILITY_THRESHOLD, SUN_STABILITY_THRESHOLD, rmsd_angstrom, stable_mask, sun_metrics
+from .metrics import STABILITY_THRESHOLD, SUN_STABILITY_THRESHOLD, rmsd_angstrom, stable_mask, sun_metrics, verified_precision
 from .oracle import formation_energy_per_atom, run_oracle_batch, shared_store
-from .reference import KNOWN_LIST, ReferenceCoverage, elemental_references, known_reduced_formulas, relabel
+from .reference import KNOWN_LIST, ReferenceCoverage, elemental_references, hit_verdicts, known_reduced_formulas, relabel
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,9 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
         "unique": unique, "novel": novel, "matched_reference": match, "known_composition": known,
         "hull_gap": [coverage.hull_gap(c) for c in comps], "reference_covered": [coverage.covered(c) for c in comps],
         "rmsd": rmsd})
+    hits = (table.ok & table.stable).to_numpy()
+    table["verdict"] = ""
+    table.loc[hits, "verdict"] = hit_verdicts([comps[k] for k in np.flatnonzero(hits)], coverage=coverage)
     table = table.merge(systems, on="chemical_system", how="left")
     n_submitted = len(structures) + len(skipped)
     m = sun_metrics(table.stable[ok], table.unique[ok], table.novel[ok], n_submitted=n_submitted, known_composition=known[ok])
@@ -174,6 +177,7 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
                "sun_covered": int((sun & table.reference_covered).sum()),
                "sun_reference_gap": int((sun & ~table.reference_covered).sum()),
                "stable_far_below_hull": int((table.e_hull < -FAR_BELOW_HULL).sum()),
+               **verified_precision(table.verdict[table.verdict.ne("")]),
                "rmsd_mean": float(np.nanmean(rmsd)) if ok.any() else float("nan"),
                "oracle": config.oracle, "reference": f"{config.reference} at {config.oracle}'s level ({len(oref.frame)} crystals)",
                "new_relative_to": KNOWN_LIST,
@@ -206,6 +210,15 @@ METRIC_LABELS = {"n_submitted": "submitted", "n_relaxed": "relaxed", "n_converge
                  "sun_covered": "S.U.N. where the reference hull is complete (count)",
                  "sun_reference_gap": "S.U.N. in a reference hole: hull gap or empty pair (count)",
                  "stable_far_below_hull": f"E_hull < -{FAR_BELOW_HULL} eV/atom: check the reference (count)",
+                 "n_hits": "hits: stable after relaxation (count)",
+                 "n_verified_rediscovery": "  verified rediscovery: known, on MP's hull (count)",
+                 "n_verified_false_positive": "  verified false positive: known, above MP's hull (count)",
+                 "n_known_unverified": "  known, no MP energy offline (count)",
+                 "n_reference_hole": "  reference hole: unknown, reference incomplete (count)",
+                 "n_new": "  new: unknown, reference complete (count)",
+                 "precision_verified": "precision on verifiable hits",
+                 "precision_verified_lo": "  its 95 % interval: low",
+                 "precision_verified_hi": "  its 95 % interval: high",
                  "rmsd_mean": "RMSD to relaxed (Å)",
                  "structures_per_min": "throughput (structures/min)"}
 

@@ -12,9 +12,9 @@ from scipy import stats
 STABILITY_THRESHOLD = 0.0
 
 # %% auto #0
-__all__ = ['STABILITY_THRESHOLD', 'Z_95', 'SUN_STABILITY_THRESHOLD', 'MAX_RMSD', 'RMSD_MATCHER_KWARGS', 'mae', 'rmse', 'r2',
-           'spearman', 'stability_classification', 'calibration_table', 'wilson_interval', 'binary_classification',
-           'stable_mask', 'sun_metrics', 'rmsd_angstrom']
+__all__ = ['STABILITY_THRESHOLD', 'Z_95', 'HIT_VERDICTS', 'SUN_STABILITY_THRESHOLD', 'MAX_RMSD', 'RMSD_MATCHER_KWARGS', 'mae',
+           'rmse', 'r2', 'spearman', 'stability_classification', 'calibration_table', 'wilson_interval',
+           'binary_classification', 'verified_precision', 'stable_mask', 'sun_metrics', 'rmsd_angstrom']
 
 # %% ../../nbs/11_metrics.ipynb #338d79cd7cd3
 def mae(y_true, y_pred) -> float:
@@ -107,6 +107,26 @@ def binary_classification(y_true, y_pred) -> dict:
     return {"n": n, "TP": tp, "FP": fp, "TN": tn, "FN": fn, "accuracy": div(tp + tn, n), "accuracy_lo95": lo,
             "accuracy_hi95": hi, "majority_baseline_accuracy": div(max(tp + fn, tn + fp), n), "MCC": mcc,
             "precision": precision, "recall": recall, "F1": f1, "prevalence": div(tp + fn, n)}
+
+#: A hit's verdict after relaxation, by what the references can verify (`reference.hit_verdict`)
+HIT_VERDICTS = ("verified_rediscovery", "verified_false_positive", "known_unverified", "reference_hole", "new")
+
+def verified_precision(verdicts) -> dict:
+    """Precision on the verifiable hits (Matbench Discovery's precision on WBM, at the composition level): verified
+    rediscoveries / (verified rediscoveries + verified false positives), with its 95 % Wilson interval, and the number
+    of hits of each verdict (`HIT_VERDICTS`, zeros included). NaN precision when no hit is verifiable."""
+    from collections import Counter
+    counts = Counter(verdicts)
+    unknown = set(counts) - set(HIT_VERDICTS)
+    if unknown:
+        raise ValueError(f"verified_precision: unknown verdicts {sorted(unknown)}; expected {HIT_VERDICTS}")
+    right = int(counts.get("verified_rediscovery", 0))
+    n = right + int(counts.get("verified_false_positive", 0))
+    lo, hi = wilson_interval(right, n)
+    return {"precision_verified": right / n if n else float("nan"), "precision_verified_lo": lo,
+            "precision_verified_hi": hi, "n_verifiable": n, "n_hits": sum(counts.values()),
+            **{f"n_{verdict}": counts.get(verdict, 0) for verdict in HIT_VERDICTS}}
+
 
 # %% ../../nbs/11_metrics.ipynb #70ae3b579489
 #: MatterGen's S.U.N. stability threshold (eV/atom above the reference hull): `DEFAULT_STABILITY_THRESHOLD` of its

@@ -22,7 +22,7 @@ log = logging.getLogger("matdisco.reference")
 # %% auto #0
 __all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'KNOWN_LIST', 'COVERAGE_TOLERANCE', 'known_reduced_formulas',
            'elemental_references', 'space_index', 'oracle_level_hull', 'OracleReference', 'relabel',
-           'ReferenceCoverage']
+           'ReferenceCoverage', 'hit_verdict', 'hit_verdicts']
 
 # %% ../../nbs/06a_reference.ipynb #82206fb415ed
 #: Largest accepted gap (eV/atom) between the oracle's elemental reference and MP's MP2020 one: about 3x CHGNet 0.3.0's
@@ -153,22 +153,25 @@ COVERAGE_TOLERANCE = 0.025
 
 class ReferenceCoverage:
     """Where the reference hull is complete enough to call a candidate stable.
-    `hull_gap(composition)` (eV/atom, ≥ 0): mp2018_formation's DFT hull minus MP's DFT hull (`mp_formation_compositions`
-    ∪ mp2018_formation, formation energies as published, elements at 0 eV/atom) at that composition.
+    `hull_gap(composition)` (eV/atom, ≥ 0): mp2018_formation's DFT hull minus MP's DFT hull (every MP formation energy
+    of `load_known_compositions`: mp2018_formation, mp_formation_compositions and matbench_mp_e_form's 132k entries,
+    legacy corrections as published, elements at 0 eV/atom) at that composition.
     `empty_pairs(composition)`: its element pairs, not both metals, with no binary compound of negative formation
     energy in either data set. A metal and a non-metal (or two non-metals) nearly always form one, so such a pair is a
     hole in the data (ZnI₂, CdBr₂, WSe₂ are in neither), and a candidate there is "stable" against the bare elements.
     `covered(composition)`: gap ≤ `tolerance` and no empty pair. DFT energies decide only where the reference is
     incomplete; they never enter an oracle-level comparison."""
     def __init__(self, *, tolerance: float = COVERAGE_TOLERANCE):
-        from matdisco.data import load_mp_formation_compositions
-        mp = load_mp_formation_compositions(); idx = read_index(); use = idx[~idx.is_outlier & idx.reduced_formula.notna()]
+        from matdisco.data import load_known_compositions
+        idx = read_index()
+        use = idx[~idx.is_outlier & idx.reduced_formula.notna()]
         ref = pd.DataFrame({"formula": use.reduced_formula, "formation_energy_per_atom": use.formation_energy_per_atom,
                             "material_id": use.material_id})
         self.reference_hull = ReferenceHull.from_frame(ref)
-        self.mp_hull = ReferenceHull.from_frame(pd.concat([ref, pd.DataFrame({
-            "formula": mp.composition, "formation_energy_per_atom": mp.formation_energy_per_atom, "material_id": mp.task_id})],
-            ignore_index=True))
+        known = load_known_compositions()
+        mp = known[known.e_form_mp.notna()]    # mp2018, mp_formation_compositions and matbench_mp_e_form, lowest each
+        self.mp_hull = ReferenceHull.from_frame(pd.DataFrame({
+            "formula": mp.reduced_formula, "formation_energy_per_atom": mp.e_form_mp, "material_id": mp.example_mp_id}))
         self.binary_systems = {frozenset(el.symbol for el in e.composition.elements) for e in self.mp_hull.entries
                                if len(e.composition.elements) == 2 and e.energy_per_atom < 0}   # formation energy < 0
         self.tolerance = tolerance
@@ -185,3 +188,30 @@ class ReferenceCoverage:
     def covered(self, composition) -> bool:
         return self.hull_gap(composition) <= self.tolerance and not self.empty_pairs(composition)
 
+
+# %% ../../nbs/06a_reference.ipynb #c3e6d6d6f434
+def hit_verdict(*, known: bool, e_hull_mp: float, reference_complete: bool, near_hull: float = COVERAGE_TOLERANCE) -> str:
+    """What one hit is (see above). `known`: its reduced formula is in the known list; `e_hull_mp`: MP's DFT energy
+    above MP's hull at that composition (eV/atom; NaN when no list gives one); `reference_complete`:
+    `ReferenceCoverage.covered` at its composition; `near_hull` (eV/atom): how far above MP's hull still verifies."""
+    if known and np.isfinite(e_hull_mp):
+        return "verified_rediscovery" if e_hull_mp <= near_hull else "verified_false_positive"
+    if known:
+        return "known_unverified"
+    return "new" if reference_complete else "reference_hole"
+
+def hit_verdicts(compositions, *, coverage: ReferenceCoverage | None = None, near_hull: float = COVERAGE_TOLERANCE) -> list[str]:
+    "`hit_verdict` of each composition (a formula or pymatgen `Composition`), with the known list and `coverage` loaded once."
+    from pymatgen.core import Composition
+    from matdisco.data import load_known_compositions
+    known = load_known_compositions()
+    known = known[known.known].set_index("reduced_formula").e_hull_mp
+    coverage = coverage or ReferenceCoverage()
+    out = []
+    for c in compositions:
+        formula = Composition(c).reduced_formula
+        is_known = formula in known.index
+        complete = is_known or coverage.covered(formula)   # only an unknown composition needs the check
+        out.append(hit_verdict(known=is_known, e_hull_mp=float(known.get(formula, np.nan)), reference_complete=complete,
+                               near_hull=near_hull))
+    return out

@@ -276,7 +276,9 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
                  progress: bool = True, experiments: list[Experiment] | None = None,
                  notebooks_dir: Path | str | None = None) -> Path:
     """Run the registered experiments (or `experiments`, notebooks in `notebooks_dir`) under `profile`
-    into `out` (default `runs/<profile>`); return the run folder."""
+    into `out` (default `runs/<profile>`); return the run folder. Each stage's figures are copied to `figures_dir`
+    (default: the run's own `figures/`; the committed reference figures in the project's `figures/` change only
+    when it is passed explicitly)."""
     import papermill as pm
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
     experiments = EXPERIMENTS if experiments is None else experiments
@@ -287,7 +289,7 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
     todo = [e for e in experiments if not only or e.name in only]
     run_dir = Path(out) if out else project_root() / "runs" / profile
     run_dir = run_dir.resolve(); run_dir.mkdir(parents=True, exist_ok=True)
-    figures_dir = Path(figures_dir) if figures_dir else project_root() / "figures"
+    figures_dir = Path(figures_dir) if figures_dir else run_dir / "figures"   # the reference figures/ only when asked
     handler = _setup_logging(run_dir)
     os.environ["MATDISCO_RUN_DIR"] = str(run_dir); os.environ["MATDISCO_PROFILE"] = profile
     os.environ.setdefault("TQDM_MININTERVAL", "5")     # progress bars in executed notebooks and run.log: one update per 5 s
