@@ -302,3 +302,14 @@ def test_known_compositions_match_the_mirrors_merge_and_exclude_hypotheticals(mi
     assert all(any(not float(x).is_integer() for x in Composition(f).values()) for f in alloys)
     hypothetical = ours[(ours.in_oqmd_partial | ours.in_aflow_partial) & ~ours.known_mp & ~ours.known_experimental]
     assert len(hypothetical) > 10_000 and not hypothetical.known.any()
+
+
+def test_elemental_structures_cover_the_elements_mp2018_lacks(mirror):
+    elemental = D.load_elemental_structures()
+    lacking = {"F", "S", "Se", "Br", "I", "H", "Ce", "Eu", "Rh"}
+    assert set(elemental.element) == lacking
+    assert not lacking & set(read_index().chemsys.dropna())        # none of them has an mp2018 elemental crystal
+    for row in elemental.itertuples():
+        assert {el.symbol for el in row.structure.composition.elements} == {row.element}
+        assert len(row.structure) == row.n_sites and row.mu_mp2020 < 0
+    assert (elemental.element == "S").sum() == 2 and elemental.label.str.startswith("S Fddd").any()   # alpha-S8

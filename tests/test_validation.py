@@ -61,11 +61,30 @@ def test_higher_level_references_are_the_levels_own(li_o):
     assert (hull.phases.e_form[hull.phases.chemsys.str.contains("-")] < 0).all()   # every Li–O compound is bound
 
 
-def test_out_of_scope_inputs_are_reported_not_computed(mirror):
+#: Standard enthalpies of formation (NIST-JANAF / NBS tables): LiF -616.0 kJ/mol (-6.384 eV per formula unit),
+#: Li2S -441.4 kJ/mol (-4.575 eV per formula unit), per atom
+LIF_EXPERIMENT = -3.192
+LI2S_EXPERIMENT = -1.525
+
+
+def test_a_fluoride_and_a_sulfide_are_validated_with_each_levels_own_mu(mirror):
+    "F and S have no mp2018 crystal: their μ comes from the mirror's starting structures, relaxed at each level."
     from pymatgen.core import Lattice, Structure
     lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    v = validate_structures(["LiF"], [lif], FAST, scheduler=None)
-    assert v.table.empty and not v.scope.in_scope.iloc[0] and "of F in mp2018_formation" in v.scope.reason.iloc[0]
+    li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.71), ["S", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    v = validate_structures(["LiF", "Li2S"], [lif, li2s], FAST, scheduler=None)
+    assert v.scope.in_scope.all()
+    t = v.table.set_index(["formula", "level"])
+    assert set(t.index.get_level_values("level")) == {FAST.base_oracle, *R2SCAN_POTENTIALS} and t.ok.all()
+    for level in (FAST.base_oracle, *R2SCAN_POTENTIALS):
+        assert abs(t.loc[("LiF", level), "e_form"] - LIF_EXPERIMENT) < R2SCAN_FORMATION_ERROR, level
+        assert abs(t.loc[("Li2S", level), "e_form"] - LI2S_EXPERIMENT) < R2SCAN_FORMATION_ERROR, level
+        assert abs(t.loc[("LiF", level), "e_hull"]) < 0.01 and abs(t.loc[("Li2S", level), "e_hull"]) < 0.01, level
+
+
+def test_out_of_scope_inputs_are_reported_not_computed(mirror):
+    scope = validation_scope(["KrF2"])
+    assert not scope.in_scope.iloc[0] and "of Kr in mp2018_formation or elemental_structures" in scope.reason.iloc[0]
     assert not validation_scope(["Li5FeO4"], ValidationConfig(max_phases=10)).in_scope.iloc[0]
 
 

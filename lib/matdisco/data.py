@@ -36,7 +36,7 @@ __all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SP
            'registry_table', 'read_index', 'cif_problem', 'parse_cif', 'CrystalTable', 'StructureCache',
            'load_structures', 'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample',
            'load_mp_formation_compositions', 'load_mp_elemental_refs', 'load_perov5', 'load_known_compositions',
-           'load_obelix']
+           'load_elemental_structures', 'load_obelix']
 
 # %% ../../nbs/00_data.ipynb #ff895ef1e681
 def project_root() -> Path:
@@ -812,6 +812,27 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     with atomic_path(cache) as tmp:
         table.to_pickle(tmp)
     return table
+
+# %% ../../nbs/00_data.ipynb #9cf712f0cb60
+def load_elemental_structures(*, mirror="default") -> pd.DataFrame:
+    """Starting crystals for the elements mp2018_formation lacks (F, S, Se, Br, I, H, Ce, Eu, Rh): one row per
+    candidate with `element`, `label` (space group and origin, e.g. 'Fddd, AFLOW A16'), `structure` (pymatgen,
+    unrelaxed: relax at the level whose μ it gives), `n_sites`, `note` (molecular crystals say so) and `mu_mp2020`
+    (MP's ground-state energy per atom, MP2020, for comparison)."""
+    from pymatgen.core import Structure
+    path = fetch("elemental_structures", mirror=mirror)["elemental_reference_candidates.json"]
+    try:
+        raw = json.loads(path.read_text())["elements"]
+    except (ValueError, KeyError) as e:
+        raise DataError(f"elemental_structures/{path.name}: not the expected JSON ({e})") from e
+    rows = []
+    for element, entry in raw.items():
+        mu_mp = entry["mp_ground_state_energies"]["matbench_discovery_2023_02_07"]["energy_per_atom_mp2020"]
+        for k, cand in enumerate(entry["candidate_structures"]):
+            rows.append({"element": element, "label": f"{element} {cand['spacegroup']} #{k} ({cand['source'].split()[0]})",
+                         "structure": Structure.from_dict(cand["structure"]), "n_sites": cand["n_sites"],
+                         "note": cand.get("note", ""), "mu_mp2020": mu_mp})
+    return pd.DataFrame(rows)
 
 # %% ../../nbs/00_data.ipynb #44cd6f0eba96
 def load_obelix(*, mirror="default") -> CrystalTable:

@@ -46,7 +46,8 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
                          tolerance: float = ELEMENTAL_REFERENCE_TOLERANCE, on_bad_reference: str = "mp2020",
                          scheduler: str | None = None, n_workers: int = 2, client=None) -> pd.DataFrame:
     """The chemical potential μ (eV/atom) of each element at the oracle's level, by the rule above: the lowest oracle
-    energy over up to `max_structures` relaxed mp2018 elemental structures, checked against MP's MP2020 reference.
+    energy over up to `max_structures` relaxed mp2018 elemental structures (for an element mp2018 lacks, the
+    `elemental_structures` starting crystals), checked against MP's MP2020 reference.
     Where it is off by more than `tolerance`, or there is no structure: `on_bad_reference='mp2020'` uses the MP2020
     value and flags the element, 'raise' refuses. Returns one row per element: element, mu (used), mu_oracle,
     mu_mp2020, delta (oracle − MP2020), structure (mp-id of the best one), n_structures, source, flagged.
@@ -56,25 +57,37 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
     if on_bad_reference not in ("mp2020", "raise"): raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
     mp2020_level = ORACLE_LEVELS.get(oracle) == "MP2020-PBE"
     if store is None: store = shared_store("relaxations", oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s)
+    from matdisco.data import load_elemental_structures
     idx = read_index(); mp = mp_reference_energies(); rows = []
     cands = {el: idx[(idx.chemsys == el) & ~idx.is_outlier].sort_values(["formation_energy_per_atom", "n_sites"]).head(max_structures)
              for el in elements}
     wanted = pd.concat([c for c in cands.values()] + [idx.iloc[:0]])
     tab = load_structures(wanted.row_index, progress=False).frame.set_index("row_index") if len(wanted) else None
-    if len(wanted):
-        res = run_oracle_batch(list(tab.structure), store, oracle=oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s,
+    # elements mp2018 has no crystal of (F, S, Se, Br, I, H, Ce, Eu, Rh): the mirror's starting structures
+    mirror = load_elemental_structures()
+    mirror = mirror[mirror.element.isin([el for el in elements if not len(cands[el])])].reset_index(drop=True)
+    structures = (list(tab.structure) if tab is not None else []) + list(mirror.structure)
+    energy, mirror_energy = {}, np.array([])
+    if structures:
+        res = run_oracle_batch(structures, store, oracle=oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s,
                                scheduler=scheduler, n_workers=n_workers, client=client, progress=False)
-        energy = dict(zip(tab.index, np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)))
+        energies = np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
+        n_mp2018 = 0 if tab is None else len(tab)
+        energy = dict(zip(tab.index, energies[:n_mp2018])) if tab is not None else {}
+        mirror_energy = energies[n_mp2018:]
     for el in elements:
-        cand = cands[el]; mu_oracle, best = float("nan"), None
-        if len(cand):
-            e = np.array([energy.get(r, np.inf) for r in cand.row_index])   # a row whose CIF failed to parse: no energy
-            if np.isfinite(e).any(): mu_oracle, best = float(e.min()), tab.material_id.loc[cand.row_index.iloc[int(np.argmin(e))]]
+        cand = cands[el]
+        labels = list(tab.material_id.loc[cand.row_index]) if len(cand) else list(mirror.label[mirror.element == el])
+        e = (np.array([energy.get(r, np.inf) for r in cand.row_index]) if len(cand)   # a row whose CIF failed: no energy
+             else mirror_energy[(mirror.element == el).to_numpy()])
+        mu_oracle, best = float("nan"), None
+        if np.isfinite(e).any():
+            mu_oracle, best = float(e.min()), labels[int(np.argmin(e))]
         mu_mp = mp.get(el, float("nan")); delta = mu_oracle - mu_mp
         ok = np.isfinite(mu_oracle) and np.isfinite(mu_mp) and abs(delta) <= tolerance
         if ok: mu, source = mu_oracle, f"oracle-relaxed {best}"
         else:
-            why = (f"no elemental structure of {el} in mp2018_formation" if not len(cand) else
+            why = (f"no elemental structure of {el} in mp2018_formation or elemental_structures" if not labels else
                    f"oracle failed on every {el} structure" if not np.isfinite(mu_oracle) else
                    f"oracle reference of {el} ({best}) is {delta:+.3f} eV/atom from MP2020's (tolerance {tolerance})")
             if on_bad_reference == "raise" or not mp2020_level or not np.isfinite(mu_mp):
@@ -83,7 +96,7 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
             mu, source = mu_mp, f"MP2020 reference ({why})"
             log.warning("elemental reference for %s: %s; using MP2020's %.4f eV/atom", el, why, mu_mp)
         rows.append({"element": el, "mu": mu, "mu_oracle": mu_oracle, "mu_mp2020": mu_mp, "delta": delta,
-                     "structure": best, "n_structures": len(cand), "source": source, "flagged": not ok})
+                     "structure": best, "n_structures": len(labels), "source": source, "flagged": not ok})
     return pd.DataFrame(rows)
 
 

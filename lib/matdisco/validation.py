@@ -77,21 +77,23 @@ class ValidationConfig:
 
 # %% ../../nbs/14_validation.ipynb #955762724e21
 def elements_with_structures() -> frozenset:
-    "Elements with at least one usable elemental crystal in mp2018_formation: those a higher-level μ can be relaxed for."
+    """Elements with at least one usable elemental crystal in mp2018_formation or a starting structure in
+    `elemental_structures` (F, S, Se, Br, I, H, Ce, Eu, Rh): those a higher-level μ can be relaxed for."""
+    from matdisco.data import load_elemental_structures
     use = space_index()
-    return frozenset(use.chemsys[~use.chemsys.str.contains("-")])
+    return frozenset(use.chemsys[~use.chemsys.str.contains("-")]) | frozenset(load_elemental_structures().element)
 
 def validation_scope(formulas, config: ValidationConfig = ValidationConfig()) -> pd.DataFrame:
     """Which compositions a validation can recompute, and why not: one row per formula with `system`, `n_elements`,
     `n_phases` (competing mp2018 crystals of its chemical space, elements included), `in_scope` and `reason`. Out:
-    an element with no elemental crystal in mp2018_formation (no μ at the higher level; F, S, Br, I, Se, H, ... in
-    this data set), or more than `config.max_phases` competing crystals."""
+    an element with no elemental crystal in mp2018_formation nor `elemental_structures` (no μ at the higher level:
+    Ar, Kr, Ne, Xe, Pu, Th), or more than `config.max_phases` competing crystals."""
     have = elements_with_structures(); use = space_index(); sets = use.chemsys.map(lambda c: frozenset(c.split("-")))
     rows = []
     for f in dict.fromkeys(formulas):
         els = frozenset(e.symbol for e in Composition(f).elements)
         missing = sorted(els - have); n = int(sets.map(lambda s: s <= els).sum())
-        reason = (f"no elemental crystal of {', '.join(missing)} in mp2018_formation" if missing else
+        reason = (f"no elemental crystal of {', '.join(missing)} in mp2018_formation or elemental_structures" if missing else
                   f"{n} competing crystals > max_phases {config.max_phases}" if n > config.max_phases else "")
         rows.append({"formula": Composition(f).reduced_formula, "system": "-".join(sorted(els)), "n_elements": len(els),
                      "n_phases": n, "in_scope": not reason, "reason": reason})
@@ -116,26 +118,36 @@ class LevelHull:
 def higher_level_hull(systems, oracle: str, config: ValidationConfig = ValidationConfig(), *, client=None,
                       scheduler: str | None = "local", progress: bool = False) -> LevelHull:
     """The hull of `systems` at `oracle`'s level from scratch: every competing mp2018 crystal of those systems relaxed
-    with the oracle (resumable store `config.store(oracle)`), each element's μ the lowest relaxed energy among its
+    with the oracle (resumable store `config.store(oracle)`; for an element mp2018 lacks, the `elemental_structures`
+    starting crystals; converged relaxations only), each element's μ the lowest relaxed energy among its
     elemental crystals (the project's rule; no MP2020 check, since raw r2SCAN totals are on another scale), formation
     energies against those μ. A phase whose relaxation failed is left out and logged; an element with no relaxed
     elemental crystal raises."""
+    from matdisco.data import load_elemental_structures
     t0 = time.perf_counter(); rows = competing_phases(systems)
     frame = load_structures(rows.row_index, progress=False).frame
+    needed = {e for s in systems for e in s}
+    mirror = load_elemental_structures()
+    mirror = mirror[mirror.element.isin(needed - set(frame.chemsys))]    # elements mp2018 has no crystal of
+    frame = pd.concat([frame, pd.DataFrame({
+        "row_index": -1 - np.arange(len(mirror)), "material_id": mirror.label.to_numpy(), "structure": mirror.structure.to_numpy(),
+        "formation_energy_per_atom": 0.0, "reduced_formula": [s.composition.reduced_formula for s in mirror.structure],
+        "chemsys": mirror.element.to_numpy()})], ignore_index=True)
     res = run_oracle_batch(list(frame.structure), config.store(oracle), oracle=oracle, fmax=config.fmax,
                            max_steps=config.max_steps, timeout_s=config.timeout_s, scheduler=scheduler,
                            n_workers=config.n_workers, client=client, progress=progress)
     frame = frame.assign(energy_per_atom=res.energy_per_atom.to_numpy(float), ok=res.ok.fillna(0).astype(bool).to_numpy(),
                          converged=res.converged.fillna(0).astype(bool).to_numpy(), formula=frame.reduced_formula,
                          final_structure=res.final_structure.to_numpy(), n_sites=frame.structure.map(len))
-    if (~frame.ok).any(): log.warning("%s: %d of %d competing phases failed and are left out: %s", oracle, int((~frame.ok).sum()),
-                                      len(frame), ", ".join(frame.material_id[~frame.ok].astype(str)[:10]))
-    ok = frame[frame.ok].copy()
+    usable = frame.ok & frame.converged   # converged relaxations only: an unconverged energy is not that phase's
+    if (~usable).any(): log.warning("%s: %d of %d competing phases failed or did not converge and are left out: %s", oracle,
+                                    int((~usable).sum()), len(frame), ", ".join(frame.material_id[~usable].astype(str)[:10]))
+    ok = frame[usable].copy()
     elemental = ok[~ok.chemsys.str.contains("-")]
     mu = elemental.groupby("chemsys").energy_per_atom.min().to_dict()
     needed = {e for s in systems for e in s}
     if missing := sorted(needed - set(mu)):
-        raise ValueError(f"{oracle}: no relaxed elemental crystal of {', '.join(missing)}; validation_scope leaves such systems out")
+        raise ValueError(f"{oracle}: no converged elemental crystal of {', '.join(missing)}; raise max_steps or leave such systems out")
     ok["e_form"] = formation_energy_per_atom(list(ok.structure), ok.energy_per_atom.to_numpy(), mu)
     cols = ["row_index", "material_id", "formula", "chemsys", "n_sites", "energy_per_atom", "e_form", "converged",
             "formation_energy_per_atom", "final_structure"]
