@@ -53,11 +53,11 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
     mu_mp2020, delta (oracle − MP2020), structure (mp-id of the best one), n_structures, source, flagged.
     The relaxations go to `store` (default: the machine-wide `shared_store('relaxations', oracle, fmax=…, max_steps=…,
     timeout_s=…)`), all elements in one batch (on Dask with `scheduler`/`client`)."""
+    from matdisco.data import load_elemental_structures
     from matdisco.oracle import ORACLE_LEVELS, mp_reference_energies
     if on_bad_reference not in ("mp2020", "raise"): raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
     mp2020_level = ORACLE_LEVELS.get(oracle) == "MP2020-PBE"
     if store is None: store = shared_store("relaxations", oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s)
-    from matdisco.data import load_elemental_structures
     idx = read_index(); mp = mp_reference_energies(); rows = []
     cands = {el: idx[(idx.chemsys == el) & ~idx.is_outlier].sort_values(["formation_energy_per_atom", "n_sites"]).head(max_structures)
              for el in elements}
@@ -77,7 +77,7 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
         mirror_energy = energies[n_mp2018:]
     for el in elements:
         cand = cands[el]
-        labels = list(tab.material_id.loc[cand.row_index]) if len(cand) else list(mirror.label[mirror.element == el])
+        labels = list(cand.material_id) if len(cand) else list(mirror.label[mirror.element == el])
         e = (np.array([energy.get(r, np.inf) for r in cand.row_index]) if len(cand)   # a row whose CIF failed: no energy
              else mirror_energy[(mirror.element == el).to_numpy()])
         mu_oracle, best = float("nan"), None
