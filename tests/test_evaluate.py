@@ -119,3 +119,20 @@ def test_library_warnings_logs_and_prints_go_to_the_log_file_not_the_terminal(tm
     log = (tmp_path / "run.log").read_text()
     assert "Pauling" in log and "Start worker" in log and "CHGNet v0.3.0 initialized" in log
     assert logging.getLogger().handlers == before                  # the caller's logging is restored
+
+
+def test_matchers_and_rmsd_reproduce_mattergens_own_code():
+    """Frozen outputs of MatterGen's DefaultOrderedStructureMatcher, DefaultDisorderedStructureMatcher and
+    compute_rmsd_angstrom(relaxed, preprocess_structure(sample)) (tests/fixtures/make_mattergen_fixture.py)."""
+    from pathlib import Path
+    from pymatgen.core import Structure
+    from matdisco.candidates import disordered_matcher, structure_matcher
+    from matdisco.metrics import rmsd_angstrom
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "mattergen_matchers.json").read_text())
+    ordered, disordered = structure_matcher(), disordered_matcher()
+    got = {m["name"]: (ordered.fit(Structure.from_dict(m["a"]), Structure.from_dict(m["b"])),
+                       disordered.fit(Structure.from_dict(m["a"]), Structure.from_dict(m["b"]))) for m in fixture["matches"]}
+    assert got == {m["name"]: (m["ordered"], m["disordered"]) for m in fixture["matches"]}
+    for r in fixture["rmsd"]:
+        ours = rmsd_angstrom(Structure.from_dict(r["original"]), Structure.from_dict(r["relaxed"]))
+        assert ours == pytest.approx(r["rmsd_angstrom"], abs=1e-6), r["name"]

@@ -73,22 +73,18 @@ def as_alloy(structure: Structure) -> Structure | None:
 
 class DisorderedStructureMatcher(StructureMatcher):
     "MatterGen's default matcher for uniqueness and novelty (see above), MatterGen's tolerances."
-    def __init__(self, *, symprec: float = 0.1):
+    def __init__(self):
         from pymatgen.analysis.structure_matcher import OrderDisorderElementComparator
         super().__init__(**SUN_MATCHER_KWARGS, primitive_cell=True, scale=True, comparator=OrderDisorderElementComparator(),
                          attempt_supercell=True, allow_subset=True)
-        self.ordered = StructureMatcher(**SUN_MATCHER_KWARGS); self.symprec = symprec
-
-    def _space_group(self, s: Structure) -> int | None:
-        try: return SpacegroupAnalyzer(s, symprec=self.symprec).get_space_group_number()
-        except Exception: return None
+        self.ordered = StructureMatcher(**SUN_MATCHER_KWARGS)
 
     def fit(self, struct1: Structure, struct2: Structure, **kw) -> bool:
         a, b = struct1.copy().remove_oxidation_states(), struct2.copy().remove_oxidation_states()
         if a == b: return True
         if a.is_ordered and b.is_ordered:
             if a.composition.reduced_formula != b.composition.reduced_formula: return False
-            if self._space_group(a) == self._space_group(b) and self.ordered.fit(a, b): return True
+            if self.ordered.fit(a, b): return True     # MatterGen: no space-group gate (a strained copy still matches)
             alloy = as_alloy(a)
             return alloy is not None and super().fit(alloy, b)
         if not a.composition.fractional_composition.almost_equals(b.composition.fractional_composition, rtol=0.1, atol=1e-2):

@@ -73,8 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("path", help="a folder of CIFs, an extended-XYZ file, or a CSV with a CIF column")
     ev.add_argument("--reference", default="mp2018_formation", choices=["mp2018_formation"])
     ev.add_argument("--oracle", default="chgnet-0.3.0")
-    ev.add_argument("--matcher", default="ordered", choices=["ordered", "disordered"],
-                    help="uniqueness/novelty matcher: MatterGen's tolerances, ordered, or its default disordered one")
+    ev.add_argument("--matcher", default="disordered", choices=["ordered", "disordered"],
+                    help="uniqueness/novelty matcher: MatterGen's default disordered one, or its ordered one")
+    ev.add_argument("--converged-only", action="store_true",
+                    help="no energy verdict for a relaxation stopped at --max-steps (MatterGen scores its final energy)")
     ev.add_argument("--fmax", type=float, default=0.05)
     ev.add_argument("--max-steps", type=int, default=300)
     ev.add_argument("--workers", type=int, default=2, help="Dask worker processes (one torch thread each)")
@@ -123,7 +125,7 @@ def _evaluate(args) -> dict:
     if not len(sample):
         raise ValueError(f"{args.path}: no structure could be read")
     config = EvaluateConfig(oracle=args.oracle, reference=args.reference, matcher=args.matcher, fmax=args.fmax,
-                            max_steps=args.max_steps, n_workers=args.workers)
+                            max_steps=args.max_steps, n_workers=args.workers, use_unconverged=not args.converged_only)
     scheduler = None if args.scheduler == "none" else args.scheduler
     with log_to_file(log_path):
         ev = evaluate_structures(sample.structures, sample.ids, config=config, scheduler=scheduler, skipped=sample.skipped)

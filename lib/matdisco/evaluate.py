@@ -39,12 +39,12 @@ class EvaluateConfig:
     "Settings of an evaluation; `key()` names its results (workers and scheduler do not change them)."
     oracle: str = "chgnet-0.3.0"
     reference: str = "mp2018_formation"        # the only reference set with structures here
-    matcher: str = "ordered"                   # or "disordered" (MatterGen's default)
+    matcher: str = "disordered"                # MatterGen's default; or "ordered"
     fmax: float = 0.05                         # eV/Å, FIRE on FrechetCellFilter (`matdisco.oracle.relax`)
     max_steps: int = 300
     timeout_s: float | None = 600
     stability_threshold: float = SUN_STABILITY_THRESHOLD
-    use_unconverged: bool = False              # a relaxation stopped at max_steps: no energy verdict unless True
+    use_unconverged: bool = True               # MatterGen scores the final energy of every relaxation; False: converged only
     n_workers: int = 2
 
     def __post_init__(self):
@@ -174,6 +174,8 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     metrics = {**m, "n_read": len(structures), "n_skipped": len(skipped), "n_converged": int(converged.sum()),
                "stable_mbd": float(table.stable_mbd.sum() / n_submitted) if n_submitted else float("nan"),
                "sun_elements_only": int((sun & table.elements_only).sum()),
+               "sun_converged_only": float((sun & table.converged).sum() / n_submitted) if n_submitted else float("nan"),
+               "stable_converged_only": float((table.stable & table.converged).sum() / n_submitted) if n_submitted else float("nan"),
                "sun_covered": int((sun & table.reference_covered).sum()),
                "sun_reference_gap": int((sun & ~table.reference_covered).sum()),
                "stable_far_below_hull": int((table.e_hull < -FAR_BELOW_HULL).sum()),
@@ -206,6 +208,8 @@ def energy_histogram(table: pd.DataFrame, *, threshold: float = SUN_STABILITY_TH
 METRIC_LABELS = {"n_submitted": "submitted", "n_relaxed": "relaxed", "n_converged": "converged", "stable": "stable (E_hull ≤ 0.1)",
                  "stable_mbd": "stable (E_hull ≤ 0)", "unique": "unique", "novel": "novel", "unique_novel": "unique & novel",
                  "sun": "S.U.N.", "sun_new_composition": "S.U.N., composition not in the known list",
+                 "sun_converged_only": "S.U.N., converged relaxations only",
+                 "stable_converged_only": "stable (E_hull ≤ 0.1), converged relaxations only",
                  "sun_elements_only": "S.U.N. against elements only (count)",
                  "sun_covered": "S.U.N. where the reference hull is complete (count)",
                  "sun_reference_gap": "S.U.N. in a reference hole: hull gap or empty pair (count)",

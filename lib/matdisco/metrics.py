@@ -14,7 +14,8 @@ STABILITY_THRESHOLD = 0.0
 # %% auto #0
 __all__ = ['STABILITY_THRESHOLD', 'Z_95', 'HIT_VERDICTS', 'SUN_STABILITY_THRESHOLD', 'MAX_RMSD', 'RMSD_MATCHER_KWARGS', 'mae',
            'rmse', 'r2', 'spearman', 'stability_classification', 'calibration_table', 'wilson_interval',
-           'binary_classification', 'verified_precision', 'stable_mask', 'sun_metrics', 'rmsd_angstrom']
+           'binary_classification', 'verified_precision', 'stable_mask', 'sun_metrics', 'mattergen_preprocess',
+           'rmsd_angstrom']
 
 # %% ../../nbs/11_metrics.ipynb #338d79cd7cd3
 def mae(y_true, y_pred) -> float:
@@ -161,14 +162,23 @@ def sun_metrics(stable, unique, novel, *, n_submitted: int | None = None, known_
         out["sun_new_composition"] = div((s & u & n & ~k).sum(), submitted)
     return out
 
+def mattergen_preprocess(structure):
+    "MatterGen's `preprocess_structure` of a sample before its RMSD: refined (spglib defaults), primitive, LLL-reduced."
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+    refined = SpacegroupAnalyzer(structure).get_refined_structure()
+    return refined.get_primitive_structure().get_reduced_structure(reduction_algo="LLL")
+
 def rmsd_angstrom(initial, relaxed) -> float:
-    """RMSD (Å) between a structure and its relaxed form, as MatterGen computes it: `get_rms_dist` of its RMSD matcher
-    (`RMSD_MATCHER_KWARGS`), which is normalised by (V/n)^(1/3) of the average lattice, converted back to Å; `MAX_RMSD`
-    converted the same way when no alignment is found."""
+    """RMSD (Å) between a sample and its relaxed form, as MatterGen computes it (`compute_rmsd_angstrom(relaxed,
+    preprocess_structure(sample))`): the sample is first `mattergen_preprocess`ed; `get_rms_dist` of its RMSD matcher
+    (`RMSD_MATCHER_KWARGS`), normalised by (V/n)^(1/3) of the two cells' average lattice with n the relaxed cell's
+    sites, converted back to Å; `MAX_RMSD` converted the same way when no alignment is found. Checked against
+    MatterGen's own code (tests/fixtures/mattergen_matchers.json)."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Lattice
-    rms = StructureMatcher(**RMSD_MATCHER_KWARGS).get_rms_dist(initial, relaxed)
-    average = Lattice.from_parameters(*((np.array(initial.lattice.parameters) + np.array(relaxed.lattice.parameters)) / 2))
-    per_atom_length = (average.volume / len(initial)) ** (1 / 3)
+    sample = mattergen_preprocess(initial)
+    rms = StructureMatcher(**RMSD_MATCHER_KWARGS).get_rms_dist(relaxed, sample)
+    average = Lattice.from_parameters(*((np.array(relaxed.lattice.parameters) + np.array(sample.lattice.parameters)) / 2))
+    per_atom_length = (average.volume / len(relaxed)) ** (1 / 3)
     return float((MAX_RMSD if rms is None else rms[0]) * per_atom_length)
 
