@@ -61,7 +61,9 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
     mp = known_reduced_formulas()
     ev = pd.concat([pd.read_csv(work / f"round_{r}" / "evaluated.csv") for r in (0, 1)])
     assert not ev.formula[ev.status == "new"].isin(mp).any()
-    assert (ev.hull_gap <= CFG.max_hull_gap).all()                       # evaluated only where the reference hull is complete
+    # no selection by a later snapshot's answers: coverage is recorded per evaluated structure, not used to choose
+    assert CFG.max_hull_gap is None and rec["outside_coverage"] == 0 and ev.reference_covered.dtype == bool
+    assert 0 <= rec["evaluated_outside_coverage"] <= rec["evaluated"] and "hit_rate_covered" in rec and "control_hit_rate_covered" in rec
     assert (ev.status[ev.formula.isin(mp) & ev.used_as_label] == "rediscovered").all()
     assert {"rediscovered", "new", "repeat", "failed", "unconverged"} >= set(ev.status)
     assert (ev.status[~ev.converged & ev.status.ne("failed")] == "unconverged").all() and not ev.used_as_label[~ev.converged].any()
@@ -130,8 +132,11 @@ def test_stable_materials_counts_a_composition_once_at_its_deepest_structure(tmp
                   ("Li2O", 2, "substitution", False, True, "rediscovered", -0.001, -2.0, 0.0),
                   ("MnO5", 2, "substitution", True, False, "failed", None, None, 0.0)])  # no label: unstable (missing)
     round_dir(1, [("LiMnO4", 3, "substitution", True, False, "new", -0.2, -2.1, 0.0),   # deeper polymorph, later round
-                  ("Li3MnO5", 3, "saps", False, True, "new", -0.07, -2.2, 0.01)])
+                  ("Li3MnO5", 3, "saps", False, True, "new", -0.07, -2.2, 0.01),
+                  ("Zn3I2", 2, "substitution", True, False, "new", -0.6, -0.4, 0.3)])   # where mp2018 lacks MP's ZnI2
     sm = stable_materials(tmp_path).set_index("formula")
+    assert sm.loc["Zn3I2", "verdict"] == "reference_hole"                      # kept and classified, not dropped
+    sm = sm.drop(index="Zn3I2")
     assert list(sm.index) == ["LiMnO4", "Li3MnO5", "Li2O"]                      # deepest first
     assert sm.loc["LiMnO4", "round"] == 0 and sm.loc["LiMnO4", "e_hull_vs_reference"] == -0.2
     assert sm.loc["LiMnO4", "beyond_level_disagreement"] and sm.loc["Li3MnO5", "beyond_level_disagreement"]
@@ -142,6 +147,7 @@ def test_stable_materials_counts_a_composition_once_at_its_deepest_structure(tmp
     counts = verdict_counts(sm.reset_index(), "round").set_index("round")
     assert counts.loc["all", "n_hits"] == 3 and counts.loc["all", "n_verified_rediscovery"] == 1
     assert counts.loc[0, "n_hits"] == 2 and counts.loc[1, "n_hits"] == 1     # each composition in its first round
+    assert counts.loc["all", "n_reference_hole"] == 0
     assert len(stable_materials(tmp_path / "empty")) == 0
 
 

@@ -60,7 +60,7 @@ class DiscoveryConfig:
     substitutions_per_parent: int = 6   # ionic substitutions per parent (novelty re-weighted), before dedup and novelty
     saps_per_parent: int = 6            # SAPS candidates per parent
     train_processes: int = 1            # > 1: each member trained data-parallel over that many CPU processes (DDP, gloo)
-    max_hull_gap: float | None = COVERAGE_TOLERANCE   # candidates only where the reference hull is complete (eV/atom; None: anywhere)
+    max_hull_gap: float | None = None   # None: select anywhere, coverage reported per hit; a number (eV/atom): only there
     compositions_per_round: int = 2     # compositions chosen by the composition model per round
     control_compositions: int = 1       # plus random compositions from the same pool (the compositional control arm)
     structures_per_composition: int = 3 # random (AIRSS-style) structures per composition, all relaxed, the best kept
@@ -165,8 +165,9 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     mp_formulas = known_reduced_formulas()
     space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
     ionic_space = ionic_elements(space_elements)
-    coverage = ReferenceCoverage(tolerance=config.max_hull_gap) if config.max_hull_gap is not None else None
-    in_coverage = lambda comp: coverage is None or coverage.covered(comp)
+    # coverage is measured and reported per hit (a later snapshot's answers); it chooses nothing unless max_hull_gap is set
+    coverage = ReferenceCoverage(tolerance=COVERAGE_TOLERANCE if config.max_hull_gap is None else config.max_hull_gap)
+    in_coverage = lambda comp: config.max_hull_gap is None or coverage.covered(comp)
     reference_structures = NoveltyChecker(ref.structure)
     log.info("discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
              run_dir.name, len(ref), int(elref.flagged.sum()), level_gap)
@@ -302,6 +303,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
             ks = list(comps_in_arm) if compositions else []
             return (h_s + sum(hit_c[k] for k in ks)) / (n_s + len(ks)) if n_s + len(ks) else float("nan")
         n_formulas = lambda m: int(pd.Series([c.reduced_formula for c in comps])[m].nunique())   # polymorphs count once
+        covered = np.array([coverage.covered(c) for c in comps], bool)      # where MP's hull says the reference is complete
+        covered_compositions = lambda ks: [k for k in ks if coverage.covered(comp_pool[k])]
         gnn_pred = np.concatenate([mean[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
         gnn_std = np.concatenate([std[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
         arity = np.array([len(c.elements) for c in comps], int)
@@ -320,6 +323,9 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                "hit_rate": rate(F, list(c_chosen)), "hit_rate_structural": rate(F, [], compositions=False),
                "hit_rate_compositional": rate(F, list(c_chosen), structures=False),
                "hit_rate_new": rate(F, list(c_chosen), hit_s=stable & is_new, hit_c=comp_new_hit), "control_hit_rate": rate(C, list(c_control)),
+               "hit_rate_covered": rate(F & covered, covered_compositions(c_chosen)),
+               "control_hit_rate_covered": rate(C & covered, covered_compositions(c_control)),
+               "evaluated_outside_coverage": int((~covered).sum()),
                "control_hit_rate_structural": rate(C, [], compositions=False),
                "control_hit_rate_compositional": rate(C, list(c_control), structures=False),
                "enrichment": enrichment(rate(F, list(c_chosen)), rate(C, list(c_control))),
@@ -350,7 +356,8 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
                       "pred_std": gnn_std,
                       "oracle_e_form": e_form, "converged": converged, "used_as_label": ok, "status": status,
                       "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now,
-                      "hull_gap": [coverage.hull_gap(c) if coverage else np.nan for c in comps]}).to_csv(rdir / "evaluated.csv", index=False)
+                      "hull_gap": [coverage.hull_gap(c) for c in comps],
+                      "reference_covered": covered}).to_csv(rdir / "evaluated.csv", index=False)
         atomic_write_text(done, json.dumps(rec, indent=2, default=float))
         log.info("round %d: evaluated %d, hit rate %.2f, new stable %d, rediscovered stable %d", r, len(picked),
                  rec["hit_rate"], rec["new_stable_vs_reference"], rec["rediscovered_stable_vs_reference"])
