@@ -708,13 +708,16 @@ def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -
 #: "mp" (a Materials Project entry, c. 2018-2021), "icsd_mp" (an MP entry linked to an ICSD record: known to MP and
 #: observed), "experimental" (a measured band gap), "computed" (OQMD/AFLOW-only: hypothetical, never "known").
 KNOWN_COMPOSITION_SOURCES = {
-    "aviary_mp_2019": (("sources/aviary/MP-bandgap.csv", "sources/aviary/mp-irbandgaps.csv"), "pretty_formula", "task_id", "mp", {}),
+    "aviary_mp_2019": (("sources/aviary/MP-bandgap.csv", "sources/aviary/mp-irbandgaps.csv"), "pretty_formula",
+                       "task_id", "mp", {}),
     "matbench_mp_e_form_2018": (("sources/crabnet/matbench_mp_e_form.csv",), "formula", None, "mp",
                                 {"e_form": "target"}),
-    "critexam_mp": (tuple(f"sources/crabnet/CritExam__Ef_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp", {}),
-    "crabnet_mp_e_hull": (tuple(f"sources/crabnet/mp_e_hull_{s}.csv" for s in ("train", "val", "test")), "formula", None, "mp",
-                          {"e_hull": "target"}),
-    "synthnn_icsd_linked_mp": (("sources/synthnn/icsd_mpids_unique_shuffled.txt",), "formula", "material_id", "icsd_mp", {}),
+    "critexam_mp": (tuple(f"sources/crabnet/CritExam__Ef_{s}.csv" for s in ("train", "val", "test")), "formula", None,
+                    "mp", {}),
+    "crabnet_mp_e_hull": (tuple(f"sources/crabnet/mp_e_hull_{s}.csv" for s in ("train", "val", "test")), "formula",
+                          None, "mp", {"e_hull": "target"}),
+    "synthnn_icsd_linked_mp": (("sources/synthnn/icsd_mpids_unique_shuffled.txt",), "formula", "material_id",
+                               "icsd_mp", {}),
     "synthnn_roost_mp": (("sources/synthnn/roost_MP_ehull_preds.csv",), "composition", "material_id", "mp",
                          {"e_hull": "ehull_target"}),
     "matminer_transport_mp": (("sources/matminer/transport_database.tar.xz",), "pretty_formula", "mp_id", "mp", {}),
@@ -725,7 +728,8 @@ KNOWN_COMPOSITION_SOURCES = {
     "aflow_partial": (("sources/crabnet/aflow__energy_atom_train.csv",), "formula", None, "computed", {}),
 }
 
-def _read_known_source(path: Path, formula_column: str, id_column: str | None, values: dict | None = None) -> pd.DataFrame:
+def _read_known_source(path: Path, formula_column: str, id_column: str | None,
+                       values: dict | None = None) -> pd.DataFrame:
     "One upstream file of `known_compositions` as (formula, material_id, e_hull, e_form) rows (NaN where not given)."
     if path.name.endswith(".txt"):   # '<mp id> <formula>' per line
         df = pd.read_csv(path, sep=" ", header=None, names=["material_id", "formula"], keep_default_na=False, dtype=str)
@@ -776,8 +780,10 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     paths = fetch("known_compositions", mirror=mirror)
     index = read_index(mirror=mirror)
     mp_formation = load_mp_formation_compositions(mirror=mirror)
-    digest = hashlib.sha256((_KNOWN_COMPOSITIONS_FORMAT + "".join(sha256_file(p) for _, p in sorted(paths.items()))).encode()).hexdigest()
-    cache = _cache_file("known_compositions", digest + sha256_file(fetch("mp_formation_compositions", mirror=mirror)["mp-formation.csv"]))
+    mp_formation_file = fetch("mp_formation_compositions", mirror=mirror)["mp-formation.csv"]
+    inputs = [sha256_file(p) for _, p in sorted(paths.items())] + [sha256_file(mp_formation_file)]
+    digest = hashlib.sha256((_KNOWN_COMPOSITIONS_FORMAT + "".join(inputs)).encode()).hexdigest()
+    cache = _cache_file("known_compositions", digest)
     if cache.exists():
         return pd.read_pickle(cache)
     mp2018 = index.dropna(subset=["reduced_formula"])
@@ -794,13 +800,15 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[rows.formula.ne("")]
     unique = rows[["formula", "kind"]].drop_duplicates()
-    unique["reduced_formula"] = [_reduced_formula(f, integral_only=k != "computed") for f, k in zip(unique.formula, unique.kind)]
+    unique["reduced_formula"] = [_reduced_formula(f, integral_only=k != "computed")
+                                 for f, k in zip(unique.formula, unique.kind)]
     rows = rows.merge(unique, on=["formula", "kind"], how="left").dropna(subset=["reduced_formula"])
     flags = pd.crosstab(rows.reduced_formula, rows.source).gt(0).add_prefix("in_")
     kinds = pd.crosstab(rows.reduced_formula, rows.kind).gt(0)
     table = flags.reset_index()
     table["known_mp"] = kinds.reindex(columns=["mp", "icsd_mp"], fill_value=False).any(axis=1).to_numpy()
-    table["known_experimental"] = kinds.reindex(columns=["icsd_mp", "experimental"], fill_value=False).any(axis=1).to_numpy()
+    observed = kinds.reindex(columns=["icsd_mp", "experimental"], fill_value=False)
+    table["known_experimental"] = observed.any(axis=1).to_numpy()
     table["known"] = table.known_mp | table.known_experimental
     from pymatgen.core import Composition
     table.insert(1, "n_elements", [len(Composition(f).elements) for f in table.reduced_formula])
@@ -829,7 +837,8 @@ def load_elemental_structures(*, mirror="default") -> pd.DataFrame:
     for element, entry in raw.items():
         mu_mp = entry["mp_ground_state_energies"]["matbench_discovery_2023_02_07"]["energy_per_atom_mp2020"]
         for k, cand in enumerate(entry["candidate_structures"]):
-            rows.append({"element": element, "label": f"{element} {cand['spacegroup']} #{k} ({cand['source'].split()[0]})",
+            origin = cand["source"].split()[0]
+            rows.append({"element": element, "label": f"{element} {cand['spacegroup']} #{k} ({origin})",
                          "structure": Structure.from_dict(cand["structure"]), "n_sites": cand["n_sites"],
                          "note": cand.get("note", ""), "mu_mp2020": mu_mp})
     return pd.DataFrame(rows)

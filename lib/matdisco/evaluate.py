@@ -170,12 +170,13 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     n_submitted = len(structures) + len(skipped)
     m = sun_metrics(table.stable[ok], table.unique[ok], table.novel[ok], n_submitted=n_submitted, known_composition=known[ok])
     sun = table.stable & table.unique & table.novel
+    per_submitted = lambda mask: float(mask.sum() / n_submitted) if n_submitted else float("nan")
     wall = time.perf_counter() - t0
     metrics = {**m, "n_read": len(structures), "n_skipped": len(skipped), "n_converged": int(converged.sum()),
                "stable_mbd": float(table.stable_mbd.sum() / n_submitted) if n_submitted else float("nan"),
                "sun_elements_only": int((sun & table.elements_only).sum()),
-               "sun_converged_only": float((sun & table.converged).sum() / n_submitted) if n_submitted else float("nan"),
-               "stable_converged_only": float((table.stable & table.converged).sum() / n_submitted) if n_submitted else float("nan"),
+               "sun_converged_only": per_submitted(sun & table.converged),
+               "stable_converged_only": per_submitted(table.stable & table.converged),
                "sun_covered": int((sun & table.reference_covered).sum()),
                "sun_reference_gap": int((sun & ~table.reference_covered).sum()),
                "stable_far_below_hull": int((table.e_hull < -FAR_BELOW_HULL).sum()),
