@@ -778,15 +778,14 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     relative to MP c. 2019-2021 plus ICSD-linked and measured compositions; MP's later additions are not offline.
     Cached by the sources' sha256."""
     paths = fetch("known_compositions", mirror=mirror)
-    index = read_index(mirror=mirror)
-    mp_formation = load_mp_formation_compositions(mirror=mirror)
     mp_formation_file = fetch("mp_formation_compositions", mirror=mirror)["mp-formation.csv"]
     inputs = [sha256_file(p) for _, p in sorted(paths.items())] + [sha256_file(mp_formation_file)]
     digest = hashlib.sha256((_KNOWN_COMPOSITIONS_FORMAT + "".join(inputs)).encode()).hexdigest()
     cache = _cache_file("known_compositions", digest)
     if cache.exists():
         return pd.read_pickle(cache)
-    mp2018 = index.dropna(subset=["reduced_formula"])
+    mp_formation = load_mp_formation_compositions(mirror=mirror)
+    mp2018 = read_index(mirror=mirror).dropna(subset=["reduced_formula"])
     parts = [pd.DataFrame({"formula": mp2018.reduced_formula, "material_id": mp2018.material_id.astype(str),
                            "source": "existing_mp2018", "kind": "mp",
                            "e_form": mp2018.formation_energy_per_atom.where(~mp2018.is_outlier)}),
