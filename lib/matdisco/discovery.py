@@ -73,13 +73,16 @@ class DiscoveryConfig:
     seed: int = 0
     use_unconverged: bool = False       # relaxations that hit max_steps: stored and flagged; labels only if True
     on_bad_reference: str = "mp2020"    # elemental reference off by > tolerance or missing: 'mp2020' (flagged) or 'raise'
+    known_snapshot: str = "merged"      # what the loop treats as known (`reference.KNOWN_SNAPSHOTS`); 'mp2018': retrospective
 
     def key(self) -> str:
         """Hash of everything that decides what a round computes, and of the data checksums. `rounds` (how far to go)
         and `n_workers` (how fast) are left out, so a longer rerun continues the same rounds."""
         from matdisco.data import config_key
-        return config_key({k: v for k, v in asdict(self).items() if k not in ("rounds", "n_workers")},
-                          datasets=("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs"))
+        fields = {k: v for k, v in asdict(self).items() if k not in ("rounds", "n_workers")}
+        # known_compositions decides what is novel, so what enters the pool
+        datasets = ("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs", "known_compositions")
+        return config_key(fields, datasets=datasets)
 
 # %% ../../nbs/07_discovery.ipynb #8feb09695a0d
 def reference_frame(config: DiscoveryConfig) -> pd.DataFrame:
@@ -162,7 +165,7 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     refs = dict(zip(elref.element, elref.mu))
     level_gap = oref.level_gap
     ref_hull = oref.hull()
-    mp_formulas = known_reduced_formulas()
+    mp_formulas = known_reduced_formulas(config.known_snapshot)
     space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
     ionic_space = ionic_elements(space_elements)
     # coverage is measured and reported per hit (a later snapshot's answers); it chooses nothing unless max_hull_gap is set

@@ -20,9 +20,9 @@ from .oracle import OracleStore, formation_energy_per_atom, run_oracle_batch, sh
 log = logging.getLogger("matdisco.reference")
 
 # %% auto #0
-__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'KNOWN_LIST', 'COVERAGE_TOLERANCE', 'known_reduced_formulas',
-           'elemental_references', 'space_index', 'oracle_level_hull', 'OracleReference', 'relabel',
-           'ReferenceCoverage', 'hit_verdict', 'hit_verdicts']
+__all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'KNOWN_LIST', 'KNOWN_SNAPSHOTS', 'COVERAGE_TOLERANCE',
+           'known_reduced_formulas', 'later_known_stable', 'elemental_references', 'space_index', 'oracle_level_hull',
+           'OracleReference', 'relabel', 'ReferenceCoverage', 'hit_verdict', 'hit_verdicts']
 
 # %% ../../nbs/06a_reference.ipynb #82206fb415ed
 #: Largest accepted gap (eV/atom) between the oracle's elemental reference and MP's MP2020 one: about 3x CHGNet 0.3.0's
@@ -33,13 +33,46 @@ ELEMENTAL_REFERENCE_TOLERANCE = 0.1
 KNOWN_LIST = ("known_compositions: Materials Project composition lists of c. 2018-2021, ICSD-linked MP ids and measured "
               "band gaps (MP's later additions are not offline)")
 
-def known_reduced_formulas() -> frozenset:
-    """Reduced formulas of known compounds: the `known` rows of `load_known_compositions` (every Materials Project
-    list of c. 2018-2021, mp2018_formation's and mp_formation_compositions' among them, ICSD-linked MP ids and measured
-    band gaps). A composition absent from it is new relative to that list, not to MP's later additions."""
+#: What a loop may treat as known: 'merged' (every list, `KNOWN_LIST`) or 'mp2018' (only what MP's 2018 database held:
+#: mp2018_formation's and matbench_mp_e_form's compositions, the snapshot the loop's reference comes from). 'mp2018'
+#: is the retrospective mode: every composition known only later (MP's 2019-2021 lists, ICSD-linked ids, measured band
+#: gaps) is a candidate again, and its rediscovery is scored against MP's later DFT (`later_known_stable`)
+KNOWN_SNAPSHOTS = ("merged", "mp2018")
+
+def known_reduced_formulas(snapshot: str = "merged") -> frozenset:
+    """Reduced formulas of known compounds. `snapshot='merged'`: the `known` rows of `load_known_compositions` (every
+    Materials Project list of c. 2018-2021, mp2018_formation's and mp_formation_compositions' among them, ICSD-linked
+    MP ids and measured band gaps); a composition absent from it is new relative to that list, not to MP's later
+    additions. `snapshot='mp2018'`: only the compositions of MP's 2018 database (the retrospective mode)."""
+    from matdisco.data import load_known_compositions
+    if snapshot not in KNOWN_SNAPSHOTS:
+        raise ValueError(f"unknown snapshot {snapshot!r}: one of {KNOWN_SNAPSHOTS}")
+    known = load_known_compositions()
+    in_snapshot = known.known if snapshot == "merged" else _in_mp_2018(known)
+    return frozenset(known.reduced_formula[in_snapshot])
+
+def _in_mp_2018(known: pd.DataFrame) -> pd.Series:
+    "Rows of `load_known_compositions` that MP's 2018 database held (mp2018_formation, matbench_mp_e_form)."
+    return known.in_existing_mp2018 | known.in_matbench_mp_e_form_2018
+
+def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: float | None = None) -> pd.DataFrame:
+    """What a retrospective run can rediscover: compositions known to the merged list but absent from MP's 2018
+    database (`KNOWN_SNAPSHOTS`) that MP's DFT puts within `near_hull` eV/atom of its hull
+    (`e_hull_mp`; `COVERAGE_TOLERANCE`, as `hit_verdict`, when None), restricted to `elements` (all when empty) and to reduced formulas
+    of at most `max_atoms` atoms. Columns of `load_known_compositions`."""
+    from pymatgen.core import Composition
     from matdisco.data import load_known_compositions
     known = load_known_compositions()
-    return frozenset(known.reduced_formula[known.known])
+    near_hull = COVERAGE_TOLERANCE if near_hull is None else near_hull
+    later = known[known.known & ~_in_mp_2018(known) & (known.e_hull_mp <= near_hull)]
+    comps = [Composition(f) for f in later.reduced_formula]
+    keep = np.ones(len(later), bool)
+    if elements:
+        allowed = set(elements)
+        keep &= np.array([{e.symbol for e in c.elements} <= allowed for c in comps], bool)
+    if max_atoms is not None:
+        keep &= np.array([c.num_atoms <= max_atoms for c in comps], bool)
+    return later[keep].reset_index(drop=True)
 
 def elemental_references(elements, store: OracleStore | None = None, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.1,
                          max_steps: int = 100, timeout_s: float | None = 300, max_structures: int = 3,
