@@ -9,7 +9,7 @@ import pytest
 
 from matdisco.discovery import (DiscoveryConfig, acquisition_scores, classify_hits, discovery_curve, discovery_dir,
                                 elemental_references, enrichment_interval, enrichment_table, known_reduced_formulas, pretrained_dir, reference_frame, run_discovery,
-                                stable_materials, verdict_counts)
+                                retrospective_score, stable_materials, verdict_counts)
 from matdisco.metrics import HIT_VERDICTS
 from matdisco.oracle import OracleStore
 
@@ -233,3 +233,21 @@ def test_elemental_references_command_writes_the_table(mirror, tmp_path, capsys)
     assert main(["elemental-references", "O", "Xe", "--out", str(tmp_path)]) == 0
     t = pd.read_csv(tmp_path / "elemental_references.csv").set_index("element")
     assert not t.loc["O", "flagged"] and t.loc["Xe", "flagged"] and "Xe" in capsys.readouterr().out
+
+
+def test_a_retrospective_run_scores_the_later_known_compositions_it_found(tmp_path):
+    "Under known_snapshot='mp2018' AlInN2 is new to the loop; found stable, it counts as a rediscovery MP made later."
+    config = {**DiscoveryConfig().__dict__, "elements": ["Al", "In", "N"], "max_sites": 16, "known_snapshot": "mp2018"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    d = tmp_path / "round_0"
+    d.mkdir()
+    (d / "done.json").write_text(json.dumps({"round": 0, "level_disagreement_mae": 0.06}))
+    pd.DataFrame([("AlInN2", 3, "substitution", True, False, "new", -0.01, -0.9, 0.0),
+                  ("Al3InN4", 3, "saps", True, False, "new", 0.05, -0.8, 0.0),        # above the hull: not found
+                  ("AlN", 2, "substitution", False, True, "rediscovered", 0.0, -1.5, 0.0)],
+                 columns=["formula", "n_elements", "generator", "filtered", "control", "status", "e_hull_vs_reference",
+                          "oracle_e_form", "hull_gap"]).to_csv(d / "evaluated.csv", index=False)
+    score = retrospective_score(tmp_path)
+    assert score["known_snapshot"] == "mp2018" and score["n_targets"] == 3
+    assert score["found"] == ["AlInN2"] and score["recall"] == pytest.approx(1 / 3) and score["n_hits"] == 2
+    assert stable_materials(tmp_path).set_index("formula").loc["AlInN2", "verdict"] == "verified_rediscovery"

@@ -79,10 +79,26 @@ def test_each_hit_is_classified_by_what_the_references_can_verify(mirror):
     from matdisco.data import read_index
     from matdisco.reference import hit_verdicts
     mp2018 = set(read_index().reduced_formula.dropna())
-    post_2018_on_mp_hull = ["ZnI2", "CdBr2", "WSe2"]          # in MP's later lists and on its hull, absent from mp2018
-    assert not set(post_2018_on_mp_hull) & mp2018
-    assert hit_verdicts(post_2018_on_mp_hull) == ["verified_rediscovery"] * 3
+    mp_on_hull_not_in_mp2018 = ["ZnI2", "CdBr2", "WSe2"]       # in MP's lists (2018's matbench) and on its hull
+    assert not set(mp_on_hull_not_in_mp2018) & mp2018
+    assert hit_verdicts(mp_on_hull_not_in_mp2018) == ["verified_rediscovery"] * 3
+    # AlInN2 (mp-1247201) is in no 2018 list: MP added it later, 0.018 eV/atom above its hull
+    assert hit_verdicts(["AlInN2"]) == ["verified_rediscovery"]
     assert hit_verdicts(["NaN"]) == ["verified_false_positive"]     # sodium nitride: 0.17 eV/atom above MP's hull
     # an unknown composition where mp2018's hull lacks MP's ZnI2: its stability cannot be verified, it is not dropped
     assert hit_verdicts(["Zn3I2", "Li3Ar"]) == ["reference_hole", "reference_hole"]
     assert hit_verdicts(["Li5Ti3O9"]) == ["new"]                 # unknown, in a system the reference covers
+
+
+def test_the_retrospective_snapshot_hides_what_mp_learned_after_2018(mirror):
+    from matdisco.reference import COVERAGE_TOLERANCE, known_reduced_formulas, later_known_stable
+    merged, in_2018 = known_reduced_formulas(), known_reduced_formulas("mp2018")
+    assert in_2018 < merged
+    assert {"Li2O", "AlN", "ZnI2"} <= in_2018                   # ZnI2: matbench_mp_e_form, MP's 2018 database
+    assert "AlInN2" in merged and "AlInN2" not in in_2018
+    targets = later_known_stable(("Al", "In", "N"))
+    assert set(targets.reduced_formula) == {"AlInN2", "Al2InN3", "AlIn2N3"}
+    assert (targets.e_hull_mp <= COVERAGE_TOLERANCE).all() and not set(targets.reduced_formula) & in_2018
+    assert len(later_known_stable(max_atoms=16)) < len(later_known_stable())
+    with pytest.raises(ValueError, match="unknown snapshot"):
+        known_reduced_formulas("mp2024")

@@ -25,7 +25,7 @@ from .oracle import (OracleStore, cache_dir, formation_energy_per_atom, run_orac
                              structure_hash)
 from .reference import (COVERAGE_TOLERANCE, ELEMENTAL_REFERENCE_TOLERANCE, ReferenceCoverage, elemental_references,
                                 hit_verdicts,
-                                known_reduced_formulas,
+                                known_reduced_formulas, later_known_stable,
                                 oracle_level_hull, relabel, space_index)
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
 
@@ -34,8 +34,8 @@ log = logging.getLogger("matdisco.discovery")
 # %% auto #0
 __all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'composition_filter',
            'pretrained_dir', 'discovery_dir', 'classify_hits', 'run_discovery', 'arm_counts', 'enrichment_interval',
-           'enrichment_table', 'stable_materials', 'verdict_counts', 'discovery_curve', 'retrospective_structures',
-           'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
+           'enrichment_table', 'stable_materials', 'verdict_counts', 'retrospective_score', 'discovery_curve',
+           'retrospective_structures', 'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
 @dataclass(frozen=True)
@@ -462,6 +462,21 @@ def verdict_counts(stable: pd.DataFrame, by: str = "round") -> pd.DataFrame:
     rows = [{by: key, **verified_precision(group.verdict)} for key, group in stable.groupby(by)]
     rows.append({by: "all", **verified_precision(stable.verdict)})
     return pd.DataFrame(rows)
+
+def retrospective_score(run_dir: Path | str, *, near_hull: float | None = None) -> dict:
+    """The sharpest test of a loop: how many of the compositions MP's later DFT puts on its hull, hidden from a run
+    with `known_snapshot='mp2018'`, the run found stable. `run_dir` is a run's own folder (`discovery_dir`, with
+    `config.json`). Targets: `reference.later_known_stable` in the run's elements, reduced formulas of at most
+    `max_sites` atoms. Returns the snapshot, `n_targets`, `n_found` (targets among `stable_materials`), `recall`
+    (`n_found / n_targets`), `found` (their formulas) and `n_hits` (every stable composition of the run). Under
+    'merged' the targets are known to the loop, so never in its pool: `n_found` is 0 by construction."""
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    targets = later_known_stable(config["elements"], max_atoms=config["max_sites"], near_hull=near_hull)
+    stable = stable_materials(run_dir)
+    found = sorted(set(stable.formula) & set(targets.reduced_formula))
+    n_targets = len(targets)
+    return {"known_snapshot": config.get("known_snapshot", "merged"), "n_targets": n_targets, "n_found": len(found),
+            "recall": len(found) / n_targets if n_targets else float("nan"), "found": found, "n_hits": len(stable)}
 
 
 # %% ../../nbs/07_discovery.ipynb #3f39d81e2b52

@@ -37,7 +37,8 @@ KNOWN_LIST = ("known_compositions: Materials Project composition lists of c. 201
 #: mp2018_formation's and matbench_mp_e_form's compositions, the snapshot the loop's reference comes from). 'mp2018'
 #: is the retrospective mode: every composition known only later (MP's 2019-2021 lists, ICSD-linked ids, measured band
 #: gaps) is a candidate again, and its rediscovery is scored against MP's later DFT (`later_known_stable`)
-KNOWN_SNAPSHOTS = ("merged", "mp2018")
+KNOWN_SNAPSHOTS = {"merged": KNOWN_LIST,
+                   "mp2018": "MP's 2018 database (mp2018_formation, matbench_mp_e_form): the retrospective mode"}
 
 def known_reduced_formulas(snapshot: str = "merged") -> frozenset:
     """Reduced formulas of known compounds. `snapshot='merged'`: the `known` rows of `load_known_compositions` (every
@@ -46,7 +47,7 @@ def known_reduced_formulas(snapshot: str = "merged") -> frozenset:
     additions. `snapshot='mp2018'`: only the compositions of MP's 2018 database (the retrospective mode)."""
     from matdisco.data import load_known_compositions
     if snapshot not in KNOWN_SNAPSHOTS:
-        raise ValueError(f"unknown snapshot {snapshot!r}: one of {KNOWN_SNAPSHOTS}")
+        raise ValueError(f"unknown snapshot {snapshot!r}: one of {tuple(KNOWN_SNAPSHOTS)}")
     known = load_known_compositions()
     in_snapshot = known.known if snapshot == "merged" else _in_mp_2018(known)
     return frozenset(known.reduced_formula[in_snapshot])
