@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from matdisco.validation import (R2SCAN_POTENTIALS, ValidationConfig, discovery_candidates, higher_level_hull, level_agreement,
-                                 retention_table, stability_confusion, validate_structures, validation_scope)
+                                 mu_check, retention_by_scope, retention_table, stability_confusion, validate_structures,
+                                 validation_scope)
 
 FAST = ValidationConfig(max_steps=100, n_workers=1)
 #: Li2O's standard enthalpy of formation: -597.9 kJ/mol (NIST-JANAF) = -6.197 eV per formula unit = -2.066 eV/atom.
@@ -47,6 +48,23 @@ def test_known_binaries_keep_their_verdict_and_sensible_r2scan_formation_energie
     assert set(v.cost.level) >= set(R2SCAN_POTENTIALS) and (v.cost.s_per_structure > 0).all()
 
 
+def test_each_level_gets_the_same_mu_check_and_states_its_correlation_with_the_base(li_o):
+    "The μ check runs at every level (not only the base's MP2020 one); retention carries the level's correlation."
+    frame, v = li_o
+    base = FAST.base_oracle
+    mu = mu_check(v.phases).set_index(["level", "element"])
+    assert set(mu.index.get_level_values("level")) == {base, *R2SCAN_POTENTIALS}
+    assert mu.identified.all() and (mu.n_compounds == 4).all()          # Li2O, Li2O2, LiO2, LiO3 fix both offsets
+    for level in (base, "chgnet-r2scan"):                               # measured: |δ| ≤ 0.05 eV/atom
+        assert not mu.loc[level].flagged.any(), level
+    r = retention_table(v.table, base=base)
+    assert (r.r_e_form_with_base > 0.95).all()                          # the levels share training data: near-identical
+    by_scope = retention_by_scope(v.table, v.scope, base=base).set_index(["level", "status", "scope"])
+    for level in R2SCAN_POTENTIALS:
+        assert by_scope.loc[(level, "all", "all"), "n_base_stable"] == by_scope.loc[(level, "all", "mp2018"), "n_base_stable"] >= 2
+        assert by_scope.loc[(level, "all", "elemental_structures"), "n_base_stable"] == 0
+
+
 def test_higher_level_references_are_the_levels_own(li_o):
     "Raw r2SCAN totals sit eV below MP2020's: μ comes from the level's own relaxed elemental crystals, never MP2020."
     from matdisco.oracle import mp_reference_energies
@@ -73,7 +91,7 @@ def test_a_fluoride_and_a_sulfide_are_validated_with_each_levels_own_mu(mirror):
     lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.71), ["S", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]])
     v = validate_structures(["LiF", "Li2S"], [lif, li2s], FAST, scheduler=None)
-    assert v.scope.in_scope.all()
+    assert v.scope.in_scope.all() and (v.table.mu_source == "elemental_structures").all()
     t = v.table.set_index(["formula", "level"])
     assert set(t.index.get_level_values("level")) == {FAST.base_oracle, *R2SCAN_POTENTIALS} and t.ok.all()
     for level in (FAST.base_oracle, *R2SCAN_POTENTIALS):
@@ -86,6 +104,8 @@ def test_out_of_scope_inputs_are_reported_not_computed(mirror):
     scope = validation_scope(["KrF2"])
     assert not scope.in_scope.iloc[0] and "of Kr in mp2018_formation or elemental_structures" in scope.reason.iloc[0]
     assert not validation_scope(["Li5FeO4"], ValidationConfig(max_phases=10)).in_scope.iloc[0]
+    sources = validation_scope(["Li2O", "LiF", "KrF2"]).set_index("formula").mu_source.to_dict()
+    assert sources == {"Li2O": "mp2018", "LiF": "elemental_structures", "KrF2": ""}
 
 
 def test_validation_settings_key_the_relaxation_store():

@@ -18,17 +18,17 @@ from pymatgen.core import Composition, Structure
 from .data import config_key, load_structures
 from .hull import ReferenceHull
 from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store, structure_hash
-from .reference import known_reduced_formulas, relabel, space_index
+from .reference import ELEMENTAL_REFERENCE_TOLERANCE, known_reduced_formulas, relabel, space_index
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERANCE', 'HULL_ROUNDOFF', 'MAX_DFT_SITES',
-           'DFT_ORACLES', 'EVALUATION_SELECTIONS', 'on_hull', 'arity_group', 'ValidationConfig',
+__all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERANCE', 'HULL_ROUNDOFF', 'PHASE_COLUMNS',
+           'MAX_DFT_SITES', 'DFT_ORACLES', 'EVALUATION_SELECTIONS', 'on_hull', 'arity_group', 'ValidationConfig',
            'elements_with_structures', 'validation_scope', 'competing_phases', 'LevelHull', 'higher_level_hull',
-           'Validation', 'validate_structures', 'retention_table', 'stability_confusion', 'level_agreement',
-           'dft_validation', 'dft_agreement', 'validation_figure', 'discovery_candidates', 'validate_discovery',
-           'evaluation_candidates']
+           'Validation', 'validate_structures', 'retention_table', 'level_correlation', 'stability_confusion',
+           'level_agreement', 'mu_check', 'retention_by_scope', 'dft_validation', 'dft_agreement', 'validation_figure',
+           'discovery_candidates', 'validate_discovery', 'evaluation_candidates']
 
 # %% ../../nbs/14_validation.ipynb #a2ad72f008fb
 #: The two r2SCAN-level potentials whose weights ship in their wheels (no download): CHGNet fine-tuned on MP's r2SCAN
@@ -87,17 +87,21 @@ def validation_scope(formulas, config: ValidationConfig = ValidationConfig()) ->
     """Which compositions a validation can recompute, and why not: one row per formula with `system`, `n_elements`,
     `n_phases` (competing mp2018 crystals of its chemical space, elements included), `in_scope` and `reason`. Out:
     an element with no elemental crystal in mp2018_formation nor `elemental_structures` (no μ at the higher level:
-    Ar, Kr, Ne, Xe, Pu, Th), or more than `config.max_phases` competing crystals."""
+    Ar, Kr, Ne, Xe, Pu, Th), or more than `config.max_phases` competing crystals. `mu_source`: where the higher-level
+    μ's starting crystals come from, 'mp2018' (every element) or 'elemental_structures' (at least one of F, S, Se, Br, I,
+    H, Ce, Eu, Rh; several are molecular crystals), '' when an element has none."""
     have = elements_with_structures(); use = space_index(); sets = use.chemsys.map(lambda c: frozenset(c.split("-")))
+    in_mp2018 = frozenset(use.chemsys[~use.chemsys.str.contains("-")])
     rows = []
     for f in dict.fromkeys(formulas):
         els = frozenset(e.symbol for e in Composition(f).elements)
         missing = sorted(els - have); n = int(sets.map(lambda s: s <= els).sum())
         reason = (f"no elemental crystal of {', '.join(missing)} in mp2018_formation or elemental_structures" if missing else
                   f"{n} competing crystals > max_phases {config.max_phases}" if n > config.max_phases else "")
+        mu_source = "" if missing else "mp2018" if els <= in_mp2018 else "elemental_structures"
         rows.append({"formula": Composition(f).reduced_formula, "system": "-".join(sorted(els)), "n_elements": len(els),
-                     "n_phases": n, "in_scope": not reason, "reason": reason})
-    return pd.DataFrame(rows, columns=["formula", "system", "n_elements", "n_phases", "in_scope", "reason"])
+                     "n_phases": n, "in_scope": not reason, "reason": reason, "mu_source": mu_source})
+    return pd.DataFrame(rows, columns=["formula", "system", "n_elements", "n_phases", "in_scope", "reason", "mu_source"])
 
 def competing_phases(systems) -> pd.DataFrame:
     "`space_index` rows of every usable mp2018 crystal whose elements lie inside one of `systems` (sets of symbols)."
@@ -156,12 +160,17 @@ def higher_level_hull(systems, oracle: str, config: ValidationConfig = Validatio
                      time.perf_counter() - t0)
 
 # %% ../../nbs/14_validation.ipynb #8ba33938505f
+#: Columns of `Validation.phases`: `e_form` at the level, `e_form_dft` mp2018_formation's (legacy-corrected PBE; 0 for
+#: the elemental starting crystals of `elemental_structures`), both eV/atom.
+PHASE_COLUMNS = ["level", "material_id", "formula", "e_form", "energy_per_atom", "e_form_dft"]
+
 @dataclass
 class Validation:
     """A validation's results. `table`: one row per candidate and level (`id`, `formula`, `n_elements`, `arity`,
-    `status` 'new'/'rediscovered' (composition known to MP), `level` (oracle name), `level_of_theory`, `e_form`,
+    `status` 'new'/'rediscovered' (composition known to MP), `mu_source` (`validation_scope`), `level` (oracle
+    name), `level_of_theory`, `e_form`,
     `e_hull` (eV/atom, against that level's own hull), `converged`, `ok`, `reason`); `scope`: `validation_scope` of
-    every input; `phases`: the competing phases at each level (`level`, `material_id`, `formula`, `e_form`);
+    every input; `phases`: the competing phases at each level (`PHASE_COLUMNS`);
     `cost`: seconds per relaxation per backend, measured in this run; `relaxed`: every relaxed structure at each
     higher level (`level`, `kind` 'candidate'/'phase', `id`, `formula`, `n_sites`, `structure_json`) for DFT."""
     table: pd.DataFrame
@@ -192,6 +201,7 @@ def validate_structures(ids, structures, config: ValidationConfig = ValidationCo
     info = pd.DataFrame({"id": ids, "formula": formulas, "n_elements": [len(s.composition.elements) for s in structures]})
     info["arity"] = info.n_elements.map(arity_group)
     info["status"] = np.where(info.formula.isin(known), "rediscovered", "new")
+    info["mu_source"] = info.formula.map(scope.drop_duplicates("formula").set_index("formula").mu_source)
     rows, phases, cost, wall, relaxed = [], [], [], {}, []
     if not structures:
         return Validation(pd.DataFrame(), scope, pd.DataFrame(), pd.DataFrame(), config, wall)
@@ -209,8 +219,8 @@ def validate_structures(ids, structures, config: ValidationConfig = ValidationCo
         rows.append(info.assign(level=base, e_form=e_form, e_hull=ref.hull().e_above_hull_many(formulas, e_form),
                                 converged=True, ok=np.isfinite(e_form), reason=""))
         phases.append(ref.frame.assign(level=base, formula=ref.frame.reduced_formula, e_form=ref.frame.e_form_oracle,
-                                       energy_per_atom=ref.frame.energy_per_atom_oracle)
-                      [["level", "material_id", "formula", "e_form", "energy_per_atom"]])
+                                       energy_per_atom=ref.frame.energy_per_atom_oracle,
+                                       e_form_dft=ref.frame.formation_energy_per_atom)[PHASE_COLUMNS])
         wall[base] = time.perf_counter() - t0
         for oracle in config.oracles:
             t0 = time.perf_counter()
@@ -224,7 +234,7 @@ def validate_structures(ids, structures, config: ValidationConfig = ValidationCo
             rows.append(info.assign(level=oracle, e_form=ef, e_hull=lh.hull.e_above_hull_many(formulas, ef),
                                     converged=res.converged.fillna(0).astype(bool).to_numpy(), ok=ok,
                                     reason=res.reason.fillna("").to_numpy()))
-            phases.append(lh.phases.assign(level=oracle)[["level", "material_id", "formula", "e_form", "energy_per_atom"]])
+            phases.append(lh.phases.assign(level=oracle, e_form_dft=lh.phases.formation_energy_per_atom)[PHASE_COLUMNS])
             relaxed += [pd.DataFrame({"level": oracle, "kind": "phase", "id": lh.phases.material_id, "formula": lh.phases.formula,
                                       "n_sites": lh.phases.n_sites, "structure_json": lh.phases.final_structure}),
                         pd.DataFrame({"level": oracle, "kind": "candidate", "id": ids, "formula": formulas,
@@ -253,12 +263,16 @@ def retention_table(table: pd.DataFrame, *, base: str, tolerance: float = ON_HUL
     """GNoME's retention: of the candidates stable at the `base` level (E_hull ≤ 0 there), the share still on the hull
     at each higher level, by arity group ('binary/ternary', 'quaternary+', 'all') and status ('new',
     'rediscovered'). `retained`: E_hull ≤ 0; `retained_tol`: E_hull ≤ `tolerance`. A candidate the higher level could
-    not compute counts as not retained (Matbench Discovery: missing = unstable). Wilson 95 % intervals."""
+    not compute counts as not retained (Matbench Discovery: missing = unstable). Wilson 95 % intervals. Beside each
+    level's retention, its correlation with the base level over every candidate (`level_correlation`): the r2SCAN
+    potentials learned from relaxations of the same MP crystals as the base oracle, so a retention they give is not
+    an independent check, and a correlation near 1 says how far it is not."""
     info = table.drop_duplicates("id").set_index("id")[["arity", "status"]]
     e = _wide(table)
     stable = e.index[on_hull(e[base])] if base in e else []
     out = []
     for level in [c for c in e.columns if c != base]:
+        corr = level_correlation(table, base=base, level=level)
         for status in ("new", "rediscovered"):
             for group in ("binary/ternary", "quaternary+", "all"):
                 ids = [i for i in stable if info.status[i] == status and (group == "all" or info.arity[i] == group)]
@@ -268,8 +282,22 @@ def retention_table(table: pd.DataFrame, *, base: str, tolerance: float = ON_HUL
                 out.append({"level": level, "status": status, "arity": group, "n_base_stable": n, "retained": k,
                             "retention": k / n if n else float("nan"), "retention_lo": lo, "retention_hi": hi,
                             "retained_tol": kt, "retention_tol": kt / n if n else float("nan"),
-                            "gnome": GNOME_R2SCAN_RETENTION.get(group, float("nan"))})
+                            "gnome": GNOME_R2SCAN_RETENTION.get(group, float("nan")),
+                            "r_e_form_with_base": corr["r_e_form"], "rho_e_hull_with_base": corr["rho_e_hull"]})
     return pd.DataFrame(out)
+
+def level_correlation(table: pd.DataFrame, *, base: str, level: str) -> dict:
+    """How closely a higher level follows the base level over the candidates both computed: `n`, Pearson r of the
+    formation energies (`r_e_form`) and Spearman ρ of E_hull (`rho_e_hull`, the ranking a retention depends on)."""
+    e_form = _wide(table, "e_form")
+    e_hull = _wide(table, "e_hull")
+    if base not in e_form or level not in e_form:
+        return {"n": 0, "r_e_form": float("nan"), "rho_e_hull": float("nan")}
+    both_form = e_form[[base, level]].astype(float).dropna()
+    both_hull = e_hull[[base, level]].astype(float).dropna()
+    r = both_form[base].corr(both_form[level]) if len(both_form) >= 3 else float("nan")
+    rho = both_hull[base].corr(both_hull[level], method="spearman") if len(both_hull) >= 3 else float("nan")
+    return {"n": len(both_form), "r_e_form": float(r), "rho_e_hull": float(rho)}
 
 def stability_confusion(table: pd.DataFrame, *, base: str, level: str) -> pd.DataFrame:
     """Base-stable × higher-level-stable counts (E_hull ≤ 0 at each level; missing = unstable): rows the base
@@ -291,6 +319,70 @@ def level_agreement(table: pd.DataFrame, phases: pd.DataFrame, a: str, b: str) -
     return {"a": a, "b": b, "n_candidates": len(both), "e_form_mae_candidates": float((both[a] - both[b]).abs().mean()),
             "e_hull_mae": float((hb[a] - hb[b]).abs().mean()), "same_verdict": float((on_hull(hb[a]) == on_hull(hb[b])).mean()),
             "n_phases": len(common), "e_form_mae_phases": float((pa[common] - pb[common]).abs().mean())}
+
+# %% ../../nbs/14_validation.ipynb #1eec3c7abf97
+def mu_check(phases: pd.DataFrame, *, tolerance: float = ELEMENTAL_REFERENCE_TOLERANCE) -> pd.DataFrame:
+    """The μ check, with one rule at every level: for each level of `phases` (`Validation.phases`), the per-element
+    offsets δ_X that best explain (least squares) its compounds' residual against mp2018's DFT,
+    e_form − e_form_dft ≈ Σ_X x_X·δ_X (x_X: atomic fraction). A μ_X wrong by Δ shifts every compound of X by x_X·Δ,
+    so it shows up as δ_X = Δ. So does a level whose chemistry differs from MP's legacy-corrected PBE (r2SCAN's
+    documented ~0.1 eV/atom differences), which is why a flag asks for a look, not a rejection. Rows: `level`,
+    `element`, `offset` (δ_X, eV/atom), `n_compounds` holding X, `identified` (δ_X is determined by the data, not a
+    minimum-norm split between elements that always occur together), `flagged` (identified and |δ_X| > `tolerance`,
+    the base level's MP2020 tolerance), and the level's `e_form_mae_vs_dft` over the same compounds."""
+    columns = ["level", "element", "offset", "n_compounds", "identified", "flagged", "e_form_mae_vs_dft"]
+    rows = []
+    for level, group in phases.groupby("level", sort=False):
+        compounds = group.dropna(subset=["e_form", "e_form_dft"]).drop_duplicates("material_id")
+        comps = [Composition(f) for f in compounds.formula]
+        is_compound = np.array([len(c.elements) >= 2 for c in comps], bool)
+        compounds = compounds[is_compound]
+        comps = [c for c, keep in zip(comps, is_compound) if keep]
+        if not comps:
+            continue
+        elements = sorted({e.symbol for c in comps for e in c.elements})
+        x = np.array([[c.get_atomic_fraction(el) for el in elements] for c in comps])
+        residual = (compounds.e_form - compounds.e_form_dft).to_numpy(float)
+        offset = np.linalg.lstsq(x, residual, rcond=None)[0]
+        # δ_X is identified when the unit vector of X lies in the row space of x (I − x⁺x leaves nothing of it)
+        unresolved = np.abs(np.eye(len(elements)) - np.linalg.pinv(x) @ x).max(axis=0)
+        identified = unresolved < 1e-8
+        level_mae = float(np.abs(residual).mean())
+        for k, element in enumerate(elements):
+            rows.append({"level": level, "element": element, "offset": float(offset[k]),
+                         "n_compounds": int((x[:, k] > 0).sum()), "identified": bool(identified[k]),
+                         "flagged": bool(identified[k] and abs(offset[k]) > tolerance), "e_form_mae_vs_dft": level_mae})
+    return pd.DataFrame(rows, columns=columns)
+
+# %% ../../nbs/14_validation.ipynb #1cebafc2ae11
+def retention_by_scope(table: pd.DataFrame, scope: pd.DataFrame, *, base: str, stable_formulas=()) -> pd.DataFrame:
+    """Retention of every base-stable composition, for all and per scope, at each higher level. Scopes: 'mp2018' and
+    'elemental_structures' (computed; `validation_scope`'s `mu_source`), 'out of scope' (not computed: counted as not
+    retained, as missing = unstable) and 'all' (their union: the retention of everything the base level called
+    stable). In-scope base stability is the validation's own base E_hull; an out-of-scope composition counts when it
+    is in `stable_formulas` (the discovery run's own stable list). By status ('new', 'rediscovered', 'all'); Wilson
+    95 % intervals."""
+    e = _wide(table)
+    info = table.drop_duplicates("id").set_index("id")
+    stable_ids = list(e.index[on_hull(e[base])]) if base in e else []
+    known = known_reduced_formulas()
+    out_of_scope = scope[~scope.in_scope.astype(bool) & scope.formula.isin(set(stable_formulas))].drop_duplicates("formula")
+    out_status = np.where(out_of_scope.formula.isin(known), "rediscovered", "new")
+    rows = []
+    for level in [c for c in e.columns if c != base]:
+        kept = dict(zip(stable_ids, on_hull(e.loc[stable_ids, level]) if stable_ids else []))
+        for status in ("new", "rediscovered", "all"):
+            ids = [i for i in stable_ids if status == "all" or info.status[i] == status]
+            n_out = int(((out_status == status) | (status == "all")).sum())
+            groups = {source: [i for i in ids if info.mu_source[i] == source] for source in ("mp2018", "elemental_structures")}
+            for name, members, extra in [("mp2018", groups["mp2018"], 0), ("elemental_structures", groups["elemental_structures"], 0),
+                                         ("out of scope", [], n_out), ("all", ids, n_out)]:
+                n = len(members) + extra
+                k = int(sum(kept[i] for i in members))
+                lo, hi = _wilson(k, n)
+                rows.append({"level": level, "status": status, "scope": name, "n_base_stable": n, "retained": k,
+                             "retention": k / n if n else float("nan"), "retention_lo": lo, "retention_hi": hi})
+    return pd.DataFrame(rows)
 
 # %% ../../nbs/14_validation.ipynb #0cb76a9fcaba
 #: Largest cell (sites) sent to GPAW here: on one core a 7–10-atom ternary takes 29–43 s per r2SCAN single point at
