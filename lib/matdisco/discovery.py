@@ -73,7 +73,7 @@ class DiscoveryConfig:
     seed: int = 0
     use_unconverged: bool = False       # relaxations that hit max_steps: stored and flagged; labels only if True
     on_bad_reference: str = "mp2020"    # elemental reference off by > tolerance or missing: 'mp2020' (flagged) or 'raise'
-    known_snapshot: str = "merged"      # what the loop treats as known (`reference.KNOWN_SNAPSHOTS`); 'mp2018': retrospective
+    known_snapshot: str = "merged"      # what the loop treats as known (`KNOWN_SNAPSHOTS`); 'mp2018': retrospective
 
     def key(self) -> str:
         """Hash of everything that decides what a round computes, and of the data checksums. `rounds` (how far to go)

@@ -58,9 +58,9 @@ def _in_mp_2018(known: pd.DataFrame) -> pd.Series:
 
 def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: float | None = None) -> pd.DataFrame:
     """What a retrospective run can rediscover: compositions known to the merged list but absent from MP's 2018
-    database (`KNOWN_SNAPSHOTS`) that MP's DFT puts within `near_hull` eV/atom of its hull
-    (`e_hull_mp`; `COVERAGE_TOLERANCE`, as `hit_verdict`, when None), restricted to `elements` (all when empty) and to reduced formulas
-    of at most `max_atoms` atoms. Columns of `load_known_compositions`."""
+    database (`KNOWN_SNAPSHOTS`) that MP's DFT puts within `near_hull` eV/atom of its hull (`e_hull_mp`;
+    `COVERAGE_TOLERANCE`, as `hit_verdict`, when None), restricted to `elements` (all when empty) and to reduced
+    formulas of at most `max_atoms` atoms. Columns of `load_known_compositions`."""
     from pymatgen.core import Composition
     from matdisco.data import load_known_compositions
     known = load_known_compositions()

@@ -366,7 +366,8 @@ def retention_by_scope(table: pd.DataFrame, scope: pd.DataFrame, *, base: str, s
     info = table.drop_duplicates("id").set_index("id")
     stable_ids = list(e.index[on_hull(e[base])]) if base in e else []
     known = known_reduced_formulas()
-    out_of_scope = scope[~scope.in_scope.astype(bool) & scope.formula.isin(set(stable_formulas))].drop_duplicates("formula")
+    stable_out = ~scope.in_scope.astype(bool) & scope.formula.isin(set(stable_formulas))
+    out_of_scope = scope[stable_out].drop_duplicates("formula")
     out_status = np.where(out_of_scope.formula.isin(known), "rediscovered", "new")
     rows = []
     for level in [c for c in e.columns if c != base]:
@@ -374,9 +375,10 @@ def retention_by_scope(table: pd.DataFrame, scope: pd.DataFrame, *, base: str, s
         for status in ("new", "rediscovered", "all"):
             ids = [i for i in stable_ids if status == "all" or info.status[i] == status]
             n_out = int(((out_status == status) | (status == "all")).sum())
-            groups = {source: [i for i in ids if info.mu_source[i] == source] for source in ("mp2018", "elemental_structures")}
-            for name, members, extra in [("mp2018", groups["mp2018"], 0), ("elemental_structures", groups["elemental_structures"], 0),
-                                         ("out of scope", [], n_out), ("all", ids, n_out)]:
+            by_source = {s: [i for i in ids if info.mu_source[i] == s] for s in ("mp2018", "elemental_structures")}
+            groups = [("mp2018", by_source["mp2018"], 0), ("elemental_structures", by_source["elemental_structures"], 0),
+                      ("out of scope", [], n_out), ("all", ids, n_out)]
+            for name, members, extra in groups:
                 n = len(members) + extra
                 k = int(sum(kept[i] for i in members))
                 lo, hi = _wilson(k, n)
