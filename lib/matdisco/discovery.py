@@ -469,7 +469,9 @@ def retrospective_score(run_dir: Path | str, *, near_hull: float | None = None) 
     `config.json`). Targets: `reference.later_known_stable` in the run's elements, reduced formulas of at most
     `max_sites` atoms. Returns the snapshot, `n_targets`, `n_found` (targets among `stable_materials`), `recall`
     (`n_found / n_targets`), `found` (their formulas) and `n_hits` (every stable composition of the run). Under
-    'merged' the targets are known to the loop, so never in its pool: `n_found` is 0 by construction."""
+    'merged' the targets are known to the loop: a structurally novel candidate of one can still enter the pool (novelty
+    is structural; the known list only re-weights substitutions and closes the compositional arm), and is then
+    counted here while the loop calls it 'rediscovered'."""
     config = json.loads((Path(run_dir) / "config.json").read_text())
     targets = later_known_stable(config["elements"], max_atoms=config["max_sites"], near_hull=near_hull)
     stable = stable_materials(run_dir)
