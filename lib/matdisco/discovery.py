@@ -463,7 +463,7 @@ def verdict_counts(stable: pd.DataFrame, by: str = "round") -> pd.DataFrame:
     rows.append({by: "all", **verified_precision(stable.verdict)})
     return pd.DataFrame(rows)
 
-def retrospective_score(run_dir: Path | str, *, near_hull: float | None = None) -> dict:
+def retrospective_score(run_dir: Path | str, *, near_hull: float | None = None, stable: pd.DataFrame | None = None) -> dict:
     """The sharpest test of a loop: how many of the compositions MP's later DFT puts on its hull, hidden from a run
     with `known_snapshot='mp2018'`, the run found stable. `run_dir` is a run's own folder (`discovery_dir`, with
     `config.json`). Targets: `reference.later_known_stable` in the run's elements, reduced formulas of at most
@@ -471,10 +471,10 @@ def retrospective_score(run_dir: Path | str, *, near_hull: float | None = None) 
     (`n_found / n_targets`), `found` (their formulas) and `n_hits` (every stable composition of the run). Under
     'merged' the targets are known to the loop: a structurally novel candidate of one can still enter the pool (novelty
     is structural; the known list only re-weights substitutions and closes the compositional arm), and is then
-    counted here while the loop calls it 'rediscovered'."""
+    counted here while the loop calls it 'rediscovered'. `stable`: the run's `stable_materials`, when already read."""
     config = json.loads((Path(run_dir) / "config.json").read_text())
     targets = later_known_stable(config["elements"], max_atoms=config["max_sites"], near_hull=near_hull)
-    stable = stable_materials(run_dir)
+    stable = stable_materials(run_dir) if stable is None else stable
     found = sorted(set(stable.formula) & set(targets.reduced_formula))
     n_targets = len(targets)
     return {"known_snapshot": config.get("known_snapshot", "merged"), "n_targets": n_targets, "n_found": len(found),

@@ -80,8 +80,15 @@ def elements_with_structures() -> frozenset:
     """Elements with at least one usable elemental crystal in mp2018_formation or a starting structure in
     `elemental_structures` (F, S, Se, Br, I, H, Ce, Eu, Rh): those a higher-level μ can be relaxed for."""
     from matdisco.data import load_elemental_structures
-    use = space_index()
-    return frozenset(use.chemsys[~use.chemsys.str.contains("-")]) | frozenset(load_elemental_structures().element)
+    return _elements_in_mp2018(space_index()) | frozenset(load_elemental_structures().element)
+
+def _elements_in_mp2018(use: pd.DataFrame) -> frozenset:
+    "Elements with at least one usable elemental crystal among `use` (`space_index` rows)."
+    return frozenset(use.chemsys[~use.chemsys.str.contains("-")])
+
+def _status(formulas) -> np.ndarray:
+    "'rediscovered' where a reduced formula is in the known list (`known_reduced_formulas`), else 'new'."
+    return np.where(pd.Series(list(formulas), dtype=object).isin(known_reduced_formulas()), "rediscovered", "new")
 
 def validation_scope(formulas, config: ValidationConfig = ValidationConfig()) -> pd.DataFrame:
     """Which compositions a validation can recompute, and why not: one row per formula with `system`, `n_elements`,
@@ -91,7 +98,7 @@ def validation_scope(formulas, config: ValidationConfig = ValidationConfig()) ->
     μ's starting crystals come from, 'mp2018' (every element) or 'elemental_structures' (at least one of F, S, Se, Br, I,
     H, Ce, Eu, Rh; several are molecular crystals), '' when an element has none."""
     have = elements_with_structures(); use = space_index(); sets = use.chemsys.map(lambda c: frozenset(c.split("-")))
-    in_mp2018 = frozenset(use.chemsys[~use.chemsys.str.contains("-")])
+    in_mp2018 = _elements_in_mp2018(use)
     rows = []
     for f in dict.fromkeys(formulas):
         els = frozenset(e.symbol for e in Composition(f).elements)
@@ -197,10 +204,10 @@ def validate_structures(ids, structures, config: ValidationConfig = ValidationCo
     ids = [ids[k] for k in keep]; structures = [structures[k] for k in keep]
     base_e = None if base_energies is None else np.asarray(base_energies, float)[keep]
     systems = sorted({frozenset(e.symbol for e in s.composition.elements) for s in structures}, key=sorted)
-    known = known_reduced_formulas(); formulas = [s.composition.reduced_formula for s in structures]
+    formulas = [s.composition.reduced_formula for s in structures]
     info = pd.DataFrame({"id": ids, "formula": formulas, "n_elements": [len(s.composition.elements) for s in structures]})
     info["arity"] = info.n_elements.map(arity_group)
-    info["status"] = np.where(info.formula.isin(known), "rediscovered", "new")
+    info["status"] = _status(info.formula)
     info["mu_source"] = info.formula.map(scope.drop_duplicates("formula").set_index("formula").mu_source)
     rows, phases, cost, wall, relaxed = [], [], [], {}, []
     if not structures:
@@ -365,10 +372,9 @@ def retention_by_scope(table: pd.DataFrame, scope: pd.DataFrame, *, base: str, s
     e = _wide(table)
     info = table.drop_duplicates("id").set_index("id")
     stable_ids = list(e.index[on_hull(e[base])]) if base in e else []
-    known = known_reduced_formulas()
     stable_out = ~scope.in_scope.astype(bool) & scope.formula.isin(set(stable_formulas))
     out_of_scope = scope[stable_out].drop_duplicates("formula")
-    out_status = np.where(out_of_scope.formula.isin(known), "rediscovered", "new")
+    out_status = _status(out_of_scope.formula)
     rows = []
     for level in [c for c in e.columns if c != base]:
         kept = dict(zip(stable_ids, on_hull(e.loc[stable_ids, level]) if stable_ids else []))
