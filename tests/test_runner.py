@@ -120,3 +120,33 @@ def test_a_run_writes_its_figures_into_its_own_folder_not_the_reference_figures(
     out = run_pipeline("tiny", out=tmp / "run", experiments=exps[:1], notebooks_dir=nbs, progress=False)
     assert (out / "figures/toy.png").exists() and (out / "figures/toy.pdf").exists()
     assert list((project / "figures").iterdir()) == []
+
+
+BODY_NOISY = """
+import sys, warnings
+print("LIBRARY NOISE on stderr", file=sys.stderr)
+warnings.warn("a library's UserWarning")
+"""
+
+
+def test_cell_output_goes_to_the_run_log_not_the_terminal(tmp_path):
+    "Command-line output is for the user: what the executed cells say (warnings, worker lines) lands in run.log only."
+    import logging
+    nbs = tmp_path / "nbs"; nbs.mkdir()
+    _nb(nbs / "n.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'", BODY_NOISY)
+    exps = [Experiment("n", "n.ipynb", "noisy")]
+    terminal = []
+    class Collect(logging.Handler):
+        def emit(self, record): terminal.append(record)
+    root = logging.getLogger(); collect = Collect(); root.addHandler(collect)
+    try:
+        for run in ("run1", "run2"):
+            run_pipeline("tiny", out=tmp_path / run, experiments=exps, notebooks_dir=nbs, progress=False)
+    finally:
+        root.removeHandler(collect)
+    assert not [r for r in terminal if r.name.startswith("papermill")]
+    assert [r for r in terminal if r.name == "matdisco.runner"]           # the runner's own records still reach the user
+    for run in ("run1", "run2"):
+        text = (tmp_path / run / "run.log").read_text()
+        assert text.count("LIBRARY NOISE on stderr") == 1                   # once, and only in its own run's log
+        assert "UserWarning" in text

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "run":
             out = run_pipeline(args.profile, only=args.only, out=args.out, seed=args.seed, force=args.force,
                                progress=not args.no_progress, figures_dir=args.figures)
-            print(f"run complete: {out}/manifest.json")
+            print(f"run complete: {out}/manifest.json (log: {out}/run.log)")
         elif args.cmd == "data" and args.data_cmd == "list":
             print(registry_table().drop(columns=["source"]).to_string(index=False))
         elif args.cmd == "data" and args.data_cmd == "fetch":

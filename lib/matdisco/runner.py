@@ -233,12 +233,27 @@ class StageFailed(RuntimeError):
 
 _LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
+_RUN_LOGGERS = ("matdisco", "papermill")
+
 def _setup_logging(run_dir: Path) -> logging.Handler:
-    "The run log: the runner's records and, through papermill's logger, every executed cell's output (progress bars too)."
-    h = logging.FileHandler(run_dir / "run.log"); h.setFormatter(logging.Formatter(_LOG_FORMAT))
-    for name in ("matdisco", "papermill"):
-        lg = logging.getLogger(name); lg.addHandler(h); lg.setLevel(logging.INFO)
-    return h
+    """The run log: the runner's records and, through papermill's logger, every executed cell's output (progress bars,
+    library warnings, worker lines). Papermill's records go to the run log only, never to the terminal: the command
+    line shows the stage progress bar and the runner's own records."""
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    for name in _RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    logging.getLogger("papermill").propagate = False
+    return handler
+
+def _teardown_logging(handler: logging.Handler):
+    "Undo `_setup_logging`: a second run in the same process writes only to its own run log."
+    for name in _RUN_LOGGERS:
+        logging.getLogger(name).removeHandler(handler)
+    logging.getLogger("papermill").propagate = True
+    handler.close()
 
 def stage_logging(level: int = logging.INFO) -> logging.Logger:
     """Call at the top of an experiment notebook: the library's log records (round finished, cell trained, ...) go to
@@ -333,5 +348,5 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
             log.info("stage %s: complete in %.1f s, figures %s", exp.name, wall, [f.name for f in figs])
         write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="complete")
     finally:
-        logging.getLogger("matdisco").removeHandler(handler); handler.close()
+        _teardown_logging(handler)
     return run_dir
