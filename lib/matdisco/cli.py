@@ -12,7 +12,7 @@ import warnings
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from .data import DataError, REGISTRY, fetch, registry_table
+from .data import DataError, REGISTRY, atomic_write_text, fetch, project_root, registry_table
 from .runner import EXPERIMENTS, PROFILES, StageFailed, run_pipeline
 
 # %% auto #0
@@ -84,7 +84,41 @@ def _parser() -> argparse.ArgumentParser:
                     "running scheduler's address")
     ev.add_argument("--out", default=None, help="folder for structures.csv, systems.csv, skipped.csv, metrics.json and "
                     "the E_hull histogram (default: evaluate-<name of PATH>)")
+    rs = sub.add_parser("results", help="reference results: collect a run's results files into results/<profile>/")
+    rsub = rs.add_subparsers(dest="results_cmd", required=True)
+    rc = rsub.add_parser("collect", help="copy RUN_DIR's results files (and figures) to results/<profile>/")
+    rc.add_argument("run_dir")
+    rc.add_argument("--to", default=None, help="destination folder (default: results/<profile of the run>/)")
+    rp = sub.add_parser("report", help="render every headline table from results files, beside the published numbers")
+    rp.add_argument("path", nargs="*", default=None,
+                    help="run folders or results/<profile>/ folders (default: every folder under results/)")
+    rp.add_argument("--out", default=None, help="write the report (Markdown) here instead of printing it")
+    rp.add_argument("--readme", default=None, metavar="README",
+                    help="also render the headline table between the results markers of README (e.g. README.md)")
     return p
+
+def _report(args):
+    "`matdisco report`: render results files; optionally update the README's headline table."
+    from .results import load_results, readme_block, render_report, update_readme
+    paths = [Path(p) for p in args.path] if args.path else sorted(p for p in (project_root() / "results").glob("*")
+                                                                    if p.is_dir())
+    if not paths:
+        raise FileNotFoundError("no results to report: pass a run folder or collect one into results/<profile>/")
+    parts = []
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such folder")
+        results = load_results(path)
+        parts.append(render_report(results).replace("# matdisco results", f"# matdisco results: {path}", 1))
+        if args.readme:
+            changed = update_readme(args.readme, readme_block(results))
+            print(f"{args.readme}: headline table {'updated' if changed else 'unchanged'} from {path}", file=sys.stderr)
+    text = "\n\n".join(parts)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"report written: {args.out}", file=sys.stderr)
+    else:
+        print(text)
 
 @contextmanager
 def log_to_file(path):
@@ -222,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
             _evaluate(args)
         elif args.cmd == "experiments":
             for e in EXPERIMENTS: print(f"{e.name:24s} {e.notebook:32s} {e.description}")
+        elif args.cmd == "results" and args.results_cmd == "collect":
+            from .results import collect_results
+            for path in collect_results(args.run_dir, args.to): print(path)
+        elif args.cmd == "report":
+            _report(args)
     except (DataError, StageFailed, ValueError, FileNotFoundError) as e:
         print(f"matdisco: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, (DataError, ValueError, FileNotFoundError)) else 1

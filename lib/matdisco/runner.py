@@ -295,6 +295,7 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
     (default: the run's own `figures/`; the committed reference figures in the project's `figures/` change only
     when it is passed explicitly)."""
     import papermill as pm
+    from matdisco.results import write_stage_results
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
     experiments = EXPERIMENTS if experiments is None else experiments
     nb_dir = Path(notebooks_dir) if notebooks_dir else experiments_dir()
@@ -345,6 +346,7 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
             stages[exp.name].update(status="complete", wall_s=round(wall, 2), figures=[f.name for f in figs])
             atomic_write_text(done, json.dumps({"parameters": params, "wall_s": round(wall, 2), "git": git_commit()}, indent=2))
             write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="running")
+            write_stage_results(run_dir, exp.name)      # results.json: metrics, published values, provenance
             log.info("stage %s: complete in %.1f s, figures %s", exp.name, wall, [f.name for f in figs])
         write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="complete")
     finally:

@@ -1,0 +1,102 @@
+"""matdisco.results: the results file and its schema, reference results, stale marking, the rendered report."""
+import json
+import subprocess
+
+import nbformat
+import pytest
+
+from matdisco.data import project_root
+from matdisco.evaluate import PUBLISHED_SUN
+from matdisco.results import (PUBLISHED, README_BEGIN, README_END, collect_results, experiment_sources, headline_rows,
+                              load_results, readme_block, render_report, stale_changes, update_readme,
+                              validate_results)
+from matdisco.runner import Experiment, run_pipeline
+from matdisco.validation import GNOME_R2SCAN_RETENTION
+
+ROOT = project_root()
+
+BODY = """
+import json
+from pathlib import Path
+import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+from matdisco.figures import save_figure
+fig, ax = plt.subplots(); ax.plot([0, 1], [0, 1]); ax.set_xlabel("x (1)"); ax.set_ylabel("y (1)")
+save_figure(fig, "candidates", figures_dir)
+Path(out_dir, "summary.json").write_text(json.dumps({"unique_novel_structures": n, "new_fraction_of_unique": 0.5}))
+"""
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    "A one-stage run of a notebook that writes a candidates-style summary.json and a figure."
+    tmp = tmp_path_factory.mktemp("results")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'\nn=0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    (tmp / "nbs").mkdir()
+    nbformat.write(nb, tmp / "nbs" / "c.ipynb")
+    exps = [Experiment("candidates", "c.ipynb", "toy", {"tiny": {"n": 1234}})]
+    run_pipeline("tiny", out=tmp / "run", experiments=exps, notebooks_dir=tmp / "nbs", progress=False)
+    return tmp
+
+
+def test_every_stage_writes_a_results_file_that_follows_the_schema(toy_run):
+    result = json.loads((toy_run / "run/stages/candidates/results.json").read_text())
+    validate_results(result)
+    assert result["profile"] == "tiny" and result["experiment"] == "candidates"
+    assert result["metrics"]["unique_novel_structures"] == 1234                 # the stage's own numbers
+    assert result["provenance"]["wall_s"] > 0
+    assert result["provenance"]["packages"]["torch"].startswith("2.")
+    assert len(result["provenance"]["git"]["commit"]) == 40
+    broken = json.loads(json.dumps(result))
+    del broken["provenance"]["git"]
+    with pytest.raises(ValueError, match=r"toy file: does not follow the results schema at provenance: 'git'"):
+        validate_results(broken, "toy file")
+    broken = json.loads(json.dumps(result))
+    broken["provenance"]["data"] = [{"dataset": "x", "file": "y", "sha256": "not a checksum"}]
+    with pytest.raises(ValueError, match="provenance/data/0/sha256"):
+        validate_results(broken, "toy file")
+
+
+def test_collected_results_render_the_numbers_of_the_file(toy_run):
+    dest = toy_run / "results" / "tiny"
+    written = collect_results(toy_run / "run", dest)
+    assert dest / "candidates.json" in written and (dest / "figures" / "candidates.png").exists()
+    results = load_results(dest)
+    assert headline_rows(results["candidates"]).set_index("quantity").value["unique novel structures"] == "1,234"
+    report = render_report(results, ROOT)
+    assert "| unique novel structures | 1,234 | structures |" in report
+    assert "`tiny` ·" in report
+    readme = toy_run / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nold table\n{README_END}\noutro\n")
+    assert update_readme(readme, readme_block(results, ROOT))
+    assert not update_readme(readme, readme_block(results, ROOT))              # rendering twice changes nothing
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "| candidates | unique novel structures | 1,234 structures |" in text
+    (dest / "broken.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="broken.json: not a JSON results file"):
+        load_results(dest)
+
+
+def test_a_result_is_stale_once_a_later_commit_changes_its_code():
+    sources = experiment_sources("05_discovery.ipynb", ROOT)
+    assert "nbs/experiments/05_discovery.ipynb" in sources
+    assert {"lib/matdisco/discovery.py", "lib/matdisco/hull.py", "lib/matdisco/reference.py"} <= set(sources)  # transitive
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert stale_changes(head, sources, ROOT) == []
+    last_change = subprocess.run(["git", "log", "-1", "--format=%H", "--", "lib/matdisco/discovery.py"], cwd=ROOT,
+                                 capture_output=True, text=True).stdout.strip()
+    before = subprocess.run(["git", "rev-parse", f"{last_change}~1"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert last_change[:7] in [c[:7] for c in stale_changes(before, sources, ROOT)]
+    assert stale_changes("0" * 40, sources, ROOT) == ["unknown"]
+
+
+def test_published_values_are_the_ones_the_chapters_plot():
+    by_metric = {(p.experiment, p.metric): p for p in PUBLISHED}
+    for row in PUBLISHED_SUN.itertuples():
+        name = row.generator.replace(" (published)", "")
+        assert by_metric[("evaluate", f"S.U.N. {name}")].value == pytest.approx(100 * row.sun)
+    for arity, value in GNOME_R2SCAN_RETENTION.items():
+        assert by_metric[("validation", f"r2SCAN retention {arity}")].value == pytest.approx(100 * value)
