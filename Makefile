@@ -10,7 +10,7 @@ RUN_ID ?= $(PROFILE)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install test export-check nbtest pytest reproduce bench lock clean dft
+.PHONY: install test export-check nbtest pytest reproduce readme bench lock clean dft
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ test: export-check nbtest pytest
 
 reproduce: install
 	$(BIN)/matdisco run --profile $(PROFILE) --out runs/$(RUN_ID)
+
+# README.md from nbs/index.ipynb, its headline table rendered from the committed reference results (cpu first, then
+# tiny); a test fails when README.md differs from this render.
+readme: install
+	$(BIN)/matdisco report --readme README.md $(wildcard results/cpu results/tiny) > /dev/null
 
 # Real DFT (GPAW 26.7.0 + libxc 7.0.0, serial) for matdisco.validation: not part of `make test`; the tests that need it
 # skip with the reason where it is absent. Builds once into .dft/ (about 2-6 min), then only checks.

@@ -1,5 +1,6 @@
 """matdisco.results: the results file and its schema, reference results, stale marking, the rendered report."""
 import json
+import re
 import subprocess
 
 import nbformat
@@ -8,7 +9,7 @@ import pytest
 from matdisco.data import project_root
 from matdisco.evaluate import PUBLISHED_SUN
 from matdisco.results import (PUBLISHED, README_BEGIN, README_END, collect_results, experiment_sources, headline_rows,
-                              load_results, readme_block, render_report, stale_changes, update_readme,
+                              load_results, merged_results, render_readme, render_report, stale_changes,
                               validate_results)
 from matdisco.runner import Experiment, run_pipeline
 from matdisco.validation import GNOME_R2SCAN_RETENTION
@@ -62,19 +63,20 @@ def test_every_stage_writes_a_results_file_that_follows_the_schema(toy_run):
 
 def test_collected_results_render_the_numbers_of_the_file(toy_run):
     dest = toy_run / "results" / "tiny"
-    written = collect_results(toy_run / "run", dest)
-    assert dest / "candidates.json" in written and (dest / "figures" / "candidates.png").exists()
+    written = collect_results(toy_run / "run", dest, figures=toy_run / "figures")
+    assert dest / "candidates.json" in written and (toy_run / "figures" / "candidates.png").exists()
     results = load_results(dest)
     assert headline_rows(results["candidates"]).set_index("quantity").value["unique novel structures"] == "1,234"
     report = render_report(results, ROOT)
     assert "| unique novel structures | 1,234 | structures |" in report
     assert "`tiny` ·" in report
-    readme = toy_run / "README.md"
-    readme.write_text(f"intro\n{README_BEGIN}\nold table\n{README_END}\noutro\n")
-    assert update_readme(readme, readme_block(results, ROOT))
-    assert not update_readme(readme, readme_block(results, ROOT))              # rendering twice changes nothing
-    text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "| candidates | unique novel structures | 1,234 structures |" in text
+    index = toy_run / "index.ipynb"
+    index_cells = [nbformat.v4.new_markdown_cell("# intro"), nbformat.v4.new_markdown_cell(f"{README_BEGIN}\n{README_END}"),
+                   nbformat.v4.new_markdown_cell("outro")]
+    nbformat.write(nbformat.v4.new_notebook(cells=index_cells), index)
+    text = render_readme(index, results, ROOT)
+    assert text.startswith("# intro\n\n") and text.endswith("\n\noutro\n")
+    assert "| candidates | unique novel structures | 1,234 structures | — | `tiny` · " in text
     (dest / "broken.json").write_text("{ not json")
     with pytest.raises(ValueError, match="broken.json: not a JSON results file"):
         load_results(dest)
@@ -100,3 +102,15 @@ def test_published_values_are_the_ones_the_chapters_plot():
         assert by_metric[("evaluate", f"S.U.N. {name}")].value == pytest.approx(100 * row.sun)
     for arity, value in GNOME_R2SCAN_RETENTION.items():
         assert by_metric[("validation", f"r2SCAN retention {arity}")].value == pytest.approx(100 * value)
+
+
+def test_the_readme_is_rendered_from_the_index_notebook_and_the_committed_results():
+    "README.md is `make readme`'s output: nbs/index.ipynb plus the headline table rendered from results/cpu, results/tiny."
+    paths = [p for p in (ROOT / "results" / "cpu", ROOT / "results" / "tiny") if p.exists()]
+    assert paths, "no committed reference results"
+    readme = (ROOT / "README.md").read_text()
+    assert readme == render_readme(ROOT / "nbs" / "index.ipynb", merged_results(paths), ROOT), \
+        "README.md differs from its render: run `make readme` and commit it"
+    assert len(readme.encode()) <= 15_000
+    commit_like = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
+    assert not commit_like.findall(readme)

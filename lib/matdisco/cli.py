@@ -89,30 +89,31 @@ def _parser() -> argparse.ArgumentParser:
     rc = rsub.add_parser("collect", help="copy RUN_DIR's results files (and figures) to results/<profile>/")
     rc.add_argument("run_dir")
     rc.add_argument("--to", default=None, help="destination folder (default: results/<profile of the run>/)")
+    rc.add_argument("--figures", default=None, help="also copy the run's figures here (e.g. figures/, the reference ones)")
     rp = sub.add_parser("report", help="render every headline table from results files, beside the published numbers")
     rp.add_argument("path", nargs="*", default=None,
                     help="run folders or results/<profile>/ folders (default: every folder under results/)")
     rp.add_argument("--out", default=None, help="write the report (Markdown) here instead of printing it")
     rp.add_argument("--readme", default=None, metavar="README",
-                    help="also render the headline table between the results markers of README (e.g. README.md)")
+                    help="also write README (e.g. README.md) from nbs/index.ipynb, its headline table rendered from "
+                         "the given folders (the first folder that has an experiment wins)")
     return p
 
 def _report(args):
-    "`matdisco report`: render results files; optionally update the README's headline table."
-    from .results import load_results, readme_block, render_report, update_readme
+    "`matdisco report`: render results files; optionally write the README from nbs/index.ipynb and the results."
+    from .results import load_results, merged_results, render_readme, render_report
     paths = [Path(p) for p in args.path] if args.path else sorted(p for p in (project_root() / "results").glob("*")
                                                                     if p.is_dir())
     if not paths:
         raise FileNotFoundError("no results to report: pass a run folder or collect one into results/<profile>/")
-    parts = []
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such folder")
-        results = load_results(path)
-        parts.append(render_report(results).replace("# matdisco results", f"# matdisco results: {path}", 1))
-        if args.readme:
-            changed = update_readme(args.readme, readme_block(results))
-            print(f"{args.readme}: headline table {'updated' if changed else 'unchanged'} from {path}", file=sys.stderr)
+    parts = [render_report(load_results(path)).replace("# matdisco results", f"# matdisco results: {path}", 1)
+             for path in paths]
+    if args.readme:
+        atomic_write_text(args.readme, render_readme(project_root() / "nbs" / "index.ipynb", merged_results(paths)))
+        print(f"{args.readme}: written from nbs/index.ipynb and {', '.join(map(str, paths))}", file=sys.stderr)
     text = "\n\n".join(parts)
     if args.out:
         atomic_write_text(args.out, text)
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             for e in EXPERIMENTS: print(f"{e.name:24s} {e.notebook:32s} {e.description}")
         elif args.cmd == "results" and args.results_cmd == "collect":
             from .results import collect_results
-            for path in collect_results(args.run_dir, args.to): print(path)
+            for path in collect_results(args.run_dir, args.to, figures=args.figures): print(path)
         elif args.cmd == "report":
             _report(args)
     except (DataError, StageFailed, ValueError, FileNotFoundError) as e:
