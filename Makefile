@@ -10,7 +10,7 @@ RUN_ID ?= $(PROFILE)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install test export-check nbtest pytest reproduce readme bench lock clean dft
+.PHONY: install test export-check nbtest pytest reproduce readme docs bench lock clean dft
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ reproduce: install
 # tiny); a test fails when README.md differs from this render.
 readme: install
 	$(BIN)/matdisco report --readme README.md $(wildcard results/cpu results/tiny) > /dev/null
+
+# The docs site, offline: the notebooks rendered by Sphinx + myst-nb into _docs/html (front page nbs/index.ipynb;
+# the executed experiment notebooks of runs/$(RUN_ID) when `make reproduce` has run), every link and image checked.
+docs: install
+	$(BIN)/matdisco docs --out _docs $(if $(wildcard runs/$(RUN_ID)/stages),--run runs/$(RUN_ID))
 
 # Real DFT (GPAW 26.7.0 + libxc 7.0.0, serial) for matdisco.validation: not part of `make test`; the tests that need it
 # skip with the reason where it is absent. Builds once into .dft/ (about 2-6 min), then only checks.

@@ -97,7 +97,34 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--readme", default=None, metavar="README",
                     help="also write README (e.g. README.md) from nbs/index.ipynb, its headline table rendered from "
                          "the given folders (the first folder that has an experiment wins)")
+    dc = sub.add_parser("docs", help="build the docs site offline (Sphinx + myst-nb) and check every link and image")
+    dc.add_argument("--run", default=None, help="run folder whose executed experiment notebooks the site shows "
+                    "(default: runs/tiny when it exists)")
+    dc.add_argument("--out", default="_docs", help="output folder: source/ (staged) and html/ (the site)")
+    dc.add_argument("--screenshots", default=None, metavar="DIR",
+                    help="also render the front page and a chapter page in headless Chromium, PNGs into DIR")
     return p
+
+def _docs(args):
+    "`matdisco docs`: stage, build, check; optionally screenshot in a headless browser."
+    from .docs import browser_screenshots, build_docs, check_site, stage_docs
+    root = project_root()
+    run = Path(args.run) if args.run else (root / "runs" / "tiny" if (root / "runs" / "tiny" / "stages").exists() else None)
+    results = [p for p in (root / "results" / "cpu", root / "results" / "tiny") if p.exists()]
+    out = Path(args.out)
+    source = stage_docs(out / "source", run_dir=run, results_paths=results)
+    html = build_docs(source, out / "html", log=out / "sphinx-warnings.log")
+    problems = check_site(html)
+    pages = len(list(html.rglob("*.html")))
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    if problems:
+        raise ValueError(f"{html}: {len(problems)} broken links or images in {pages} pages")
+    print(f"site: {html / 'index.html'} ({pages} pages, every link and image resolves; Sphinx warnings: "
+          f"{out / 'sphinx-warnings.log'})")
+    if args.screenshots:
+        for shot in browser_screenshots(html, ["index.html", "methods/07_discovery.html"], args.screenshots):
+            print(f"screenshot: {shot}")
 
 def _report(args):
     "`matdisco report`: render results files; optionally write the README from nbs/index.ipynb and the results."
@@ -262,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in collect_results(args.run_dir, args.to, figures=args.figures): print(path)
         elif args.cmd == "report":
             _report(args)
+        elif args.cmd == "docs":
+            _docs(args)
     except (DataError, StageFailed, ValueError, FileNotFoundError) as e:
         print(f"matdisco: error: {e}", file=sys.stderr)
         return 2 if isinstance(e, (DataError, ValueError, FileNotFoundError)) else 1
