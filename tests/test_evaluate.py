@@ -2,6 +2,7 @@
 Known crystals are not novel, a duplicated sample halves uniqueness, a rattled known crystal relaxes back onto its
 parent with a small RMSD, and a crystal in a system without known compounds is flagged."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,8 @@ def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, 
     assert {"e_hull", "unique", "novel", "matched_reference", "rmsd", "converged", "elements_only"} <= set(t.columns)
     assert (out / "evaluate_e_hull.png").exists() and (out / "evaluate_e_hull.pdf").exists()
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "missing: no such file or folder" in capsys.readouterr().err
+    assert not Path("evaluate-missing").exists()                  # a failed call leaves no output folder behind
 
 
 def test_an_element_without_any_reference_energy_fails_that_structure_only(li_o):

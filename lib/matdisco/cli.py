@@ -177,6 +177,8 @@ def _evaluate(args) -> dict:
     print. Library output goes to `<out>/evaluate.log`."""
     from .evaluate import EvaluateConfig, evaluate_structures, metrics_table, write_evaluation
     from .io import read_structures
+    if not Path(args.path).exists():      # before the output folder and its log are made
+        raise FileNotFoundError(f"{args.path}: no such file or folder")
     out = Path(args.out or f"evaluate-{Path(args.path).stem}")
     log_path = out / "evaluate.log"
     with log_to_file(log_path):
