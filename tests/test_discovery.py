@@ -92,6 +92,13 @@ def test_two_rounds_recorded_resumable_and_equal_to_an_uninterrupted_run(mirror,
         np.testing.assert_allclose(per_round.hit_rate_filtered, table[f"hit_rate{suffix}"])
         np.testing.assert_allclose(per_round.hit_rate_control, table[f"control_hit_rate{suffix}"])
     np.testing.assert_allclose(et[(et.kind == "all") & (et.rounds == "1-1 pooled")].enrichment, table.enrichment.iloc[[1]])
+    # ... and, apart, the structural picks in systems whose reference can verify a hit (a filter that finds holes shows)
+    for r in (0, 1):
+        row = et[(et.kind == "covered") & (et.rounds == str(r))].iloc[0]
+        e_r = pd.read_csv(work / f"round_{r}" / "evaluated.csv")
+        picks = e_r[(e_r.generator != "random_search") & e_r.filtered & e_r.reference_covered]
+        assert row.filtered_units == len(picks) and row.filtered_hits == int((picks.e_hull_vs_current <= 0).sum())
+        assert row.filtered_units <= et[(et.kind == "structural") & (et.rounds == str(r))].filtered_units.iloc[0]
     # each stable composition once: every formula the rounds count as new (or rediscovered) stable, and nothing else
     sm = stable_materials(work)
     assert sm.formula.is_unique and (sm.e_hull_vs_reference <= 0).all()

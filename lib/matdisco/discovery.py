@@ -381,7 +381,9 @@ def arm_counts(evaluated: pd.DataFrame) -> dict:
     its hit is oracle E_hull ≤ 0 on the hull before the round, and a missing label is unstable (Matbench Discovery).
     A composition of the compositional arm is one unit; its hit is decided by its lowest-energy labelled structure
     (`best_of_composition`). Returns `{arm}_{kind}_units` and `{arm}_{kind}_hits` for arm in (filtered, control) and
-    kind in (structural, compositional)."""
+    kind in (structural, compositional, covered); `covered` counts the structural picks in systems whose reference is
+    complete enough to verify a hit (`reference_covered`: hull gap within `COVERAGE_TOLERANCE`), so a filter that
+    only finds holes in the reference shows up as a high structural but an unremarkable covered hit rate."""
     ev = evaluated.reset_index(drop=True)
     hit = ev.e_hull_vs_current.astype(float).fillna(np.inf).le(0).to_numpy()
     structural = (ev.generator != "random_search").to_numpy()
@@ -390,6 +392,9 @@ def arm_counts(evaluated: pd.DataFrame) -> dict:
         in_arm = ev[arm].astype(bool).to_numpy()
         out[f"{arm}_structural_units"] = int((in_arm & structural).sum())
         out[f"{arm}_structural_hits"] = int((in_arm & structural & hit).sum())
+        covered = in_arm & structural & ev.reference_covered.astype(bool).to_numpy()
+        out[f"{arm}_covered_units"] = int(covered.sum())
+        out[f"{arm}_covered_hits"] = int((covered & hit).sum())
         comps = ev[in_arm & ~structural].assign(hit=hit[in_arm & ~structural])
         best = comps.best_of_composition.astype(bool)
         out[f"{arm}_compositional_units"] = int(comps.formula.nunique())
@@ -409,7 +414,8 @@ def enrichment_interval(hits_filtered: int, n_filtered: int, hits_control: int, 
 
 def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame:
     """Per round and pooled over rounds ≥ `pool_from` (GNoME's claim is about the rounds after the first), for each
-    kind (structural, compositional, all): units and hits of both arms, their hit rates, and the enrichment with its
+    kind (structural; covered: the structural picks in well-covered systems, `arm_counts`; compositional; all =
+    structural + compositional): units and hits of both arms, their hit rates, and the enrichment with its
     95 % interval. `run_dir` is a run's own folder (`discovery_dir(config, out)`) with `round_k/evaluated.csv`."""
     rounds = sorted(int(p.parent.name.split("_")[1]) for p in Path(run_dir).glob("round_*/evaluated.csv"))
     counts = {r: arm_counts(pd.read_csv(Path(run_dir) / f"round_{r}" / "evaluated.csv")) for r in rounds}
@@ -417,7 +423,7 @@ def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame
     groups = [(str(r), [r]) for r in rounds] + ([(f"{pool_from}-{pooled[-1]} pooled", pooled)] if pooled else [])
     rows = []
     for label, rs in groups:
-        for kind in ("structural", "compositional", "all"):
+        for kind in ("structural", "covered", "compositional", "all"):
             kinds = ("structural", "compositional") if kind == "all" else (kind,)
             n = {f"{arm}_{w}": sum(counts[r][f"{arm}_{k}_{w}"] for r in rs for k in kinds)
                  for arm in ("filtered", "control") for w in ("units", "hits")}

@@ -343,9 +343,16 @@ def _discovery_rows(r):
     level = "oracle CHGNet 0.3.0 (MP2020-compatible), hull of mp2018 at the oracle's level"
     rows = []
     for e in r["tables"].get("enrichment", []):
+        label = str(e["rounds"]) if "pooled" in str(e["rounds"]) else f"round {e['rounds']}"
+        if e.get("kind") == "covered" and "pooled" in label:
+            rows.append(_row(f"structural hits in well-covered systems only, filtered / control ({label})",
+                             f"{e['filtered_hits']}/{e['filtered_units']} / {e['control_hits']}/{e['control_units']}",
+                             "hits/picks", level=level, headline=True))
+            rows.append(_row(f"enrichment in well-covered systems only ({label})",
+                             _interval(e.get("enrichment"), e.get("enrichment_low"), e.get("enrichment_high")), "1",
+                             level=level, headline=True))
         if e.get("kind") != "structural":
             continue
-        label = str(e["rounds"]) if "pooled" in str(e["rounds"]) else f"round {e['rounds']}"
         rows.append(_row(f"structural hits, filtered / control ({label})",
                          f"{e['filtered_hits']}/{e['filtered_units']} / {e['control_hits']}/{e['control_units']}",
                          "hits/picks", **(_published(r, "structural hit rate") if "pooled" in label else {}),
