@@ -123,13 +123,14 @@ def test_a_run_writes_its_figures_into_its_own_folder_not_the_reference_figures(
 
 
 BODY_NOISY = """
-import sys, warnings
+import subprocess, sys, warnings
 print("LIBRARY NOISE on stderr", file=sys.stderr)
 warnings.warn("a library's UserWarning")
+subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('WORKER NOISE\\\\n')"], check=True)  # a Dask worker's way
 """
 
 
-def test_cell_output_goes_to_the_run_log_not_the_terminal(tmp_path):
+def test_cell_output_goes_to_the_run_log_not_the_terminal(tmp_path, capfd):
     "Command-line output is for the user: what the executed cells say (warnings, worker lines) lands in run.log only."
     import logging
     nbs = tmp_path / "nbs"; nbs.mkdir()
@@ -150,3 +151,5 @@ def test_cell_output_goes_to_the_run_log_not_the_terminal(tmp_path):
         text = (tmp_path / run / "run.log").read_text()
         assert text.count("LIBRARY NOISE on stderr") == 1                   # once, and only in its own run's log
         assert "UserWarning" in text
+        assert "WORKER NOISE" in text                                       # a child process's stderr, past ipykernel
+    assert "WORKER NOISE" not in capfd.readouterr().err

@@ -248,6 +248,20 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
     logging.getLogger("papermill").propagate = False
     return handler
 
+def _kernel_manager_logging_to(log_file):
+    """A kernel manager class whose kernels write their process-level stdout and stderr to `log_file` (an open file):
+    what ipykernel does not capture, such as the warnings and log lines of the Dask workers a cell starts, lands in
+    the run log instead of the user's terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class RunLogKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw.setdefault("stdout", log_file)
+            kw.setdefault("stderr", log_file)
+            return await super().start_kernel(**kw)
+
+    return RunLogKernelManager
+
 def _teardown_logging(handler: logging.Handler):
     "Undo `_setup_logging`: a second run in the same process writes only to its own run log."
     for name in _RUN_LOGGERS:
@@ -330,9 +344,11 @@ def run_pipeline(profile: str = "tiny", *, only: list[str] | None = None, out: P
             write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="running")
             t0 = time.perf_counter()
             try:
-                pm.execute_notebook(str(nb_dir / exp.notebook), str(stage_dir / exp.notebook),
-                                    parameters=params, cwd=str(stage_dir), progress_bar=progress, kernel_name="python3",
-                                    log_output=True)
+                with open(run_dir / "run.log", "ab", buffering=0) as kernel_output:
+                    pm.execute_notebook(str(nb_dir / exp.notebook), str(stage_dir / exp.notebook),
+                                        parameters=params, cwd=str(stage_dir), progress_bar=progress,
+                                        kernel_name="python3", log_output=True,
+                                        kernel_manager_class=_kernel_manager_logging_to(kernel_output))
             except pm.PapermillExecutionError as e:
                 wall = time.perf_counter() - t0
                 stages[exp.name].update(status="failed", wall_s=round(wall, 2), error=f"{e.ename}: {e.evalue}", cell=e.exec_count)
