@@ -364,7 +364,7 @@ def _discovery_rows(r):
         rows += [_verdict_row(v, by, level) for v in r["tables"].get(table, [])]
     retro = m.get("retrospective") or {}
     if retro.get("n_targets"):
-        rows.append(_row(f"later-known stable compositions found (known: {retro.get('snapshot')})",
+        rows.append(_row(f"later-known stable compositions found (known: {retro.get('known_snapshot')})",
                          f"{retro.get('n_found')}/{retro.get('n_targets')}", "compositions",
                          level="MP's DFT (MP2020) for the targets"))
     return rows
