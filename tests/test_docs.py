@@ -5,6 +5,7 @@ import pytest
 
 from matdisco.data import project_root
 from matdisco.docs import browser_screenshots, build_docs, check_site, chromium_binary, library_notebooks, stage_docs
+from matdisco.results import reference_results_dirs
 from matdisco.runner import EXPERIMENTS
 
 ROOT = project_root()
@@ -13,8 +14,7 @@ ROOT = project_root()
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("docs")
-    results = [p for p in (ROOT / "results" / "cpu", ROOT / "results" / "tiny") if p.exists()]
-    source = stage_docs(tmp / "source", results_paths=results)
+    source = stage_docs(tmp / "source", results_paths=reference_results_dirs(ROOT))
     return build_docs(source, tmp / "html")
 
 

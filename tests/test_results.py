@@ -9,8 +9,8 @@ import pytest
 from matdisco.data import project_root
 from matdisco.evaluate import PUBLISHED_SUN
 from matdisco.results import (PUBLISHED, README_BEGIN, README_END, collect_results, experiment_sources, headline_rows,
-                              load_results, merged_results, render_readme, render_report, stale_changes,
-                              validate_results)
+                              load_results, merged_results, reference_results_dirs, render_readme, render_report,
+                              stale_changes, validate_results)
 from matdisco.runner import Experiment, run_pipeline
 from matdisco.validation import GNOME_R2SCAN_RETENTION
 
@@ -106,8 +106,8 @@ def test_published_values_are_the_ones_the_chapters_plot():
 
 def test_the_readme_is_rendered_from_the_index_notebook_and_the_committed_results():
     "README.md is `make readme`'s output: nbs/index.ipynb plus the headline table rendered from results/cpu, results/tiny."
-    paths = [p for p in (ROOT / "results" / "cpu", ROOT / "results" / "tiny") if p.exists()]
-    assert paths, "no committed reference results"
+    paths = reference_results_dirs(ROOT)
+    assert [p.name for p in paths] == ["cpu", "tiny"], "committed reference results"
     readme = (ROOT / "README.md").read_text()
     assert readme == render_readme(ROOT / "nbs" / "index.ipynb", merged_results(paths), ROOT), \
         "README.md differs from its render: run `make readme` and commit it"

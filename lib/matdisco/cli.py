@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--figures", default=None, help="also copy the run's figures here (e.g. figures/, the reference ones)")
     rp = sub.add_parser("report", help="render every headline table from results files, beside the published numbers")
     rp.add_argument("path", nargs="*", default=None,
-                    help="run folders or results/<profile>/ folders (default: every folder under results/)")
+                    help="run folders or results/<profile>/ folders (default: results/cpu, then results/tiny)")
     rp.add_argument("--out", default=None, help="write the report (Markdown) here instead of printing it")
     rp.add_argument("--readme", default=None, metavar="README",
                     help="also write README (e.g. README.md) from nbs/index.ipynb, its headline table rendered from "
@@ -108,9 +108,10 @@ def _parser() -> argparse.ArgumentParser:
 def _docs(args):
     "`matdisco docs`: stage, build, check; optionally screenshot in a headless browser."
     from .docs import browser_screenshots, build_docs, check_site, stage_docs
+    from .results import reference_results_dirs
     root = project_root()
     run = Path(args.run) if args.run else (root / "runs" / "tiny" if (root / "runs" / "tiny" / "stages").exists() else None)
-    results = [p for p in (root / "results" / "cpu", root / "results" / "tiny") if p.exists()]
+    results = reference_results_dirs(root)
     out = Path(args.out)
     source = stage_docs(out / "source", run_dir=run, results_paths=results)
     html = build_docs(source, out / "html", log=out / "sphinx-warnings.log")
@@ -128,9 +129,8 @@ def _docs(args):
 
 def _report(args):
     "`matdisco report`: render results files; optionally write the README from nbs/index.ipynb and the results."
-    from .results import load_results, merged_results, render_readme, render_report
-    paths = [Path(p) for p in args.path] if args.path else sorted(p for p in (project_root() / "results").glob("*")
-                                                                    if p.is_dir())
+    from .results import load_results, merged_results, reference_results_dirs, render_readme, render_report
+    paths = [Path(p) for p in args.path] if args.path else reference_results_dirs()
     if not paths:
         raise FileNotFoundError("no results to report: pass a run folder or collect one into results/<profile>/")
     for path in paths:

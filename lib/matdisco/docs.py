@@ -5,7 +5,6 @@
 # %% ../../nbs/98_docs.ipynb #00026c1c412e
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -72,8 +71,7 @@ def stage_docs(dest: Path | str, *, run_dir: Path | str | None = None, results_p
         shutil.copy2(figure, dest / "figures" / figure.name)
     gallery = [f"### {f.stem}\n\n![{f.stem}](figures/{f.name})\n" for f in figures]
     (dest / "results.md").write_text("\n".join(["# Results", "", *report, "## Reference figures", "", *gallery]))
-    front = render_readme(root / "nbs" / "index.ipynb", merged_results(results_paths), root) if results_paths else \
-        "\n\n".join("".join(c["source"]) for c in json.loads((root / "nbs" / "index.ipynb").read_text())["cells"])
+    front = render_readme(root / "nbs" / "index.ipynb", merged_results(results_paths), root)
     run_note = f"executed, `{Path(run_dir).name}`" if run_dir and all(executed) else \
         "executed where a run exists" if any(executed) else "not executed: run `make reproduce` first"
     front += _toctree("Methods: the library notebooks", [f"methods/{nb.stem}" for nb in library_notebooks(root)])

@@ -19,10 +19,10 @@ import pandas as pd
 from .data import atomic_write_text, project_root
 
 # %% auto #0
-__all__ = ['RESULTS_VERSION', 'RESULTS_SCHEMA', 'PUBLISHED', 'RESULT_TABLES', 'HEADLINES', 'README_BEGIN', 'README_END',
-           'Published', 'stage_results', 'validate_results', 'write_stage_results', 'results_dir', 'load_results',
-           'collect_results', 'experiment_sources', 'stale_changes', 'headline_rows', 'result_label', 'render_report',
-           'readme_block', 'merged_results', 'render_readme']
+__all__ = ['RESULTS_VERSION', 'RESULTS_SCHEMA', 'PUBLISHED', 'RESULT_TABLES', 'REFERENCE_PROFILES', 'HEADLINES', 'README_BEGIN',
+           'README_END', 'Published', 'stage_results', 'validate_results', 'write_stage_results', 'results_dir',
+           'reference_results_dirs', 'load_results', 'collect_results', 'experiment_sources', 'stale_changes',
+           'headline_rows', 'result_label', 'render_report', 'readme_block', 'merged_results', 'render_readme']
 
 # %% ../../nbs/97_results.ipynb #0004263be407
 RESULTS_VERSION = 1
@@ -193,6 +193,13 @@ def write_stage_results(run_dir: Path | str, experiment: str) -> Path:
 def results_dir(profile: str, root: Path | None = None) -> Path:
     "The committed reference results of `profile`."
     return (root or project_root()) / "results" / profile
+
+#: The profiles whose committed results the README, the report and the docs show, in order of preference.
+REFERENCE_PROFILES = ("cpu", "tiny")
+
+def reference_results_dirs(root: Path | None = None) -> list[Path]:
+    "The `results/<profile>/` folders of `REFERENCE_PROFILES` that exist, in that order."
+    return [p for p in (results_dir(profile, root) for profile in REFERENCE_PROFILES) if p.exists()]
 
 def _run_results(run_dir: Path) -> dict[str, dict]:
     """The results of every completed stage of a run: its `results.json`, or, for a stage run before results files
