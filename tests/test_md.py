@@ -3,8 +3,11 @@ import numpy as np
 import pandas as pd
 from ase.build import bulk
 
-from matdisco.md import (MDConfig, SUPERIONIC_LOG10_MS_CM, is_superionic, li_transport, md_classification, md_supercell,
-                         resolvable_threshold, superionic_label)
+import pytest
+
+from matdisco.data import DataError
+from matdisco.md import (MDConfig, SUPERIONIC_LOG10_MS_CM, is_superionic, li_transport, md_classification, md_reference_key,
+                         md_speed, md_supercell, oracle_md_reference, resolvable_threshold, superionic_label)
 from matdisco.runner import EXPERIMENTS
 
 
@@ -82,17 +85,17 @@ def _vibrating(cfg, seed, *, D_cm2_s=0.0, u_li=0.14, u_framework=0.12, tau_fs=60
 
 
 def test_vibrating_li_is_not_superionic_and_a_diffusing_one_is_at_the_reported_protocol():
-    """At the cpu protocol (3 ps, smoothed=False) Li that only vibrates reads sigma ~ 10-30 mS/cm, which GNoME's
-    15.1 mS/cm threshold alone calls superionic in about half the seeds. The gated label never does: the run's
+    """At the cpu protocol (2 ps, smoothed=False) Li that only vibrates reads sigma of tens of mS/cm, which GNoME's
+    15.1 mS/cm threshold alone calls superionic in several seeds. The gated label never does: the run's
     detection floor is above GNoME's threshold, the protocol states the threshold its runs resolve, vibrating Li is
     labelled not superionic there and a Li walking with D = 1e-5 cm2/s is labelled superionic."""
     cfg = _reported_protocol()
-    assert cfg.total_ps == 3.0 and cfg.smoothed is False
+    assert cfg.total_ps == 2.0 and cfg.smoothed is False
     vibrating = [li_transport(_vibrating(cfg, seed), cfg, kinisi_errors=False) for seed in range(8)]
     diffusing = li_transport(_vibrating(cfg, 0, D_cm2_s=1e-5), cfg, kinisi_errors=False)
     runs = pd.DataFrame(vibrating + [diffusing])
     assert is_superionic(runs.sigma_mS_cm[:8]).sum() >= 3                # the ungated threshold mislabels vibration
-    assert (runs.sigma_floor_mS_cm > 10**SUPERIONIC_LOG10_MS_CM).all()    # 3 ps cannot resolve GNoME's threshold
+    assert (runs.sigma_floor_mS_cm > 10**SUPERIONIC_LOG10_MS_CM).all()    # 2 ps cannot resolve GNoME's threshold
     gnome = superionic_label(runs.sigma_mS_cm, runs.diffusive, runs.sigma_floor_mS_cm)
     assert np.isnan(gnome).all()                                          # so no label at it
     threshold = resolvable_threshold(runs.sigma_floor_mS_cm)
@@ -118,3 +121,40 @@ def test_classification_metrics_on_a_table_with_a_known_answer():
     assert m["accuracy_lo95"] < 0.8 < m["accuracy_hi95"] and m["threshold_is_gnome"]
     assert m["n_D_pairs"] == 10 and np.isclose(m["mean_log10_ratio_D"], 0.0)   # one decade too slow, one too fast
     assert np.isclose(m["spearman_log_D"], (3 * 5 - 1 * 1) / np.sqrt(4 * 4 * 6 * 6))   # two-level ranks: rho = phi
+
+
+def test_the_oracle_md_reference_is_computed_once_and_read_back_by_its_key(tmp_path, monkeypatch):
+    """The reference runs the oracle once per (oracle version, protocol, structures) and writes its table and
+    provenance; a later call reads it without running anything, another protocol gets another key, and a file that
+    does not match its key is refused with its name."""
+    from pymatgen.core import Lattice, Structure
+    import matdisco.md as md
+    li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.61), ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])
+    cfg = MDConfig(total_ps=0.02, discard_ps=0.0, sample_every=2, min_length=4.0, max_atoms=16, smoothed=False)
+    structures = {"li2o": li2o}
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    table, meta = oracle_md_reference(structures, "chgnet-0.3.0", cfg, cache=cache, stores=[cache], out_dir=run,
+                                      kinisi_errors=False, progress=False)
+    key = md_reference_key(structures, "chgnet-0.3.0", cfg)
+    assert meta["key"] == key and (run / f"md-reference-{key}.csv").exists() and (cache / f"md-reference-{key}.json").exists()
+    assert meta["structures"]["li2o"]["formula"] == "Li2O" and len(meta["structures"]["li2o"]["trajectory_sha256"]) == 64
+    assert meta["config"]["total_ps"] == 0.02 and meta["software"].startswith("chgnet-")
+    assert list(table.calculator) == ["oracle"] and table.n_atoms.iloc[0] == 12
+
+    def no_md(*args, **kwargs):
+        raise AssertionError("the reference was recomputed")
+    monkeypatch.setattr(md, "screen_conductors", no_md)
+    again, _ = oracle_md_reference(structures, "chgnet-0.3.0", cfg, cache=cache, stores=[cache], progress=False)
+    pd.testing.assert_frame_equal(again, pd.read_csv(run / f"md-reference-{key}.csv"))
+    assert md_reference_key(structures, "chgnet-0.3.0", MDConfig(total_ps=0.04, discard_ps=0.0, sample_every=2,
+                                                                 min_length=4.0, max_atoms=16, smoothed=False)) != key
+    (cache / f"md-reference-{key}.json").write_text('{"key": "something-else", "structures": {}}')
+    with pytest.raises(DataError, match=f"md-reference-{key}.json"):
+        oracle_md_reference(structures, "chgnet-0.3.0", cfg, cache=cache, stores=[cache], progress=False)
+
+
+def test_md_speed_times_each_potential_on_the_same_cell():
+    from pymatgen.core import Lattice, Structure
+    li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.61), ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])
+    speed = md_speed(li2o, {"oracle": "chgnet-0.3.0"}, steps=3, min_length=4.0)
+    assert set(speed) == {"oracle"} and 0 < speed["oracle"] < 1e4

@@ -50,6 +50,10 @@ def test_composition_split_never_shares_a_composition():
     train = {f for f, s in zip(formulas, split) if s == "train"}; test = {f for f, s in zip(formulas, split) if s == "test"}
     assert train and test and not train & test
     assert 0.1 < len(test) / (len(test) + len(train)) < 0.4
+    # the zero-shot MD reference's compositions are never training data, however the draw falls; the rest is unchanged
+    forced = sorted(train)[:3]
+    held = composition_split(formulas, test_fraction=0.25, seed=1, hold_out=forced)
+    assert {f for f, s in zip(formulas, held) if s == "test"} == test | set(forced)
 
 
 def test_rattle_width_follows_equipartition():

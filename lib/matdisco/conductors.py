@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'ROOM_TEMPERATURE_K', 'MIN_LOG10_D_ERROR', 'supercell_repeats', 'ordered_approximant', 'obelix_selection',
-           'arrhenius_fit', 'run_log10_error', 'arrhenius_table', 'rank_correlation', 'conductors_figure']
+           'relax_selection', 'arrhenius_fit', 'run_log10_error', 'arrhenius_table', 'rank_correlation',
+           'conductors_figure']
 
 # %% ../../nbs/18_conductors.ipynb #8501f4ef4ad0
 #: Room temperature of the OBELiX measurements, in K (the convention of Arrhenius extrapolations in AIMD screening).
@@ -110,14 +111,20 @@ def ordered_approximant(structure, *, max_atoms: int = 200, max_multiplier: int 
 
 # %% ../../nbs/18_conductors.ipynb #e909eb9d5d45
 def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_length: float = 0.0, max_multiplier: int = 8,
-                     tolerance: float = 0.05, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     tolerance: float = 0.05, seed: int = 0, elements=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(`selected`, `left_out`) from `matdisco.data.load_obelix().frame`. `selected`: `n` entries (or all usable ones)
     with `ID`, `formula`, `sigma_S_cm`, `family`, the ordered `approximant`, its `approximant_formula`, the
     `ordered_approximant` info and `md_atoms`; spread evenly over log10 of the measured conductivity. `max_atoms`
     bounds the MD cell: the approximant repeated to `min_length` Å per axis (`matdisco.md.md_supercell`'s rule).
+    `elements`: keep only entries whose formula uses no other element (a closed chemical space).
     `left_out`: `ID` and `reason`."""
+    from pymatgen.core import Composition
+    def outside(formula) -> bool:
+        try: return not {e.symbol for e in Composition(formula).elements} <= set(elements)
+        except (ValueError, TypeError): return True
     left, usable = [], []
     for r in table.sort_values("ID").itertuples(index=False):
+        if elements is not None and outside(r.formula): left.append((r.ID, "an element outside the chosen space")); continue
         if r.structure is None: left.append((r.ID, "no CIF")); continue
         if not r.cif_has_li: left.append((r.ID, "the CIF lists no Li site")); continue
         if not (np.isfinite(r.sigma_S_cm) and r.sigma_S_cm > 0): left.append((r.ID, f"conductivity not a number: {r.sigma_text!r}")); continue
@@ -139,6 +146,27 @@ def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_le
         left += [(i, "not drawn (sample size)") for i in u.ID.drop(index=pick)]
         u = u.loc[pick].reset_index(drop=True)
     return u, pd.DataFrame(left, columns=["ID", "reason"])
+
+# %% ../../nbs/18_conductors.ipynb #a118f59d3167
+def relax_selection(selected: pd.DataFrame, store, *, oracle: str = "chgnet-0.3.0", relax_max_steps: int = 300,
+                    n_workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Relax `obelix_selection`'s approximants with `oracle` into `store` (those already there are reused); returns
+    `selected` with `structure` (key), `relaxed` and `converged` columns (the approximant itself dropped), and
+    {key: relaxed structure} for those the oracle relaxed, converged or not (MD starts from the last geometry)."""
+    import json
+    from pymatgen.core import Structure
+    from matdisco.oracle import run_oracle_batch, structure_hash
+    res = run_oracle_batch(list(selected.approximant), store, oracle=oracle, fmax=0.05, max_steps=relax_max_steps,
+                           scheduler="local" if n_workers > 1 else None, n_workers=n_workers, progress=progress)
+    out = selected.assign(structure=[structure_hash(s) for s in selected.approximant])
+    final = dict(zip(res.structure_hash, res.final_structure))
+    ok = dict(zip(res.structure_hash, res.ok))
+    converged = dict(zip(res.structure_hash, res.converged))
+    relaxed = {k: Structure.from_dict(json.loads(final[k])) for k in out.structure
+               if ok.get(k) == 1 and isinstance(final.get(k), str)}
+    out["relaxed"] = out.structure.isin(relaxed)
+    out["converged"] = out.structure.map(converged).eq(1)
+    return out.drop(columns=["approximant"]), relaxed
 
 # %% ../../nbs/18_conductors.ipynb #48081e4ae82a
 #: A run's standard error of log10 D is never taken below this (decades): MSD regressions that treat time-correlated
@@ -269,7 +297,8 @@ def rank_correlation(measured, simulated, *, lowest=None) -> dict:
     """Spearman's ρ (with its two-sided p-value) and Kendall's τ between two conductivity lists, over the pairs where
     both are finite and positive; `n` counts those pairs. ρ is NaN with fewer than three pairs. `lowest` (booleans,
     e.g. `below_detection`) marks simulated values known only to lie below every measured one: they enter tied at
-    the bottom of the simulated ranking instead of being dropped."""
+    the bottom of the simulated ranking instead of being dropped. `rho_lo`/`rho_hi`: ρ's 95 % interval by Fisher's z
+    with Fieller, Hartley & Pearson's variance 1.06 / (n − 3) (Biometrika 44, 470 (1957)); NaN below four pairs."""
     from scipy import stats
     from matdisco.metrics import spearman
     a, b = np.asarray(measured, float), np.asarray(simulated, float).copy()
@@ -279,8 +308,15 @@ def rank_correlation(measured, simulated, *, lowest=None) -> dict:
         b[low] = (finite.min() if len(finite) else 1.0) * 1e-6          # tied, and below every fitted value
     ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
     n = int(ok.sum())
-    if n < 3: return {"n": n, "spearman_rho": np.nan, "p_value": np.nan, "kendall_tau": np.nan}
-    return {"n": n, "spearman_rho": spearman(a[ok], b[ok]), "p_value": float(stats.spearmanr(a[ok], b[ok]).pvalue),
+    if n < 3: return {"n": n, "spearman_rho": np.nan, "rho_lo": np.nan, "rho_hi": np.nan, "p_value": np.nan,
+                      "kendall_tau": np.nan}
+    rho = spearman(a[ok], b[ok])
+    lo = hi = np.nan
+    if n > 3:
+        z, half = np.arctanh(np.clip(rho, -0.999999, 0.999999)), 1.959964 * np.sqrt(1.06 / (n - 3))
+        lo, hi = float(np.tanh(z - half)), float(np.tanh(z + half))
+    return {"n": n, "spearman_rho": rho, "rho_lo": lo, "rho_hi": hi,
+            "p_value": float(stats.spearmanr(a[ok], b[ok]).pvalue),
             "kendall_tau": float(stats.kendalltau(a[ok], b[ok]).statistic)}
 
 # %% ../../nbs/18_conductors.ipynb #055081669be5

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'CM2_S_PER_A2_FS', 'MDConfig',
            'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime',
            'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold', 'diffusivity_agreement',
-           'md_classification', 'make_md_calculator', 'calculator_tag', 'screen_conductors']
+           'md_classification', 'make_md_calculator', 'calculator_tag', 'screen_conductors', 'md_reference_dir',
+           'md_reference_key', 'oracle_md_reference', 'md_speed']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = 1.18   # log10 of the 1,000 K Li conductivity threshold in mS/cm (GNoME Methods; Jun et al. 2022)
@@ -327,3 +328,92 @@ def screen_conductors(structures: dict, calculators: dict, config: MDConfig, out
     if {"sigma_mS_cm", "diffusive", "sigma_floor_mS_cm"} <= set(t.columns):
         t["superionic"] = superionic_label(t.sigma_mS_cm, t.diffusive, t.sigma_floor_mS_cm)
     return t.sort_values(["calculator", "structure"]).reset_index(drop=True) if len(t) else t
+
+# %% ../../nbs/17_md.ipynb #492405543f4e
+def md_reference_dir() -> Path:
+    "Committed oracle-MD references (`results/md_reference/` of the project): computed once, reused by every run."
+    from matdisco.data import project_root
+    return project_root() / "results" / "md_reference"
+
+def md_reference_key(structures, oracle: str, config: MDConfig) -> str:
+    "Key of an oracle-MD reference: the oracle and its package version, the protocol and the structures' keys."
+    from matdisco.oracle import oracle_software
+    return config_key({"oracle": oracle, "software": oracle_software(oracle), "config": asdict(config),
+                       "structures": sorted(structures)}, datasets=())
+
+def _read_reference(folder: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
+    from matdisco.data import DataError
+    table_path = folder / f"md-reference-{key}.csv"
+    meta_path = table_path.with_suffix(".json")
+    if not (table_path.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        table = pd.read_csv(table_path)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise DataError(f"{meta_path.parent}: md-reference-{key} cannot be read ({type(e).__name__}: {e}); "
+                        "delete both files to recompute it") from e
+    if meta.get("key") != key or set(table.structure) != set(meta.get("structures", {})):
+        raise DataError(f"{meta_path}: its key or structures do not match md-reference-{key}; delete both files to "
+                        "recompute it")
+    return table, meta
+
+def oracle_md_reference(structures: dict, oracle: str, config: MDConfig, *, cache: Path | str,
+                        stores=None, out_dir: Path | str | None = None, info: pd.DataFrame | None = None,
+                        kinisi_errors: bool = True, n_workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """The oracle's MD of `structures` (key -> relaxed pymatgen structure) at `config`, computed once: (table, meta).
+    Read from the first of `stores` (default: `md_reference_dir()`, then `cache`) holding `md-reference-<key>.csv`
+    and its `.json`; else run with `screen_conductors` (trajectories under `cache`) and write both, atomically, to
+    `cache` and `out_dir`. `info`: per-structure columns indexed by structure key (e.g. OBELiX id, measured σ), kept
+    in the table. A reference whose files disagree with their key is refused with the file named."""
+    from matdisco.oracle import oracle_software
+    from matdisco.data import sha256_file
+    from matdisco.runner import environment_info, git_commit
+    key = md_reference_key(structures, oracle, config)
+    cache = Path(cache)
+    for folder in (stores if stores is not None else (md_reference_dir(), cache)):
+        found = _read_reference(Path(folder), key)
+        if found is not None:
+            log.info("oracle-MD reference %s read from %s (%d structures)", key, folder, len(found[0]))
+            return found
+    log.info("oracle-MD reference %s: %d structures to run with %s", key, len(structures), oracle)
+    table = screen_conductors(structures, {"oracle": oracle}, config, cache, kinisi_errors=kinisi_errors,
+                              n_workers=n_workers, progress=progress)
+    if info is not None and len(table):
+        table = table.merge(info, left_on="structure", right_index=True, how="left")
+    folder = cache / calculator_tag(oracle) / config_key(config, datasets=())
+    trajectories = {k: folder / f"{k}.extxyz" for k in structures}
+    env = environment_info()
+    meta = {"key": key, "oracle": oracle, "software": oracle_software(oracle), "config": asdict(config),
+            "structures": {k: {"formula": s.composition.reduced_formula, "n_sites": len(s),
+                               "trajectory_sha256": sha256_file(trajectories[k]) if trajectories[k].exists() else None}
+                           for k, s in structures.items()},
+            "git": git_commit(), "packages": env["packages"], "python": env["python"],
+            "hardware": {k: env[k] for k in ("platform", "cpu_count", "device", "device_name")},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for target in [cache] + ([Path(out_dir)] if out_dir is not None else []):
+        target.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target / f"md-reference-{key}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        atomic_write_text(target / f"md-reference-{key}.json", json.dumps(meta, indent=1, default=str))
+    return table, meta
+
+def md_speed(structure, calculators: dict, *, steps: int = 50, min_length: float = 7.0,
+             temperature_K: float = 1000.0) -> dict:
+    """MD steps per second of each `calculators` item (name -> spec, as `screen_conductors`) on the same supercell
+    of `structure`, in this process, one after the other (after one warm-up step each): a like-for-like speed
+    comparison that does not depend on when each trajectory was made."""
+    from ase import units
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    speeds = {}
+    for name, spec in calculators.items():
+        a = md_supercell(structure, min_length)
+        a.calc = make_md_calculator(spec)
+        MaxwellBoltzmannDistribution(a, temperature_K=temperature_K, rng=np.random.default_rng(0))
+        dyn = NoseHooverChainNVT(a, timestep=2.0 * units.fs, temperature_K=temperature_K, tdamp=100 * units.fs)
+        dyn.run(1)
+        t0 = time.perf_counter()
+        dyn.run(steps)
+        speeds[name] = steps / (time.perf_counter() - t0)
+    return speeds

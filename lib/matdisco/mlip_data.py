@@ -239,10 +239,13 @@ def relaxed_sources(structures, store, *, oracle: str = "chgnet-0.3.0", fmax: fl
     return relaxed, {k: p for k, p in trajs.items() if p.exists()}
 
 # %% ../../nbs/15_mlip_data.ipynb #95e054a33d11
-def composition_split(formulas, *, test_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
-    "'train' or 'test' for each reduced formula; all frames of a composition on one side."
+def composition_split(formulas, *, test_fraction: float = 0.2, seed: int = 0, hold_out=()) -> np.ndarray:
+    """'train' or 'test' for each reduced formula; all frames of a composition on one side. Compositions in
+    `hold_out` (reduced formulas, e.g. those of the zero-shot MD reference) are always 'test', whatever the draw."""
+    from pymatgen.core import Composition
+    forced = set(hold_out) | {Composition(f).reduced_formula for f in hold_out}
     def u(f): return int(hashlib.sha1(f"{seed}:{f}".encode()).hexdigest()[:12], 16) / 16**12
-    return np.array(["test" if u(f) < test_fraction else "train" for f in formulas])
+    return np.array(["test" if (f in forced or u(f) < test_fraction) else "train" for f in formulas])
 
 def elements_covered(frames, reference) -> np.ndarray:
     """Whether every element of each frame occurs in some `reference` frame: a potential cannot know the energy of an

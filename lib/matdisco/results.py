@@ -235,13 +235,19 @@ def collect_results(run_dir: Path | str, dest: Path | str | None = None, *,
                     figures: Path | str | None = None) -> list[Path]:
     """Write every completed stage's result of the run in `run_dir` to `dest` (default `results/<profile>/`) as
     `<experiment>.json`; with `figures` (e.g. the project's `figures/`, the reference figures), copy the stages'
-    figures there too. Returns the files written."""
+    figures there too. A stage's oracle-MD references (`md-reference-<key>.csv` and `.json`, `matdisco.md`) are
+    promoted to the `md_reference/` folder beside `dest` (`results/md_reference/`), where later runs read them; one
+    already there is kept (its key names its full configuration). Returns the files written."""
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     dest = Path(dest) if dest else results_dir(manifest["profile"])
     written = []
     for name, result in load_results(run_dir).items():
         written.append(atomic_write_text(dest / f"{name}.json", json.dumps(result, indent=1, allow_nan=False) + "\n"))
+        for reference in sorted((run_dir / "stages" / name).glob("md-reference-*.*")):
+            target = dest.parent / "md_reference" / reference.name
+            if not target.exists():
+                written.append(atomic_write_text(target, reference.read_text()))
         stage_figures = run_dir / "stages" / name / "figures"
         if figures is None or not stage_figures.exists():
             continue
