@@ -95,6 +95,32 @@ def test_a_result_is_stale_once_a_later_commit_changes_its_code():
     assert stale_changes("0" * 40, sources, ROOT) == ["unknown"]
 
 
+def test_a_result_that_records_its_parameters_is_stale_only_when_they_change():
+    """The runner holds every experiment's profiles, so a runner commit used to mark every result stale. A result
+    that records its parameters is judged by them instead: another experiment's profile change leaves it fresh, a
+    change of its own parameters marks it stale."""
+    from matdisco.results import result_label
+    from matdisco.runner import EXPERIMENTS
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    runner_change = subprocess.run(["git", "log", "-1", "--format=%H", "--", "lib/matdisco/runner.py"], cwd=ROOT,
+                                   capture_output=True, text=True).stdout.strip()
+    before = subprocess.run(["git", "rev-parse", f"{runner_change}~1"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    params = next(e for e in EXPERIMENTS if e.name == "dataset_overview").params_for("tiny")
+    recorded = params | {"profile": "tiny", "seed": 0, "out_dir": ".", "figures_dir": "figures"}
+    result = {"experiment": "dataset_overview", "profile": "tiny", "date": "2026-12-04T00:00:00+00:00",
+              "provenance": {"git": {"commit": before, "dirty": False}, "wall_s": 1.0, "parameters": recorded}}
+    sources = [s for s in experiment_sources("01_dataset_overview.ipynb", ROOT) if s != "lib/matdisco/runner.py"]
+    fresh = not stale_changes(before, sources, ROOT)
+    assert ("**stale**" not in result_label(result, ROOT)) == fresh        # the runner commit alone does not count
+    assert "parameters have changed" not in result_label(result, ROOT)
+    result["provenance"]["parameters"] = recorded | {"n_hull_sample": -1}
+    assert "**stale**: its `tiny` parameters have changed since" in result_label(result, ROOT)
+    result["provenance"]["git"]["commit"] = head
+    del result["provenance"]["parameters"]                              # an old file: the runner counts again
+    assert "**stale**" not in result_label(result, ROOT)
+
+
 def test_published_values_are_the_ones_the_chapters_plot():
     by_metric = {(p.experiment, p.metric): p for p in PUBLISHED}
     for row in PUBLISHED_SUN.itertuples():

@@ -67,7 +67,8 @@ RESULTS_SCHEMA = {
                 "packages": {"type": "object", "required": ["matdisco", "torch"],
                              "additionalProperties": {"type": ["string", "null"]}},
                 "hardware": {"type": "object", "required": ["python", "platform", "cpu_count", "device"]},
-                "wall_s": {"type": ["number", "null"], "minimum": 0}}}}}
+                "wall_s": {"type": ["number", "null"], "minimum": 0},
+                "parameters": {"type": ["object", "null"]}}}}}
 
 @dataclass(frozen=True)
 class Published:
@@ -170,7 +171,8 @@ def stage_results(run_dir: Path | str, experiment: str) -> dict:
                        "data": manifest["data"],
                        "packages": environment["packages"],
                        "hardware": hardware,
-                       "wall_s": done.get("wall_s")}}
+                       "wall_s": done.get("wall_s"),
+                       "parameters": done.get("parameters")}}
     return _finite(result)
 
 def validate_results(result: dict, name: str = "results file"):
@@ -482,8 +484,19 @@ def result_label(result: dict, root: Path | None = None, *, commit: bool = True)
     from matdisco.runner import EXPERIMENTS
     git = result["provenance"]["git"]
     sha = git.get("commit")
-    notebook = {e.name: e.notebook for e in EXPERIMENTS}.get(result["experiment"])
-    changes = stale_changes(sha, experiment_sources(notebook, root), root) if notebook else ["unknown"]
+    experiment = next((e for e in EXPERIMENTS if e.name == result["experiment"]), None)
+    sources = experiment_sources(experiment.notebook, root) if experiment else []
+    recorded = result["provenance"].get("parameters")
+    parameters_changed = False
+    if recorded is not None and experiment is not None:
+        # the runner holds every experiment's profiles: a result that records its parameters is stale when *they*
+        # changed, not when another experiment's did
+        sources = [s for s in sources if s != "lib/matdisco/runner.py"]
+        run_only = ("profile", "seed", "out_dir", "figures_dir")
+        now = json.dumps(experiment.params_for(result["profile"]), sort_keys=True, default=str)
+        then = json.dumps({k: v for k, v in recorded.items() if k not in run_only}, sort_keys=True, default=str)
+        parameters_changed = now != then
+    changes = stale_changes(sha, sources, root) if experiment else ["unknown"]
     wall = result["provenance"].get("wall_s")
     parts = [f"`{result['profile']}`"]
     if commit:
@@ -495,6 +508,8 @@ def result_label(result: dict, root: Path | None = None, *, commit: bool = True)
         parts.append("**stale**: its commit is not in this history")
     elif changes:
         parts.append(f"**stale**: {len(changes)} later commit(s) changed its code")
+    if parameters_changed:
+        parts.append(f"**stale**: its `{result['profile']}` parameters have changed since")
     return " · ".join(parts)
 
 def _markdown_table(frame: pd.DataFrame) -> str:
