@@ -140,3 +140,30 @@ def test_the_readme_is_rendered_from_the_index_notebook_and_the_committed_result
     assert len(readme.encode()) <= 15_000
     commit_like = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
     assert not commit_like.findall(readme)
+
+
+def test_caveats_stand_next_to_their_numbers_and_gnome_retention_beside_the_new_materials():
+    """The report's caveats are computed from the results file (a hand-built one with a known answer here), and the
+    validation rows put GNoME's r2SCAN retention (of its new materials) beside our new ones only."""
+    from matdisco.results import CAVEATS, headline_rows
+    enrichment = [{"rounds": str(k), "kind": kind, "filtered_units": n} for k in (0, 1)
+                  for kind, n in (("structural", 40), ("covered", 3 * k))]
+    enrichment.append({"rounds": "1-5 pooled", "kind": "structural", "filtered_units": 999})
+    arms = [{"arm": "control", "n_new": 3}, {"arm": "all", "n_new": 4}]
+    discovery = {"tables": {"enrichment": enrichment, "verdicts_by_arm": arms}}
+    notes = CAVEATS["discovery"](discovery)
+    assert notes[0].startswith("77 of the filter's 80 structural picks") and notes[1].startswith("3 of the 4 new")
+    retention = [{"level": "x-r2scan", "status": status, "arity": "binary/ternary", "set": "discovery",
+                  "n_base_stable": 10, "retention": 0.9, "retention_lo": 0.6, "retention_hi": 0.98,
+                  "r_e_form_with_base": 0.95} for status in ("new", "rediscovered")]
+    mu = [{"level": "base", "element": "Br", "offset": -0.49, "flagged": True, "set": "discovery"},
+          {"level": "x-r2scan", "element": "O", "offset": 0.3, "flagged": True, "set": "discovery"}]
+    published = [{"metric": "r2SCAN retention binary/ternary", "value": 84, "unit": "%", "cite": "GNoME",
+                  "level_of_theory": "DFT r2SCAN vs DFT PBE", "source": "s"}]
+    validation = {"experiment": "validation", "tables": {"retention": retention, "mu_check": mu},
+                  "metrics": {"config": {"base_oracle": "base"}}, "published": published}
+    rows = headline_rows(validation).set_index("quantity")
+    assert rows.published["retention at x-r2scan (new, binary/ternary, in scope; n = 10)"] == "84 % (GNoME)"
+    assert rows.published["retention at x-r2scan (rediscovered, binary/ternary, in scope; n = 10)"] == ""
+    notes = CAVEATS["validation"](validation)
+    assert "x-r2scan r = 0.95" in notes[0] and notes[1].startswith("The μ check flags 1 elements") and "Br -0.49" in notes[1]

@@ -19,10 +19,11 @@ import pandas as pd
 from .data import atomic_write_text, project_root
 
 # %% auto #0
-__all__ = ['RESULTS_VERSION', 'RESULTS_SCHEMA', 'PUBLISHED', 'RESULT_TABLES', 'REFERENCE_PROFILES', 'HEADLINES', 'README_BEGIN',
-           'README_END', 'Published', 'stage_results', 'validate_results', 'write_stage_results', 'results_dir',
-           'reference_results_dirs', 'load_results', 'collect_results', 'experiment_sources', 'stale_changes',
-           'headline_rows', 'result_label', 'render_report', 'readme_block', 'merged_results', 'render_readme']
+__all__ = ['RESULTS_VERSION', 'RESULTS_SCHEMA', 'PUBLISHED', 'RESULT_TABLES', 'REFERENCE_PROFILES', 'HEADLINES', 'CAVEATS',
+           'README_BEGIN', 'README_END', 'Published', 'stage_results', 'validate_results', 'write_stage_results',
+           'results_dir', 'reference_results_dirs', 'load_results', 'collect_results', 'experiment_sources',
+           'stale_changes', 'headline_rows', 'result_label', 'render_report', 'readme_block', 'merged_results',
+           'render_readme']
 
 # %% ../../nbs/97_results.ipynb #0004263be407
 RESULTS_VERSION = 1
@@ -412,12 +413,13 @@ def _evaluate_rows(r):
 def _validation_rows(r):
     rows = []
     for t in r["tables"].get("retention", []):
-        if t.get("status") != "all" or t.get("set") != "discovery":
+        if t.get("set") != "discovery" or t.get("status") not in ("new", "rediscovered") or not t.get("n_base_stable"):
             continue
-        rows.append(_row(f"retention at {t['level']} ({t['arity']}, in scope)",
+        # GNoME's retention is of its new (PBE-stable) materials: the published value stands beside the new ones only
+        published = _published(r, f"r2SCAN retention {t['arity']}") if t["status"] == "new" else {}
+        rows.append(_row(f"retention at {t['level']} ({t['status']}, {t['arity']}, in scope; n = {t['n_base_stable']})",
                          _interval(t.get("retention"), t.get("retention_lo"), t.get("retention_hi"), 100, "{:.0f}"),
-                         "%", **_published(r, f"r2SCAN retention {t['arity']}"),
-                         level=f"{t['level']} vs the base oracle, each on its own hull"))
+                         "%", **published, level=f"{t['level']} vs the base oracle, each on its own hull"))
     for t in r["tables"].get("retention_by_scope", []):
         if t.get("status") != "all" or t.get("set") != "discovery":
             continue
@@ -477,6 +479,60 @@ def headline_rows(result: dict) -> pd.DataFrame:
     rows = HEADLINES.get(result["experiment"], lambda r: [])(result)
     return pd.DataFrame(rows, columns=["quantity", "value", "unit", "level", "published", "published_level", "headline"])
 
+# %% ../../nbs/97_results.ipynb #804a5b3e6379
+def _discovery_caveats(r) -> list[str]:
+    notes = []
+    per_round = [t for t in r["tables"].get("enrichment", []) if t.get("rounds") not in ("1-5 pooled", "all")
+                 and "pooled" not in str(t.get("rounds"))]
+    picks = sum(t["filtered_units"] for t in per_round if t["kind"] == "structural")
+    covered = sum(t["filtered_units"] for t in per_round if t["kind"] == "covered")
+    if picks:
+        notes.append(f"{picks - covered} of the filter's {picks} structural picks lie in chemical systems whose reference "
+                     "hull has a gap beyond tolerance: its hit rate there measures the reference's holes as much as the "
+                     "filter; the enrichment in well-covered systems only is the row that isolates the filter.")
+    arms = {t["arm"]: t for t in r["tables"].get("verdicts_by_arm", [])}
+    if {"control", "all"} <= set(arms) and arms["all"].get("n_new"):
+        notes.append(f"{arms['control']['n_new']} of the {arms['all']['n_new']} new compositions came from the control "
+                     "(random) arm.")
+    return notes
+
+def _validation_caveats(r) -> list[str]:
+    notes = []
+    rs = {t["level"]: t.get("r_e_form_with_base") for t in r["tables"].get("retention", [])
+          if t.get("set") == "discovery" and t.get("r_e_form_with_base") is not None}
+    if rs:
+        shown = ", ".join(f"{level} r = {value:.2f}" for level, value in sorted(rs.items()))
+        notes.append(f"Formation energies at each higher level correlate with the base oracle's ({shown}): the r2SCAN "
+                     "potentials learned from relaxations of the same MP crystals, so retention is not independent of "
+                     "the base level, as GNoME's r2SCAN DFT was.")
+    base = r["metrics"].get("config", {}).get("base_oracle")
+    flagged = sorted((t["element"], t["offset"]) for t in r["tables"].get("mu_check", [])
+                     if t.get("set") == "discovery" and t.get("flagged") and t.get("level") == base)
+    if flagged:
+        shown = ", ".join(f"{e} {o:+.2f}" for e, o in flagged)
+        notes.append(f"The μ check flags {len(flagged)} elements at the base level (eV/atom, beyond 0.1): {shown}; "
+                     "compounds of these elements carry that offset in their formation energy.")
+    return notes
+
+def _evaluate_caveats(r) -> list[str]:
+    return ["Stability is the oracle's on this project's mp2018 hull; MatterGen's published S.U.N. is DFT on a hull of "
+            "846k MP + Alexandria entries: the published values stand beside ours for scale, not as a like-for-like "
+            "comparison."]
+
+def _mlip_caveats(r) -> list[str]:
+    m = r["metrics"]
+    notes = []
+    md, cls = m.get("md", {}), m.get("classification", {})
+    if md and cls.get("threshold_mS_cm"):
+        notes.append(f"Zero-shot MD: {md.get('total_ps')} ps at {md.get('temperature_K'):,.0f} K (GNoME: 50 ps); labels at "
+                     f"{cls['threshold_mS_cm']:,.0f} mS/cm, the threshold these runs resolve "
+                     f"({'GNoME' + chr(39) + 's' if cls.get('threshold_is_gnome') else 'GNoME: 15.1 mS/cm'}).")
+    return notes
+
+#: Per experiment: the caveats that matter, computed from the results file, rendered under its table in the report
+CAVEATS = {"discovery": _discovery_caveats, "validation": _validation_caveats, "evaluate": _evaluate_caveats,
+           "mlip": _mlip_caveats}
+
 # %% ../../nbs/97_results.ipynb #0015d7883847
 def result_label(result: dict, root: Path | None = None, *, commit: bool = True) -> str:
     """'`cpu` · `1a2b3c4` · 2026-12-04 · 7,742 s', plus a **stale** mark when a later commit changed the code behind
@@ -530,6 +586,8 @@ def render_report(results: dict[str, dict], root: Path | None = None) -> str:
         parts += [f"## {name}", "", result_label(results[name], root), ""]
         if len(rows):
             parts += [_markdown_table(rows.drop(columns="headline")), ""]
+        caveats = CAVEATS.get(name, lambda r: [])(results[name])
+        parts += [f"- **Caveat.** {c}" for c in caveats] + ([""] if caveats else [])
         sources = {f"{p['cite']}: {p['source']}" for p in results[name]["published"]}
         parts += [f"- {s}" for s in sorted(sources)] + ([""] if sources else [])
     return "\n".join(parts)
