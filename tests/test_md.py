@@ -148,6 +148,13 @@ def test_the_oracle_md_reference_is_computed_once_and_read_back_by_its_key(tmp_p
     pd.testing.assert_frame_equal(again, pd.read_csv(run / f"md-reference-{key}.csv"))
     assert md_reference_key(structures, "chgnet-0.3.0", MDConfig(total_ps=0.04, discard_ps=0.0, sample_every=2,
                                                                  min_length=4.0, max_atoms=16, smoothed=False)) != key
+    # a failed run is not frozen into a reference
+    monkeypatch.setattr(md, "screen_conductors", lambda *a, **k: pd.DataFrame(
+        [{"structure": "li2o", "calculator": "oracle", "reason": "md: FloatingPointError: non-finite positions"}]))
+    other = MDConfig(total_ps=0.06, discard_ps=0.0, sample_every=2, min_length=4.0, max_atoms=16, smoothed=False)
+    _, failed = oracle_md_reference(structures, "chgnet-0.3.0", other, cache=cache, stores=[cache], progress=False)
+    other_key = md_reference_key(structures, "chgnet-0.3.0", other)
+    assert failed["incomplete"] == ["li2o"] and not list(cache.glob(f"md-reference-{other_key}*"))
     (cache / f"md-reference-{key}.json").write_text('{"key": "something-else", "structures": {}}')
     with pytest.raises(DataError, match=f"md-reference-{key}.json"):
         oracle_md_reference(structures, "chgnet-0.3.0", cfg, cache=cache, stores=[cache], progress=False)

@@ -365,7 +365,9 @@ def oracle_md_reference(structures: dict, oracle: str, config: MDConfig, *, cach
     Read from the first of `stores` (default: `md_reference_dir()`, then `cache`) holding `md-reference-<key>.csv`
     and its `.json`; else run with `screen_conductors` (trajectories under `cache`) and write both, atomically, to
     `cache` and `out_dir`. `info`: per-structure columns indexed by structure key (e.g. OBELiX id, measured σ), kept
-    in the table. A reference whose files disagree with their key is refused with the file named."""
+    in the table. A reference whose files disagree with their key is refused with the file named. A run that failed
+    or was lost is not frozen into a reference: the table is returned but nothing is written (the next call retries
+    the missing runs; the finished trajectories are reused)."""
     from matdisco.oracle import oracle_software
     from matdisco.data import sha256_file
     from matdisco.runner import environment_info, git_commit
@@ -381,6 +383,13 @@ def oracle_md_reference(structures: dict, oracle: str, config: MDConfig, *, cach
                               n_workers=n_workers, progress=progress)
     if info is not None and len(table):
         table = table.merge(info, left_on="structure", right_index=True, how="left")
+    failed = set(structures) - set(table.structure if len(table) else [])
+    if "reason" in table:
+        failed |= set(table.structure[table.reason.astype(str).str.startswith("md:")])
+    if failed:
+        log.warning("oracle-MD reference %s not stored: %d of %d runs failed or were lost (%s)", key, len(failed),
+                    len(structures), ", ".join(sorted(failed))[:300])
+        return table, {"key": key, "oracle": oracle, "structures": {}, "incomplete": sorted(failed)}
     folder = cache / calculator_tag(oracle) / config_key(config, datasets=())
     trajectories = {k: folder / f"{k}.extxyz" for k in structures}
     env = environment_info()
