@@ -62,7 +62,7 @@ docs: install
 
 # Wheels for an air-gapped node (Python $(PYTHON_VERSION)) into $(WHEELHOUSE_DIR): matdisco's locked runtime closure
 # minus what the node already holds ($(HAVE)), unused weights, test data and optional packages left out (FULL=1 keeps
-# the optional ones). For the H200 node (Python 3.12): 52.9 MiB, measured 2026-12-04 (90.7 MiB with FULL=1).
+# the optional ones). For the H200 node (Python 3.12): 56.4 MiB, measured 2026-12-04 (90.7 MiB with FULL=1).
 PYTHON_VERSION ?= 3.12
 HAVE ?= .ci/h200-packages.txt
 WHEELHOUSE_DIR ?= wheelhouse
