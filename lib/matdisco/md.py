@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'CM2_S_PER_A2_FS', 'MDConfig',
            'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime',
            'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold', 'diffusivity_agreement',
-           'md_classification', 'make_md_calculator', 'calculator_tag', 'screen_conductors', 'md_reference_dir',
-           'md_reference_key', 'oracle_md_reference', 'md_speed']
+           'md_classification', 'make_md_calculator', 'md_trajectory_path', 'calculator_tag', 'screen_conductors',
+           'md_reference_dir', 'md_reference_key', 'oracle_md_reference', 'md_speed']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = 1.18   # log10 of the 1,000 K Li conductivity threshold in mS/cm (GNoME Methods; Jun et al. 2022)
@@ -274,6 +274,10 @@ def make_md_calculator(spec, device: str | None = None):
     model, _ = load_potential(spec)
     return potential_calculator(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
+def md_trajectory_path(out_dir: Path | str, spec, config: MDConfig, structure_key: str) -> Path:
+    "Where `screen_conductors` keeps the trajectory of one (calculator spec, protocol, structure)."
+    return Path(out_dir) / calculator_tag(spec) / config_key(config, datasets=()) / f"{structure_key}.extxyz"
+
 def calculator_tag(spec) -> str:
     """Folder name of a calculator spec's trajectories: a saved potential's file stem (it carries the potential's key),
     or an oracle's name with its package version, so a changed potential or oracle never reuses old trajectories."""
@@ -310,8 +314,7 @@ def screen_conductors(structures: dict, calculators: dict, config: MDConfig, out
     row per (structure, calculator): size, steps/s, mean temperature, transport, detection floor and the superionic
     label at GNoME's threshold (`superionic_label`: NaN where the run cannot resolve it)."""
     from tqdm.auto import tqdm
-    key = config_key(config, datasets=())
-    jobs = [(sid, s.as_dict(), name, spec, config, str(Path(out_dir) / calculator_tag(spec) / key / f"{sid}.extxyz"), kinisi_errors)
+    jobs = [(sid, s.as_dict(), name, spec, config, str(md_trajectory_path(out_dir, spec, config, sid)), kinisi_errors)
             for name, spec in calculators.items() for sid, s in structures.items()]
     if client is None and n_workers <= 1:
         rows = [_md_job(*j, progress) for j in tqdm(jobs, desc="md jobs", disable=not progress)]
@@ -390,8 +393,7 @@ def oracle_md_reference(structures: dict, oracle: str, config: MDConfig, *, cach
         log.warning("oracle-MD reference %s not stored: %d of %d runs failed or were lost (%s)", key, len(failed),
                     len(structures), ", ".join(sorted(failed))[:300])
         return table, {"key": key, "oracle": oracle, "structures": {}, "incomplete": sorted(failed)}
-    folder = cache / calculator_tag(oracle) / config_key(config, datasets=())
-    trajectories = {k: folder / f"{k}.extxyz" for k in structures}
+    trajectories = {k: md_trajectory_path(cache, oracle, config, k) for k in structures}
     env = environment_info()
     meta = {"key": key, "oracle": oracle, "software": oracle_software(oracle), "config": asdict(config),
             "structures": {k: {"formula": s.composition.reduced_formula, "n_sites": len(s),

@@ -482,8 +482,8 @@ def headline_rows(result: dict) -> pd.DataFrame:
 # %% ../../nbs/97_results.ipynb #804a5b3e6379
 def _discovery_caveats(r) -> list[str]:
     notes = []
-    per_round = [t for t in r["tables"].get("enrichment", []) if t.get("rounds") not in ("1-5 pooled", "all")
-                 and "pooled" not in str(t.get("rounds"))]
+    per_round = [t for t in r["tables"].get("enrichment", [])
+                 if t.get("rounds") != "all" and "pooled" not in str(t.get("rounds"))]
     picks = sum(t["filtered_units"] for t in per_round if t["kind"] == "structural")
     covered = sum(t["filtered_units"] for t in per_round if t["kind"] == "covered")
     if picks:
@@ -524,9 +524,9 @@ def _mlip_caveats(r) -> list[str]:
     notes = []
     md, cls = m.get("md", {}), m.get("classification", {})
     if md and cls.get("threshold_mS_cm"):
+        whose = "GNoME's" if cls.get("threshold_is_gnome") else "GNoME: 15.1 mS/cm"
         notes.append(f"Zero-shot MD: {md.get('total_ps')} ps at {md.get('temperature_K'):,.0f} K (GNoME: 50 ps); labels at "
-                     f"{cls['threshold_mS_cm']:,.0f} mS/cm, the threshold these runs resolve "
-                     f"({'GNoME' + chr(39) + 's' if cls.get('threshold_is_gnome') else 'GNoME: 15.1 mS/cm'}).")
+                     f"{cls['threshold_mS_cm']:,.0f} mS/cm, the threshold these runs resolve ({whose}).")
     return notes
 
 #: Per experiment: the caveats that matter, computed from the results file, rendered under its table in the report

@@ -181,8 +181,8 @@ EXPERIMENTS: list[Experiment] = [
                           "n_md": 1, "kinisi_errors": False},
                 "tiny": {},
                 # cpu: the closed Li-conductor chemical space (290 of its mp2018 crystals of <= 10 sites); the student
-                # (lmax 1, 4.5 A cutoff: ~10 ms per frame per epoch on one core, 4x the base preset's cost for the same
-                # held-out force error on this split) trains 20 epochs at every size; SevenNet-0 fine-tunes ~20x slower.
+                # (lmax 1, 4.5 A cutoff: ~10 ms per frame per epoch on one core, a quarter of the base preset's cost, for
+                # the same held-out force error on this split) trains 20 epochs at every size; SevenNet-0 fine-tunes ~20x slower.
                 # MD: the 22 OBELiX entries of the space whose cells fit 64 atoms, 2 ps at 1,000 K (GNoME: 50 ps),
                 # smoothed=False: the oracle makes ~3 steps/s on these cells on one core (bench/md.py), so its reference
                 # takes ~2 h once (results/md_reference/)
