@@ -88,11 +88,43 @@ def test_a_result_is_stale_once_a_later_commit_changes_its_code():
     assert {"lib/matdisco/discovery.py", "lib/matdisco/hull.py", "lib/matdisco/reference.py"} <= set(sources)  # transitive
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert stale_changes(head, sources, ROOT) == []
-    last_change = subprocess.run(["git", "log", "-1", "--format=%H", "--", "lib/matdisco/discovery.py"], cwd=ROOT,
-                                 capture_output=True, text=True).stdout.strip()
-    before = subprocess.run(["git", "rev-parse", f"{last_change}~1"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    assert last_change[:7] in [c[:7] for c in stale_changes(before, sources, ROOT)]
     assert stale_changes("0" * 40, sources, ROOT) == ["unknown"]
+
+
+def _commit(repo, files: dict, message: str) -> str:
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-q", "-m", message], cwd=repo, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+
+def test_only_commits_that_change_what_the_code_does_make_a_result_stale(tmp_path):
+    """Reformatting (ruff format), comments and docstrings leave a result fresh; a changed number or a new statement,
+    in a module or in a notebook's code cell, makes it stale."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+
+    def notebook(code):
+        return json.dumps({"cells": [{"cell_type": "markdown", "source": ["# prose\n"]},
+                                     {"cell_type": "code", "source": code.splitlines(keepends=True)}]})
+
+    produced = _commit(tmp_path, {"m.py": "def f(x):\n    return x*2; \n", "e.ipynb": notebook("y = f(1); z = 2")},
+                       "the commit a result was produced at")
+    paths = ["m.py", "e.ipynb"]
+    layout = _commit(tmp_path, {"m.py": '# a comment\ndef f(x):\n    """Doubles."""\n    return x * 2\n',
+                                "e.ipynb": notebook("# why\ny = f(1)\nz = 2\n")}, "format, comment, document")
+    assert stale_changes(produced, paths, tmp_path) == []
+    prose = _commit(tmp_path, {"e.ipynb": notebook("# why\ny = f(1)\nz = 2\n").replace("# prose", "# Prose")},
+                    "markdown only")
+    assert stale_changes(produced, paths, tmp_path) == []
+    behaviour = _commit(tmp_path, {"m.py": '# a comment\ndef f(x):\n    """Doubles."""\n    return x * 3\n'},
+                        "a number changed")
+    assert stale_changes(produced, paths, tmp_path) == [behaviour[:7]]
+    assert stale_changes(layout, paths, tmp_path) == [behaviour[:7]]
+    assert stale_changes(prose, ["e.ipynb"], tmp_path) == []
+    cell = _commit(tmp_path, {"e.ipynb": notebook("y = f(1)\nz = 2\nprint(z)\n")}, "a statement added")
+    assert stale_changes(behaviour, paths, tmp_path) == [cell[:7]]
 
 
 def test_a_result_that_records_its_parameters_is_stale_only_when_they_change():

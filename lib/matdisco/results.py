@@ -5,6 +5,7 @@
 # %% ../../nbs/97_results.ipynb #0002d93b3de8
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import json
 import math
@@ -22,8 +23,8 @@ from .data import atomic_write_text, project_root
 __all__ = ['RESULTS_VERSION', 'RESULTS_SCHEMA', 'PUBLISHED', 'RESULT_TABLES', 'REFERENCE_PROFILES', 'HEADLINES', 'CAVEATS',
            'README_BEGIN', 'README_END', 'Published', 'stage_results', 'validate_results', 'write_stage_results',
            'results_dir', 'reference_results_dirs', 'load_results', 'collect_results', 'experiment_sources',
-           'stale_changes', 'headline_rows', 'result_label', 'render_report', 'readme_block', 'merged_results',
-           'render_readme']
+           'code_fingerprint', 'stale_changes', 'headline_rows', 'result_label', 'render_report', 'readme_block',
+           'merged_results', 'render_readme']
 
 # %% ../../nbs/97_results.ipynb #0004263be407
 RESULTS_VERSION = 1
@@ -283,18 +284,79 @@ def experiment_sources(notebook: str, root: Path | None = None) -> list[str]:
             todo.add(a or b)
     return [f"nbs/experiments/{notebook}"] + [f"lib/matdisco/{m}.py" for m in sorted(modules)]
 
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    "`tree` with the docstring of the module and of every class and function removed (in place)."
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_fingerprint(text: str | None, path: str) -> str | None:
+    """What the code in `text` (the file at `path`: a `.py` module or an `.ipynb` notebook's code cells) does, as
+    text: its syntax tree without comments, docstrings and layout. Two versions with the same fingerprint behave the
+    same. Code that does not parse (IPython magics, a broken cell) is kept verbatim; `None` for a missing file."""
+    if text is None:
+        return None
+    if path.endswith(".ipynb"):
+        cells = json.loads(text)["cells"]
+        chunks = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    else:
+        chunks = [text]
+    parts = []
+    for chunk in chunks:
+        try:
+            parts.append(ast.dump(_without_docstrings(ast.parse(chunk))))
+        except SyntaxError:
+            parts.append(chunk)
+    return "\n".join(parts)
+
+
+def _git_files(objects: list[str], root: Path) -> list[str | None]:
+    "The contents of `rev:path` git objects, read by one `git cat-file --batch`; `None` where one does not exist."
+    if not objects:
+        return []
+    out = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(objects).encode() + b"\n",
+                         capture_output=True, check=True).stdout
+    texts = []
+    position = 0
+    for _ in objects:
+        end = out.index(b"\n", position)
+        header = out[position:end].split()
+        position = end + 1
+        if header[-1] == b"missing":
+            texts.append(None)
+            continue
+        size = int(header[2])
+        texts.append(out[position : position + size].decode())
+        position += size + 1
+    return texts
+
+
 def stale_changes(commit: str | None, paths: list[str], root: Path | None = None) -> list[str]:
-    """Short hashes of the commits after `commit` that changed any of `paths`; `["unknown"]` when `commit` is not
-    in this repository's history (then nothing can vouch for the result)."""
+    """Short hashes of the commits after `commit` that changed what any of `paths` does (`code_fingerprint`: not
+    commits that only reformat, comment or document); `["unknown"]` when `commit` is not in this repository's
+    history (then nothing can vouch for the result)."""
     root = root or project_root()
     if not commit:
         return ["unknown"]
     known = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=root, capture_output=True)
     if known.returncode != 0:
         return ["unknown"]
-    log = subprocess.run(["git", "log", "--format=%h", f"{commit}..HEAD", "--", *paths], cwd=root,
+    log = subprocess.run(["git", "log", "--format=%H", f"{commit}..HEAD", "--", *paths], cwd=root,
                          capture_output=True, text=True, check=True)
-    return log.stdout.split()
+    changed = []
+    for sha in log.stdout.split():
+        touched = subprocess.run(["git", "diff-tree", "--no-commit-id", "--name-only", "-r", f"{sha}~1", sha, "--",
+                                  *paths], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+        texts = _git_files([f"{rev}:{p}" for p in touched for rev in (f"{sha}~1", sha)], root)
+        fingerprints = [code_fingerprint(t, p) for t, p in zip(texts, [p for p in touched for _ in (0, 1)])]
+        if any(before != after for before, after in zip(fingerprints[::2], fingerprints[1::2])):
+            changed.append(sha[:7])
+    return changed
 
 # %% ../../nbs/97_results.ipynb #00114189f0ee
 def _row(quantity, value, unit, *, published="", published_level="", level="", headline=False, fmt="{:.3g}") -> dict:
