@@ -1,4 +1,5 @@
 """Shared fixtures. Tests run against the real data mirror (../shared/data) where it exists."""
+
 import os
 from pathlib import Path
 
@@ -8,6 +9,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Tests never read or fill the machine-wide oracle cache (~/.cache/matdisco): one fresh cache per session, shared by
 # the experiment notebooks the tests execute (they inherit the environment).
 import tempfile  # noqa: E402
+
 os.environ["MATDISCO_CACHE"] = tempfile.mkdtemp(prefix="matdisco-test-cache-")
 
 from matdisco.data import mirror_dir, project_root  # noqa: E402
@@ -16,10 +18,12 @@ ROOT = project_root()
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("MATDISCO_SLOW") == "1": return
+    if os.environ.get("MATDISCO_SLOW") == "1":
+        return
     skip = pytest.mark.skip(reason="slow: set MATDISCO_SLOW=1 to run")
     for it in items:
-        if "slow" in it.keywords: it.add_marker(skip)
+        if "slow" in it.keywords:
+            it.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +37,5 @@ def mirror() -> Path:
 @pytest.fixture(scope="session")
 def mp_index(mirror):
     from matdisco.data import read_index
+
     return read_index()

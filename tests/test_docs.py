@@ -1,4 +1,5 @@
 """matdisco.docs: the site builds offline from the notebooks, every link and image resolves, a browser renders it."""
+
 import shutil
 
 import pytest
@@ -20,14 +21,16 @@ def site(tmp_path_factory):
 
 def test_the_site_has_every_notebook_and_nothing_broken(site):
     index = (site / "index.html").read_text()
-    assert "Two commands" in index and "What you get" in index               # the front page is nbs/index.ipynb
-    assert "<table" in index and "this work" in index and "| experiment |" not in index   # rendered, not raw text
+    assert "Two commands" in index and "What you get" in index  # the front page is nbs/index.ipynb
+    assert "<table" in index and "this work" in index and "| experiment |" not in index  # rendered, not raw text
     for nb in library_notebooks(ROOT):
         assert (site / "methods" / f"{nb.stem}.html").exists(), nb.name
     for exp in EXPERIMENTS:
         assert (site / "experiments" / exp.notebook.replace(".ipynb", ".html")).exists(), exp.notebook
     results_page = (site / "results.html").read_text()
-    assert "Reference figures" in results_page and results_page.count("<img") == len(list((ROOT / "figures").glob("*.png")))
+    assert "Reference figures" in results_page and results_page.count("<img") == len(
+        list((ROOT / "figures").glob("*.png"))
+    )
     assert check_site(site) == []
 
 
@@ -44,8 +47,9 @@ def test_the_checker_finds_a_broken_image_and_a_broken_link(site, tmp_path):
 @pytest.mark.skipif(chromium_binary() is None, reason="no headless browser (apt install chromium)")
 def test_a_headless_browser_renders_the_front_page_and_a_chapter(site, tmp_path):
     from PIL import Image
+
     shots = browser_screenshots(site, ["index.html", "methods/07_discovery.html"], tmp_path)
     for shot in shots:
         with Image.open(shot) as im:
             assert im.size == (1280, 1600)
-            assert len(set(im.convert("L").resize((64, 80)).getdata())) > 8   # text and layout, not a blank page
+            assert len(set(im.convert("L").resize((64, 80)).getdata())) > 8  # text and layout, not a blank page

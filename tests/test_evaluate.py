@@ -1,6 +1,7 @@
 """matdisco.evaluate and `matdisco evaluate`: S.U.N. as MatterGen defines it, on real crystals relaxed by the oracle.
 Known crystals are not novel, a duplicated sample halves uniqueness, a rattled known crystal relaxes back onto its
 parent with a small RMSD, and a crystal in a system without known compounds is flagged."""
+
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def li_o(mirror):
     "Every mp2018 Li–O crystal of ≤ 8 sites, with its material id."
     from matdisco.data import load_structures
     from matdisco.reference import space_index
+
     idx = space_index(["Li", "O"])
     frame = load_structures(idx.row_index, progress=False).frame
     return frame[frame.structure.apply(len) <= 8].reset_index(drop=True)
@@ -26,14 +28,16 @@ def li_o(mirror):
 
 @pytest.fixture(scope="module")
 def known(li_o):
-    return evaluate_structures(list(li_o.structure), list(li_o.material_id), config=FAST, scheduler=None, progress=False)
+    return evaluate_structures(
+        list(li_o.structure), list(li_o.material_id), config=FAST, scheduler=None, progress=False
+    )
 
 
 def test_known_crystals_are_not_novel_and_match_themselves(li_o, known):
     t = known.structures
     assert t.ok.all() and len(t) == len(li_o) >= 4
     assert not t.novel.any() and known.metrics["novel"] == 0 and known.metrics["sun"] == 0
-    assert (t.matched_reference == li_o.material_id).mean() >= 0.75      # relaxation may turn one polymorph into another
+    assert (t.matched_reference == li_o.material_id).mean() >= 0.75  # relaxation may turn one polymorph into another
     assert t.known_composition.all() and not t.elements_only[t.n_elements > 1].any()
     # the known ground states sit on (or within the oracle's relaxation of) the hull it was built from
     assert (t.e_hull[t.converged] > -0.05).all() and t.e_hull.min() < 0.02
@@ -42,23 +46,31 @@ def test_known_crystals_are_not_novel_and_match_themselves(li_o, known):
 
 def test_a_duplicated_sample_halves_uniqueness(li_o, known):
     twice = list(li_o.structure) * 2
-    ev = evaluate_structures(twice, config=FAST, scheduler=None, progress=False)       # relaxations come from the store
+    ev = evaluate_structures(twice, config=FAST, scheduler=None, progress=False)  # relaxations come from the store
     assert ev.metrics["unique"] == pytest.approx(known.metrics["unique"] / 2)
-    assert not ev.structures.unique.iloc[len(li_o):].any()
+    assert not ev.structures.unique.iloc[len(li_o) :].any()
 
 
 def test_a_rattled_known_crystal_relaxes_back_onto_its_parent(li_o):
     k = int(np.argmax([len(s) for s in li_o.structure]))
-    parent = li_o.structure[k]; rattled = parent.copy(); rattled.perturb(0.1, min_distance=0.05, seed=0)
-    ev = evaluate_structures([rattled], ["rattled"], config=EvaluateConfig(fmax=0.05, max_steps=300, n_workers=1),
-                             scheduler=None, progress=False)
+    parent = li_o.structure[k]
+    rattled = parent.copy()
+    rattled.perturb(0.1, min_distance=0.05, seed=0)
+    ev = evaluate_structures(
+        [rattled],
+        ["rattled"],
+        config=EvaluateConfig(fmax=0.05, max_steps=300, n_workers=1),
+        scheduler=None,
+        progress=False,
+    )
     row = ev.structures.iloc[0]
     assert row.converged and row.matched_reference == li_o.material_id[k] and not row.novel
-    assert 0.01 < row.rmsd < 0.15                                    # about the 0.1 Å rattle, undone by the relaxation
+    assert 0.01 < row.rmsd < 0.15  # about the 0.1 Å rattle, undone by the relaxation
 
 
 def test_a_system_without_known_compounds_is_flagged(li_o):
     from matdisco.reference import space_index
+
     cov = system_coverage(["Li-O", "Ar-Li", "Li"], space_index(["Li", "O", "Ar"])).set_index("chemical_system")
     assert cov.loc["Ar-Li", "elements_only"] and cov.loc["Ar-Li", "hull_compounds"] == 0
     assert not cov.loc["Li-O", "elements_only"] and cov.loc["Li-O", "hull_compounds"] >= 4
@@ -72,19 +84,39 @@ def test_sun_counts_failures_as_unstable():
 
 def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, tmp_path, capsys):
     from matdisco.cli import main
-    folder = tmp_path / "cifs"; folder.mkdir()
-    for mid, s in zip(li_o.material_id[:3], li_o.structure[:3]): s.to(filename=str(folder / f"{mid}.cif"))
+
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for mid, s in zip(li_o.material_id[:3], li_o.structure[:3]):
+        s.to(filename=str(folder / f"{mid}.cif"))
     (folder / "broken.cif").write_text("data_broken\n_cell_length_a 3\n")
     cif = li_o.structure[0].to(fmt="cif")
-    (folder / "cut_short.cif").write_text(cif[: cif.index("_atom_site") + 40])    # cut inside the atom loop
+    (folder / "cut_short.cif").write_text(cif[: cif.index("_atom_site") + 40])  # cut inside the atom loop
     out = tmp_path / "out"
-    assert main(["evaluate", str(folder), "--fmax", "0.1", "--max-steps", "60", "--workers", "1", "--scheduler", "none",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(folder),
+                "--fmax",
+                "0.1",
+                "--max-steps",
+                "60",
+                "--workers",
+                "1",
+                "--scheduler",
+                "none",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     assert "S.U.N." in printed.out and "skipped broken.cif" in printed.err
     assert "skipped cut_short.cif: unreadable: truncated" in printed.err
     terminal = printed.out + printed.err
-    assert not [w for w in ("WARNING", "Warning", "Error", "INFO") if w in terminal]    # library output: the log file
+    assert not [w for w in ("WARNING", "Warning", "Error", "INFO") if w in terminal]  # library output: the log file
     assert "WARNING matdisco.io" in (out / "evaluate.log").read_text()
     assert "'new' is relative to known_compositions" in printed.out
     metrics = json.loads((out / "metrics.json").read_text())
@@ -96,12 +128,15 @@ def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, 
     assert (out / "evaluate_e_hull.png").exists() and (out / "evaluate_e_hull.pdf").exists()
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
-    assert not Path("evaluate-missing").exists()                  # a failed call leaves no output folder behind
+    assert not Path("evaluate-missing").exists()  # a failed call leaves no output folder behind
 
 
 def test_an_element_without_any_reference_energy_fails_that_structure_only(li_o):
     from pymatgen.core import Lattice, Structure
-    am = Structure(Lattice.cubic(3.5), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])   # Am: no mp2018 crystal, no MP2020 value
+
+    am = Structure(
+        Lattice.cubic(3.5), ["Am", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )  # Am: no mp2018 crystal, no MP2020 value
     ev = evaluate_structures([li_o.structure[0], am], ["LiO", "AmO"], config=FAST, scheduler=None, progress=False)
     t = ev.structures.set_index("id")
     assert t.loc["LiO", "ok"] and not t.loc["AmO", "ok"] and t.loc["AmO", "reason"] == "no elemental reference for Am"
@@ -112,6 +147,7 @@ def test_library_warnings_logs_and_prints_go_to_the_log_file_not_the_terminal(tm
     import logging
     import warnings
     from matdisco.cli import log_to_file
+
     before = logging.getLogger().handlers[:]
     with log_to_file(tmp_path / "run.log"):
         warnings.warn("No Pauling electronegativity for He", UserWarning)
@@ -121,7 +157,7 @@ def test_library_warnings_logs_and_prints_go_to_the_log_file_not_the_terminal(tm
     assert terminal.out == "" and terminal.err == ""
     log = (tmp_path / "run.log").read_text()
     assert "Pauling" in log and "Start worker" in log and "CHGNet v0.3.0 initialized" in log
-    assert logging.getLogger().handlers == before                  # the caller's logging is restored
+    assert logging.getLogger().handlers == before  # the caller's logging is restored
 
 
 def test_matchers_and_rmsd_reproduce_mattergens_own_code():
@@ -131,10 +167,16 @@ def test_matchers_and_rmsd_reproduce_mattergens_own_code():
     from pymatgen.core import Structure
     from matdisco.candidates import disordered_matcher, structure_matcher
     from matdisco.metrics import rmsd_angstrom
+
     fixture = json.loads((Path(__file__).parent / "fixtures" / "mattergen_matchers.json").read_text())
     ordered, disordered = structure_matcher(), disordered_matcher()
-    got = {m["name"]: (ordered.fit(Structure.from_dict(m["a"]), Structure.from_dict(m["b"])),
-                       disordered.fit(Structure.from_dict(m["a"]), Structure.from_dict(m["b"]))) for m in fixture["matches"]}
+    got = {
+        m["name"]: (
+            ordered.fit(Structure.from_dict(m["a"]), Structure.from_dict(m["b"])),
+            disordered.fit(Structure.from_dict(m["a"]), Structure.from_dict(m["b"])),
+        )
+        for m in fixture["matches"]
+    }
     assert got == {m["name"]: (m["ordered"], m["disordered"]) for m in fixture["matches"]}
     for r in fixture["rmsd"]:
         ours = rmsd_angstrom(Structure.from_dict(r["original"]), Structure.from_dict(r["relaxed"]))

@@ -3,6 +3,7 @@
 `make reproduce` once failed in the last cell of the discovery stage while `make test` stayed green, because no test
 executed that cell. These tests run each stage as `make reproduce` does (papermill, the same notebooks, the same
 library calls), only smaller, and check that it wrote its results and figures."""
+
 import json
 
 import pytest
@@ -15,15 +16,29 @@ OUTPUTS = {
     "energy_models": (["metrics.csv", "predictions.csv", "summary.json"], ["energy_parity", "energy_uncertainty"]),
     "candidates": (["candidates.csv", "summary.json"], ["candidates"]),
     "scaling": (["alpha.csv", "sweep/sweep.nc"], ["scaling"]),
-    "discovery": (["summary.json", "discovery/rounds.csv", "enrichment.csv", "stable_materials.csv", "verdicts_by_round.csv"],
-                  ["discovery_rounds"]),
+    "discovery": (
+        ["summary.json", "discovery/rounds.csv", "enrichment.csv", "stable_materials.csv", "verdicts_by_round.csv"],
+        ["discovery_rounds"],
+    ),
     "evaluate": (["summary.json", "generators.csv"], ["evaluate_generators"]),
-    "validation": (["summary.json", "validation.csv", "retention.csv", "confusion.csv", "cost.csv", "mu_check.csv",
-                    "retention_by_scope.csv"], ["validation"]),
+    "validation": (
+        [
+            "summary.json",
+            "validation.csv",
+            "retention.csv",
+            "confusion.csv",
+            "cost.csv",
+            "mu_check.csv",
+            "retention_by_scope.csv",
+        ],
+        ["validation"],
+    ),
     "mlip": (["summary.json", "frames.csv", "learning_curve.csv", "errors.csv", "transfer.csv", "md.csv"], ["mlip"]),
     "conductors": (["summary.json", "selection.csv", "left_out.csv", "md.csv", "arrhenius.csv"], ["conductors"]),
-    "retrospective": (["summary.json", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
-                      ["discovery_retrospective"]),
+    "retrospective": (
+        ["summary.json", "retro_structures_summary.csv", "retro_compositions_summary.csv"],
+        ["discovery_retrospective"],
+    ),
 }
 
 
@@ -47,7 +62,7 @@ def test_experiment_runs_end_to_end_at_smoke_size(name, mirror, tmp_path):
     assert man["status"] == "complete" and man["profile"] == "smoke" and man["stages"][name]["status"] == "complete"
     log = (out / "run.log").read_text()
     assert f"stage {name}: complete" in log
-    assert "papermill INFO" in log                                     # the executed cells' output reaches the run log
-    if name == "discovery":                                            # and so do the library's records from the kernel
+    assert "papermill INFO" in log  # the executed cells' output reaches the run log
+    if name == "discovery":  # and so do the library's records from the kernel
         assert "matdisco.discovery INFO round 1: evaluated" in log
         assert "retrospective" in json.loads((stage / "summary.json").read_text())

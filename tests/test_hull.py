@@ -1,4 +1,5 @@
 """matdisco.hull on the real mp2018_formation hull."""
+
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ def test_li2o_and_li2o2_on_the_li_o_hull(mp_hull, mp_index):
     li_o = mp_index[mp_index.chemsys == "Li-O"].set_index("material_id")
     eh = dict(zip(li_o.reduced_formula, mp_hull.e_above_hull_many(li_o.formula, li_o.formation_energy_per_atom)))
     assert eh["Li2O"] == pytest.approx(0, abs=1e-9) and eh["Li2O2"] == pytest.approx(0, abs=1e-9)
-    assert eh["LiO2"] > 0.05 and eh["LiO3"] > 0.15            # superoxide, ozonide: above the hull in PBE
+    assert eh["LiO2"] > 0.05 and eh["LiO3"] > 0.15  # superoxide, ozonide: above the hull in PBE
     # a hypothetical Li2O polymorph 50 meV/atom higher sits exactly 50 meV/atom above the hull
     e_li2o = li_o[li_o.reduced_formula == "Li2O"].formation_energy_per_atom.min()
     assert mp_hull.e_above_hull("Li2O", e_li2o + 0.05) == pytest.approx(0.05, abs=1e-9)
@@ -29,6 +30,7 @@ def test_restricted_hull_equals_full_phase_diagram(mp_hull, mp_index):
     entries = [formation_entry(f, e) for f, e in zip(sub.formula, sub.formation_energy_per_atom)]
     from pymatgen.analysis.phase_diagram import PDEntry
     from pymatgen.core import Composition
+
     full = PhaseDiagram(entries + [PDEntry(Composition(el), 0.0) for el in ["Li", "Fe", "P", "O"]])
     for f, e in list(zip(sub.formula, sub.formation_energy_per_atom))[:60]:
         expected = e - full.get_hull_energy_per_atom(Composition(f))

@@ -1,21 +1,35 @@
 """matdisco.mlip: an energy-conserving potential trained with CHGNet's Trainer on oracle frames."""
+
 import numpy as np
 import pytest
 from ase.build import bulk
 
-from matdisco.mlip import (PotentialConfig, elemental_references, fit_composition_model, frames_to_dataset,
-                           load_potential, new_potential, potential_calculator, potential_errors, potential_path,
-                           train_potential)
+from matdisco.mlip import (
+    PotentialConfig,
+    elemental_references,
+    fit_composition_model,
+    frames_to_dataset,
+    load_potential,
+    new_potential,
+    potential_calculator,
+    potential_errors,
+    potential_path,
+    train_potential,
+)
 from matdisco.mlip_data import SamplingConfig, build_frames, load_frames
 
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     from matdisco.oracle import make_calculator
+
     d = tmp_path_factory.mktemp("frames")
     cfg = SamplingConfig(rattles_per_temperature=3, strains=3, md_steps=0)
-    src = {"li2o": bulk("Li2O", "fluorite", a=4.61), "lif": bulk("LiF", "rocksalt", a=4.03),
-           "nacl": bulk("NaCl", "rocksalt", a=5.69)}
+    src = {
+        "li2o": bulk("Li2O", "fluorite", a=4.61),
+        "lif": bulk("LiF", "rocksalt", a=4.03),
+        "nacl": bulk("NaCl", "rocksalt", a=5.69),
+    }
     return load_frames(build_frames(src, d, cfg, calculator=make_calculator("chgnet-0.3.0"), progress=False))
 
 
@@ -24,7 +38,10 @@ def test_saved_potential_reproduces_its_predictions_and_is_keyed_by_its_data(fra
     cfg = PotentialConfig(epochs=2, batch_size=4)
     model, hist, key = train_potential(train, train[:4], cfg, root=tmp_path)
     again, _ = load_potential(potential_path(tmp_path, key))
-    a = train[0].copy(); a.calc = potential_calculator(model); b = train[0].copy(); b.calc = potential_calculator(again)
+    a = train[0].copy()
+    a.calc = potential_calculator(model)
+    b = train[0].copy()
+    b.calc = potential_calculator(again)
     assert np.isclose(a.get_potential_energy(), b.get_potential_energy(), atol=1e-5)
     assert np.allclose(a.get_forces(), b.get_forces(), atol=1e-5)
     assert len(hist) == 2 and set(hist.columns) >= {"train_e", "val_f"}
@@ -33,6 +50,7 @@ def test_saved_potential_reproduces_its_predictions_and_is_keyed_by_its_data(fra
 def test_every_element_has_its_prior_reference_whatever_the_training_frames(frames, tmp_path):
     "An element absent from the training frames gets MP's reference, never 0; fine-tuning keeps the pretrained ones."
     from matdisco.oracle import mp_reference_energies
+
     prior = mp_reference_energies()
     li = [f for f in frames if "Li" in f.info["formula"]]
     na = [f for f in frames if f.info["formula"] == "NaCl"]
@@ -54,10 +72,11 @@ def test_the_oracle_reproduces_its_own_labels_through_the_training_path(frames):
     """Zero epochs: the oracle's own network, fed the training dataset's graphs, returns the dataset's energy, force
     and stress targets to round-off. Stress targets in the wrong convention (sign, kBar vs GPa) fail here."""
     from chgnet.model import CHGNet
+
     oracle = CHGNet.load(use_device="cpu", verbose=False).eval()
     dataset = frames_to_dataset(frames, oracle.graph_converter)
     strained = [i for i, f in enumerate(frames) if f.info["kind"] == "strained"]
-    assert strained and max(np.abs(frames[i].get_stress()).max() for i in strained) > 1e-3   # stress is tested
+    assert strained and max(np.abs(frames[i].get_stress()).max() for i in strained) > 1e-3  # stress is tested
     for i in range(len(frames)):
         graph, target = dataset[i]
         pred = oracle([graph], task="efs")
@@ -67,11 +86,21 @@ def test_the_oracle_reproduces_its_own_labels_through_the_training_path(frames):
 
 
 def test_an_energy_conserving_potential_gives_forces_of_its_energy(frames):
-    model = new_potential(PotentialConfig(seed=3)); fit_composition_model(model, frames)
-    a = frames[1].copy(); a.calc = potential_calculator(model)
-    f = a.get_forces(); h = 1e-3; i, k = 0, 2
-    p = a.copy(); p.calc = a.calc; p.positions[i, k] += h; ep = p.get_potential_energy()
-    m = a.copy(); m.calc = a.calc; m.positions[i, k] -= h; em = m.get_potential_energy()
+    model = new_potential(PotentialConfig(seed=3))
+    fit_composition_model(model, frames)
+    a = frames[1].copy()
+    a.calc = potential_calculator(model)
+    f = a.get_forces()
+    h = 1e-3
+    i, k = 0, 2
+    p = a.copy()
+    p.calc = a.calc
+    p.positions[i, k] += h
+    ep = p.get_potential_energy()
+    m = a.copy()
+    m.calc = a.calc
+    m.positions[i, k] -= h
+    em = m.get_potential_energy()
     assert np.isclose(-(ep - em) / (2 * h), f[i, k], atol=2e-2)
     # sum of forces vanishes (translation invariance)
     assert np.abs(f.sum(0)).max() < 1e-3
@@ -84,6 +113,7 @@ def test_a_nequip_student_trains_with_sevenn_is_reused_by_key_and_conserves_ener
     same checkpoint; its calculator's forces are minus the gradient of its energy, and its energy is on the labels'
     scale (the MP2020 elemental references added back)."""
     from matdisco.mlip import NequipConfig, calculator_errors, energy_offset, nequip_calculator, train_nequip
+
     cfg = NequipConfig(epochs=2, batch_size=4)
     path, history, key = train_nequip(frames, frames[:4], cfg, root=tmp_path)
     again, _, key2 = train_nequip(frames, frames[:4], cfg, root=tmp_path)
@@ -102,7 +132,7 @@ def test_a_nequip_student_trains_with_sevenn_is_reused_by_key_and_conserves_ener
     m.positions[i, k] -= h
     assert np.isclose(-(p.get_potential_energy() - m.get_potential_energy()) / (2 * h), f[i, k], atol=2e-3)
     per_atom_reference = energy_offset(a) / len(a)
-    assert abs(a.get_potential_energy() / len(a) - per_atom_reference) < 3.0       # formation-energy scale, not 0
+    assert abs(a.get_potential_energy() / len(a) - per_atom_reference) < 3.0  # formation-energy scale, not 0
     errors = calculator_errors(calc, frames[:3])
     assert set(errors.columns) >= {"energy_error_meV_atom", "force_mae_meV_A", "stress_mae_GPa"}
 
@@ -111,10 +141,11 @@ def test_sevennet_0_zero_shot_beats_zero_force_on_oracle_labels(frames):
     "SevenNet-0 (shipped in the sevenn wheel), through each frame's MP2020 correction, against CHGNet's labels."
     from matdisco.mlip import SEVENNET_0, calculator_errors, error_summary, nequip_calculator
     from matdisco.mlip_data import frames_table
+
     summary = error_summary(calculator_errors(nequip_calculator(SEVENNET_0), frames))
     zero_force = 1000 * np.mean(np.concatenate([np.abs(f.get_forces()).ravel() for f in frames]))
     assert summary["force_mae_meV_A"] < 0.35 * zero_force, (summary, zero_force)
-    assert summary["energy_mae_meV_atom"] < 150, summary   # two PBE-level potentials, one MP2020 scale
+    assert summary["energy_mae_meV_atom"] < 150, summary  # two PBE-level potentials, one MP2020 scale
     assert len(frames_table(frames)) == len(frames)
 
 
@@ -122,11 +153,13 @@ def test_energy_offsets_round_trip(frames):
     "offset_frames subtracts exactly what ReferencedCalculator adds back, for both offsets."
     from ase.calculators.singlepoint import SinglePointCalculator
     from matdisco.mlip import ReferencedCalculator, offset_frames
+
     for kind in ("mp2020_elemental_references", "mp2020_correction"):
         shifted = offset_frames(frames[:3], kind)
         for a, b in zip(frames[:3], shifted):
-            base = SinglePointCalculator(b.copy(), energy=b.get_potential_energy(), forces=b.get_forces(),
-                                         stress=b.get_stress())
+            base = SinglePointCalculator(
+                b.copy(), energy=b.get_potential_energy(), forces=b.get_forces(), stress=b.get_stress()
+            )
             c = b.copy()
             c.calc = ReferencedCalculator(base, kind)
             assert np.isclose(c.get_potential_energy(), a.get_potential_energy(), atol=1e-8)

@@ -1,4 +1,5 @@
 """matdisco.results: the results file and its schema, reference results, stale marking, the rendered report."""
+
 import json
 import re
 import subprocess
@@ -8,9 +9,21 @@ import pytest
 
 from matdisco.data import project_root
 from matdisco.evaluate import PUBLISHED_SUN
-from matdisco.results import (PUBLISHED, README_BEGIN, README_END, collect_results, experiment_sources, headline_rows,
-                              load_results, merged_results, reference_results_dirs, render_readme, render_report,
-                              stale_changes, validate_results)
+from matdisco.results import (
+    PUBLISHED,
+    README_BEGIN,
+    README_END,
+    collect_results,
+    experiment_sources,
+    headline_rows,
+    load_results,
+    merged_results,
+    reference_results_dirs,
+    render_readme,
+    render_report,
+    stale_changes,
+    validate_results,
+)
 from matdisco.runner import Experiment, run_pipeline
 from matdisco.validation import GNOME_R2SCAN_RETENTION
 
@@ -47,7 +60,7 @@ def test_every_stage_writes_a_results_file_that_follows_the_schema(toy_run):
     result = json.loads((toy_run / "run/stages/candidates/results.json").read_text())
     validate_results(result)
     assert result["profile"] == "tiny" and result["experiment"] == "candidates"
-    assert result["metrics"]["unique_novel_structures"] == 1234                 # the stage's own numbers
+    assert result["metrics"]["unique_novel_structures"] == 1234  # the stage's own numbers
     assert result["provenance"]["wall_s"] > 0
     assert result["provenance"]["packages"]["torch"].startswith("2.")
     assert len(result["provenance"]["git"]["commit"]) == 40
@@ -71,8 +84,11 @@ def test_collected_results_render_the_numbers_of_the_file(toy_run):
     assert "| unique novel structures | 1,234 | structures |" in report
     assert "`tiny` ·" in report
     index = toy_run / "index.ipynb"
-    index_cells = [nbformat.v4.new_markdown_cell("# intro"), nbformat.v4.new_markdown_cell(f"{README_BEGIN}\n{README_END}"),
-                   nbformat.v4.new_markdown_cell("outro")]
+    index_cells = [
+        nbformat.v4.new_markdown_cell("# intro"),
+        nbformat.v4.new_markdown_cell(f"{README_BEGIN}\n{README_END}"),
+        nbformat.v4.new_markdown_cell("outro"),
+    ]
     nbformat.write(nbformat.v4.new_notebook(cells=index_cells), index)
     text = render_readme(index, results, ROOT)
     assert text.startswith("# intro\n\n") and text.endswith("\n\noutro\n")
@@ -85,7 +101,9 @@ def test_collected_results_render_the_numbers_of_the_file(toy_run):
 def test_a_result_is_stale_once_a_later_commit_changes_its_code():
     sources = experiment_sources("05_discovery.ipynb", ROOT)
     assert "nbs/experiments/05_discovery.ipynb" in sources
-    assert {"lib/matdisco/discovery.py", "lib/matdisco/hull.py", "lib/matdisco/reference.py"} <= set(sources)  # transitive
+    assert {"lib/matdisco/discovery.py", "lib/matdisco/hull.py", "lib/matdisco/reference.py"} <= set(
+        sources
+    )  # transitive
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert stale_changes(head, sources, ROOT) == []
     assert stale_changes("0" * 40, sources, ROOT) == ["unknown"]
@@ -106,20 +124,37 @@ def test_only_commits_that_change_what_the_code_does_make_a_result_stale(tmp_pat
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
 
     def notebook(code):
-        return json.dumps({"cells": [{"cell_type": "markdown", "source": ["# prose\n"]},
-                                     {"cell_type": "code", "source": code.splitlines(keepends=True)}]})
+        return json.dumps(
+            {
+                "cells": [
+                    {"cell_type": "markdown", "source": ["# prose\n"]},
+                    {"cell_type": "code", "source": code.splitlines(keepends=True)},
+                ]
+            }
+        )
 
-    produced = _commit(tmp_path, {"m.py": "def f(x):\n    return x*2; \n", "e.ipynb": notebook("y = f(1); z = 2")},
-                       "the commit a result was produced at")
+    produced = _commit(
+        tmp_path,
+        {"m.py": "def f(x):\n    return x*2; \n", "e.ipynb": notebook("y = f(1); z = 2")},
+        "the commit a result was produced at",
+    )
     paths = ["m.py", "e.ipynb"]
-    layout = _commit(tmp_path, {"m.py": '# a comment\ndef f(x):\n    """Doubles."""\n    return x * 2\n',
-                                "e.ipynb": notebook("# why\ny = f(1)\nz = 2\n")}, "format, comment, document")
+    layout = _commit(
+        tmp_path,
+        {
+            "m.py": '# a comment\ndef f(x):\n    """Doubles."""\n    return x * 2\n',
+            "e.ipynb": notebook("# why\ny = f(1)\nz = 2\n"),
+        },
+        "format, comment, document",
+    )
     assert stale_changes(produced, paths, tmp_path) == []
-    prose = _commit(tmp_path, {"e.ipynb": notebook("# why\ny = f(1)\nz = 2\n").replace("# prose", "# Prose")},
-                    "markdown only")
+    prose = _commit(
+        tmp_path, {"e.ipynb": notebook("# why\ny = f(1)\nz = 2\n").replace("# prose", "# Prose")}, "markdown only"
+    )
     assert stale_changes(produced, paths, tmp_path) == []
-    behaviour = _commit(tmp_path, {"m.py": '# a comment\ndef f(x):\n    """Doubles."""\n    return x * 3\n'},
-                        "a number changed")
+    behaviour = _commit(
+        tmp_path, {"m.py": '# a comment\ndef f(x):\n    """Doubles."""\n    return x * 3\n'}, "a number changed"
+    )
     assert stale_changes(produced, paths, tmp_path) == [behaviour[:7]]
     assert stale_changes(layout, paths, tmp_path) == [behaviour[:7]]
     assert stale_changes(prose, ["e.ipynb"], tmp_path) == []
@@ -133,23 +168,30 @@ def test_a_result_that_records_its_parameters_is_stale_only_when_they_change():
     change of its own parameters marks it stale."""
     from matdisco.results import result_label
     from matdisco.runner import EXPERIMENTS
+
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    runner_change = subprocess.run(["git", "log", "-1", "--format=%H", "--", "lib/matdisco/runner.py"], cwd=ROOT,
-                                   capture_output=True, text=True).stdout.strip()
-    before = subprocess.run(["git", "rev-parse", f"{runner_change}~1"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    runner_change = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--", "lib/matdisco/runner.py"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    before = subprocess.run(
+        ["git", "rev-parse", f"{runner_change}~1"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     params = next(e for e in EXPERIMENTS if e.name == "dataset_overview").params_for("tiny")
     recorded = params | {"profile": "tiny", "seed": 0, "out_dir": ".", "figures_dir": "figures"}
-    result = {"experiment": "dataset_overview", "profile": "tiny", "date": "2026-12-04T00:00:00+00:00",
-              "provenance": {"git": {"commit": before, "dirty": False}, "wall_s": 1.0, "parameters": recorded}}
+    result = {
+        "experiment": "dataset_overview",
+        "profile": "tiny",
+        "date": "2026-12-04T00:00:00+00:00",
+        "provenance": {"git": {"commit": before, "dirty": False}, "wall_s": 1.0, "parameters": recorded},
+    }
     sources = [s for s in experiment_sources("01_dataset_overview.ipynb", ROOT) if s != "lib/matdisco/runner.py"]
     fresh = not stale_changes(before, sources, ROOT)
-    assert ("**stale**" not in result_label(result, ROOT)) == fresh        # the runner commit alone does not count
+    assert ("**stale**" not in result_label(result, ROOT)) == fresh  # the runner commit alone does not count
     assert "parameters have changed" not in result_label(result, ROOT)
     result["provenance"]["parameters"] = recorded | {"n_hull_sample": -1}
     assert "**stale**: its `tiny` parameters have changed since" in result_label(result, ROOT)
     result["provenance"]["git"]["commit"] = head
-    del result["provenance"]["parameters"]                              # an old file: the runner counts again
+    del result["provenance"]["parameters"]  # an old file: the runner counts again
     assert "**stale**" not in result_label(result, ROOT)
 
 
@@ -163,12 +205,14 @@ def test_published_values_are_the_ones_the_chapters_plot():
 
 
 def test_the_readme_is_rendered_from_the_index_notebook_and_the_committed_results():
-    "README.md is `make readme`'s output: nbs/index.ipynb plus the headline table rendered from results/cpu, results/tiny."
+    """README.md is `make readme`'s output: nbs/index.ipynb plus the headline table rendered from results/cpu,
+    results/tiny."""
     paths = reference_results_dirs(ROOT)
     assert [p.name for p in paths] == ["cpu", "tiny"], "committed reference results"
     readme = (ROOT / "README.md").read_text()
-    assert readme == render_readme(ROOT / "nbs" / "index.ipynb", merged_results(paths), ROOT), \
+    assert readme == render_readme(ROOT / "nbs" / "index.ipynb", merged_results(paths), ROOT), (
         "README.md differs from its render: run `make readme` and commit it"
+    )
     assert len(readme.encode()) <= 15_000
     commit_like = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
     assert not commit_like.findall(readme)
@@ -178,24 +222,57 @@ def test_caveats_stand_next_to_their_numbers_and_gnome_retention_beside_the_new_
     """The report's caveats are computed from the results file (a hand-built one with a known answer here), and the
     validation rows put GNoME's r2SCAN retention (of its new materials) beside our new ones only."""
     from matdisco.results import CAVEATS, headline_rows
-    enrichment = [{"rounds": str(k), "kind": kind, "filtered_units": n} for k in (0, 1)
-                  for kind, n in (("structural", 40), ("covered", 3 * k))]
+
+    enrichment = [
+        {"rounds": str(k), "kind": kind, "filtered_units": n}
+        for k in (0, 1)
+        for kind, n in (("structural", 40), ("covered", 3 * k))
+    ]
     enrichment.append({"rounds": "1-5 pooled", "kind": "structural", "filtered_units": 999})
     arms = [{"arm": "control", "n_new": 3}, {"arm": "all", "n_new": 4}]
     discovery = {"tables": {"enrichment": enrichment, "verdicts_by_arm": arms}}
     notes = CAVEATS["discovery"](discovery)
     assert notes[0].startswith("77 of the filter's 80 structural picks") and notes[1].startswith("3 of the 4 new")
-    retention = [{"level": "x-r2scan", "status": status, "arity": "binary/ternary", "set": "discovery",
-                  "n_base_stable": 10, "retention": 0.9, "retention_lo": 0.6, "retention_hi": 0.98,
-                  "r_e_form_with_base": 0.95} for status in ("new", "rediscovered")]
-    mu = [{"level": "base", "element": "Br", "offset": -0.49, "flagged": True, "set": "discovery"},
-          {"level": "x-r2scan", "element": "O", "offset": 0.3, "flagged": True, "set": "discovery"}]
-    published = [{"metric": "r2SCAN retention binary/ternary", "value": 84, "unit": "%", "cite": "GNoME",
-                  "level_of_theory": "DFT r2SCAN vs DFT PBE", "source": "s"}]
-    validation = {"experiment": "validation", "tables": {"retention": retention, "mu_check": mu},
-                  "metrics": {"config": {"base_oracle": "base"}}, "published": published}
+    retention = [
+        {
+            "level": "x-r2scan",
+            "status": status,
+            "arity": "binary/ternary",
+            "set": "discovery",
+            "n_base_stable": 10,
+            "retention": 0.9,
+            "retention_lo": 0.6,
+            "retention_hi": 0.98,
+            "r_e_form_with_base": 0.95,
+        }
+        for status in ("new", "rediscovered")
+    ]
+    mu = [
+        {"level": "base", "element": "Br", "offset": -0.49, "flagged": True, "set": "discovery"},
+        {"level": "x-r2scan", "element": "O", "offset": 0.3, "flagged": True, "set": "discovery"},
+    ]
+    published = [
+        {
+            "metric": "r2SCAN retention binary/ternary",
+            "value": 84,
+            "unit": "%",
+            "cite": "GNoME",
+            "level_of_theory": "DFT r2SCAN vs DFT PBE",
+            "source": "s",
+        }
+    ]
+    validation = {
+        "experiment": "validation",
+        "tables": {"retention": retention, "mu_check": mu},
+        "metrics": {"config": {"base_oracle": "base"}},
+        "published": published,
+    }
     rows = headline_rows(validation).set_index("quantity")
     assert rows.published["retention at x-r2scan (new, binary/ternary, in scope; n = 10)"] == "84 % (GNoME)"
     assert rows.published["retention at x-r2scan (rediscovered, binary/ternary, in scope; n = 10)"] == ""
     notes = CAVEATS["validation"](validation)
-    assert "x-r2scan r = 0.95" in notes[0] and notes[1].startswith("The μ check flags 1 elements") and "Br -0.49" in notes[1]
+    assert (
+        "x-r2scan r = 0.95" in notes[0]
+        and notes[1].startswith("The μ check flags 1 elements")
+        and "Br -0.49" in notes[1]
+    )

@@ -1,4 +1,5 @@
 """matdisco.runner: papermill stages, manifest, resume, failures; the export check."""
+
 import json
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ ROOT = project_root()
 
 def _nb(path: Path, params: str, body: str):
     nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell(params); p.metadata["tags"] = ["parameters"]
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
     nb.cells = [p, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
     nbformat.write(nb, path)
@@ -33,9 +35,12 @@ Path(out_dir, "result.txt").write_text(str(value))
 
 @pytest.fixture
 def toy(tmp_path):
-    nbs = tmp_path / "nbs"; nbs.mkdir()
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
     _nb(nbs / "a.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'\nvalue=1", BODY_OK)
-    _nb(nbs / "b.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'", "raise RuntimeError('boom in stage b')")
+    _nb(
+        nbs / "b.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'", "raise RuntimeError('boom in stage b')"
+    )
     exps = [Experiment("a", "a.ipynb", "toy", {"tiny": {"value": 3}}), Experiment("b", "b.ipynb", "fails")]
     return tmp_path, nbs, exps
 
@@ -48,7 +53,7 @@ def test_stage_failure_names_stage_and_error_and_keeps_completed(toy):
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "failed" and man["stages"]["a"]["status"] == "complete"
     assert man["stages"]["b"]["status"] == "failed" and "boom" in man["stages"]["b"]["error"]
-    assert (out / "stages/a/result.txt").read_text() == "3"          # profile parameter reached the notebook
+    assert (out / "stages/a/result.txt").read_text() == "3"  # profile parameter reached the notebook
     assert (tmp / "figs/toy.png").exists() and (tmp / "figs/toy.pdf").exists()
     assert (out / "run.log").read_text().count("stage a: complete") == 1
 
@@ -57,17 +62,21 @@ def test_resume_skips_completed_stages(toy):
     tmp, nbs, exps = toy
     out = tmp / "run"
     run_pipeline("tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False)
-    done = out / "stages/a/done.json"; first = done.stat().st_mtime_ns
+    done = out / "stages/a/done.json"
+    first = done.stat().st_mtime_ns
     run_pipeline("tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False)
-    assert done.stat().st_mtime_ns == first                            # not rerun
+    assert done.stat().st_mtime_ns == first  # not rerun
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "complete" and man["stages"]["a"]["skipped_on_resume"]
-    for key in ("git", "environment", "profile", "seed", "data", "stages"): assert key in man
+    for key in ("git", "environment", "profile", "seed", "data", "stages"):
+        assert key in man
     assert man["environment"]["packages"]["torch"].startswith("2.13")
     (out / "stages/a/stale_model.pt").write_text("made under old settings")
-    run_pipeline("tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False, force=True)
-    assert done.stat().st_mtime_ns != first                            # --force reruns
-    assert not (out / "stages/a/stale_model.pt").exists()              # ... and clears the stage: nothing old is reused
+    run_pipeline(
+        "tiny", out=out, experiments=exps[:1], notebooks_dir=nbs, figures_dir=tmp / "figs", progress=False, force=True
+    )
+    assert done.stat().st_mtime_ns != first  # --force reruns
+    assert not (out / "stages/a/stale_model.pt").exists()  # ... and clears the stage: nothing old is reused
 
 
 def test_registered_experiments_have_one_parameters_cell():
@@ -80,7 +89,9 @@ def test_registered_experiments_have_one_parameters_cell():
 
 
 def test_dataset_overview_stage_on_real_data(mp_index, tmp_path):
-    out = run_pipeline("tiny", out=tmp_path / "run", figures_dir=tmp_path / "figs", progress=False, only=["dataset_overview"])
+    out = run_pipeline(
+        "tiny", out=tmp_path / "run", figures_dir=tmp_path / "figs", progress=False, only=["dataset_overview"]
+    )
     summ = json.loads((out / "stages/dataset_overview/summary.json").read_text())
     assert summ["rows"] == 36_737 and summ["usable_rows"] == 36_731 and len(summ["outliers"]) == 6
     assert 0.3 < summ["fraction_on_own_hull"] < 0.7
@@ -91,13 +102,16 @@ def test_dataset_overview_stage_on_real_data(mp_index, tmp_path):
 
 def test_export_check_fails_when_notebook_and_lib_differ(tmp_path):
     "Editing a notebook without nbdev_export makes the check fail with a clear message."
-    if not (ROOT / ".git").exists(): pytest.skip("not a git checkout")
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
     work = tmp_path / "repo"
     for item in ("nbs", "lib", ".ci", "settings.ini"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / item)
     git = lambda *a: subprocess.run(["git", *a], cwd=work, check=True, capture_output=True)
-    git("init", "-q"); git("add", "-A"); git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
     bin_dir = str(Path(shutil.which("nbdev_export") or ROOT / ".venv/bin/nbdev_export").parent)
     ok = subprocess.run([".ci/check-export", bin_dir], cwd=work, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -113,6 +127,7 @@ def test_export_check_fails_when_notebook_and_lib_differ(tmp_path):
 def test_a_run_writes_its_figures_into_its_own_folder_not_the_reference_figures(toy, monkeypatch):
     "make reproduce (tiny) must not overwrite the committed reference figures in the project's figures/."
     import matdisco.runner as R
+
     tmp, nbs, exps = toy
     project = tmp / "project"
     (project / "figures").mkdir(parents=True)
@@ -126,30 +141,38 @@ BODY_NOISY = """
 import subprocess, sys, warnings
 print("LIBRARY NOISE on stderr", file=sys.stderr)
 warnings.warn("a library's UserWarning")
-subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('WORKER NOISE\\\\n')"], check=True)  # a Dask worker's way
+# a Dask worker's way
+subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('WORKER NOISE\\\\n')"], check=True)
 """
 
 
 def test_cell_output_goes_to_the_run_log_not_the_terminal(tmp_path, capfd):
     "Command-line output is for the user: what the executed cells say (warnings, worker lines) lands in run.log only."
     import logging
-    nbs = tmp_path / "nbs"; nbs.mkdir()
+
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
     _nb(nbs / "n.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'", BODY_NOISY)
     exps = [Experiment("n", "n.ipynb", "noisy")]
     terminal = []
+
     class Collect(logging.Handler):
-        def emit(self, record): terminal.append(record)
-    root = logging.getLogger(); collect = Collect(); root.addHandler(collect)
+        def emit(self, record):
+            terminal.append(record)
+
+    root = logging.getLogger()
+    collect = Collect()
+    root.addHandler(collect)
     try:
         for run in ("run1", "run2"):
             run_pipeline("tiny", out=tmp_path / run, experiments=exps, notebooks_dir=nbs, progress=False)
     finally:
         root.removeHandler(collect)
     assert not [r for r in terminal if r.name.startswith("papermill")]
-    assert [r for r in terminal if r.name == "matdisco.runner"]           # the runner's own records still reach the user
+    assert [r for r in terminal if r.name == "matdisco.runner"]  # the runner's own records still reach the user
     for run in ("run1", "run2"):
         text = (tmp_path / run / "run.log").read_text()
-        assert text.count("LIBRARY NOISE on stderr") == 1                   # once, and only in its own run's log
+        assert text.count("LIBRARY NOISE on stderr") == 1  # once, and only in its own run's log
         assert "UserWarning" in text
-        assert "WORKER NOISE" in text                                       # a child process's stderr, past ipykernel
+        assert "WORKER NOISE" in text  # a child process's stderr, past ipykernel
     assert "WORKER NOISE" not in capfd.readouterr().err

@@ -1,12 +1,23 @@
 """matdisco.validation: candidates and every competing phase recomputed at r2SCAN level with two potentials shipped in
 their wheels (CHGNet r2scan, SevenNet 7net-mf-0 R2SCAN), each against its own hull, on real mp2018 binaries."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from matdisco.validation import (R2SCAN_POTENTIALS, ValidationConfig, discovery_candidates, higher_level_hull, level_agreement,
-                                 mu_check, retention_by_scope, retention_table, stability_confusion, validate_structures,
-                                 validation_scope)
+from matdisco.validation import (
+    R2SCAN_POTENTIALS,
+    ValidationConfig,
+    discovery_candidates,
+    higher_level_hull,
+    level_agreement,
+    mu_check,
+    retention_by_scope,
+    retention_table,
+    stability_confusion,
+    validate_structures,
+    validation_scope,
+)
 
 FAST = ValidationConfig(max_steps=100, n_workers=1)
 #: Li2O's standard enthalpy of formation: -597.9 kJ/mol (NIST-JANAF) = -6.197 eV per formula unit = -2.066 eV/atom.
@@ -21,21 +32,24 @@ def li_o(mirror):
     "Every usable mp2018 Li–O compound (Li2O, Li2O2, LiO2, LiO3), relaxed at each level with its own hull."
     from matdisco.data import load_structures
     from matdisco.reference import space_index
-    rows = space_index(["Li", "O"]); rows = rows[rows.chemsys == "Li-O"]
+
+    rows = space_index(["Li", "O"])
+    rows = rows[rows.chemsys == "Li-O"]
     frame = load_structures(rows.row_index, progress=False).frame
     return frame, validate_structures(frame.material_id, frame.structure, FAST, scheduler=None)
 
 
 def test_known_binaries_keep_their_verdict_and_sensible_r2scan_formation_energies(li_o):
     frame, v = li_o
-    t = v.table; base = FAST.base_oracle
+    t = v.table
+    base = FAST.base_oracle
     assert set(t.level) == {base, *R2SCAN_POTENTIALS} and t.ok.all()
     assert (t.status == "rediscovered").all() and set(t.level_of_theory) == {"MP2020-PBE", "r2SCAN"}
     e_hull = t.pivot_table(index="formula", columns="level", values="e_hull", aggfunc="min")
     e_form = t.pivot_table(index="formula", columns="level", values="e_form", aggfunc="min")
     for level in (base, *R2SCAN_POTENTIALS):
-        assert abs(e_hull.loc["Li2O", level]) < 1e-3, level                          # the ground state stays on the hull
-        assert e_hull.loc["LiO3", level] > 0.1, level                                 # a known unstable oxide stays above
+        assert abs(e_hull.loc["Li2O", level]) < 1e-3, level  # the ground state stays on the hull
+        assert e_hull.loc["LiO3", level] > 0.1, level  # a known unstable oxide stays above
         assert abs(e_form.loc["Li2O", level] - LI2O_EXPERIMENT) < R2SCAN_FORMATION_ERROR, level
     # the two potentials agree with each other on the competing phases far better than PBE and r2SCAN differ
     agree = level_agreement(t, v.phases, *R2SCAN_POTENTIALS)
@@ -54,20 +68,25 @@ def test_each_level_gets_the_same_mu_check_and_states_its_correlation_with_the_b
     base = FAST.base_oracle
     mu = mu_check(v.phases).set_index(["level", "element"])
     assert set(mu.index.get_level_values("level")) == {base, *R2SCAN_POTENTIALS}
-    assert mu.identified.all() and (mu.n_compounds == 4).all()          # Li2O, Li2O2, LiO2, LiO3 fix both offsets
-    for level in (base, "chgnet-r2scan"):                               # measured: |δ| ≤ 0.05 eV/atom
+    assert mu.identified.all() and (mu.n_compounds == 4).all()  # Li2O, Li2O2, LiO2, LiO3 fix both offsets
+    for level in (base, "chgnet-r2scan"):  # measured: |δ| ≤ 0.05 eV/atom
         assert not mu.loc[level].flagged.any(), level
     r = retention_table(v.table, base=base)
-    assert (r.r_e_form_with_base > 0.95).all()                          # the levels share training data: near-identical
+    assert (r.r_e_form_with_base > 0.95).all()  # the levels share training data: near-identical
     by_scope = retention_by_scope(v.table, v.scope, base=base).set_index(["level", "status", "scope"])
     for level in R2SCAN_POTENTIALS:
-        assert by_scope.loc[(level, "all", "all"), "n_base_stable"] == by_scope.loc[(level, "all", "mp2018"), "n_base_stable"] >= 2
+        assert (
+            by_scope.loc[(level, "all", "all"), "n_base_stable"]
+            == by_scope.loc[(level, "all", "mp2018"), "n_base_stable"]
+            >= 2
+        )
         assert by_scope.loc[(level, "all", "elemental_structures"), "n_base_stable"] == 0
 
 
 def test_higher_level_references_are_the_levels_own(li_o):
     "Raw r2SCAN totals sit eV below MP2020's: μ comes from the level's own relaxed elemental crystals, never MP2020."
     from matdisco.oracle import mp_reference_energies
+
     hull = higher_level_hull([{"Li", "O"}], "chgnet-r2scan", FAST, scheduler=None)
     mp = mp_reference_energies()
     els = hull.phases[~hull.phases.chemsys.str.contains("-")]
@@ -76,7 +95,7 @@ def test_higher_level_references_are_the_levels_own(li_o):
     # MP2020's μ with raw r2SCAN totals would move Li2O's formation energy by this much: far beyond any level's error
     shift = 2 / 3 * (hull.mu["Li"] - mp["Li"]) + 1 / 3 * (hull.mu["O"] - mp["O"])
     assert abs(shift) > 0.3
-    assert (hull.phases.e_form[hull.phases.chemsys.str.contains("-")] < 0).all()   # every Li–O compound is bound
+    assert (hull.phases.e_form[hull.phases.chemsys.str.contains("-")] < 0).all()  # every Li–O compound is bound
 
 
 #: Standard enthalpies of formation (NIST-JANAF / NBS tables): LiF -616.0 kJ/mol (-6.384 eV per formula unit),
@@ -88,6 +107,7 @@ LI2S_EXPERIMENT = -1.525
 def test_a_fluoride_and_a_sulfide_are_validated_with_each_levels_own_mu(mirror):
     "F and S have no mp2018 crystal: their μ comes from the mirror's starting structures, relaxed at each level."
     from pymatgen.core import Lattice, Structure
+
     lif = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.71), ["S", "Li"], [[0, 0, 0], [0.25, 0.25, 0.25]])
     v = validate_structures(["LiF", "Li2S"], [lif, li2s], FAST, scheduler=None)
@@ -124,8 +144,11 @@ def test_gpaw_pbe_and_r2scan_single_points_are_deterministic_and_physical(mirror
     the same energy, both formation energies are negative, and r2SCAN binds MgO more than PBE does (PBE's
     overbound O2 reference makes oxides too weak; r2SCAN moves toward experiment)."""
     from matdisco.oracle import dft_energy_per_atom, formation_energy_per_atom, gpaw_available
-    if why := gpaw_available(): pytest.skip(why)
+
+    if why := gpaw_available():
+        pytest.skip(why)
     from matdisco.data import load_structures, read_index
+
     idx = read_index()
     fr = load_structures(idx[idx.material_id.isin(["mp-1265", "mp-153", "mp-611836"])].row_index, progress=False).frame
     s = dict(zip(fr.material_id, fr.structure))
@@ -133,7 +156,9 @@ def test_gpaw_pbe_and_r2scan_single_points_are_deterministic_and_physical(mirror
     e_form = {}
     for xc in ("gpaw-pbe", "gpaw-r2scan"):
         e = {m: dft_energy_per_atom(s[m], xc, TEST_DFT) for m in s}
-        e_form[xc] = formation_energy_per_atom([s["mp-1265"]], [e["mp-1265"]], {"Mg": e["mp-153"], "O": e["mp-611836"]})[0]
+        e_form[xc] = formation_energy_per_atom(
+            [s["mp-1265"]], [e["mp-1265"]], {"Mg": e["mp-153"], "O": e["mp-611836"]}
+        )[0]
         if xc == "gpaw-r2scan":
             assert dft_energy_per_atom(s["mp-1265"], xc, TEST_DFT) == pytest.approx(e["mp-1265"], abs=1e-6)
     assert e_form["gpaw-pbe"] < 0 and e_form["gpaw-r2scan"] < e_form["gpaw-pbe"] - 0.1
@@ -141,10 +166,12 @@ def test_gpaw_pbe_and_r2scan_single_points_are_deterministic_and_physical(mirror
 
 
 def test_a_matdisco_evaluate_output_is_validated_from_its_own_relaxations(li_o):
-    "evaluate → evaluation_candidates → validate_structures: the base verdict is the evaluation's own, nothing relaxed again."
+    """evaluate → evaluation_candidates → validate_structures: the base verdict is the evaluation's own, nothing relaxed
+    again."""
     from matdisco.evaluate import EvaluateConfig, evaluate_structures
     from matdisco.oracle import shared_store
     from matdisco.validation import evaluation_candidates
+
     frame, _ = li_o
     structures, cfg = list(frame.structure), EvaluateConfig(max_steps=100, n_workers=1)
     ev = evaluate_structures(structures, list(frame.material_id), config=cfg, scheduler=None, progress=False)
@@ -154,29 +181,36 @@ def test_a_matdisco_evaluate_output_is_validated_from_its_own_relaxations(li_o):
     assert list(c.id) == list(ev.structures.id[ev.structures.converged])
     stable = evaluation_candidates(ev, structures, select="stable")
     assert set(stable.formula) == set(ev.structures.formula[ev.structures.stable_mbd]) >= {"Li2O"}
-    assert evaluation_candidates(ev, structures, select="sun").empty          # known crystals are not novel
-    v = validate_structures(c.id, c.structure, ValidationConfig(oracles=(), n_workers=1), base_energies=c.energy_per_atom,
-                            scheduler=None)
+    assert evaluation_candidates(ev, structures, select="sun").empty  # known crystals are not novel
+    v = validate_structures(
+        c.id, c.structure, ValidationConfig(oracles=(), n_workers=1), base_energies=c.energy_per_atom, scheduler=None
+    )
     assert len(store.table(cfg.oracle)) == n_relaxed
-    np.testing.assert_allclose(v.table.set_index("id").e_hull.reindex(c.id).to_numpy(),
-                               ev.structures.set_index("id").e_hull.reindex(c.id).to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        v.table.set_index("id").e_hull.reindex(c.id).to_numpy(),
+        ev.structures.set_index("id").e_hull.reindex(c.id).to_numpy(),
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="as submitted"):
         evaluation_candidates(ev, structures[:2])
 
 
 def test_dft_subset_of_sampled_candidates_takes_only_their_elements_references(li_o):
-    "phases=False, max_candidates=1: one Li–O candidate and the μ structures of Li and O, nothing else, at low settings."
+    """phases=False, max_candidates=1: one Li–O candidate and the μ structures of Li and O, nothing else, at low
+    settings."""
     from matdisco.oracle import gpaw_available, gpaw_elements
     from matdisco.validation import dft_validation
-    if why := gpaw_available(): pytest.skip(why)
-    assert {"Li", "O", "Mg"} <= gpaw_elements() and not {"Ac", "Tc", "Pu"} & gpaw_elements()   # gpaw-data's PAW datasets
+
+    if why := gpaw_available():
+        pytest.skip(why)
+    assert {"Li", "O", "Mg"} <= gpaw_elements() and not {"Ac", "Tc", "Pu"} & gpaw_elements()  # gpaw-data's PAW datasets
     _, v = li_o
     d = dft_validation(v, max_sites=4, phases=False, max_candidates=1, seed=0, settings=TEST_DFT, scheduler=None)
     dft = d[d.level.isin(["gpaw-pbe", "gpaw-r2scan"])]
     assert (dft[dft.kind == "candidate"].groupby("level").size() == 1).all()
-    assert set(dft.formula[dft.kind == "phase"]) == {"Li", "O2"}                  # only each element's μ structure
+    assert set(dft.formula[dft.kind == "phase"]) == {"Li", "O2"}  # only each element's μ structure
     cand = dft[dft.kind == "candidate"]
-    assert np.isfinite(cand.e_form).all() and (cand.e_form < 0).all()             # every Li–O compound is bound
+    assert np.isfinite(cand.e_form).all() and (cand.e_form < 0).all()  # every Li–O compound is bound
     assert (dft.e_form[dft.kind == "phase"] == 0).all() and (dft.wall_s > 0).all()
     again = dft_validation(v, max_sites=4, phases=False, max_candidates=1, seed=0, settings=TEST_DFT, scheduler=None)
-    pd.testing.assert_frame_equal(d, again)                                       # the same sample, from the store
+    pd.testing.assert_frame_equal(d, again)  # the same sample, from the store

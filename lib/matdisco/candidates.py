@@ -23,6 +23,7 @@ log = logging.getLogger("matdisco.candidates")
 #: MatterGen's S.U.N. matcher tolerances (Zeni et al., Nature 639, 624 (2025), Methods "Evaluation metrics").
 SUN_MATCHER_KWARGS = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5}
 
+
 def structure_matcher() -> StructureMatcher:
     "The `StructureMatcher` used for uniqueness and novelty (MatterGen tolerances)."
     return StructureMatcher(**SUN_MATCHER_KWARGS)
@@ -42,86 +43,130 @@ __all__ = ['log', 'SUN_MATCHER_KWARGS', 'SUBSTITUTION_RADIUS_TOLERANCE', 'SUBSTI
 SUBSTITUTION_RADIUS_TOLERANCE = 0.3
 SUBSTITUTION_ELECTRONEGATIVITY_TOLERANCE = 1.0
 
+
 def substitution_groups(composition) -> list[list[str]]:
     "Groups (connected by pairwise substitution, MatterGen's rule) of the elements of `composition` with ≥ 2 members."
     els = sorted({el.symbol for el in Composition(composition).elements})
     parent = {e: e for e in els}
+
     def root(e):
-        while parent[e] != e: e = parent[e]
+        while parent[e] != e:
+            e = parent[e]
         return e
+
     for a, b in itertools.combinations(els, 2):
         ea, eb = Element(a), Element(b)
         radius = abs(ea.atomic_radius - eb.atomic_radius) / ((ea.atomic_radius + eb.atomic_radius) / 2)
         if radius <= SUBSTITUTION_RADIUS_TOLERANCE and abs(ea.X - eb.X) <= SUBSTITUTION_ELECTRONEGATIVITY_TOLERANCE:
             parent[root(a)] = root(b)
     groups = defaultdict(list)
-    for e in els: groups[root(e)].append(e)
+    for e in els:
+        groups[root(e)].append(e)
     return [g for g in groups.values() if len(g) > 1]
+
 
 def as_alloy(structure: Structure) -> Structure | None:
     "`structure` with each substitution group's sites made one mixed site (group's atomic fractions); None if no group."
     groups = substitution_groups(structure.composition)
-    if not groups: return None
+    if not groups:
+        return None
     comp = structure.composition
     mixed = {}
     for g in groups:
         total = sum(comp.get_atomic_fraction(e) for e in g)
         occupancy = {e: comp.get_atomic_fraction(e) / total for e in g}
-        for e in g: mixed[e] = occupancy
-    out = structure.copy(); out.replace_species(mixed)
+        for e in g:
+            mixed[e] = occupancy
+    out = structure.copy()
+    out.replace_species(mixed)
     return out
+
 
 class DisorderedStructureMatcher(StructureMatcher):
     "MatterGen's default matcher for uniqueness and novelty (see above), MatterGen's tolerances."
+
     def __init__(self):
         from pymatgen.analysis.structure_matcher import OrderDisorderElementComparator
-        super().__init__(**SUN_MATCHER_KWARGS, primitive_cell=True, scale=True, comparator=OrderDisorderElementComparator(),
-                         attempt_supercell=True, allow_subset=True)
+
+        super().__init__(
+            **SUN_MATCHER_KWARGS,
+            primitive_cell=True,
+            scale=True,
+            comparator=OrderDisorderElementComparator(),
+            attempt_supercell=True,
+            allow_subset=True,
+        )
         self.ordered = StructureMatcher(**SUN_MATCHER_KWARGS)
 
     def fit(self, struct1: Structure, struct2: Structure, **kw) -> bool:
         a, b = struct1.copy().remove_oxidation_states(), struct2.copy().remove_oxidation_states()
-        if a == b: return True
+        if a == b:
+            return True
         if a.is_ordered and b.is_ordered:
-            if a.composition.reduced_formula != b.composition.reduced_formula: return False
-            if self.ordered.fit(a, b): return True     # MatterGen: no space-group gate (a strained copy still matches)
+            if a.composition.reduced_formula != b.composition.reduced_formula:
+                return False
+            if self.ordered.fit(a, b):
+                return True  # MatterGen: no space-group gate (a strained copy still matches)
             alloy = as_alloy(a)
             return alloy is not None and super().fit(alloy, b)
-        if not a.composition.fractional_composition.almost_equals(b.composition.fractional_composition, rtol=0.1, atol=1e-2):
+        if not a.composition.fractional_composition.almost_equals(
+            b.composition.fractional_composition, rtol=0.1, atol=1e-2
+        ):
             return False
         return super().fit(a, b)
+
 
 def disordered_matcher() -> DisorderedStructureMatcher:
     "MatterGen's default (disordered) matcher for S.U.N."
     return DisorderedStructureMatcher()
 
-
 # %% ../../nbs/05_candidates.ipynb #9ab37a75f991
 @dataclass
 class Candidate:
     "A generated structure with where it came from."
+
     structure: Structure
-    generator: str                      # "substitution" | "saps" | "random_search"
+    generator: str  # "substitution" | "saps" | "random_search"
     parent_id: str | None = None
-    substitution: dict = field(default_factory=dict)   # {old element: new element}
-    orbit: dict | None = None           # SAPS: wyckoff, orbit size, sites substituted, supercell
-    score: float = float("nan")         # (re-weighted) substitution probability
+    substitution: dict = field(default_factory=dict)  # {old element: new element}
+    orbit: dict | None = None  # SAPS: wyckoff, orbit size, sites substituted, supercell
+    score: float = float("nan")  # (re-weighted) substitution probability
+
     def record(self) -> dict:
         c = self.structure.composition
-        return {"formula": c.reduced_formula, "chemsys": c.chemical_system, "n_elements": len(c.elements),
-                "n_sites": len(self.structure), "generator": self.generator, "parent_id": self.parent_id,
-                "substitution": ",".join(f"{a}->{b}" for a, b in self.substitution.items()),
-                "orbit": None if self.orbit is None else str(self.orbit), "score": self.score}
+        return {
+            "formula": c.reduced_formula,
+            "chemsys": c.chemical_system,
+            "n_elements": len(c.elements),
+            "n_sites": len(self.structure),
+            "generator": self.generator,
+            "parent_id": self.parent_id,
+            "substitution": ",".join(f"{a}->{b}" for a, b in self.substitution.items()),
+            "orbit": None if self.orbit is None else str(self.orbit),
+            "score": self.score,
+        }
+
 
 class SkipLog:
     "Counts skipped inputs by (generator, reason), keeping a few examples of each."
-    def __init__(self): self.counts, self.examples = Counter(), defaultdict(list)
+
+    def __init__(self):
+        self.counts, self.examples = Counter(), defaultdict(list)
+
     def add(self, generator: str, reason: str, example=None):
         self.counts[(generator, reason)] += 1
-        if example is not None and len(self.examples[(generator, reason)]) < 3: self.examples[(generator, reason)].append(example)
+        if example is not None and len(self.examples[(generator, reason)]) < 3:
+            self.examples[(generator, reason)].append(example)
+
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame([{"generator": g, "reason": r, "count": n, "examples": self.examples[(g, r)]}
-                             for (g, r), n in sorted(self.counts.items())], columns=["generator", "reason", "count", "examples"])
+        return pd.DataFrame(
+            [
+                {"generator": g, "reason": r, "count": n, "examples": self.examples[(g, r)]}
+                for (g, r), n in sorted(self.counts.items())
+            ],
+            columns=["generator", "reason", "count", "examples"],
+        )
+
 
 def candidates_table(cands: list[Candidate]) -> pd.DataFrame:
     "Tidy table of candidates (one row each, provenance columns)."
@@ -131,18 +176,22 @@ def candidates_table(cands: list[Candidate]) -> pd.DataFrame:
 def oxidation_species(structure: Structure) -> list[Species] | None:
     "Per-site `Species` with oxidation states (bond valence, else pymatgen's composition guess), or None."
     from pymatgen.analysis.bond_valence import BVAnalyzer
+
     try:
         return [Species(site.specie.symbol, v) for site, v in zip(structure, BVAnalyzer().get_valences(structure))]
-    except Exception:   # BVAnalyzer raises ValueError for structures it cannot assign
+    except Exception:  # BVAnalyzer raises ValueError for structures it cannot assign
         guesses = structure.composition.oxi_state_guesses(max_sites=-20)
-        if not guesses: return None
+        if not guesses:
+            return None
         return [Species(site.specie.symbol, guesses[0][site.specie.symbol]) for site in structure]
 
 # %% ../../nbs/05_candidates.ipynb #c8bd700f6c50
 @functools.lru_cache(maxsize=8)
 def _predictor(threshold: float):
     from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionPredictor
+
     return SubstitutionPredictor(threshold=threshold)
+
 
 @functools.lru_cache(maxsize=1)
 def _substitution_tables():
@@ -150,13 +199,16 @@ def _substitution_tables():
     predictions come out in `list_prediction`'s order), their index by name, and C[a, b] = cond_prob(a → b)
     = exp(λ(a, b)) / p_x(b), computed with `math.exp` as pymatgen does, so the products are bit-identical."""
     import math
-    p = _predictor(1e-3).p                       # the model does not depend on the threshold
-    species = list(p.species); index = {str(s): k for k, s in enumerate(species)}
+
+    p = _predictor(1e-3).p  # the model does not depend on the threshold
+    species = list(p.species)
+    index = {str(s): k for k, s in enumerate(species)}
     lam = {frozenset(str(s) for s in pair): v for pair, v in p._l.items()}
     px = [p._px[s] for s in species]
     names = [str(s) for s in species]
     C = np.array([[math.exp(lam.get(frozenset((a, b)), p.alpha)) / px[j] for j, b in enumerate(names)] for a in names])
     return species, index, C
+
 
 @functools.lru_cache(maxsize=1)
 def _species_attributes():
@@ -164,27 +216,38 @@ def _species_attributes():
     S = _substitution_tables()[0]
     return np.array([s.symbol for s in S], dtype=object), np.array([float(s.oxi_state) for s in S])
 
+
 def _prediction_paths(names: tuple, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    "(paths, probabilities) of `substitution_predictions` for species given by name: path[i] = index of species i's replacement."
+    """(paths, probabilities) of `substitution_predictions` for species given by name: path[i] = index of species i's
+    replacement."""
     S, index, C = _substitution_tables()
     missing = [n for n in names if n not in index]
-    if missing: raise ValueError(f"the species {missing[0]} is not allowed for the probability model you are using")
-    R = C[[index[n] for n in names]]                           # (k, n): cond_prob(species[i] → every species)
-    maxp = R.max(axis=1); k = len(names)
+    if missing:
+        raise ValueError(f"the species {missing[0]} is not allowed for the probability model you are using")
+    R = C[[index[n] for n in names]]  # (k, n): cond_prob(species[i] → every species)
+    maxp = R.max(axis=1)
+    k = len(names)
+
     def bound(prefix: np.ndarray, level: int) -> np.ndarray:
         t = prefix
-        for m in maxp[level + 1:]: t = t * m                  # reduce(mul, [p_0..p_level, max_{level+1}..]) in order
+        for m in maxp[level + 1 :]:
+            t = t * m  # reduce(mul, [p_0..p_level, max_{level+1}..]) in order
         return t
+
     root = maxp[0]
-    for m in maxp[1:]: root = root * m
-    if not root > threshold: return np.zeros((0, k), dtype=np.int64), np.zeros(0)
+    for m in maxp[1:]:
+        root = root * m
+    if not root > threshold:
+        return np.zeros((0, k), dtype=np.int64), np.zeros(0)
     paths, prefix = np.zeros((1, 0), dtype=np.int64), None
     for level in range(k):
         cand = R[level][None, :] if prefix is None else prefix[:, None] * R[level][None, :]
-        rows, cols = np.nonzero(bound(cand, level) > threshold)          # row-major: the depth-first order
-        paths = np.concatenate([paths[rows], cols[:, None]], axis=1); prefix = cand[rows, cols]
+        rows, cols = np.nonzero(bound(cand, level) > threshold)  # row-major: the depth-first order
+        paths = np.concatenate([paths[rows], cols[:, None]], axis=1)
+        prefix = cand[rows, cols]
     distinct = np.array([len(set(p)) == k for p in paths.tolist()], dtype=bool)
     return paths[distinct], prefix[distinct]
+
 
 def substitution_predictions(species, threshold: float = 1e-3) -> list[dict]:
     """pymatgen's `SubstitutionPredictor(threshold=threshold).list_prediction(species, to_this_composition=False)`
@@ -193,51 +256,93 @@ def substitution_predictions(species, threshold: float = 1e-3) -> list[dict]:
     is evaluated with the same sequence of multiplications). pymatgen's version spends its time hashing `Species`."""
     S = _substitution_tables()[0]
     paths, probs = _prediction_paths(tuple(str(s) for s in species), threshold)
-    return [{"probability": float(pr), "substitutions": dict(zip(species, (S[j] for j in p)))} for p, pr in zip(paths.tolist(), probs)]
+    return [
+        {"probability": float(pr), "substitutions": dict(zip(species, (S[j] for j in p)))}
+        for p, pr in zip(paths.tolist(), probs)
+    ]
+
 
 @functools.lru_cache(maxsize=4096)
 def _predictions(names: tuple, threshold: float):
     return _prediction_paths(names, threshold)
 
-def ionic_substitutions(structure: Structure, *, parent_id=None, threshold: float = 1e-3, reference_formulas=frozenset(),
-                        novelty_weight: float = 1.0, charge_balance: bool = True, max_candidates: int = 20,
-                        allowed_elements=None, skips: SkipLog | None = None) -> list[Candidate]:
+
+def ionic_substitutions(
+    structure: Structure,
+    *,
+    parent_id=None,
+    threshold: float = 1e-3,
+    reference_formulas=frozenset(),
+    novelty_weight: float = 1.0,
+    charge_balance: bool = True,
+    max_candidates: int = 20,
+    allowed_elements=None,
+    skips: SkipLog | None = None,
+) -> list[Candidate]:
     """Substituted versions of `structure` ranked by substitution probability × `novelty_weight` (if the new reduced
     formula is not in `reference_formulas`). pymatgen's defaults: threshold 1e-3, no re-weighting, charge balanced."""
     skips = skips if skips is not None else SkipLog()
-    if not structure.is_ordered: skips.add("substitution", "disordered parent", parent_id); return []
+    if not structure.is_ordered:
+        skips.add("substitution", "disordered parent", parent_id)
+        return []
     site_species = oxidation_species(structure)
-    if site_species is None: skips.add("substitution", "no oxidation states", parent_id); return []
-    names = sorted({str(s) for s in site_species}); pos = {n: k for k, n in enumerate(names)}
-    site_u = np.array([pos[str(s)] for s in site_species])             # each site's species, as an index into `names`
+    if site_species is None:
+        skips.add("substitution", "no oxidation states", parent_id)
+        return []
+    names = sorted({str(s) for s in site_species})
+    pos = {n: k for k, n in enumerate(names)}
+    site_u = np.array([pos[str(s)] for s in site_species])  # each site's species, as an index into `names`
     counts = np.bincount(site_u, minlength=len(names))
-    try: paths, probs = _predictions(tuple(names), threshold)
-    except ValueError: skips.add("substitution", "species not in substitution model", parent_id); return []
-    index = _substitution_tables()[1]; symbol_of, oxi_of = _species_attributes()
-    own = np.array([index[n] for n in names]); own_symbols = symbol_of[own]
-    n_elements = len(set(own_symbols)); allowed = set(allowed_elements) if allowed_elements is not None else None
+    try:
+        paths, probs = _predictions(tuple(names), threshold)
+    except ValueError:
+        skips.add("substitution", "species not in substitution model", parent_id)
+        return []
+    index = _substitution_tables()[1]
+    symbol_of, oxi_of = _species_attributes()
+    own = np.array([index[n] for n in names])
+    own_symbols = symbol_of[own]
+    n_elements = len(set(own_symbols))
+    allowed = set(allowed_elements) if allowed_elements is not None else None
     out = []
     for path, prob in zip(paths, probs):
-        if (path == own).all(): continue
+        if (path == own).all():
+            continue
         new_symbols = symbol_of[path]
-        if allowed is not None and not set(new_symbols) <= allowed: continue
+        if allowed is not None and not set(new_symbols) <= allowed:
+            continue
         if len(set(new_symbols)) < n_elements:
-            skips.add("substitution", "two species map to one element"); continue
+            skips.add("substitution", "two species map to one element")
+            continue
         if charge_balance and abs(float(counts @ oxi_of[path])) > 1e-6:
-            skips.add("substitution", "not charge balanced"); continue
+            skips.add("substitution", "not charge balanced")
+            continue
         formula = Composition(dict(zip(new_symbols, counts.tolist()))).reduced_formula
         score = float(prob) * (novelty_weight if formula not in reference_formulas else 1.0)
-        out.append((score, new_symbols[site_u].tolist(), {own_symbols[i]: new_symbols[i] for i in range(len(own)) if path[i] != own[i]}))
-    out.sort(key=lambda c: -c[0])                                 # stable: ties keep the model's order
-    return [Candidate(Structure(structure.lattice, symbols, structure.frac_coords), "substitution", parent_id, subs, None, score)
-            for score, symbols, subs in out[:max_candidates]]     # structures only for the ones kept
+        out.append(
+            (
+                score,
+                new_symbols[site_u].tolist(),
+                {own_symbols[i]: new_symbols[i] for i in range(len(own)) if path[i] != own[i]},
+            )
+        )
+    out.sort(key=lambda c: -c[0])  # stable: ties keep the model's order
+    return [
+        Candidate(
+            Structure(structure.lattice, symbols, structure.frac_coords), "substitution", parent_id, subs, None, score
+        )
+        for score, symbols, subs in out[:max_candidates]
+    ]  # structures only for the ones kept
 
 # %% ../../nbs/05_candidates.ipynb #e3fbfe05e2cb
 def symmetry_orbits(structure: Structure, *, symprec: float = 0.1) -> list[dict]:
     "Symmetry-equivalent site orbits: element, Wyckoff symbol, site indices (from the symmetrized structure)."
     sym = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure()
-    return [{"element": sym[idx[0]].specie.symbol, "wyckoff": w, "indices": list(idx)}
-            for idx, w in zip(sym.equivalent_indices, sym.wyckoff_symbols)]
+    return [
+        {"element": sym[idx[0]].specie.symbol, "wyckoff": w, "indices": list(idx)}
+        for idx, w in zip(sym.equivalent_indices, sym.wyckoff_symbols)
+    ]
+
 
 def _site_permutations(structure: Structure, indices: list[int], symprec: float) -> np.ndarray:
     "Permutations of `indices` induced by the space-group operations of `structure` (rows: operations)."
@@ -246,68 +351,111 @@ def _site_permutations(structure: Structure, indices: list[int], symprec: float)
     perms = []
     for op in ops:
         g = op.operate_multi(f)
-        d = g[:, None, :] - f[None, :, :]; d -= np.round(d)
+        d = g[:, None, :] - f[None, :, :]
+        d -= np.round(d)
         dist = np.linalg.norm(d @ structure.lattice.matrix, axis=-1)
         j = dist.argmin(1)
-        if np.all(dist[np.arange(len(f)), j] < max(symprec, 1e-3) * 5) and len(set(j)) == len(f): perms.append(j)
+        if np.all(dist[np.arange(len(f)), j] < max(symprec, 1e-3) * 5) and len(set(j)) == len(f):
+            perms.append(j)
     return np.unique(np.array(perms), axis=0) if perms else np.arange(len(f))[None]
+
 
 def distinct_subsets(n: int, k: int, perms: np.ndarray, *, limit: int = 20_000) -> list[tuple]:
     "Subsets of size k of range(n), one per orbit of the permutation group `perms` (canonical = lexicographic min)."
     seen, out = set(), []
     for c, sub in enumerate(itertools.combinations(range(n), k)):
-        if c >= limit: log.info("distinct_subsets: stopped after %d combinations", limit); break
+        if c >= limit:
+            log.info("distinct_subsets: stopped after %d combinations", limit)
+            break
         canon = min(tuple(sorted(p[list(sub)])) for p in perms)
-        if canon not in seen: seen.add(canon); out.append(canon)
+        if canon not in seen:
+            seen.add(canon)
+            out.append(canon)
     return out
 
-def saps_candidates(structure: Structure, replacements: dict[str, list[str]], *, parent_id=None, symprec: float = 0.1,
-                    supercell=(2, 2, 2), max_orbit_sites: int = 16, max_per_prototype: int = 30,
-                    skips: SkipLog | None = None) -> list[Candidate]:
+
+def saps_candidates(
+    structure: Structure,
+    replacements: dict[str, list[str]],
+    *,
+    parent_id=None,
+    symprec: float = 0.1,
+    supercell=(2, 2, 2),
+    max_orbit_sites: int = 16,
+    max_per_prototype: int = 30,
+    skips: SkipLog | None = None,
+) -> list[Candidate]:
     """Partial substitutions of one orbit: for each orbit of an element A in `replacements` and each B in
     `replacements[A]`, replace k of its m sites (1 <= k < m) in every distinct way up to symmetry. Orbits of a single
     site are first expanded with `supercell`. At most `max_per_prototype` candidates per parent."""
     skips = skips if skips is not None else SkipLog()
-    if not structure.is_ordered: skips.add("saps", "disordered parent", parent_id); return []
+    if not structure.is_ordered:
+        skips.add("saps", "disordered parent", parent_id)
+        return []
     out = []
     for orbit in symmetry_orbits(structure, symprec=symprec):
         a = orbit["element"]
-        if a not in replacements: continue
+        if a not in replacements:
+            continue
         work, idx, sc = structure, orbit["indices"], (1, 1, 1)
         if len(idx) == 1:
-            tagged = structure.copy(); tagged.add_site_property("parent_index", list(range(len(structure))))
-            work = tagged * supercell; sc = tuple(supercell)
+            tagged = structure.copy()
+            tagged.add_site_property("parent_index", list(range(len(structure))))
+            work = tagged * supercell
+            sc = tuple(supercell)
             idx = [k for k, site in enumerate(work) if site.properties["parent_index"] == orbit["indices"][0]]
             work.remove_site_property("parent_index")
-        if len(idx) > max_orbit_sites: skips.add("saps", "orbit too large", (parent_id, orbit["wyckoff"], len(idx))); continue
+        if len(idx) > max_orbit_sites:
+            skips.add("saps", "orbit too large", (parent_id, orbit["wyckoff"], len(idx)))
+            continue
         perms = _site_permutations(work, idx, symprec)
         for b in replacements[a]:
             for k in range(1, len(idx)):
                 for sub in distinct_subsets(len(idx), k, perms):
                     s = work.copy()
-                    for t in sub: s.replace(idx[t], b)
-                    out.append(Candidate(s, "saps", parent_id, {a: b},
-                                         {"wyckoff": orbit["wyckoff"], "orbit_size": len(idx), "substituted": k, "supercell": sc}))
-                    if len(out) >= max_per_prototype: return out
+                    for t in sub:
+                        s.replace(idx[t], b)
+                    out.append(
+                        Candidate(
+                            s,
+                            "saps",
+                            parent_id,
+                            {a: b},
+                            {"wyckoff": orbit["wyckoff"], "orbit_size": len(idx), "substituted": k, "supercell": sc},
+                        )
+                    )
+                    if len(out) >= max_per_prototype:
+                        return out
     return out
 
-def likely_replacements(structure: Structure, *, top: int = 2, min_prob: float = 1e-3, allowed_elements=None) -> dict[str, list[str]]:
+
+def likely_replacements(
+    structure: Structure, *, top: int = 2, min_prob: float = 1e-3, allowed_elements=None
+) -> dict[str, list[str]]:
     "For each element of `structure`, the `top` most probable same-charge substitutes (pymatgen's probability model)."
     prob = _substitution_probability()
     site_species = oxidation_species(structure)
-    if site_species is None: return {}
+    if site_species is None:
+        return {}
     out = {}
-    for sp in dict.fromkeys(site_species):   # first-appearance order, not set order (which PYTHONHASHSEED changes)
-        cands = [(prob.cond_prob(sp, other), other) for other in prob.species
-                 if other.oxi_state == sp.oxi_state and other.symbol != sp.symbol
-                 and (allowed_elements is None or other.symbol in allowed_elements)]
+    for sp in dict.fromkeys(site_species):  # first-appearance order, not set order (which PYTHONHASHSEED changes)
+        cands = [
+            (prob.cond_prob(sp, other), other)
+            for other in prob.species
+            if other.oxi_state == sp.oxi_state
+            and other.symbol != sp.symbol
+            and (allowed_elements is None or other.symbol in allowed_elements)
+        ]
         cands = sorted([c for c in cands if c[0] >= min_prob], key=lambda c: -c[0])[:top]
-        if cands: out[sp.symbol] = [o.symbol for _, o in cands]
+        if cands:
+            out[sp.symbol] = [o.symbol for _, o in cands]
     return out
+
 
 @functools.lru_cache(maxsize=1)
 def _substitution_probability():
     from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
+
     return SubstitutionProbability()
 
 # %% ../../nbs/05_candidates.ipynb #2adcb80498e2
@@ -315,31 +463,47 @@ def ionic_elements(elements, *, oxidation_states_set: str = "icsd24") -> list[st
     """The `elements` that have at least one oxidation state in SMACT's built-in `oxidation_states_set` (sorted,
     unique); for a custom set (a file) all of them, as SMACT decides per composition."""
     from smact import Element as SmactElement
+
     attr = f"oxidation_states_{oxidation_states_set}"
     return sorted(e for e in set(elements) if not hasattr(SmactElement(e), attr) or getattr(SmactElement(e), attr))
 
-def balanced_compositions(elements: list[str], *, max_stoich: int = 4, oxidation_states_set: str = "icsd24",
-                          max_atoms: int = 20) -> list[str]:
+
+def balanced_compositions(
+    elements: list[str], *, max_stoich: int = 4, oxidation_states_set: str = "icsd24", max_atoms: int = 20
+) -> list[str]:
     """Reduced formulas in the chemical system of `elements` (all of them present) that SMACT finds charge-balanced
     and electronegativity-ordered, with stoichiometric coefficients <= `max_stoich`. `oxidation_states_set='smact14'`
     admits more oxidation states (GNoME's 'relaxed' balancing). A system with an element that has no oxidation state
     in the set (a noble gas in 'icsd24') has no charge-balanced composition: [] (see `ionic_elements`)."""
     from smact import Element as SmactElement
     from smact.screening import smact_filter
-    if len(ionic_elements(elements, oxidation_states_set=oxidation_states_set)) < len(set(elements)): return []
+
+    if len(ionic_elements(elements, oxidation_states_set=oxidation_states_set)) < len(set(elements)):
+        return []
     els = [SmactElement(e) for e in elements]
     out = set()
     for res in smact_filter(els, threshold=max_stoich, oxidation_states_set=oxidation_states_set):
         symbols, _, stoich = res[0], res[1], res[2]
         comp = Composition(dict(zip(symbols, stoich)))
-        if comp.num_atoms <= max_atoms: out.add(comp.reduced_formula)
+        if comp.num_atoms <= max_atoms:
+            out.add(comp.reduced_formula)
     return sorted(out)
 
-def random_structures(formula: str, n: int, *, seed: int = 0, max_atoms: int = 20, volume_factor: float = 1.0,
-                      max_tries: int = 10, skips: SkipLog | None = None) -> list[Candidate]:
+
+def random_structures(
+    formula: str,
+    n: int,
+    *,
+    seed: int = 0,
+    max_atoms: int = 20,
+    volume_factor: float = 1.0,
+    max_tries: int = 10,
+    skips: SkipLog | None = None,
+) -> list[Candidate]:
     """`n` random symmetric crystals of `formula` (PyXtal: random space group compatible with the site counts,
     formula units so that the cell has <= `max_atoms` atoms, volume from covalent radii × `volume_factor`)."""
     from pyxtal import pyxtal
+
     skips = skips if skips is not None else SkipLog()
     comp = Composition(formula).reduced_composition
     zmax = max(1, int(max_atoms // comp.num_atoms))
@@ -347,80 +511,115 @@ def random_structures(formula: str, n: int, *, seed: int = 0, max_atoms: int = 2
     out, tries = [], 0
     while len(out) < n and tries < n * max_tries:
         tries += 1
-        z = int(rng.integers(1, zmax + 1)); sg = int(rng.integers(2, 231))
-        species = [el.symbol for el in comp.elements]; counts = [int(comp[el]) * z for el in comp.elements]
+        z = int(rng.integers(1, zmax + 1))
+        sg = int(rng.integers(2, 231))
+        species = [el.symbol for el in comp.elements]
+        counts = [int(comp[el]) * z for el in comp.elements]
         crystal = pyxtal()
         try:
-            # PyXtal's `seed` is not its random source (two calls with one seed gave different crystals): `random_state` is
-            crystal.from_random(3, sg, species, counts, factor=volume_factor, random_state=np.random.default_rng(int(rng.integers(2**31))))
-        except Exception:   # pyxtal raises for incompatible Wyckoff combinations; try another group
+            # PyXtal's `seed` is not its random source (two calls with one seed gave different crystals): `random_state`
+            # is
+            crystal.from_random(
+                3,
+                sg,
+                species,
+                counts,
+                factor=volume_factor,
+                random_state=np.random.default_rng(int(rng.integers(2**31))),
+            )
+        except Exception:  # pyxtal raises for incompatible Wyckoff combinations; try another group
             continue
-        if not crystal.valid: continue
+        if not crystal.valid:
+            continue
         s = crystal.to_pymatgen()
         out.append(Candidate(s, "random_search", None, {}, {"space_group": sg, "Z": z}))
-    if len(out) < n: skips.add("random_search", f"only {len(out)} of {n} random structures after {tries} tries", formula)
+    if len(out) < n:
+        skips.add("random_search", f"only {len(out)} of {n} random structures after {tries} tries", formula)
     return out
 
 # %% ../../nbs/05_candidates.ipynb #e7495e175846
 def _key(s: Structure, key: str) -> tuple:
     f = s.composition.reduced_formula
-    if key == "formula": return (f,)
+    if key == "formula":
+        return (f,)
     raise ValueError(f"unknown dedup key {key!r}: only 'formula' is exact with respect to StructureMatcher")
+
 
 def _matcher_reduced(s: Structure, matcher: StructureMatcher) -> Structure:
     """The structure `matcher.fit` compares: its own Niggli + primitive reduction (pymatgen's
     `StructureMatcher._get_reduced_structure`, the private helper `fit` calls), computed once per structure here."""
     return matcher._get_reduced_structure(Structure.from_sites(s), matcher._primitive_cell, niggli=True)
 
-def unique_groups(structures: list[Structure], *, key: str = "formula", matcher: StructureMatcher | None = None) -> np.ndarray:
+
+def unique_groups(
+    structures: list[Structure], *, key: str = "formula", matcher: StructureMatcher | None = None
+) -> np.ndarray:
     """For each structure, the index of the first structure it matches (itself when it is the first of its kind).
     Groups by (reduced formula, number of sites of the matcher's reduced structure): `fit` without `attempt_supercell`
     or `subset` returns False when either differs, so the result equals pairwise matching exactly. A structure is
     reduced (once) only when another one shares its formula, and reduced structures are compared with
     `fit(..., skip_structure_reduction=True)`, which is what `fit` does after reducing them itself."""
     matcher = matcher or structure_matcher()
-    if matcher._supercell or matcher._subset or not matcher._primitive_cell:    # the site-count argument does not hold
-        reps: dict[tuple, list[int]] = defaultdict(list); out = np.empty(len(structures), dtype=int)
+    if matcher._supercell or matcher._subset or not matcher._primitive_cell:  # the site-count argument does not hold
+        reps: dict[tuple, list[int]] = defaultdict(list)
+        out = np.empty(len(structures), dtype=int)
         for i, s in enumerate(structures):
             group = reps[_key(s, key)]
             out[i] = next((j for j in group if matcher.fit(s, structures[j])), i)
-            if out[i] == i: group.append(i)
+            if out[i] == i:
+                group.append(i)
         return out
-    groups: dict[tuple, list[list]] = defaultdict(list)     # formula -> representatives [index, reduced or None]
+    groups: dict[tuple, list[list]] = defaultdict(list)  # formula -> representatives [index, reduced or None]
     out = np.empty(len(structures), dtype=int)
     reduced = lambda j: _matcher_reduced(structures[j], matcher)
     for i, s in enumerate(structures):
-        members = groups[_key(s, key)]; out[i] = i
-        if members:                                          # reduce only what is compared: singletons never are
+        members = groups[_key(s, key)]
+        out[i] = i
+        if members:  # reduce only what is compared: singletons never are
             r = reduced(i)
             for m in members:
-                if m[1] is None: m[1] = reduced(m[0])
-                if len(m[1]) == len(r) and matcher.fit(r, m[1], skip_structure_reduction=True): out[i] = m[0]; break
-            if out[i] == i: members.append([i, r])
+                if m[1] is None:
+                    m[1] = reduced(m[0])
+                if len(m[1]) == len(r) and matcher.fit(r, m[1], skip_structure_reduction=True):
+                    out[i] = m[0]
+                    break
+            if out[i] == i:
+                members.append([i, r])
         else:
             members.append([i, None])
     return out
 
+
 def is_unique(structures, **kw) -> np.ndarray:
     "True for the first occurrence of each distinct structure."
-    rep = unique_groups(structures, **kw); return rep == np.arange(len(structures))
+    rep = unique_groups(structures, **kw)
+    return rep == np.arange(len(structures))
+
 
 class NoveltyChecker:
     """Is a structure absent from the reference set? (same formula and a `StructureMatcher` match = known).
     `ids` (default: positions) name the reference structures for `match`."""
+
     def __init__(self, reference_structures, *, matcher: StructureMatcher | None = None, ids=None):
         self.matcher = matcher or structure_matcher()
         self.by_formula: dict[str, list[tuple]] = defaultdict(list)
         reference_structures = list(reference_structures)
         ids = range(len(reference_structures)) if ids is None else list(ids)
-        for i, s in zip(ids, reference_structures): self.by_formula[s.composition.reduced_formula].append((i, s))
+        for i, s in zip(ids, reference_structures):
+            self.by_formula[s.composition.reduced_formula].append((i, s))
+
     def match(self, s: Structure):
         "The id of the first reference structure that matches `s`, or None."
-        return next((i for i, r in self.by_formula.get(s.composition.reduced_formula, ()) if self.matcher.fit(s, r)), None)
+        return next(
+            (i for i, r in self.by_formula.get(s.composition.reduced_formula, ()) if self.matcher.fit(s, r)), None
+        )
+
     def is_novel(self, s: Structure) -> bool:
         return self.match(s) is None
+
     def novel_mask(self, structures) -> np.ndarray:
         return np.array([self.is_novel(s) for s in structures], dtype=bool)
+
 
 def naive_unique(structures: list[Structure], *, matcher: StructureMatcher | None = None) -> np.ndarray:
     "Pairwise baseline (no grouping): O(n²) `StructureMatcher` calls. For benchmarks and tests only."
@@ -428,69 +627,125 @@ def naive_unique(structures: list[Structure], *, matcher: StructureMatcher | Non
     reps, out = [], np.empty(len(structures), dtype=int)
     for i, s in enumerate(structures):
         out[i] = next((r for r in reps if matcher.fit(s, structures[r])), i)
-        if out[i] == i: reps.append(i)
+        if out[i] == i:
+            reps.append(i)
     return out
 
 # %% ../../nbs/05_candidates.ipynb #8d29cada4c41
-def generate_candidates(parents: pd.DataFrame | None = None, *, chemical_systems=(), reference_formulas=frozenset(),
-                        substitution_threshold: float = 1e-3, novelty_weight: float = 10.0, charge_balance: bool = True,
-                        max_substitutions_per_parent: int = 10, saps_per_parent: int = 10, saps_top_replacements: int = 2,
-                        compositions_per_system: int = 5, structures_per_composition: int = 5, max_atoms: int = 20,
-                        oxidation_states_set: str = "icsd24", allowed_elements=None, seed: int = 0, progress: bool = False):
+def generate_candidates(
+    parents: pd.DataFrame | None = None,
+    *,
+    chemical_systems=(),
+    reference_formulas=frozenset(),
+    substitution_threshold: float = 1e-3,
+    novelty_weight: float = 10.0,
+    charge_balance: bool = True,
+    max_substitutions_per_parent: int = 10,
+    saps_per_parent: int = 10,
+    saps_top_replacements: int = 2,
+    compositions_per_system: int = 5,
+    structures_per_composition: int = 5,
+    max_atoms: int = 20,
+    oxidation_states_set: str = "icsd24",
+    allowed_elements=None,
+    seed: int = 0,
+    progress: bool = False,
+):
     """Candidates from `parents` (table with `structure`, `material_id`) and `chemical_systems` ('Li-Fe-O', ...);
     `allowed_elements` restricts substitutions to a chemical space. Returns (candidates, skips)."""
     from tqdm.auto import tqdm
+
     skips, cands = SkipLog(), []
     parents = parents if parents is not None else pd.DataFrame(columns=["structure", "material_id"])
     for rec in tqdm(list(parents.itertuples()), desc="structural candidates", disable=not progress):
         s = rec.structure
-        cands += ionic_substitutions(s, parent_id=rec.material_id, threshold=substitution_threshold,
-                                     reference_formulas=reference_formulas, novelty_weight=novelty_weight,
-                                     charge_balance=charge_balance, max_candidates=max_substitutions_per_parent,
-                                     allowed_elements=allowed_elements, skips=skips)
-        repl = likely_replacements(s, top=saps_top_replacements, allowed_elements=allowed_elements) if s.is_ordered else {}
-        if not repl: skips.add("saps", "no likely replacement", rec.material_id); continue
+        cands += ionic_substitutions(
+            s,
+            parent_id=rec.material_id,
+            threshold=substitution_threshold,
+            reference_formulas=reference_formulas,
+            novelty_weight=novelty_weight,
+            charge_balance=charge_balance,
+            max_candidates=max_substitutions_per_parent,
+            allowed_elements=allowed_elements,
+            skips=skips,
+        )
+        repl = (
+            likely_replacements(s, top=saps_top_replacements, allowed_elements=allowed_elements) if s.is_ordered else {}
+        )
+        if not repl:
+            skips.add("saps", "no likely replacement", rec.material_id)
+            continue
         cands += saps_candidates(s, repl, parent_id=rec.material_id, max_per_prototype=saps_per_parent, skips=skips)
     rng = np.random.default_rng(seed)
     for system in tqdm(list(chemical_systems), desc="composition search", disable=not progress):
-        formulas = balanced_compositions(system.split("-"), oxidation_states_set=oxidation_states_set, max_atoms=max_atoms)
-        if not formulas: skips.add("random_search", "no charge-balanced composition", system); continue
+        formulas = balanced_compositions(
+            system.split("-"), oxidation_states_set=oxidation_states_set, max_atoms=max_atoms
+        )
+        if not formulas:
+            skips.add("random_search", "no charge-balanced composition", system)
+            continue
         novel_first = sorted(formulas, key=lambda f: (f in reference_formulas, f))
         for f in novel_first[:compositions_per_system]:
-            for c in random_structures(f, structures_per_composition, seed=int(rng.integers(2**31)), max_atoms=max_atoms, skips=skips):
-                c.parent_id = system; cands.append(c)
+            for c in random_structures(
+                f, structures_per_composition, seed=int(rng.integers(2**31)), max_atoms=max_atoms, skips=skips
+            ):
+                c.parent_id = system
+                cands.append(c)
     return cands, skips
 
-def mark_unique_and_novel(cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula",
-                          known_formulas: frozenset | None = None) -> pd.DataFrame:
+
+def mark_unique_and_novel(
+    cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula", known_formulas: frozenset | None = None
+) -> pd.DataFrame:
     """Candidates table with `unique` (within the batch), `novel` (no `StructureMatcher` match in the reference
     structures) and, given `known_formulas` (e.g. every MP composition), `known_composition` and
     `new` = unique & novel & composition unknown. A novel structure of a known composition is a new polymorph at best,
     not a new material, until a relaxation says where it goes."""
     table = candidates_table(cands)
-    if not len(table): return table.assign(unique=[], novel=[], known_composition=[], new=[])
+    if not len(table):
+        return table.assign(unique=[], novel=[], known_composition=[], new=[])
     structs = [c.structure for c in cands]
     table["unique"] = is_unique(structs, key=key)
     table["novel"] = reference.novel_mask(structs)
     table["known_composition"] = table.formula.isin(known_formulas) if known_formulas is not None else np.nan
-    table["new"] = table.unique & table.novel & ~table.known_composition.astype(bool) if known_formulas is not None else np.nan
+    table["new"] = (
+        table.unique & table.novel & ~table.known_composition.astype(bool) if known_formulas is not None else np.nan
+    )
     return table
+
 
 def candidates_figure(table: pd.DataFrame, skips: pd.DataFrame | None = None):
     "Candidates per generator (unique, novel), per arity, and the most used prototypes (parents)."
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    g = table.groupby("generator").agg(generated=("formula", "size"), unique=("unique", "sum"),
-                                       novel_unique=("novel", lambda x: int((x & table.loc[x.index, "unique"]).sum())))
-    g.plot.bar(ax=axes[0], rot=0); axes[0].set_xlabel("generator"); axes[0].set_ylabel("candidates")
+    g = table.groupby("generator").agg(
+        generated=("formula", "size"),
+        unique=("unique", "sum"),
+        novel_unique=("novel", lambda x: int((x & table.loc[x.index, "unique"]).sum())),
+    )
+    g.plot.bar(ax=axes[0], rot=0)
+    axes[0].set_xlabel("generator")
+    axes[0].set_ylabel("candidates")
     a = table.groupby(["n_elements", "generator"]).size().unstack(fill_value=0)
-    a.plot.bar(ax=axes[1], stacked=True, rot=0); axes[1].set_xlabel("number of elements"); axes[1].set_ylabel("candidates")
+    a.plot.bar(ax=axes[1], stacked=True, rot=0)
+    axes[1].set_xlabel("number of elements")
+    axes[1].set_ylabel("candidates")
     top = table[table.generator != "random_search"].parent_id.value_counts().head(12)
-    axes[2].barh(top.index[::-1], top.values[::-1]); axes[2].set_xlabel("candidates from this parent (prototype)"); axes[2].set_ylabel("parent material")
+    axes[2].barh(top.index[::-1], top.values[::-1])
+    axes[2].set_xlabel("candidates from this parent (prototype)")
+    axes[2].set_ylabel("parent material")
     nov = table.novel[table.unique].mean() if table.unique.any() else float("nan")
-    new = f", {table.new[table.unique].mean():.0%} also of a composition unknown to MP" if "new" in table and table.new.notna().all() else ""
-    fig.suptitle(f"{len(table)} candidates, {int(table.unique.sum())} unique, {nov:.0%} of unique ones novel structures{new}")
+    new = (
+        f", {table.new[table.unique].mean():.0%} also of a composition unknown to MP"
+        if "new" in table and table.new.notna().all()
+        else ""
+    )
+    fig.suptitle(
+        f"{len(table)} candidates, {int(table.unique.sum())} unique, {nov:.0%} of unique ones novel structures{new}"
+    )
     fig.tight_layout()
     return fig

@@ -29,19 +29,28 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--force", action="store_true", help="rerun stages that are already complete")
     r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--figures", metavar="DIR", help="also copy every figure here (default: only the run folder's "
-                                                    "figures/; pass figures to replace the committed reference figures)")
+    r.add_argument(
+        "--figures",
+        metavar="DIR",
+        help="also copy every figure here (default: only the run folder's "
+        "figures/; pass figures to replace the committed reference figures)",
+    )
     d = sub.add_parser("data", help="registered data sets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     dsub.add_parser("list", help="list registered data sets and whether they are present")
     f = dsub.add_parser("fetch", help="download (or copy from the mirror) and verify a data set")
     f.add_argument("name", nargs="+")
-    f.add_argument("--mirror", default="default", help="local mirror folder (default: $MATDISCO_MIRROR or ../shared/data)")
+    f.add_argument(
+        "--mirror", default="default", help="local mirror folder (default: $MATDISCO_MIRROR or ../shared/data)"
+    )
     f.add_argument("--offline", action="store_true", help="never try the public URL")
     f.add_argument("--allow-unpinned", action="store_true", help="accept files whose checksum is not pinned (mp_20)")
     sub.add_parser("experiments", help="list registered experiments")
-    t = sub.add_parser("train", help="train one GNN on the fixed mp2018_formation split; DDP under torchrun "
-                       "(torchrun --nproc_per_node N --no-python matdisco train ...)")
+    t = sub.add_parser(
+        "train",
+        help="train one GNN on the fixed mp2018_formation split; DDP under torchrun "
+        "(torchrun --nproc_per_node N --no-python matdisco train ...)",
+    )
     t.add_argument("--out", required=True, help="run folder (checkpoints; rerunning resumes)")
     t.add_argument("--n-train", type=int, default=None, help="training crystals (default: the whole split, 29,385)")
     t.add_argument("--n-val", type=int, default=None)
@@ -53,64 +62,116 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--atoms-per-batch", type=int, default=2048, help="atoms per optimiser step, over all ranks")
     t.add_argument("--max-minutes", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
-    e = sub.add_parser("elemental-references", help="each element's oracle reference against MP2020's, by the discovery "
-                       "chapter's rule (best of up to 3 relaxed mp2018 structures; flagged beyond the tolerance)")
+    e = sub.add_parser(
+        "elemental-references",
+        help="each element's oracle reference against MP2020's, by the discovery "
+        "chapter's rule (best of up to 3 relaxed mp2018 structures; flagged beyond the tolerance)",
+    )
     e.add_argument("elements", nargs="*", help="element symbols (default: every element with an MP2020 reference)")
     e.add_argument("--oracle", default="chgnet-0.3.0")
-    e.add_argument("--out", required=True, help="folder: elemental_references.csv and the oracle store (reruns reuse it)")
+    e.add_argument(
+        "--out", required=True, help="folder: elemental_references.csv and the oracle store (reruns reuse it)"
+    )
     e.add_argument("--fmax", type=float, default=0.1)
     e.add_argument("--max-steps", type=int, default=100)
-    rl = sub.add_parser("relabel", help="single points of every mp2018_formation crystal with an oracle, into the machine-wide "
-                        "cache ($MATDISCO_CACHE or ~/.cache/matdisco), and the oracle-level reference table")
+    rl = sub.add_parser(
+        "relabel",
+        help="single points of every mp2018_formation crystal with an oracle, into the machine-wide "
+        "cache ($MATDISCO_CACHE or ~/.cache/matdisco), and the oracle-level reference table",
+    )
     rl.add_argument("--oracle", default="chgnet-0.3.0")
-    rl.add_argument("--elements", nargs="*", help="only the chemical space of these elements (default: the whole data set)")
+    rl.add_argument(
+        "--elements", nargs="*", help="only the chemical space of these elements (default: the whole data set)"
+    )
     rl.add_argument("--limit", type=int, default=None, help="only the first N crystals of the space (a quick look)")
     rl.add_argument("--workers", type=int, default=2, help="Dask worker processes (one torch thread each)")
-    rl.add_argument("--scheduler", default="local", help="'local' (a new LocalCluster) or a running scheduler's address")
+    rl.add_argument(
+        "--scheduler", default="local", help="'local' (a new LocalCluster) or a running scheduler's address"
+    )
     rl.add_argument("--out", required=True, help="folder: oracle_reference.csv, elemental_references.csv, summary.json")
-    ev = sub.add_parser("evaluate", help="relax any crystals with an oracle and score them: S.U.N. (MatterGen), E_hull "
-                        "against the oracle-level reference hull, RMSD to the relaxed structure")
+    ev = sub.add_parser(
+        "evaluate",
+        help="relax any crystals with an oracle and score them: S.U.N. (MatterGen), E_hull "
+        "against the oracle-level reference hull, RMSD to the relaxed structure",
+    )
     ev.add_argument("path", help="a folder of CIFs, an extended-XYZ file, or a CSV with a CIF column")
     ev.add_argument("--reference", default="mp2018_formation", choices=["mp2018_formation"])
     ev.add_argument("--oracle", default="chgnet-0.3.0")
-    ev.add_argument("--matcher", default="disordered", choices=["ordered", "disordered"],
-                    help="uniqueness/novelty matcher: MatterGen's default disordered one, or its ordered one")
-    ev.add_argument("--converged-only", action="store_true",
-                    help="no energy verdict for a relaxation stopped at --max-steps (MatterGen scores its final energy)")
+    ev.add_argument(
+        "--matcher",
+        default="disordered",
+        choices=["ordered", "disordered"],
+        help="uniqueness/novelty matcher: MatterGen's default disordered one, or its ordered one",
+    )
+    ev.add_argument(
+        "--converged-only",
+        action="store_true",
+        help="no energy verdict for a relaxation stopped at --max-steps (MatterGen scores its final energy)",
+    )
     ev.add_argument("--fmax", type=float, default=0.05)
     ev.add_argument("--max-steps", type=int, default=300)
     ev.add_argument("--workers", type=int, default=2, help="Dask worker processes (one torch thread each)")
-    ev.add_argument("--scheduler", default="local", help="'local' (a new LocalCluster), 'none' (in this process) or a "
-                    "running scheduler's address")
-    ev.add_argument("--out", default=None, help="folder for structures.csv, systems.csv, skipped.csv, metrics.json and "
-                    "the E_hull histogram (default: evaluate-<name of PATH>)")
+    ev.add_argument(
+        "--scheduler",
+        default="local",
+        help="'local' (a new LocalCluster), 'none' (in this process) or a running scheduler's address",
+    )
+    ev.add_argument(
+        "--out",
+        default=None,
+        help="folder for structures.csv, systems.csv, skipped.csv, metrics.json and "
+        "the E_hull histogram (default: evaluate-<name of PATH>)",
+    )
     rs = sub.add_parser("results", help="reference results: collect a run's results files into results/<profile>/")
     rsub = rs.add_subparsers(dest="results_cmd", required=True)
     rc = rsub.add_parser("collect", help="copy RUN_DIR's results files (and figures) to results/<profile>/")
     rc.add_argument("run_dir")
     rc.add_argument("--to", default=None, help="destination folder (default: results/<profile of the run>/)")
-    rc.add_argument("--figures", default=None, help="also copy the run's figures here (e.g. figures/, the reference ones)")
+    rc.add_argument(
+        "--figures", default=None, help="also copy the run's figures here (e.g. figures/, the reference ones)"
+    )
     rp = sub.add_parser("report", help="render every headline table from results files, beside the published numbers")
-    rp.add_argument("path", nargs="*", default=None,
-                    help="run folders or results/<profile>/ folders (default: results/cpu, then results/tiny)")
+    rp.add_argument(
+        "path",
+        nargs="*",
+        default=None,
+        help="run folders or results/<profile>/ folders (default: results/cpu, then results/tiny)",
+    )
     rp.add_argument("--out", default=None, help="write the report (Markdown) here instead of printing it")
-    rp.add_argument("--readme", default=None, metavar="README",
-                    help="also write README (e.g. README.md) from nbs/index.ipynb, its headline table rendered from "
-                         "the given folders (the first folder that has an experiment wins)")
+    rp.add_argument(
+        "--readme",
+        default=None,
+        metavar="README",
+        help="also write README (e.g. README.md) from nbs/index.ipynb, its headline table rendered from "
+        "the given folders (the first folder that has an experiment wins)",
+    )
     dc = sub.add_parser("docs", help="build the docs site offline (Sphinx + myst-nb) and check every link and image")
-    dc.add_argument("--run", default=None, help="run folder whose executed experiment notebooks the site shows "
-                    "(default: runs/tiny when it exists)")
+    dc.add_argument(
+        "--run",
+        default=None,
+        help="run folder whose executed experiment notebooks the site shows (default: runs/tiny when it exists)",
+    )
     dc.add_argument("--out", default="_docs", help="output folder: source/ (staged) and html/ (the site)")
-    dc.add_argument("--screenshots", default=None, metavar="DIR",
-                    help="also render the front page and a chapter page in headless Chromium, PNGs into DIR")
+    dc.add_argument(
+        "--screenshots",
+        default=None,
+        metavar="DIR",
+        help="also render the front page and a chapter page in headless Chromium, PNGs into DIR",
+    )
     return p
+
 
 def _docs(args):
     "`matdisco docs`: stage, build, check; optionally screenshot in a headless browser."
     from .docs import browser_screenshots, build_docs, check_site, stage_docs
     from .results import reference_results_dirs
+
     root = project_root()
-    run = Path(args.run) if args.run else (root / "runs" / "tiny" if (root / "runs" / "tiny" / "stages").exists() else None)
+    run = (
+        Path(args.run)
+        if args.run
+        else (root / "runs" / "tiny" if (root / "runs" / "tiny" / "stages").exists() else None)
+    )
     results = reference_results_dirs(root)
     out = Path(args.out)
     source = stage_docs(out / "source", run_dir=run, results_paths=results)
@@ -121,23 +182,29 @@ def _docs(args):
         print(f"  {problem}", file=sys.stderr)
     if problems:
         raise ValueError(f"{html}: {len(problems)} broken links or images in {pages} pages")
-    print(f"site: {html / 'index.html'} ({pages} pages, every link and image resolves; Sphinx warnings: "
-          f"{out / 'sphinx-warnings.log'})")
+    print(
+        f"site: {html / 'index.html'} ({pages} pages, every link and image resolves; Sphinx warnings: "
+        f"{out / 'sphinx-warnings.log'})"
+    )
     if args.screenshots:
         for shot in browser_screenshots(html, ["index.html", "methods/07_discovery.html"], args.screenshots):
             print(f"screenshot: {shot}")
 
+
 def _report(args):
     "`matdisco report`: render results files; optionally write the README from nbs/index.ipynb and the results."
     from .results import load_results, merged_results, reference_results_dirs, render_readme, render_report
+
     paths = [Path(p) for p in args.path] if args.path else reference_results_dirs()
     if not paths:
         raise FileNotFoundError("no results to report: pass a run folder or collect one into results/<profile>/")
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such folder")
-    parts = [render_report(load_results(path)).replace("# matdisco results", f"# matdisco results: {path}", 1)
-             for path in paths]
+    parts = [
+        render_report(load_results(path)).replace("# matdisco results", f"# matdisco results: {path}", 1)
+        for path in paths
+    ]
     if args.readme:
         atomic_write_text(args.readme, render_readme(project_root() / "nbs" / "index.ipynb", merged_results(paths)))
         print(f"{args.readme}: written from nbs/index.ipynb and {', '.join(map(str, paths))}", file=sys.stderr)
@@ -147,6 +214,7 @@ def _report(args):
         print(f"report written: {args.out}", file=sys.stderr)
     else:
         print(text)
+
 
 @contextmanager
 def log_to_file(path):
@@ -172,12 +240,14 @@ def log_to_file(path):
             root.handlers = saved_handlers
             root.setLevel(saved_level)
 
+
 def _evaluate(args) -> dict:
     """`matdisco evaluate`: read, relax (resumable: the relaxation store keeps every finished structure), score, write,
     print. Library output goes to `<out>/evaluate.log`."""
     from .evaluate import EvaluateConfig, evaluate_structures, metrics_table, write_evaluation
     from .io import read_structures
-    if not Path(args.path).exists():      # before the output folder and its log are made
+
+    if not Path(args.path).exists():  # before the output folder and its log are made
         raise FileNotFoundError(f"{args.path}: no such file or folder")
     out = Path(args.out or f"evaluate-{Path(args.path).stem}")
     log_path = out / "evaluate.log"
@@ -188,17 +258,30 @@ def _evaluate(args) -> dict:
         print(f"  skipped {ident}: {reason}", file=sys.stderr)
     if not len(sample):
         raise ValueError(f"{args.path}: no structure could be read")
-    config = EvaluateConfig(oracle=args.oracle, reference=args.reference, matcher=args.matcher, fmax=args.fmax,
-                            max_steps=args.max_steps, n_workers=args.workers, use_unconverged=not args.converged_only)
+    config = EvaluateConfig(
+        oracle=args.oracle,
+        reference=args.reference,
+        matcher=args.matcher,
+        fmax=args.fmax,
+        max_steps=args.max_steps,
+        n_workers=args.workers,
+        use_unconverged=not args.converged_only,
+    )
     scheduler = None if args.scheduler == "none" else args.scheduler
     with log_to_file(log_path):
-        ev = evaluate_structures(sample.structures, sample.ids, config=config, scheduler=scheduler, skipped=sample.skipped)
+        ev = evaluate_structures(
+            sample.structures, sample.ids, config=config, scheduler=scheduler, skipped=sample.skipped
+        )
         write_evaluation(ev, out)
-    print(f"{ev.metrics['reference']}; matcher {config.matcher}; stable means E_hull <= {config.stability_threshold} eV/atom")
+    print(
+        f"{ev.metrics['reference']}; matcher {config.matcher}; stable means E_hull <= {config.stability_threshold} "
+        f"eV/atom"
+    )
     print(f"'new' is relative to {ev.metrics['new_relative_to']}")
     print(metrics_table(ev.metrics).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(f"written: {out}/structures.csv, metrics.json, systems.csv, evaluate_e_hull.png|pdf; library log: {log_path}")
     return ev.metrics
+
 
 def _relabel(args) -> dict:
     "`matdisco relabel`: relabel (resumable: the cache keeps every finished chunk), write the tables, print a summary."
@@ -206,19 +289,37 @@ def _relabel(args) -> dict:
     from pathlib import Path
     from .data import atomic_write_text
     from .reference import relabel, space_index
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     rows = None
     if args.limit is not None:
-        rows = space_index(args.elements or None).row_index.to_numpy()[:args.limit]
-    ref = relabel(args.oracle, rows=rows, elements=args.elements or None, scheduler=args.scheduler, n_workers=args.workers,
-                  progress=True)
-    cols = ["row_index", "material_id", "reduced_formula", "chemsys", "n_sites", "formation_energy_per_atom",
-            "energy_per_atom_oracle", "e_form_oracle"]
+        rows = space_index(args.elements or None).row_index.to_numpy()[: args.limit]
+    ref = relabel(
+        args.oracle,
+        rows=rows,
+        elements=args.elements or None,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        progress=True,
+    )
+    cols = [
+        "row_index",
+        "material_id",
+        "reduced_formula",
+        "chemsys",
+        "n_sites",
+        "formation_energy_per_atom",
+        "energy_per_atom_oracle",
+        "e_form_oracle",
+    ]
     atomic_write_text(out / "oracle_reference.csv", ref.frame[cols].to_csv(index=False))
     atomic_write_text(out / "elemental_references.csv", ref.elemental.to_csv(index=False))
-    summary = ref.summary(); atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
+    summary = ref.summary()
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     print(json.dumps(summary, indent=2, default=float))
     return summary
+
 
 def _elemental_references(args):
     "`matdisco elemental-references`: the per-element table, written to OUT/elemental_references.csv and printed."
@@ -226,13 +327,18 @@ def _elemental_references(args):
     from .data import atomic_write_text
     from .discovery import elemental_references
     from .oracle import OracleStore, mp_reference_energies, one_thread
+
     one_thread()
-    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     els = args.elements or sorted(mp_reference_energies())
-    t = elemental_references(els, OracleStore(out / "oracle.sqlite"), oracle=args.oracle, fmax=args.fmax, max_steps=args.max_steps)
+    t = elemental_references(
+        els, OracleStore(out / "oracle.sqlite"), oracle=args.oracle, fmax=args.fmax, max_steps=args.max_steps
+    )
     atomic_write_text(out / "elemental_references.csv", t.to_csv(index=False))
     print(t.drop(columns=["source"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return t
+
 
 def _train(args) -> dict:
     "`matdisco train`: fit on the fixed split (every rank builds its own graphs), then rank 0 scores the test split."
@@ -242,23 +348,37 @@ def _train(args) -> dict:
     from .metrics import mae
     from .models import CrystalGNN, load_model
     from .train import GraphDataset, TrainConfig, fit, init_distributed_from_env, predict
+
     rank, world = init_distributed_from_env()
     tr, va, te = split_frames(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, seed=args.seed)
     ds = {k: GraphDataset.from_frame(df) for k, df in (("train", tr), ("val", va), ("test", te))}
-    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, atoms_per_batch=args.atoms_per_batch, patience=args.epochs,
-                      max_minutes=args.max_minutes, seed=args.seed)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        atoms_per_batch=args.atoms_per_batch,
+        patience=args.epochs,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+    )
     torch.manual_seed(args.seed)
     model = CrystalGNN(width=args.width, depth=args.depth)
     hist = fit(model, ds["train"], ds["val"], config=cfg, run_dir=args.out, progress=rank == 0)
     res = {}
     if rank == 0:
         _, norm, _ = load_model(f"{args.out}/best.pt")
-        res = {"world_size": world, "n_train": len(tr), "epochs_run": len(hist), "best_val_mae": float(hist.val_mae.min()),
-               "test_mae": mae(ds["test"].y.numpy(), predict(model, norm, ds["test"])),
-               "train_s": float(hist.elapsed_s.iloc[-1])}
+        res = {
+            "world_size": world,
+            "n_train": len(tr),
+            "epochs_run": len(hist),
+            "best_val_mae": float(hist.val_mae.min()),
+            "test_mae": mae(ds["test"].y.numpy(), predict(model, norm, ds["test"])),
+            "train_s": float(hist.elapsed_s.iloc[-1]),
+        }
         print(json.dumps(res))
-    if world > 1: torch.distributed.destroy_process_group()
+    if world > 1:
+        torch.distributed.destroy_process_group()
     return res
+
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `matdisco` command."
@@ -266,8 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.cmd == "run":
-            out = run_pipeline(args.profile, only=args.only, out=args.out, seed=args.seed, force=args.force,
-                               progress=not args.no_progress, figures_dir=args.figures)
+            out = run_pipeline(
+                args.profile,
+                only=args.only,
+                out=args.out,
+                seed=args.seed,
+                force=args.force,
+                progress=not args.no_progress,
+                figures_dir=args.figures,
+            )
             print(f"run complete: {out}/manifest.json (log: {out}/run.log)")
         elif args.cmd == "data" and args.data_cmd == "list":
             print(registry_table().drop(columns=["source"]).to_string(index=False))
@@ -275,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.name:
                 mirror = args.mirror if args.mirror != "default" else "default"
                 paths = fetch(name, mirror=mirror, online=not args.offline, allow_unpinned=args.allow_unpinned)
-                for fname, path in paths.items(): print(f"{name}/{fname}: ok ({path})")
+                for fname, path in paths.items():
+                    print(f"{name}/{fname}: ok ({path})")
         elif args.cmd == "train":
             _train(args)
         elif args.cmd == "elemental-references":
@@ -285,10 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "evaluate":
             _evaluate(args)
         elif args.cmd == "experiments":
-            for e in EXPERIMENTS: print(f"{e.name:24s} {e.notebook:32s} {e.description}")
+            for e in EXPERIMENTS:
+                print(f"{e.name:24s} {e.notebook:32s} {e.description}")
         elif args.cmd == "results" and args.results_cmd == "collect":
             from .results import collect_results
-            for path in collect_results(args.run_dir, args.to, figures=args.figures): print(path)
+
+            for path in collect_results(args.run_dir, args.to, figures=args.figures):
+                print(path)
         elif args.cmd == "report":
             _report(args)
         elif args.cmd == "docs":
@@ -300,4 +431,5 @@ def main(argv: list[str] | None = None) -> int:
 
 # %% ../../nbs/96_cli.ipynb #e76e794c7ec3
 #| eval: false
-if __name__ == "__main__": sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

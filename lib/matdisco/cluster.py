@@ -21,8 +21,10 @@ def worker_pre_spawn_env() -> dict:
     "`distributed.nanny.pre-spawn-environ` without the variables in `TORCH_UNFRIENDLY_PRE_SPAWN_ENV`."
     import dask
     import distributed  # noqa: F401  (registers distributed's defaults in dask.config)
+
     env = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
     return {k: v for k, v in env.items() if k not in TORCH_UNFRIENDLY_PRE_SPAWN_ENV}
+
 
 def local_cluster(n_workers: int = 2):
     """A `LocalCluster` of `n_workers` single-threaded worker processes whose environment keeps glibc's malloc defaults.
@@ -32,6 +34,7 @@ def local_cluster(n_workers: int = 2):
     import os
     import dask
     from dask.distributed import LocalCluster
+
     held = {k: os.environ.pop(k) for k in TORCH_UNFRIENDLY_PRE_SPAWN_ENV if k in os.environ}
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_pre_spawn_env()}):
@@ -39,20 +42,25 @@ def local_cluster(n_workers: int = 2):
     finally:
         os.environ.update(held)
 
+
 @contextmanager
 def dask_client(scheduler: str = "local", *, n_workers: int = 2):
     """A `dask.distributed.Client` for the duration of the block: on a new `local_cluster(n_workers)` when
     `scheduler == 'local'`, else on the running cluster at that address ('tcp://host:8786'), which is left running."""
     from dask.distributed import Client
+
     cluster = local_cluster(n_workers) if scheduler == "local" else None
     client = Client(cluster if cluster is not None else scheduler)
     try:
         yield client
     finally:
         client.close()
-        if cluster is not None: cluster.close()
+        if cluster is not None:
+            cluster.close()
+
 
 def client_or_new(client=None, scheduler: str = "local", *, n_workers: int = 2):
     "Context manager: `client` itself when one is given (left open), else a new `dask_client(scheduler, n_workers)`."
     from contextlib import nullcontext
+
     return nullcontext(client) if client is not None else dask_client(scheduler, n_workers=n_workers)

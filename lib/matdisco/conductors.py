@@ -25,13 +25,16 @@ __all__ = ['log', 'ROOM_TEMPERATURE_K', 'MIN_LOG10_D_ERROR', 'supercell_repeats'
 #: Room temperature of the OBELiX measurements, in K (the convention of Arrhenius extrapolations in AIMD screening).
 ROOM_TEMPERATURE_K = 300.0
 
+
 def _partial_site_groups(structure, ndigits: int = 4) -> dict:
-    "Indices of the partially occupied sites, grouped by their (species, occupancy) set: the sites one ordering fills together."
+    """Indices of the partially occupied sites, grouped by their (species, occupancy) set: the sites one ordering fills
+    together."""
     groups = defaultdict(list)
     for i, site in enumerate(structure):
         if not site.is_ordered:
             groups[tuple(sorted((str(sp), round(float(o), ndigits)) for sp, o in site.species.items()))].append(i)
     return dict(groups)
+
 
 def _rounded_counts(groups: dict, multiplier: int) -> dict:
     "Whole numbers of each species on each site group of a `multiplier`-fold supercell (never more atoms than sites)."
@@ -39,34 +42,44 @@ def _rounded_counts(groups: dict, multiplier: int) -> dict:
     for key, idx in groups.items():
         n = len(idx) * multiplier
         counts = [[sp, int(round(o * n))] for sp, o in key]
-        while sum(c for _, c in counts) > n: max(counts, key=lambda x: x[1])[1] -= 1
+        while sum(c for _, c in counts) > n:
+            max(counts, key=lambda x: x[1])[1] -= 1
         out[key] = counts
     return out
 
+
 def supercell_repeats(lattice, multiplier: int) -> list[int]:
-    "Repeats along a, b, c whose product is `multiplier`: each prime factor, largest first, goes on the shortest axis so far."
+    """Repeats along a, b, c whose product is `multiplier`: each prime factor, largest first, goes on the shortest axis
+    so far."""
     reps, x, p, factors = [1, 1, 1], multiplier, 2, []
     while x > 1:
-        while x % p == 0: factors.append(p); x //= p
+        while x % p == 0:
+            factors.append(p)
+            x //= p
         p += 1
     for f in sorted(factors, reverse=True):
         reps[int(np.argmin([lattice.abc[i] * reps[i] for i in range(3)]))] *= f
     return reps
 
+
 def _composition_deviation(structure, counts: dict, multiplier: int) -> float:
     "Largest relative deviation of an element's amount in the rounded supercell from the CIF's (per original cell)."
     from pymatgen.core import Composition
+
     target = structure.composition.element_composition
     got = defaultdict(float)
     for site in structure:
-        if site.is_ordered: got[site.specie.symbol if hasattr(site.specie, "symbol") else str(site.specie)] += multiplier
+        if site.is_ordered:
+            got[site.specie.symbol if hasattr(site.specie, "symbol") else str(site.specie)] += multiplier
     for key, cs in counts.items():
-        for sp, c in cs: got[Composition(sp).elements[0].symbol] += c
+        for sp, c in cs:
+            got[Composition(sp).elements[0].symbol] += c
     return max(abs(got[el.symbol] / multiplier - amt) / amt for el, amt in target.items())
 
 # %% ../../nbs/18_conductors.ipynb #3d55cb27e8b1
-def ordered_approximant(structure, *, max_atoms: int = 200, max_multiplier: int = 8, tolerance: float = 0.05,
-                        seed: int = 0):
+def ordered_approximant(
+    structure, *, max_atoms: int = 200, max_multiplier: int = 8, tolerance: float = 0.05, seed: int = 0
+):
     """An ordered cell standing in for a partially occupied `structure` (pymatgen), or None with the reason.
 
     Returns `(approximant, info)`: `info` has `multiplier` (supercell of the CIF's cell), `n_atoms`, `ordering`
@@ -75,7 +88,14 @@ def ordered_approximant(structure, *, max_atoms: int = 200, max_multiplier: int 
     (empty on success). The smallest multiplier whose rounding keeps every element within `tolerance` wins; one
     whose cell would exceed `max_atoms` is refused, as is an approximant without Li."""
     from pymatgen.core import Structure
-    info = {"multiplier": 1, "n_atoms": len(structure), "ordering": "ordered", "composition_deviation": 0.0, "reason": ""}
+
+    info = {
+        "multiplier": 1,
+        "n_atoms": len(structure),
+        "ordering": "ordered",
+        "composition_deviation": 0.0,
+        "reason": "",
+    }
     if structure.is_ordered:
         if len(structure) > max_atoms:
             return None, info | {"ordering": None, "reason": f"cell of {len(structure)} atoms > max_atoms {max_atoms}"}
@@ -85,33 +105,64 @@ def ordered_approximant(structure, *, max_atoms: int = 200, max_multiplier: int 
     for m in range(1, max_multiplier + 1):
         counts = _rounded_counts(groups, m)
         dev = _composition_deviation(structure, counts, m)
-        if dev <= tolerance: best = (m, counts, dev); break
+        if dev <= tolerance:
+            best = (m, counts, dev)
+            break
     if best is None:
-        return None, info | {"multiplier": None, "n_atoms": None, "ordering": None, "composition_deviation": np.nan,
-                             "reason": f"no supercell up to x{max_multiplier} reproduces the composition to {tolerance:.0%}"}
+        return None, info | {
+            "multiplier": None,
+            "n_atoms": None,
+            "ordering": None,
+            "composition_deviation": np.nan,
+            "reason": f"no supercell up to x{max_multiplier} reproduces the composition to {tolerance:.0%}",
+        }
     m, _, dev = best
     n_atoms = sum(1 for s in structure if s.is_ordered) * m + sum(c for cs in best[1].values() for _, c in cs)
     if n_atoms > max_atoms:
-        return None, info | {"multiplier": m, "n_atoms": n_atoms, "ordering": None, "composition_deviation": dev,
-                             "reason": f"approximant of {n_atoms} atoms > max_atoms {max_atoms}"}
-    sc = structure.copy(); sc.make_supercell(supercell_repeats(sc.lattice, m))
+        return None, info | {
+            "multiplier": m,
+            "n_atoms": n_atoms,
+            "ordering": None,
+            "composition_deviation": dev,
+            "reason": f"approximant of {n_atoms} atoms > max_atoms {max_atoms}",
+        }
+    sc = structure.copy()
+    sc.make_supercell(supercell_repeats(sc.lattice, m))
     rng = np.random.default_rng(seed)
-    species = [s.specie for s in sc if s.is_ordered]; coords = [s.frac_coords for s in sc if s.is_ordered]
+    species = [s.specie for s in sc if s.is_ordered]
+    coords = [s.frac_coords for s in sc if s.is_ordered]
     for key, idx in sorted(_partial_site_groups(sc).items()):
-        order = rng.permutation(idx); k = 0
+        order = rng.permutation(idx)
+        k = 0
         for sp, c in _rounded_counts({key: list(range(len(idx)))}, 1)[key]:
-            for j in order[k:k + c]: species.append(sp); coords.append(sc[int(j)].frac_coords)
+            for j in order[k : k + c]:
+                species.append(sp)
+                coords.append(sc[int(j)].frac_coords)
             k += c
     out = Structure(sc.lattice, species, coords)
     out.remove_oxidation_states()
     if "Li" not in {e.symbol for e in out.composition.elements}:
-        return None, info | {"multiplier": m, "n_atoms": len(out), "ordering": None, "composition_deviation": dev,
-                             "reason": "the approximant has no Li"}
+        return None, info | {
+            "multiplier": m,
+            "n_atoms": len(out),
+            "ordering": None,
+            "composition_deviation": dev,
+            "reason": "the approximant has no Li",
+        }
     return out, info | {"multiplier": m, "n_atoms": len(out), "ordering": "random", "composition_deviation": dev}
 
 # %% ../../nbs/18_conductors.ipynb #e909eb9d5d45
-def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_length: float = 0.0, max_multiplier: int = 8,
-                     tolerance: float = 0.05, seed: int = 0, elements=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def obelix_selection(
+    table: pd.DataFrame,
+    n: int,
+    *,
+    max_atoms: int = 64,
+    min_length: float = 0.0,
+    max_multiplier: int = 8,
+    tolerance: float = 0.05,
+    seed: int = 0,
+    elements=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(`selected`, `left_out`) from `matdisco.data.load_obelix().frame`. `selected`: `n` entries (or all usable ones)
     with `ID`, `formula`, `sigma_S_cm`, `family`, the ordered `approximant`, its `approximant_formula`, the
     `ordered_approximant` info and `md_atoms`; spread evenly over log10 of the measured conductivity. `max_atoms`
@@ -119,25 +170,52 @@ def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_le
     `elements`: keep only entries whose formula uses no other element (a closed chemical space).
     `left_out`: `ID` and `reason`."""
     from pymatgen.core import Composition
+
     def outside(formula) -> bool:
-        try: return not {e.symbol for e in Composition(formula).elements} <= set(elements)
-        except (ValueError, TypeError): return True
+        try:
+            return not {e.symbol for e in Composition(formula).elements} <= set(elements)
+        except (ValueError, TypeError):
+            return True
+
     left, usable = [], []
     for r in table.sort_values("ID").itertuples(index=False):
-        if elements is not None and outside(r.formula): left.append((r.ID, "an element outside the chosen space")); continue
-        if r.structure is None: left.append((r.ID, "no CIF")); continue
-        if not r.cif_has_li: left.append((r.ID, "the CIF lists no Li site")); continue
-        if not (np.isfinite(r.sigma_S_cm) and r.sigma_S_cm > 0): left.append((r.ID, f"conductivity not a number: {r.sigma_text!r}")); continue
-        approx, info = ordered_approximant(r.structure, max_atoms=max_atoms, max_multiplier=max_multiplier,
-                                           tolerance=tolerance, seed=seed)
-        if approx is None: left.append((r.ID, info["reason"])); continue
+        if elements is not None and outside(r.formula):
+            left.append((r.ID, "an element outside the chosen space"))
+            continue
+        if r.structure is None:
+            left.append((r.ID, "no CIF"))
+            continue
+        if not r.cif_has_li:
+            left.append((r.ID, "the CIF lists no Li site"))
+            continue
+        if not (np.isfinite(r.sigma_S_cm) and r.sigma_S_cm > 0):
+            left.append((r.ID, f"conductivity not a number: {r.sigma_text!r}"))
+            continue
+        approx, info = ordered_approximant(
+            r.structure, max_atoms=max_atoms, max_multiplier=max_multiplier, tolerance=tolerance, seed=seed
+        )
+        if approx is None:
+            left.append((r.ID, info["reason"]))
+            continue
         md_atoms = len(approx) * int(np.prod(supercell_reps(approx.lattice.abc, min_length)))
-        if md_atoms > max_atoms: left.append((r.ID, f"MD supercell of {md_atoms} atoms > max_atoms {max_atoms}")); continue
-        usable.append({"ID": r.ID, "formula": r.formula, "sigma_S_cm": r.sigma_S_cm, "family": r.family,
-                       "approximant": approx, "approximant_formula": approx.composition.reduced_formula} | info
-                      | {"md_atoms": md_atoms})
+        if md_atoms > max_atoms:
+            left.append((r.ID, f"MD supercell of {md_atoms} atoms > max_atoms {max_atoms}"))
+            continue
+        usable.append(
+            {
+                "ID": r.ID,
+                "formula": r.formula,
+                "sigma_S_cm": r.sigma_S_cm,
+                "family": r.family,
+                "approximant": approx,
+                "approximant_formula": approx.composition.reduced_formula,
+            }
+            | info
+            | {"md_atoms": md_atoms}
+        )
     u = pd.DataFrame(usable)
-    if u.empty: return u, pd.DataFrame(left, columns=["ID", "reason"])
+    if u.empty:
+        return u, pd.DataFrame(left, columns=["ID", "reason"])
     dup = u.duplicated("approximant_formula")
     left += [(i, "another entry of the same composition was kept") for i in u.ID[dup]]
     u = u[~dup].sort_values("sigma_S_cm").reset_index(drop=True)
@@ -148,22 +226,41 @@ def obelix_selection(table: pd.DataFrame, n: int, *, max_atoms: int = 64, min_le
     return u, pd.DataFrame(left, columns=["ID", "reason"])
 
 # %% ../../nbs/18_conductors.ipynb #a118f59d3167
-def relax_selection(selected: pd.DataFrame, store, *, oracle: str = "chgnet-0.3.0", relax_max_steps: int = 300,
-                    n_workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+def relax_selection(
+    selected: pd.DataFrame,
+    store,
+    *,
+    oracle: str = "chgnet-0.3.0",
+    relax_max_steps: int = 300,
+    n_workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict]:
     """Relax `obelix_selection`'s approximants with `oracle` into `store` (those already there are reused); returns
     `selected` with `structure` (key), `relaxed` and `converged` columns (the approximant itself dropped), and
     {key: relaxed structure} for those the oracle relaxed, converged or not (MD starts from the last geometry)."""
     import json
     from pymatgen.core import Structure
     from matdisco.oracle import run_oracle_batch, structure_hash
-    res = run_oracle_batch(list(selected.approximant), store, oracle=oracle, fmax=0.05, max_steps=relax_max_steps,
-                           scheduler="local" if n_workers > 1 else None, n_workers=n_workers, progress=progress)
+
+    res = run_oracle_batch(
+        list(selected.approximant),
+        store,
+        oracle=oracle,
+        fmax=0.05,
+        max_steps=relax_max_steps,
+        scheduler="local" if n_workers > 1 else None,
+        n_workers=n_workers,
+        progress=progress,
+    )
     out = selected.assign(structure=[structure_hash(s) for s in selected.approximant])
     final = dict(zip(res.structure_hash, res.final_structure))
     ok = dict(zip(res.structure_hash, res.ok))
     converged = dict(zip(res.structure_hash, res.converged))
-    relaxed = {k: Structure.from_dict(json.loads(final[k])) for k in out.structure
-               if ok.get(k) == 1 and isinstance(final.get(k), str)}
+    relaxed = {
+        k: Structure.from_dict(json.loads(final[k]))
+        for k in out.structure
+        if ok.get(k) == 1 and isinstance(final.get(k), str)
+    }
     out["relaxed"] = out.structure.isin(relaxed)
     out["converged"] = out.structure.map(converged).eq(1)
     return out.drop(columns=["approximant"]), relaxed
@@ -173,8 +270,17 @@ def relax_selection(selected: pd.DataFrame, store, *, oracle: str = "chgnet-0.3.
 #: points as independent understate it (our choice; kinisi's intervals, where computed, are usually wider)
 MIN_LOG10_D_ERROR = 0.05
 
-def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, censored=None, log10_errors=None, structure=None,
-                  specie: str = "Li", new_temperature_K: float = ROOM_TEMPERATURE_K) -> dict:
+
+def arrhenius_fit(
+    temperatures_K,
+    diffusivities_cm2_s,
+    *,
+    censored=None,
+    log10_errors=None,
+    structure=None,
+    specie: str = "Li",
+    new_temperature_K: float = ROOM_TEMPERATURE_K,
+) -> dict:
     """Arrhenius law log10 D = log10 D0 − E_a / (k_B T ln 10) by maximum likelihood, every run in it.
 
     `censored` marks runs whose Li did not diffuse: their diffusivity is an upper bound (the run's detection floor),
@@ -190,19 +296,33 @@ def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, censored=None, log10_e
     from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
     from scipy import optimize, stats
     from matdisco.metrics import Z_95
+
     T = np.asarray(temperatures_K, dtype=float)
     D = np.asarray(diffusivities_cm2_s, dtype=float)
     bound = np.zeros(len(T), dtype=bool) if censored is None else np.asarray(censored, dtype=bool)
     usable = np.isfinite(T) & np.isfinite(D) & (D > 0)
     observed = usable & ~bound
     upper = usable & bound & (log10_errors is not None)
-    out = {"n_temperatures": int(observed.sum()), "n_censored": int(upper.sum()), "Ea_eV": np.nan, "Ea_std_eV": np.nan,
-           "Ea_lo_eV": np.nan, "Ea_hi_eV": np.nan, "D0_cm2_s": np.nan, "T_new_K": new_temperature_K,
-           "D_new_cm2_s": np.nan, "sigma_new_mS_cm": np.nan, "sigma_new_lo_mS_cm": np.nan, "sigma_new_hi_mS_cm": np.nan,
-           "reason": ""}
+    out = {
+        "n_temperatures": int(observed.sum()),
+        "n_censored": int(upper.sum()),
+        "Ea_eV": np.nan,
+        "Ea_std_eV": np.nan,
+        "Ea_lo_eV": np.nan,
+        "Ea_hi_eV": np.nan,
+        "D0_cm2_s": np.nan,
+        "T_new_K": new_temperature_K,
+        "D_new_cm2_s": np.nan,
+        "sigma_new_mS_cm": np.nan,
+        "sigma_new_lo_mS_cm": np.nan,
+        "sigma_new_hi_mS_cm": np.nan,
+        "reason": "",
+    }
     if observed.sum() < 2 or len(np.unique(T[observed])) < 2:
-        out["reason"] = (f"{int(observed.sum())} temperature(s) where the Li diffused with a positive diffusivity; "
-                         "an Arrhenius fit needs 2")
+        out["reason"] = (
+            f"{int(observed.sum())} temperature(s) where the Li diffused with a positive diffusivity; "
+            "an Arrhenius fit needs 2"
+        )
         return out
     x = 1.0 / (BOLTZMANN_EV_K * T * np.log(10))
     y = np.log10(np.where(usable, D, 1.0))
@@ -216,13 +336,19 @@ def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, censored=None, log10_e
     else:
         err = np.asarray(log10_errors, dtype=float)
         s = np.maximum(np.where(np.isfinite(err), err, MIN_LOG10_D_ERROR), MIN_LOG10_D_ERROR)
+
         def negative_log_likelihood(th):
             z = (y - design @ th) / s
             return 0.5 * np.sum(z[observed] ** 2) - np.sum(stats.norm.logcdf(z[upper]))
-        theta = optimize.minimize(negative_log_likelihood, theta, method="Nelder-Mead",
-                                  options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000}).x
+
+        theta = optimize.minimize(
+            negative_log_likelihood,
+            theta,
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
+        ).x
         z = (y - design @ theta) / s
-        mills = np.exp(stats.norm.logpdf(z) - stats.norm.logcdf(z))   # φ/Φ: curvature of -log Φ(z) is mills (mills + z)
+        mills = np.exp(stats.norm.logpdf(z) - stats.norm.logcdf(z))  # φ/Φ: curvature of -log Φ(z) is mills (mills + z)
         weight = np.where(observed, 1.0 / s**2, np.where(upper, mills * (mills + z) / s**2, 0.0))
         cov = np.linalg.inv((design * weight[:, None]).T @ design)
     ea = float(theta[1])
@@ -230,16 +356,26 @@ def arrhenius_fit(temperatures_K, diffusivities_cm2_s, *, censored=None, log10_e
     gradient = np.array([1.0, -1.0 / (BOLTZMANN_EV_K * new_temperature_K * np.log(10))])
     log_d_new = float(gradient @ theta)
     log_d_std = float(np.sqrt(gradient @ cov @ gradient)) if np.all(np.isfinite(cov)) else np.nan
-    out.update(Ea_eV=ea, Ea_std_eV=ea_std, Ea_lo_eV=ea - Z_95 * ea_std, Ea_hi_eV=ea + Z_95 * ea_std,
-               D0_cm2_s=float(10 ** theta[0]), D_new_cm2_s=10**log_d_new)
-    if not ea > 0:   # D falling with T is no thermally activated hopping: an extrapolation would be meaningless
-        out.update(D_new_cm2_s=np.nan, reason=f"activation energy {ea:.2f} eV <= 0 (D does not rise with T): no extrapolation")
+    out.update(
+        Ea_eV=ea,
+        Ea_std_eV=ea_std,
+        Ea_lo_eV=ea - Z_95 * ea_std,
+        Ea_hi_eV=ea + Z_95 * ea_std,
+        D0_cm2_s=float(10 ** theta[0]),
+        D_new_cm2_s=10**log_d_new,
+    )
+    if not ea > 0:  # D falling with T is no thermally activated hopping: an extrapolation would be meaningless
+        out.update(
+            D_new_cm2_s=np.nan, reason=f"activation energy {ea:.2f} eV <= 0 (D does not rise with T): no extrapolation"
+        )
         return out
     if structure is not None:
         factor = get_conversion_factor(structure, specie, new_temperature_K)
-        out.update(sigma_new_mS_cm=10**log_d_new * factor,
-                   sigma_new_lo_mS_cm=10 ** (log_d_new - Z_95 * log_d_std) * factor,
-                   sigma_new_hi_mS_cm=10 ** (log_d_new + Z_95 * log_d_std) * factor)
+        out.update(
+            sigma_new_mS_cm=10**log_d_new * factor,
+            sigma_new_lo_mS_cm=10 ** (log_d_new - Z_95 * log_d_std) * factor,
+            sigma_new_hi_mS_cm=10 ** (log_d_new + Z_95 * log_d_std) * factor,
+        )
     return out
 
 # %% ../../nbs/18_conductors.ipynb #a16d9d7521e0
@@ -247,6 +383,7 @@ def run_log10_error(row) -> float:
     """A run's standard error of log10 D (decades): from kinisi's 95 % interval where computed (`D_lo`, `D_hi`), else
     from `DiffusionAnalyzer`'s regression error (`D_std`); NaN without either (then `MIN_LOG10_D_ERROR` applies)."""
     from matdisco.metrics import Z_95
+
     lo, hi = row.get("D_lo", np.nan), row.get("D_hi", np.nan)
     if np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi > lo:
         return float((np.log10(hi) - np.log10(lo)) / (2 * Z_95))
@@ -255,8 +392,15 @@ def run_log10_error(row) -> float:
         return float(d_std / (d * np.log(10)))
     return np.nan
 
-def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "Li",
-                    new_temperature_K: float = ROOM_TEMPERATURE_K, exclude_melted: bool = False) -> pd.DataFrame:
+
+def arrhenius_table(
+    md_table: pd.DataFrame,
+    structures: dict,
+    *,
+    specie: str = "Li",
+    new_temperature_K: float = ROOM_TEMPERATURE_K,
+    exclude_melted: bool = False,
+) -> pd.DataFrame:
     """One row per (structure, calculator): `arrhenius_fit` over *every* run (with `exclude_melted`, every run whose
     framework passed Lindemann's test). Runs whose Li diffused enter with their D and its error (`run_log10_error`);
     runs whose Li did not are censored at their detection floor (`D_floor_cm2_s`; their D reading where the table has
@@ -271,27 +415,56 @@ def arrhenius_table(md_table: pd.DataFrame, structures: dict, *, specie: str = "
     if "analysed_temperature_K" in md_table:
         analysed = md_table["analysed_temperature_K"].astype(float)
         T = analysed.where(np.isfinite(analysed), T)
+
     def flag(col, default):
-        return md_table[col].fillna(default).astype(bool) if col in md_table else pd.Series(default, index=md_table.index)
+        return (
+            md_table[col].fillna(default).astype(bool) if col in md_table else pd.Series(default, index=md_table.index)
+        )
+
     diffusive, melted = flag("diffusive", True), flag("framework_melted", False)
     floor = md_table["D_floor_cm2_s"] if "D_floor_cm2_s" in md_table else pd.Series(np.nan, index=md_table.index)
     bound = floor.where(np.isfinite(floor.astype(float)), D)
-    t = md_table.assign(D_cm2_s=D, fit_temperature_K=T, _diffusive=diffusive, _melted=melted, _ran=np.isfinite(D),
-                        _fit_D=np.where(diffusive, D, bound),
-                        _log10_error=[run_log10_error(r) for r in md_table.to_dict("records")])
+    t = md_table.assign(
+        D_cm2_s=D,
+        fit_temperature_K=T,
+        _diffusive=diffusive,
+        _melted=melted,
+        _ran=np.isfinite(D),
+        _fit_D=np.where(diffusive, D, bound),
+        _log10_error=[run_log10_error(r) for r in md_table.to_dict("records")],
+    )
     for (sid, calc), g in t.groupby(["structure", "calculator"], sort=True):
         use = g[g._ran & ~g._melted] if exclude_melted else g[g._ran]
         errors = use._log10_error.where(use._diffusive, use._log10_error[use._diffusive].median())
-        fit = arrhenius_fit(use.fit_temperature_K, use._fit_D, censored=~use._diffusive, log10_errors=errors,
-                            structure=structures.get(sid), specie=specie, new_temperature_K=new_temperature_K)
+        fit = arrhenius_fit(
+            use.fit_temperature_K,
+            use._fit_D,
+            censored=~use._diffusive,
+            log10_errors=errors,
+            structure=structures.get(sid),
+            specie=specie,
+            new_temperature_K=new_temperature_K,
+        )
         n_ran, n_melt, n_slow = int(g._ran.sum()), int((g._ran & g._melted).sum()), int((g._ran & ~g._diffusive).sum())
         n_vibrating_crystal = int((g._ran & ~g._diffusive & ~g._melted).sum())
         if fit["reason"]:
-            fit["reason"] = (f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, "
-                             f"{n_melt} with a framework past Lindemann)")
-        rows.append({"structure": sid, "calculator": calc, "n_runs": n_ran, "n_not_diffusive": n_slow, "n_melted": n_melt,
-                     "below_detection": bool(n_ran > 0 and n_vibrating_crystal == n_ran)} | fit)
+            fit["reason"] = (
+                f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, "
+                f"{n_melt} with a framework past Lindemann)"
+            )
+        rows.append(
+            {
+                "structure": sid,
+                "calculator": calc,
+                "n_runs": n_ran,
+                "n_not_diffusive": n_slow,
+                "n_melted": n_melt,
+                "below_detection": bool(n_ran > 0 and n_vibrating_crystal == n_ran),
+            }
+            | fit
+        )
     return pd.DataFrame(rows)
+
 
 def rank_correlation(measured, simulated, *, lowest=None) -> dict:
     """Spearman's ρ (with its two-sided p-value) and Kendall's τ between two conductivity lists, over the pairs where
@@ -301,38 +474,59 @@ def rank_correlation(measured, simulated, *, lowest=None) -> dict:
     with Fieller, Hartley & Pearson's variance 1.06 / (n − 3) (Biometrika 44, 470 (1957)); NaN below four pairs."""
     from scipy import stats
     from matdisco.metrics import spearman
+
     a, b = np.asarray(measured, float), np.asarray(simulated, float).copy()
     if lowest is not None:
         low = np.asarray(lowest, bool) & ~(np.isfinite(b) & (b > 0))
         finite = b[np.isfinite(b) & (b > 0)]
-        b[low] = (finite.min() if len(finite) else 1.0) * 1e-6          # tied, and below every fitted value
+        b[low] = (finite.min() if len(finite) else 1.0) * 1e-6  # tied, and below every fitted value
     ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
     n = int(ok.sum())
-    if n < 3: return {"n": n, "spearman_rho": np.nan, "rho_lo": np.nan, "rho_hi": np.nan, "p_value": np.nan,
-                      "kendall_tau": np.nan}
+    if n < 3:
+        return {
+            "n": n,
+            "spearman_rho": np.nan,
+            "rho_lo": np.nan,
+            "rho_hi": np.nan,
+            "p_value": np.nan,
+            "kendall_tau": np.nan,
+        }
     rho = spearman(a[ok], b[ok])
     lo = hi = np.nan
     if n > 3:
         z, half = np.arctanh(np.clip(rho, -0.999999, 0.999999)), 1.959964 * np.sqrt(1.06 / (n - 3))
         lo, hi = float(np.tanh(z - half)), float(np.tanh(z + half))
-    return {"n": n, "spearman_rho": rho, "rho_lo": lo, "rho_hi": hi,
-            "p_value": float(stats.spearmanr(a[ok], b[ok]).pvalue),
-            "kendall_tau": float(stats.kendalltau(a[ok], b[ok]).statistic)}
+    return {
+        "n": n,
+        "spearman_rho": rho,
+        "rho_lo": lo,
+        "rho_hi": hi,
+        "p_value": float(stats.spearmanr(a[ok], b[ok]).pvalue),
+        "kendall_tau": float(stats.kendalltau(a[ok], b[ok]).statistic),
+    }
 
 # %% ../../nbs/18_conductors.ipynb #055081669be5
-def conductors_figure(md_table: pd.DataFrame, arrhenius: pd.DataFrame, measured: pd.DataFrame, *, calculator: str = "oracle",
-                      title: str = ""):
+def conductors_figure(
+    md_table: pd.DataFrame,
+    arrhenius: pd.DataFrame,
+    measured: pd.DataFrame,
+    *,
+    calculator: str = "oracle",
+    title: str = "",
+):
     """Left: log10 D vs 1000/T (analysed temperatures) per structure, open where the Li only vibrated, with the
     Arrhenius line where it was extrapolated; right: extrapolated σ(300 K) vs measured σ (log
     scales, mS/cm), with Spearman's ρ and n. `measured`: `structure`, `formula`, `sigma_S_cm`."""
     import matplotlib.pyplot as plt
+
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     m = md_table[md_table.calculator == calculator] if len(md_table) else md_table
     ar = arrhenius[arrhenius.calculator == calculator] if len(arrhenius) else arrhenius
     names = dict(zip(measured.structure, measured.formula))
-    for sid, g in (m.groupby("structure") if len(m) else []):
+    for sid, g in m.groupby("structure") if len(m) else []:
         g = g[np.isfinite(g.D_cm2_s) & (g.D_cm2_s > 0)] if "D_cm2_s" in g else g.iloc[:0]
-        if g.empty: continue
+        if g.empty:
+            continue
         T = g.analysed_temperature_K.fillna(g.temperature_K) if "analysed_temperature_K" in g else g.temperature_K
         moved = g.diffusive.fillna(True).astype(bool) if "diffusive" in g else pd.Series(True, index=g.index)
         line = ax1.plot(1000 / T[moved], np.log10(g.D_cm2_s[moved]), "o", label=names.get(sid, sid[:8]))[0]
@@ -340,25 +534,42 @@ def conductors_figure(md_table: pd.DataFrame, arrhenius: pd.DataFrame, measured:
         fit = ar[ar.structure == sid]
         if len(fit) and np.isfinite(fit.D_new_cm2_s.iloc[0]):
             x = np.linspace(1000 / g.temperature_K.max(), 1000 / ROOM_TEMPERATURE_K, 20)
-            ax1.plot(x, np.log10(fit.D0_cm2_s.iloc[0]) - fit.Ea_eV.iloc[0] / (BOLTZMANN_EV_K * 1000 / x) / np.log(10),
-                     "--", color=line.get_color(), lw=0.8)
-    ax1.set_xlabel("1000 / T (1/K)"); ax1.set_ylabel("log10 D_Li (cm²/s); open: Li only vibrated")
-    if len(m): ax1.legend(fontsize=6, ncol=2)
+            ax1.plot(
+                x,
+                np.log10(fit.D0_cm2_s.iloc[0]) - fit.Ea_eV.iloc[0] / (BOLTZMANN_EV_K * 1000 / x) / np.log(10),
+                "--",
+                color=line.get_color(),
+                lw=0.8,
+            )
+    ax1.set_xlabel("1000 / T (1/K)")
+    ax1.set_ylabel("log10 D_Li (cm²/s); open: Li only vibrated")
+    if len(m):
+        ax1.legend(fontsize=6, ncol=2)
     ax1.set_title(f"Arrhenius fits ({calculator} MD), extrapolated to {ROOM_TEMPERATURE_K:.0f} K")
     j = measured.merge(ar, on="structure", how="left") if len(ar) else measured.assign(sigma_new_mS_cm=np.nan)
     rc = rank_correlation(j.sigma_S_cm, j.sigma_new_mS_cm)
     ok = np.isfinite(j.sigma_new_mS_cm) & (j.sigma_new_mS_cm > 0)
     ax2.scatter(np.log10(j.sigma_S_cm[ok] * 1e3), np.log10(j.sigma_new_mS_cm[ok]))
-    for r in j[ok].itertuples(): ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), np.log10(r.sigma_new_mS_cm)), fontsize=6)
+    for r in j[ok].itertuples():
+        ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), np.log10(r.sigma_new_mS_cm)), fontsize=6)
     if "below_detection" in j:
         low = j.below_detection.fillna(False).astype(bool) & ~ok
         floor = np.log10(j.sigma_new_mS_cm[ok].min()) - 1 if ok.any() else 0.0
-        ax2.scatter(np.log10(j.sigma_S_cm[low] * 1e3), np.full(int(low.sum()), floor), marker="v", color="gray",
-                    label="Li only vibrated in every run (below detection)")
-        for r in j[low].itertuples(): ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), floor), fontsize=6, color="gray")
-        if low.any(): ax2.legend(fontsize=7, loc="upper left")
-    ax2.set_xlabel("log10 σ measured, room temperature (mS/cm)"); ax2.set_ylabel(f"log10 σ simulated, {ROOM_TEMPERATURE_K:.0f} K (mS/cm)")
+        ax2.scatter(
+            np.log10(j.sigma_S_cm[low] * 1e3),
+            np.full(int(low.sum()), floor),
+            marker="v",
+            color="gray",
+            label="Li only vibrated in every run (below detection)",
+        )
+        for r in j[low].itertuples():
+            ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), floor), fontsize=6, color="gray")
+        if low.any():
+            ax2.legend(fontsize=7, loc="upper left")
+    ax2.set_xlabel("log10 σ measured, room temperature (mS/cm)")
+    ax2.set_ylabel(f"log10 σ simulated, {ROOM_TEMPERATURE_K:.0f} K (mS/cm)")
     ax2.set_title(f"OBELiX: Spearman ρ = {rc['spearman_rho']:.2f} (p = {rc['p_value']:.2g}), n = {rc['n']} of {len(j)}")
-    if title: fig.suptitle(title)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

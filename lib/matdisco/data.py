@@ -42,10 +42,13 @@ __all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SP
 def project_root() -> Path:
     "The matdisco checkout (the folder holding `settings.ini`), or the current directory for a non-editable install."
     import matdisco
+
     for start in (Path(matdisco.__file__).resolve().parent, Path.cwd().resolve()):
         for p in (start, *start.parents):
-            if (p / "settings.ini").exists() and (p / "nbs").is_dir(): return p
+            if (p / "settings.ini").exists() and (p / "nbs").is_dir():
+                return p
     return Path.cwd()
+
 
 def data_dir() -> Path:
     "Folder where fetched data sets and parse caches are stored (`MATDISCO_DATA`, default `<root>/data`)."
@@ -53,10 +56,12 @@ def data_dir() -> Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
 
+
 def mirror_dir() -> Path | None:
     "The local read-only mirror (`MATDISCO_MIRROR`, default `<root>/../shared/data` when it exists), or None."
     env = os.environ.get("MATDISCO_MIRROR")
-    if env is not None: return Path(env) if env else None
+    if env is not None:
+        return Path(env) if env else None
     cand = project_root().parent / "shared" / "data"
     return cand if cand.is_dir() else None
 
@@ -64,12 +69,15 @@ def mirror_dir() -> Path | None:
 class DataError(Exception):
     "A data problem reported in one clear sentence naming the data set, file and (where known) row."
 
+
 def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     "Hex sha256 of a file's bytes."
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for b in iter(lambda: f.read(chunk), b""): h.update(b)
+        for b in iter(lambda: f.read(chunk), b""):
+            h.update(b)
     return h.hexdigest()
+
 
 def tar_content_sha256(path: Path | str) -> str:
     """sha256 over the sorted (member name, member sha256) pairs of a tar archive's regular files.
@@ -78,34 +86,45 @@ def tar_content_sha256(path: Path | str) -> str:
     pairs = []
     with tarfile.open(path, "r:*") as tf:
         for m in tf:
-            if m.isfile(): pairs.append((m.name, hashlib.sha256(tf.extractfile(m).read()).hexdigest()))
+            if m.isfile():
+                pairs.append((m.name, hashlib.sha256(tf.extractfile(m).read()).hexdigest()))
     h = hashlib.sha256()
-    for name, digest in sorted(pairs): h.update(f"{name}\t{digest}\n".encode())
+    for name, digest in sorted(pairs):
+        h.update(f"{name}\t{digest}\n".encode())
     return h.hexdigest()
+
 
 @contextmanager
 def atomic_path(dest: Path | str):
     "Yield a temporary path beside `dest`; on success it is renamed onto `dest` (atomic on POSIX), on error removed."
-    dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"); os.close(fd)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
     try:
         yield Path(tmp)
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file the usual permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, dest)
     finally:
-        if os.path.exists(tmp): os.remove(tmp)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
 
 def atomic_write_text(dest: Path | str, text: str) -> Path:
     "Write `text` to `dest` atomically."
-    with atomic_path(dest) as tmp: Path(tmp).write_text(text)
+    with atomic_path(dest) as tmp:
+        Path(tmp).write_text(text)
     return Path(dest)
+
 
 def config_key(config, *, datasets: tuple = ("mp2018_formation",), length: int = 12) -> str:
     """Hash of an artefact's *full* configuration (a dataclass or a JSON-able mapping) and of the registered sha256
     of every file of `datasets` it reads. Artefact folders (models, sweep cells, discovery runs) are named by it, so
     a rerun with other settings or other data never reuses what was made under the old ones."""
     from dataclasses import asdict, is_dataclass
+
     cfg = asdict(config) if is_dataclass(config) else dict(config)
     data = {d: sorted((f.name, f.sha256) for f in REGISTRY[d].files) for d in datasets}
     blob = json.dumps({"config": cfg, "data": data}, sort_keys=True, default=str)
@@ -115,15 +134,18 @@ def config_key(config, *, datasets: tuple = ("mp2018_formation",), length: int =
 @dataclass(frozen=True)
 class DataFile:
     "One file of a data set: its name under the data set's folder, public URL and pinned checksum."
-    name: str                  # may name a subfolder: "sources/aviary/MP-bandgap.csv"
-    url: str | None            # None: no public download (derived files), mirror only
+
+    name: str  # may name a subfolder: "sources/aviary/MP-bandgap.csv"
+    url: str | None  # None: no public download (derived files), mirror only
     sha256: str | None
-    content_sha256: str | None = None   # for tarballs assembled from upstream members
+    content_sha256: str | None = None  # for tarballs assembled from upstream members
     archive_member_re: str | None = None  # if set, `url` is an archive and members matching this are repacked
+
 
 @dataclass(frozen=True)
 class DataSet:
     "A registered data set."
+
     name: str
     version: str
     description: str
@@ -136,8 +158,10 @@ class DataSet:
 
     def file(self, name: str) -> DataFile:
         for f in self.files:
-            if f.name == name: return f
+            if f.name == name:
+                return f
         raise DataError(f"data set {self.name!r} has no file {name!r} (has: {[f.name for f in self.files]})")
+
 
 _CRYSXPP = "https://raw.githubusercontent.com/kdmsit/crysxpp/b12e52b8db9fd0cfff28fece39e1756cb96182e2"
 _CDVAE = "https://raw.githubusercontent.com/txie-93/cdvae/f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea"
@@ -149,215 +173,386 @@ _SYNTHNN = "https://raw.githubusercontent.com/antoniuk1/SynthNN/93b6041e5eb06318
 _MATMINER = "https://raw.githubusercontent.com/hackingmaterials/matminer/v0.10.1/matminer/utils/data_files"
 #: (folder under sources/, file name, upstream URL, sha256) of every file merged into the known-composition list
 _KNOWN_COMPOSITION_FILES = (
-    ("aviary", "MP-bandgap.csv", f"{_AVIARY}/b5e89a4dbd341889acc93fd4b9876e22acd31569/data/datasets/MP-bandgap.csv",
-     "d63942a704503d1e2cca16a3b60c58ab7c35221c54283b68db7a35f8d5e57a67"),
-    ("aviary", "mp-irbandgaps.csv", f"{_AVIARY}/4673714fd615b4752fcfaccb257895ec482202e6/data/datasets/mp-irbandgaps.csv",
-     "eae69b24759ac0b46b96f4a2a59cea5b0691c4cd478820b219c5cf956546c0e6"),
-    ("aviary", "expt-bandgaps.csv", f"{_AVIARY}/08b7bdd853c7a185e9f022f7a68cfb780d009219/data/datasets/expt-bandgaps.csv",
-     "5533b10ba44cb8bb7e630394a930aec1b47d2f9c2358c06d53b532ba093a51b8"),
-    ("aviary", "expt-non-metals.csv",
-     f"{_AVIARY}/08b7bdd853c7a185e9f022f7a68cfb780d009219/data/datasets/expt-non-metals.csv",
-     "0100c8f9e6754ac7c9ce5de6de272e53e184e496e0fceff5dd3065d0d2eb9ed6"),
-    ("aviary", "oqmd_test.csv", f"{_AVIARY}/b74f1b2a79cff65dd04f3a4e1219045f16db5cde/data/datasets/oqmd_test.csv",
-     "3b1eeae92b896d075780693f557c38c6c7d4960658c57de31620097918545015"),
-    ("crabnet", "matbench_mp_e_form.csv", f"{_CRABNET}/matbench/mp_e_form.csv",
-     "90e895635c96447c5be4e9070d26f26e1b4d17925102a6597ae3c4d79c32555b"),
-    *((("crabnet", f"{task}_{split}.csv", f"{_CRABNET}/benchmark_data/{task}/{split}.csv", h)
-       for task, split, h in (
-           ("CritExam__Ed", "train", "b8de276563588969f9b8a9f7fb59059e2b445da22f4bc84beed5d4b8d3b16934"),
-           ("CritExam__Ed", "val", "be508d700c294fffa382887f37dbc1aded4ad2a5f5ab526bad60d987f5a6d7f0"),
-           ("CritExam__Ed", "test", "ebe21e71b66eb534c9f53c4e682c3661ed402204805e7a74bf17d03639a978ab"),
-           ("CritExam__Ef", "train", "717892455f5474fb98d952b2824b09e2abae21d4893eebc5f0e16b5042a9f168"),
-           ("CritExam__Ef", "val", "f641c56947685fad49aaf13c31b098593a708d8aff19cf271b2239251d9d6a3a"),
-           ("CritExam__Ef", "test", "92052ffc5bad988371946b1c98a605addf88fd2894e2319ed1a39653cecb0f43"),
-           ("mp_e_hull", "train", "b3badcdc96484d4ae7c622bf098e75db628a23e89c48b44b0b0af8084e9bb7ae"),
-           ("mp_e_hull", "val", "fbeba63de5701a2e300c52f5192673cbd7737e3b762f2d9a2d2056b982d7fe41"),
-           ("mp_e_hull", "test", "236e6fe8f6406ef28a6805d26e508be0b4d45da1d22aebe779c93d3291c599a0"),
-           ("OQMD_Formation_Enthalpy", "val", "af138c2bfed3a8eb8fc2e202690fae94190e0e64258625ce1612df45298193d4"),
-           ("OQMD_Formation_Enthalpy", "test", "773275807866c98cef1d36887e2f33cf3a3bb0428fc8faf6912cdcff19961172"),
-           ("aflow__energy_atom", "train", "5ff635bff649b9a68e5cf572125bf4f527751fd49b98d680fb1182a1ca275ad5")))),
-    ("synthnn", "icsd_mpids_unique_shuffled.txt", f"{_SYNTHNN}/Datasets/icsd_mpids_unique_shuffled.txt",
-     "00cd81c20b56e3a25e6f19713389df08e96c0e714de6c85d59f35a6d111b63fc"),
-    ("synthnn", "roost_MP_ehull_preds.csv", f"{_SYNTHNN}/Figure_data/roost_MP_ehull_preds.csv",
-     "72712ed6ee1cedfc0a721125ae92e0f671be8cce1ea8f04ee0471ae1ca7a8b8a"),
-    ("matminer", "transport_database.tar.xz", f"{_MATMINER}/mp_transport/transport_database.tar.xz",
-     "d6cecdd6dc68ab95bc4348026e3872e77a186b96189a4e34dd253f8bacf0b08d"),
+    (
+        "aviary",
+        "MP-bandgap.csv",
+        f"{_AVIARY}/b5e89a4dbd341889acc93fd4b9876e22acd31569/data/datasets/MP-bandgap.csv",
+        "d63942a704503d1e2cca16a3b60c58ab7c35221c54283b68db7a35f8d5e57a67",
+    ),
+    (
+        "aviary",
+        "mp-irbandgaps.csv",
+        f"{_AVIARY}/4673714fd615b4752fcfaccb257895ec482202e6/data/datasets/mp-irbandgaps.csv",
+        "eae69b24759ac0b46b96f4a2a59cea5b0691c4cd478820b219c5cf956546c0e6",
+    ),
+    (
+        "aviary",
+        "expt-bandgaps.csv",
+        f"{_AVIARY}/08b7bdd853c7a185e9f022f7a68cfb780d009219/data/datasets/expt-bandgaps.csv",
+        "5533b10ba44cb8bb7e630394a930aec1b47d2f9c2358c06d53b532ba093a51b8",
+    ),
+    (
+        "aviary",
+        "expt-non-metals.csv",
+        f"{_AVIARY}/08b7bdd853c7a185e9f022f7a68cfb780d009219/data/datasets/expt-non-metals.csv",
+        "0100c8f9e6754ac7c9ce5de6de272e53e184e496e0fceff5dd3065d0d2eb9ed6",
+    ),
+    (
+        "aviary",
+        "oqmd_test.csv",
+        f"{_AVIARY}/b74f1b2a79cff65dd04f3a4e1219045f16db5cde/data/datasets/oqmd_test.csv",
+        "3b1eeae92b896d075780693f557c38c6c7d4960658c57de31620097918545015",
+    ),
+    (
+        "crabnet",
+        "matbench_mp_e_form.csv",
+        f"{_CRABNET}/matbench/mp_e_form.csv",
+        "90e895635c96447c5be4e9070d26f26e1b4d17925102a6597ae3c4d79c32555b",
+    ),
+    *(
+        (
+            ("crabnet", f"{task}_{split}.csv", f"{_CRABNET}/benchmark_data/{task}/{split}.csv", h)
+            for task, split, h in (
+                ("CritExam__Ed", "train", "b8de276563588969f9b8a9f7fb59059e2b445da22f4bc84beed5d4b8d3b16934"),
+                ("CritExam__Ed", "val", "be508d700c294fffa382887f37dbc1aded4ad2a5f5ab526bad60d987f5a6d7f0"),
+                ("CritExam__Ed", "test", "ebe21e71b66eb534c9f53c4e682c3661ed402204805e7a74bf17d03639a978ab"),
+                ("CritExam__Ef", "train", "717892455f5474fb98d952b2824b09e2abae21d4893eebc5f0e16b5042a9f168"),
+                ("CritExam__Ef", "val", "f641c56947685fad49aaf13c31b098593a708d8aff19cf271b2239251d9d6a3a"),
+                ("CritExam__Ef", "test", "92052ffc5bad988371946b1c98a605addf88fd2894e2319ed1a39653cecb0f43"),
+                ("mp_e_hull", "train", "b3badcdc96484d4ae7c622bf098e75db628a23e89c48b44b0b0af8084e9bb7ae"),
+                ("mp_e_hull", "val", "fbeba63de5701a2e300c52f5192673cbd7737e3b762f2d9a2d2056b982d7fe41"),
+                ("mp_e_hull", "test", "236e6fe8f6406ef28a6805d26e508be0b4d45da1d22aebe779c93d3291c599a0"),
+                ("OQMD_Formation_Enthalpy", "val", "af138c2bfed3a8eb8fc2e202690fae94190e0e64258625ce1612df45298193d4"),
+                ("OQMD_Formation_Enthalpy", "test", "773275807866c98cef1d36887e2f33cf3a3bb0428fc8faf6912cdcff19961172"),
+                ("aflow__energy_atom", "train", "5ff635bff649b9a68e5cf572125bf4f527751fd49b98d680fb1182a1ca275ad5"),
+            )
+        )
+    ),
+    (
+        "synthnn",
+        "icsd_mpids_unique_shuffled.txt",
+        f"{_SYNTHNN}/Datasets/icsd_mpids_unique_shuffled.txt",
+        "00cd81c20b56e3a25e6f19713389df08e96c0e714de6c85d59f35a6d111b63fc",
+    ),
+    (
+        "synthnn",
+        "roost_MP_ehull_preds.csv",
+        f"{_SYNTHNN}/Figure_data/roost_MP_ehull_preds.csv",
+        "72712ed6ee1cedfc0a721125ae92e0f671be8cce1ea8f04ee0471ae1ca7a8b8a",
+    ),
+    (
+        "matminer",
+        "transport_database.tar.xz",
+        f"{_MATMINER}/mp_transport/transport_database.tar.xz",
+        "d6cecdd6dc68ab95bc4348026e3872e77a186b96189a4e34dd253f8bacf0b08d",
+    ),
 )
 
-REGISTRY: dict[str, DataSet] = {d.name: d for d in [
-    DataSet(
-        name="mp2018_formation", version="crysxpp@b12e52b", rows=36_737,
-        description="Materials Project 2018-era structures with PBE/PBE+U formation energies (pre-2020 corrections); CGCNN/MEGNet/CrysXPP benchmark set",
-        source="https://github.com/kdmsit/crysxpp (data/), commit b12e52b8db9fd0cfff28fece39e1756cb96182e2",
-        licence="MIT (repository); data Materials Project, CC BY 4.0",
-        citation=_MP_CITE + "; T. Xie & J. C. Grossman, PRL 120, 145301 (2018) (CGCNN split)",
-        columns={"row_index": "int, row of id_prop.csv and name of data/<row_index>.cif",
-                 "material_id": "Materials Project id (mp-*)",
-                 "formation_energy_per_atom": "eV/atom, PBE/PBE+U, MP pre-2020 corrections, elements at 0"},
-        files=(
-            DataFile("id_prop.csv", f"{_CRYSXPP}/data/id_prop.csv",
-                     "73339f7c1a2ea2e6c8ed79e31520e5e64836b142bb050b6e79ea27d589ae891f"),
-            DataFile("material_id_hash.csv", f"{_CRYSXPP}/data/material_id_hash.csv",
-                     "f2bb5e662360a2499d1910612b26537e7b3c88a5d0ff1c5007f0cbe9d9e2b413"),
-            DataFile("cifs.tar.gz",
-                     "https://github.com/kdmsit/crysxpp/archive/b12e52b8db9fd0cfff28fece39e1756cb96182e2.tar.gz",
-                     "efab4c3f85d8cb1a4b1db875fca2aeaa47255868c269efa2bc68331af59e74f4",
-                     content_sha256="feb95f7d3c8e10199479a0cbbe23b87169238bff695db1839d74af57be63aa9f",
-                     archive_member_re=r"(?:^|/)(data/\d+\.cif)$"),
-        )),
-    DataSet(
-        name="mp_formation_compositions", version="aviary@553aeb3", rows=84_295,
-        description="MP formation energies by composition (no structures): a wider reference hull and a 'discovered later' composition set",
-        source="https://github.com/CompRhys/aviary data/datasets/mp-formation.csv, commit 553aeb3883508e26bf1972faaed23fba8a5d8907",
-        licence="MIT (repository); data Materials Project, CC BY 4.0",
-        citation=_MP_CITE + "; R. Goodall & A. Lee, Nat. Commun. 11, 6280 (2020) (Roost/aviary)",
-        columns={"task_id": "mp-* or mvc-* id", "composition": "formula (read with keep_default_na=False: 'NaN' is sodium nitride)",
-                 "formation_energy_per_atom": "eV/atom, MP pre-2020 corrections"},
-        files=(DataFile("mp-formation.csv",
-                        "https://raw.githubusercontent.com/CompRhys/aviary/553aeb3883508e26bf1972faaed23fba8a5d8907/data/datasets/mp-formation.csv",
-                        "92ba6fd2a0777261ba78bf72a0244875a78f05a5902993d9440c18255802a644"),)),
-    DataSet(
-        name="mp_elemental_refs", version="2023-02-07", rows=89,
-        description="Lowest-energy MP2020-corrected ComputedEntry per element (Matbench Discovery elemental references)",
-        source="https://github.com/janosh/matbench-discovery data/mp/, commit 2c7f9fc42d018711dc2f5df573d225ea6d2d17b2",
-        licence="MIT (repository); data Materials Project, CC BY 4.0",
-        citation=_MP_CITE + "; J. Riebesell et al., Nat. Mach. Intell. (2025), Matbench Discovery",
-        columns={"entry": "pymatgen ComputedEntry JSON (energy in eV, MP2020 corrections)"},
-        files=(DataFile("2023-02-07-mp-elemental-reference-entries.json.gz",
-                        "https://raw.githubusercontent.com/janosh/matbench-discovery/2c7f9fc42d018711dc2f5df573d225ea6d2d17b2/data/mp/2023-02-07-mp-elemental-reference-entries.json.gz",
-                        "9fd6ef848a91c88840a0d1709b5856d0edb4af22095237e59db52f2acd6bbf79"),)),
-    DataSet(
-        name="perov_5", version="cdvae@f857f59", rows=3_787 + 3_785,
-        description="Cubic perovskite-family crystals (Castelli et al.), CDVAE val and test splits",
-        source="https://github.com/txie-93/cdvae data/perov_5/, commit f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea",
-        licence="MIT",
-        citation="I. E. Castelli et al., Energy Environ. Sci. 5, 9034 (2012); T. Xie et al., ICLR 2022 (CDVAE)",
-        columns={"material_id": "id", "cif": "CIF text", "formula": "formula",
-                 "heat_all": "eV/atom, GPAW/RPBE heat of formation (not on the MP scale)", "heat_ref": "eV/atom",
-                 "dir_gap": "eV", "ind_gap": "eV"},
-        files=(DataFile("val.csv", f"{_CDVAE}/data/perov_5/val.csv",
-                        "326f401219901270374b71e2faff63df3a29a99fd26f469993b9f476b693daf2"),
-               DataFile("test.csv", f"{_CDVAE}/data/perov_5/test.csv",
-                        "a85878c685037f0a578257f6d4fcdde00e968dbab73c5f1e90ecef65218513f6"))),
-    DataSet(
-        name="mp_20", version="cdvae@f857f59", rows=45_231,
-        description="MP-20 (<=20 atoms, E_hull<0.08 eV/atom) train/val/test splits used by CDVAE, DiffCSP and MatterGen; online only, checksum not pinned",
-        source="https://github.com/txie-93/cdvae data/mp_20/, commit f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea",
-        licence="MIT; data Materials Project, CC BY 4.0",
-        citation="T. Xie et al., ICLR 2022 (CDVAE); C. Zeni et al., Nature 639, 624 (2025) (MatterGen)",
-        columns={"material_id": "mp id", "cif": "CIF text", "formation_energy_per_atom": "eV/atom", "e_above_hull": "eV/atom"},
-        files=tuple(DataFile(f"{s}.csv", f"{_CDVAE}/data/mp_20/{s}.csv", None) for s in ("train", "val", "test"))),
-    DataSet(
-        name="obelix", version="OBELiX@4eaac88", rows=599,
-        description="OBELiX: Li solid electrolytes with measured room-temperature ionic conductivity; 321 rows have a "
-                    "CIF (positions randomised upstream with symmetry kept; relax before use; 249 partially occupied)",
-        source="https://github.com/NRC-Mila/OBELiX data/downloads/, commit 4eaac889809dd489e3bae468c45d5c0e02b9147a",
-        licence="CC BY 4.0 (attribution required)",
-        citation="F. Therrien et al., arXiv:2502.14234 (2025) (OBELiX)",
-        columns={"ID": "OBELiX id", "Reduced Composition": "formula", "True Composition": "formula",
-                 "Ionic conductivity (S cm-1)": "S/cm at room temperature (562 numeric, 37 text such as '<1E-10')",
-                 "Cif ID": "CIF file id in all_cifs.tar.gz (all_randomized_cifs/<ID>.cif)"},
-        files=tuple(DataFile(n, f"{_OBELIX}/{n}", h) for n, h in (
-            ("all.csv", "54f6265ef84d16a919d08c6815f14b0fd7465fa00090bee2511c16c042e57f3c"),
-            ("all_cifs.tar.gz", "bfa2a3c92e3b8ca1b9859992e686c9e19f98924e7ff369c05db7006548217d49"),
-            ("train.csv", "01d87779862807e24bc45bb2c759852f892390b99f9340f13906c54805aa8776"),
-            ("test.csv", "b2c266eb74e22f403743d52959bea7c43b1531a850994870a70dd909200e5297"),
-            ("LICENSE.txt", "76f39f2a37c62c4ad0f56fdf5c299985e568a8f0b09b77bd147df5ba20e136b3")))),
-    DataSet(
-        name="known_compositions", version="2026-12 merge of 7 upstream snapshots", rows=215_643,
-        description="Every Materials Project composition list retrievable offline (MP band gaps, matbench_mp_e_form, "
-                    "Bartel et al.'s 85k MP ground states, MP e_hull, ICSD-linked MP ids, MP transport) and measured "
-                    "band-gap compositions, plus OQMD/AFLOW-only compositions (computed hypotheticals, not known); "
-                    "the 'known' list for novelty, without mp_formation_compositions' upstream leakage filter",
-        source="GitHub CompRhys/aviary (data/datasets), anthony-wang/CrabNet (data/matbench, data/benchmark_data), "
-               "antoniuk1/SynthNN (Datasets, Figure_data), matminer 0.10.1 (utils/data_files/mp_transport); commits "
-               "in each file's URL",
-        licence="MIT (aviary, CrabNet, SynthNN), BSD (matminer); data Materials Project (CC BY 4.0), OQMD (CC BY 4.0), "
-                "AFLOW",
-        citation=_MP_CITE + "; C. J. Bartel et al., npj Comput. Mater. 6, 97 (2020) (critical examination); "
-                 "A. Dunn et al., npj Comput. Mater. 6, 138 (2020) (Matbench); Y. Zhuo et al., J. Phys. Chem. Lett. 9, "
-                 "1668 (2018) (measured band gaps); E. R. Antoniuk et al., npj Comput. Mater. 9, 155 (2023) (SynthNN)",
-        columns={"sources/aviary/*.csv": "task_id or id, pretty_formula or composition, target",
-                 "sources/crabnet/*.csv": "formula, target (eV/atom; MP legacy corrections for the MP sets)",
-                 "sources/synthnn/icsd_mpids_unique_shuffled.txt": "'<mp id> <formula>' per line (ICSD-linked MP ids)",
-                 "sources/synthnn/roost_MP_ehull_preds.csv": "material_id, composition, ehull_pred_n0, ehull_target",
-                 "sources/matminer/transport_database.tar.xz": "MP transport database (mpid, pretty_formula, ...)"},
-        files=tuple(DataFile(f"sources/{repo}/{name}", url, h) for repo, name, url, h in _KNOWN_COMPOSITION_FILES)),
-    DataSet(
-        name="elemental_structures", version="ase 3.29.0 + pymatgen wheels", rows=9,
-        description="Starting crystal structures for the elements mp2018_formation lacks (F, S, Se, Br, I, H, Ce, Eu, "
-                    "Rh), 1-3 candidates each, to relax with an oracle for that oracle's own elemental chemical potential",
-        source="built from the ase 3.29.0 wheel (ase/collections/dcdft, ase.data.reference_states) and the pymatgen "
-               "wheel's AFLOW prototypes; no public download: mirror only",
-        licence="LGPL-2.1 (ase data), MIT (pymatgen data)",
-        citation="A. H. Larsen et al., J. Phys.: Condens. Matter 29, 273002 (2017) (ASE); S. P. Ong et al., "
-                 "Comput. Mater. Sci. 68, 314 (2013) (pymatgen)",
-        columns={"elements": "per element: pymatgen Structure dicts with source, space group, volume per atom, and "
-                             "MP's ground-state energy per atom for comparison"},
-        files=(DataFile("elemental_reference_candidates.json", None,
-                        "0a22f9b1e562907c2261a66aa81302ed0cd67bd0ba0181e205c888c77ecdda2c"),)),
-]}
+REGISTRY: dict[str, DataSet] = {
+    d.name: d
+    for d in [
+        DataSet(
+            name="mp2018_formation",
+            version="crysxpp@b12e52b",
+            rows=36_737,
+            description="Materials Project 2018-era structures with PBE/PBE+U formation energies (pre-2020 "
+            "corrections); CGCNN/MEGNet/CrysXPP benchmark set",
+            source="https://github.com/kdmsit/crysxpp (data/), commit b12e52b8db9fd0cfff28fece39e1756cb96182e2",
+            licence="MIT (repository); data Materials Project, CC BY 4.0",
+            citation=_MP_CITE + "; T. Xie & J. C. Grossman, PRL 120, 145301 (2018) (CGCNN split)",
+            columns={
+                "row_index": "int, row of id_prop.csv and name of data/<row_index>.cif",
+                "material_id": "Materials Project id (mp-*)",
+                "formation_energy_per_atom": "eV/atom, PBE/PBE+U, MP pre-2020 corrections, elements at 0",
+            },
+            files=(
+                DataFile(
+                    "id_prop.csv",
+                    f"{_CRYSXPP}/data/id_prop.csv",
+                    "73339f7c1a2ea2e6c8ed79e31520e5e64836b142bb050b6e79ea27d589ae891f",
+                ),
+                DataFile(
+                    "material_id_hash.csv",
+                    f"{_CRYSXPP}/data/material_id_hash.csv",
+                    "f2bb5e662360a2499d1910612b26537e7b3c88a5d0ff1c5007f0cbe9d9e2b413",
+                ),
+                DataFile(
+                    "cifs.tar.gz",
+                    "https://github.com/kdmsit/crysxpp/archive/b12e52b8db9fd0cfff28fece39e1756cb96182e2.tar.gz",
+                    "efab4c3f85d8cb1a4b1db875fca2aeaa47255868c269efa2bc68331af59e74f4",
+                    content_sha256="feb95f7d3c8e10199479a0cbbe23b87169238bff695db1839d74af57be63aa9f",
+                    archive_member_re=r"(?:^|/)(data/\d+\.cif)$",
+                ),
+            ),
+        ),
+        DataSet(
+            name="mp_formation_compositions",
+            version="aviary@553aeb3",
+            rows=84_295,
+            description="MP formation energies by composition (no structures): a wider reference hull and a "
+            "'discovered later' composition set",
+            source="https://github.com/CompRhys/aviary data/datasets/mp-formation.csv, commit "
+            "553aeb3883508e26bf1972faaed23fba8a5d8907",
+            licence="MIT (repository); data Materials Project, CC BY 4.0",
+            citation=_MP_CITE + "; R. Goodall & A. Lee, Nat. Commun. 11, 6280 (2020) (Roost/aviary)",
+            columns={
+                "task_id": "mp-* or mvc-* id",
+                "composition": "formula (read with keep_default_na=False: 'NaN' is sodium nitride)",
+                "formation_energy_per_atom": "eV/atom, MP pre-2020 corrections",
+            },
+            files=(
+                DataFile(
+                    "mp-formation.csv",
+                    "https://raw.githubusercontent.com/CompRhys/aviary/553aeb3883508e26bf1972faaed23fba8a5d8907/data/datasets/mp-formation.csv",
+                    "92ba6fd2a0777261ba78bf72a0244875a78f05a5902993d9440c18255802a644",
+                ),
+            ),
+        ),
+        DataSet(
+            name="mp_elemental_refs",
+            version="2023-02-07",
+            rows=89,
+            description="Lowest-energy MP2020-corrected ComputedEntry per element (Matbench Discovery elemental "
+            "references)",
+            source="https://github.com/janosh/matbench-discovery data/mp/, commit "
+            "2c7f9fc42d018711dc2f5df573d225ea6d2d17b2",
+            licence="MIT (repository); data Materials Project, CC BY 4.0",
+            citation=_MP_CITE + "; J. Riebesell et al., Nat. Mach. Intell. (2025), Matbench Discovery",
+            columns={"entry": "pymatgen ComputedEntry JSON (energy in eV, MP2020 corrections)"},
+            files=(
+                DataFile(
+                    "2023-02-07-mp-elemental-reference-entries.json.gz",
+                    "https://raw.githubusercontent.com/janosh/matbench-discovery/2c7f9fc42d018711dc2f5df573d225ea6d2d17b2/data/mp/2023-02-07-mp-elemental-reference-entries.json.gz",
+                    "9fd6ef848a91c88840a0d1709b5856d0edb4af22095237e59db52f2acd6bbf79",
+                ),
+            ),
+        ),
+        DataSet(
+            name="perov_5",
+            version="cdvae@f857f59",
+            rows=3_787 + 3_785,
+            description="Cubic perovskite-family crystals (Castelli et al.), CDVAE val and test splits",
+            source="https://github.com/txie-93/cdvae data/perov_5/, commit f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea",
+            licence="MIT",
+            citation="I. E. Castelli et al., Energy Environ. Sci. 5, 9034 (2012); T. Xie et al., ICLR 2022 (CDVAE)",
+            columns={
+                "material_id": "id",
+                "cif": "CIF text",
+                "formula": "formula",
+                "heat_all": "eV/atom, GPAW/RPBE heat of formation (not on the MP scale)",
+                "heat_ref": "eV/atom",
+                "dir_gap": "eV",
+                "ind_gap": "eV",
+            },
+            files=(
+                DataFile(
+                    "val.csv",
+                    f"{_CDVAE}/data/perov_5/val.csv",
+                    "326f401219901270374b71e2faff63df3a29a99fd26f469993b9f476b693daf2",
+                ),
+                DataFile(
+                    "test.csv",
+                    f"{_CDVAE}/data/perov_5/test.csv",
+                    "a85878c685037f0a578257f6d4fcdde00e968dbab73c5f1e90ecef65218513f6",
+                ),
+            ),
+        ),
+        DataSet(
+            name="mp_20",
+            version="cdvae@f857f59",
+            rows=45_231,
+            description="MP-20 (<=20 atoms, E_hull<0.08 eV/atom) train/val/test splits used by CDVAE, DiffCSP and "
+            "MatterGen; online only, checksum not pinned",
+            source="https://github.com/txie-93/cdvae data/mp_20/, commit f857f598d6f6cca5dc1ea0582d228f12dcc2c2ea",
+            licence="MIT; data Materials Project, CC BY 4.0",
+            citation="T. Xie et al., ICLR 2022 (CDVAE); C. Zeni et al., Nature 639, 624 (2025) (MatterGen)",
+            columns={
+                "material_id": "mp id",
+                "cif": "CIF text",
+                "formation_energy_per_atom": "eV/atom",
+                "e_above_hull": "eV/atom",
+            },
+            files=tuple(DataFile(f"{s}.csv", f"{_CDVAE}/data/mp_20/{s}.csv", None) for s in ("train", "val", "test")),
+        ),
+        DataSet(
+            name="obelix",
+            version="OBELiX@4eaac88",
+            rows=599,
+            description="OBELiX: Li solid electrolytes with measured room-temperature ionic conductivity; 321 rows "
+            "have a "
+            "CIF (positions randomised upstream with symmetry kept; relax before use; 249 partially occupied)",
+            source="https://github.com/NRC-Mila/OBELiX data/downloads/, commit "
+            "4eaac889809dd489e3bae468c45d5c0e02b9147a",
+            licence="CC BY 4.0 (attribution required)",
+            citation="F. Therrien et al., arXiv:2502.14234 (2025) (OBELiX)",
+            columns={
+                "ID": "OBELiX id",
+                "Reduced Composition": "formula",
+                "True Composition": "formula",
+                "Ionic conductivity (S cm-1)": "S/cm at room temperature (562 numeric, 37 text such as '<1E-10')",
+                "Cif ID": "CIF file id in all_cifs.tar.gz (all_randomized_cifs/<ID>.cif)",
+            },
+            files=tuple(
+                DataFile(n, f"{_OBELIX}/{n}", h)
+                for n, h in (
+                    ("all.csv", "54f6265ef84d16a919d08c6815f14b0fd7465fa00090bee2511c16c042e57f3c"),
+                    ("all_cifs.tar.gz", "bfa2a3c92e3b8ca1b9859992e686c9e19f98924e7ff369c05db7006548217d49"),
+                    ("train.csv", "01d87779862807e24bc45bb2c759852f892390b99f9340f13906c54805aa8776"),
+                    ("test.csv", "b2c266eb74e22f403743d52959bea7c43b1531a850994870a70dd909200e5297"),
+                    ("LICENSE.txt", "76f39f2a37c62c4ad0f56fdf5c299985e568a8f0b09b77bd147df5ba20e136b3"),
+                )
+            ),
+        ),
+        DataSet(
+            name="known_compositions",
+            version="2026-12 merge of 7 upstream snapshots",
+            rows=215_643,
+            description="Every Materials Project composition list retrievable offline (MP band gaps, "
+            "matbench_mp_e_form, "
+            "Bartel et al.'s 85k MP ground states, MP e_hull, ICSD-linked MP ids, MP transport) and measured "
+            "band-gap compositions, plus OQMD/AFLOW-only compositions (computed hypotheticals, not known); "
+            "the 'known' list for novelty, without mp_formation_compositions' upstream leakage filter",
+            source="GitHub CompRhys/aviary (data/datasets), anthony-wang/CrabNet (data/matbench, data/benchmark_data), "
+            "antoniuk1/SynthNN (Datasets, Figure_data), matminer 0.10.1 (utils/data_files/mp_transport); commits "
+            "in each file's URL",
+            licence="MIT (aviary, CrabNet, SynthNN), BSD (matminer); data Materials Project (CC BY 4.0), OQMD (CC BY "
+            "4.0), "
+            "AFLOW",
+            citation=_MP_CITE + "; C. J. Bartel et al., npj Comput. Mater. 6, 97 (2020) (critical examination); "
+            "A. Dunn et al., npj Comput. Mater. 6, 138 (2020) (Matbench); Y. Zhuo et al., J. Phys. Chem. Lett. 9, "
+            "1668 (2018) (measured band gaps); E. R. Antoniuk et al., npj Comput. Mater. 9, 155 (2023) (SynthNN)",
+            columns={
+                "sources/aviary/*.csv": "task_id or id, pretty_formula or composition, target",
+                "sources/crabnet/*.csv": "formula, target (eV/atom; MP legacy corrections for the MP sets)",
+                "sources/synthnn/icsd_mpids_unique_shuffled.txt": "'<mp id> <formula>' per line (ICSD-linked MP ids)",
+                "sources/synthnn/roost_MP_ehull_preds.csv": "material_id, composition, ehull_pred_n0, ehull_target",
+                "sources/matminer/transport_database.tar.xz": "MP transport database (mpid, pretty_formula, ...)",
+            },
+            files=tuple(DataFile(f"sources/{repo}/{name}", url, h) for repo, name, url, h in _KNOWN_COMPOSITION_FILES),
+        ),
+        DataSet(
+            name="elemental_structures",
+            version="ase 3.29.0 + pymatgen wheels",
+            rows=9,
+            description="Starting crystal structures for the elements mp2018_formation lacks (F, S, Se, Br, I, H, Ce, "
+            "Eu, "
+            "Rh), 1-3 candidates each, to relax with an oracle for that oracle's own elemental chemical potential",
+            source="built from the ase 3.29.0 wheel (ase/collections/dcdft, ase.data.reference_states) and the "
+            "pymatgen "
+            "wheel's AFLOW prototypes; no public download: mirror only",
+            licence="LGPL-2.1 (ase data), MIT (pymatgen data)",
+            citation="A. H. Larsen et al., J. Phys.: Condens. Matter 29, 273002 (2017) (ASE); S. P. Ong et al., "
+            "Comput. Mater. Sci. 68, 314 (2013) (pymatgen)",
+            columns={
+                "elements": "per element: pymatgen Structure dicts with source, space group, volume per atom, and "
+                "MP's ground-state energy per atom for comparison"
+            },
+            files=(
+                DataFile(
+                    "elemental_reference_candidates.json",
+                    None,
+                    "0a22f9b1e562907c2261a66aa81302ed0cd67bd0ba0181e205c888c77ecdda2c",
+                ),
+            ),
+        ),
+    ]
+}
 
 # %% ../../nbs/00_data.ipynb #d1e336c9fad3
 DATA_READS: list[dict] = []
 
+
 def record_read(dataset: str, path: Path, sha256: str) -> None:
     "Note that a data file was used: kept in `DATA_READS` and appended to `$MATDISCO_RUN_DIR/data_reads.jsonl`."
     rec = {"dataset": dataset, "file": Path(path).name, "path": str(path), "sha256": sha256}
-    if rec not in DATA_READS: DATA_READS.append(rec)
+    if rec not in DATA_READS:
+        DATA_READS.append(rec)
     run_dir = os.environ.get("MATDISCO_RUN_DIR")
     if run_dir:
-        p = Path(run_dir) / "data_reads.jsonl"; p.parent.mkdir(parents=True, exist_ok=True)
-        with open(p, "a") as f: f.write(json.dumps(rec) + "\n")
+        p = Path(run_dir) / "data_reads.jsonl"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
 
 def _verified(ds: DataSet, df: DataFile, path: Path, *, allow_unpinned: bool = False) -> str:
     "Return the sha256 of `path` if it matches the registry, else raise DataError."
     got = sha256_file(path)
     if df.sha256 is None:
         if not allow_unpinned:
-            raise DataError(f"{ds.name}/{df.name}: no checksum is pinned in the registry; "
-                            f"pass allow_unpinned=True to accept it (it hashed to {got})")
+            raise DataError(
+                f"{ds.name}/{df.name}: no checksum is pinned in the registry; "
+                f"pass allow_unpinned=True to accept it (it hashed to {got})"
+            )
         log.warning("%s/%s: unpinned file accepted with sha256 %s", ds.name, df.name, got)
         return got
-    if got == df.sha256: return got
-    if df.content_sha256 and tar_content_sha256(path) == df.content_sha256: return got
-    raise DataError(f"{ds.name}/{df.name}: checksum mismatch for {path}: expected sha256 {df.sha256}, got {got}. "
-                    "The file is corrupt or a different version; delete it and fetch again.")
+    if got == df.sha256:
+        return got
+    if df.content_sha256 and tar_content_sha256(path) == df.content_sha256:
+        return got
+    raise DataError(
+        f"{ds.name}/{df.name}: checksum mismatch for {path}: expected sha256 {df.sha256}, got {got}. "
+        "The file is corrupt or a different version; delete it and fetch again."
+    )
+
 
 def _download(url: str, dest: Path, timeout: float = 60) -> None:
-    with urllib.request.urlopen(url, timeout=timeout) as r, open(dest, "wb") as f: shutil.copyfileobj(r, f)
+    with urllib.request.urlopen(url, timeout=timeout) as r, open(dest, "wb") as f:
+        shutil.copyfileobj(r, f)
+
 
 def _repack_members(archive: Path, member_re: str, dest: Path) -> None:
     "Repack the members of `archive` matching `member_re` (group 1 = new name) into a deterministic tar.gz."
     pat = re.compile(member_re)
     with tarfile.open(archive, "r:*") as src, tarfile.open(dest, "w:gz") as out:
-        members = sorted(((pat.search(m.name).group(1), m) for m in src if m.isfile() and pat.search(m.name)), key=lambda t: t[0])
-        if not members: raise DataError(f"{archive}: no member matches {member_re!r}")
+        members = sorted(
+            ((pat.search(m.name).group(1), m) for m in src if m.isfile() and pat.search(m.name)), key=lambda t: t[0]
+        )
+        if not members:
+            raise DataError(f"{archive}: no member matches {member_re!r}")
         for name, m in members:
             data = src.extractfile(m).read()
-            ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = 0; ti.mode = 0o644
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mtime = 0
+            ti.mode = 0o644
             out.addfile(ti, io.BytesIO(data))
 
-def fetch(name: str, *, mirror: Path | str | None = "default", dest: Path | str | None = None,
-          online: bool = True, allow_unpinned: bool = False) -> dict[str, Path]:
+
+def fetch(
+    name: str,
+    *,
+    mirror: Path | str | None = "default",
+    dest: Path | str | None = None,
+    online: bool = True,
+    allow_unpinned: bool = False,
+) -> dict[str, Path]:
     "Make every file of data set `name` present and verified under `dest/name`; return {file name: path}."
     if name not in REGISTRY:
         raise DataError(f"unknown data set {name!r}; registered: {', '.join(REGISTRY)}")
     ds = REGISTRY[name]
     mirror = mirror_dir() if mirror == "default" else (Path(mirror) if mirror else None)
     folder = Path(dest) if dest is not None else data_dir()
-    folder = folder / name; folder.mkdir(parents=True, exist_ok=True)
+    folder = folder / name
+    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for df in ds.files:
         target = folder / df.name
         if target.exists():
-            out[df.name] = target; record_read(name, target, _verified(ds, df, target, allow_unpinned=True if df.sha256 is None else allow_unpinned)); continue
+            out[df.name] = target
+            record_read(
+                name, target, _verified(ds, df, target, allow_unpinned=True if df.sha256 is None else allow_unpinned)
+            )
+            continue
         errors = []
         src = mirror / name / df.name if mirror is not None else None
         if src is not None and src.exists():
             with atomic_path(target) as tmp:
-                shutil.copyfile(src, tmp); digest = _verified(ds, df, tmp, allow_unpinned=allow_unpinned)
-            out[df.name] = target; record_read(name, target, digest); continue
+                shutil.copyfile(src, tmp)
+                digest = _verified(ds, df, tmp, allow_unpinned=allow_unpinned)
+            out[df.name] = target
+            record_read(name, target, digest)
+            continue
         errors.append(f"not in mirror {mirror}" if mirror is not None else "no local mirror (set MATDISCO_MIRROR)")
         if online and df.url is None:
             errors.append(f"it has no public download ({ds.source})")
@@ -366,29 +561,47 @@ def fetch(name: str, *, mirror: Path | str | None = "default", dest: Path | str 
                 with atomic_path(target) as tmp:
                     if df.archive_member_re:
                         with atomic_path(folder / (df.name + ".upstream")) as raw:
-                            _download(df.url, raw); _repack_members(raw, df.archive_member_re, tmp)
+                            _download(df.url, raw)
+                            _repack_members(raw, df.archive_member_re, tmp)
                     else:
                         _download(df.url, tmp)
                     digest = _verified(ds, df, tmp, allow_unpinned=allow_unpinned)
-                out[df.name] = target; record_read(name, target, digest); continue
-            except DataError: raise
+                out[df.name] = target
+                record_read(name, target, digest)
+                continue
+            except DataError:
+                raise
             except Exception as e:  # network errors: reported below, with the other sources tried
                 errors.append(f"download from {df.url} failed ({type(e).__name__}: {e})")
         raise DataError(f"cannot fetch {name}/{df.name}: " + "; ".join(errors))
     return out
+
 
 def available(name: str, *, dest: Path | str | None = None) -> bool:
     "True when every file of data set `name` is present under the data folder (not verified)."
     folder = (Path(dest) if dest is not None else data_dir()) / name
     return all((folder / f.name).exists() for f in REGISTRY[name].files)
 
+
 def registry_table() -> pd.DataFrame:
     "The registry as a table, with whether each data set is present locally and in the mirror."
     m = mirror_dir()
-    return pd.DataFrame([{"name": d.name, "version": d.version, "rows": d.rows, "files": len(d.files),
-                          "present": available(d.name), "in_mirror": bool(m and all((m/d.name/f.name).exists() for f in d.files)),
-                          "pinned": all(f.sha256 for f in d.files), "licence": d.licence, "source": d.source}
-                         for d in REGISTRY.values()])
+    return pd.DataFrame(
+        [
+            {
+                "name": d.name,
+                "version": d.version,
+                "rows": d.rows,
+                "files": len(d.files),
+                "present": available(d.name),
+                "in_mirror": bool(m and all((m / d.name / f.name).exists() for f in d.files)),
+                "pinned": all(f.sha256 for f in d.files),
+                "licence": d.licence,
+                "source": d.source,
+            }
+            for d in REGISTRY.values()
+        ]
+    )
 
 # %% ../../nbs/00_data.ipynb #3d39e2ddd3dc
 #: Plausible formation energies, eV/atom. In mp2018_formation the low tail is dense down to -4.52 eV/atom
@@ -400,38 +613,51 @@ FORMATION_ENERGY_BOUNDS = (-4.6, 3.0)
 
 _FORMULA_RE = re.compile(r"^_chemical_formula_sum\s+'?([^'\n]+)'?", re.M)
 
+
 def _read_cif_texts(tar_path: Path, rows: set[int] | None = None) -> dict[int, str]:
     "CIF text by row index from the tarball (all rows, or only `rows`)."
     out = {}
     with tarfile.open(tar_path, "r:gz") as tf:
         for m in tf:
-            if not m.isfile() or not m.name.endswith(".cif"): continue
+            if not m.isfile() or not m.name.endswith(".cif"):
+                continue
             row = int(Path(m.name).stem)
-            if rows is None or row in rows: out[row] = tf.extractfile(m).read().decode()
+            if rows is None or row in rows:
+                out[row] = tf.extractfile(m).read().decode()
     return out
 
+
 def _cache_file(kind: str, sha: str) -> Path:
-    d = data_dir() / "cache"; d.mkdir(parents=True, exist_ok=True)
+    d = data_dir() / "cache"
+    d.mkdir(parents=True, exist_ok=True)
     return d / f"mp2018_formation-{kind}-{sha[:16]}.pkl"
+
 
 def read_index(*, mirror="default") -> pd.DataFrame:
     """Cheap per-row table of mp2018_formation (no structure parsing): row_index, material_id,
     formation_energy_per_atom, formula, chemsys, n_elements, n_sites, is_outlier. Cached."""
     from pymatgen.core import Composition
+
     paths = fetch("mp2018_formation", mirror=mirror)
     sha = sha256_file(paths["cifs.tar.gz"])
     cache = _cache_file("index", sha + sha256_file(paths["id_prop.csv"]))
-    if cache.exists(): return pd.read_pickle(cache)
+    if cache.exists():
+        return pd.read_pickle(cache)
     y = pd.read_csv(paths["id_prop.csv"], header=None, names=["row_index", "formation_energy_per_atom"])
     ids = pd.read_csv(paths["material_id_hash.csv"], header=None, names=["row_index", "material_id"])
     df = y.merge(ids, on="row_index", how="left")
     formulas = {}
     for row, text in _read_cif_texts(paths["cifs.tar.gz"]).items():
-        m = _FORMULA_RE.search(text); formulas[row] = m.group(1).strip() if m else None
+        m = _FORMULA_RE.search(text)
+        formulas[row] = m.group(1).strip() if m else None
     df["formula"] = df.row_index.map(formulas)
+
     def _comp(f):
-        try: return Composition(f) if isinstance(f, str) else None
-        except Exception: return None   # unknown symbol etc.: the row is reported as bad when its CIF is parsed
+        try:
+            return Composition(f) if isinstance(f, str) else None
+        except Exception:
+            return None  # unknown symbol etc.: the row is reported as bad when its CIF is parsed
+
     comps = [_comp(f) for f in df.formula]
     df["reduced_formula"] = [c.reduced_formula if c else None for c in comps]
     df["chemsys"] = ["-".join(sorted(el.symbol for el in c.elements)) if c else None for c in comps]
@@ -439,80 +665,119 @@ def read_index(*, mirror="default") -> pd.DataFrame:
     df["n_sites"] = [int(round(c.num_atoms)) if c else 0 for c in comps]
     lo, hi = FORMATION_ENERGY_BOUNDS
     df["is_outlier"] = ~df.formation_energy_per_atom.between(lo, hi) & df.formation_energy_per_atom.notna()
-    df = df[["row_index", "material_id", "formula", "reduced_formula", "chemsys", "n_elements", "n_sites",
-             "formation_energy_per_atom", "is_outlier"]]
-    with atomic_path(cache) as tmp: df.to_pickle(tmp)
+    df = df[
+        [
+            "row_index",
+            "material_id",
+            "formula",
+            "reduced_formula",
+            "chemsys",
+            "n_elements",
+            "n_sites",
+            "formation_energy_per_atom",
+            "is_outlier",
+        ]
+    ]
+    with atomic_path(cache) as tmp:
+        df.to_pickle(tmp)
     return df
 
 # %% ../../nbs/00_data.ipynb #4feab5cc6c6f
-_CELL_KEYS = ("_cell_length_a", "_cell_length_b", "_cell_length_c", "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+_CELL_KEYS = (
+    "_cell_length_a",
+    "_cell_length_b",
+    "_cell_length_c",
+    "_cell_angle_alpha",
+    "_cell_angle_beta",
+    "_cell_angle_gamma",
+)
 _FRACT_KEYS = ("_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z")
+
 
 def _cif_number(v) -> float:
     "A CIF numeric value ('0.123(4)' carries its standard uncertainty in brackets); NaN when it is not a number."
-    try: return float(str(v).split("(")[0])
-    except ValueError: return float("nan")
+    try:
+        return float(str(v).split("(")[0])
+    except ValueError:
+        return float("nan")
+
 
 def cif_problem(text: str) -> str | None:
     """What makes `text` an invalid crystal CIF, read before pymatgen builds a structure (which reports a truncated
     atom loop as 'zip() argument 2 is longer than argument 1' and a NaN coordinate as 'no structures'); None if fine."""
     from pymatgen.io.cif import CifFile
-    if not text.strip(): return "empty file"
+
+    if not text.strip():
+        return "empty file"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cif = CifFile.from_str(text)
-    except Exception as e:   # pymatgen's words for a loop cut short: ZeroDivisionError, zip() or "not a multiple of"
+    except Exception as e:  # pymatgen's words for a loop cut short: ZeroDivisionError, zip() or "not a multiple of"
         if isinstance(e, ZeroDivisionError) or "zip()" in str(e) or "is not a multiple of" in str(e):
             return "truncated or malformed loop: its values do not fill its columns (file cut short?)"
         return f"not a CIF ({str(e).strip()[:200]})"
-    if not cif.data: return "no data_ block"
+    if not cif.data:
+        return "no data_ block"
     for name, block in cif.data.items():
         d = block.data
         for k in _CELL_KEYS:
-            if k not in d: return f"data_{name}: missing {k}"
-            if not np.isfinite(_cif_number(d[k])) or _cif_number(d[k]) <= 0: return f"data_{name}: {k} = {d[k]!r} is not a positive number"
-        if not all(k in d for k in _FRACT_KEYS): return f"data_{name}: no _atom_site_fract_x/y/z loop"
+            if k not in d:
+                return f"data_{name}: missing {k}"
+            if not np.isfinite(_cif_number(d[k])) or _cif_number(d[k]) <= 0:
+                return f"data_{name}: {k} = {d[k]!r} is not a positive number"
+        if not all(k in d for k in _FRACT_KEYS):
+            return f"data_{name}: no _atom_site_fract_x/y/z loop"
         for k in _FRACT_KEYS:
             vals = d[k] if isinstance(d[k], list) else [d[k]]
             bad = [v for v in vals if not np.isfinite(_cif_number(v))]
-            if bad: return f"data_{name}: {k} has a non-numeric value {bad[0]!r}"
+            if bad:
+                return f"data_{name}: {k} has a non-numeric value {bad[0]!r}"
     return None
+
 
 def parse_cif(text: str, *, source: str | None = None):
     """Parse one CIF into an ordered `Structure`; return (structure, None) or (None, reason). The reason says what
     is wrong (truncated loop, NaN coordinate or cell, unknown element, partial occupancy, or pymatgen's own error)
     and starts with `source` (the file, or archive member) when one is given."""
     reason = _parse_cif(text)
-    if isinstance(reason, str): return None, f"{source}: {reason}" if source else reason
+    if isinstance(reason, str):
+        return None, f"{source}: {reason}" if source else reason
     return reason, None
+
 
 def _parse_cif(text: str):
     """The structure, or the reason why there is none. `cif_problem` reads the raw CIF only when pymatgen fails or
     builds a non-finite structure, so valid files are parsed once."""
     from pymatgen.core import Structure
     from pymatgen.core.periodic_table import DummySpecies
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             s = Structure.from_str(text, fmt="cif")
     except Exception as e:  # pymatgen raises many types for malformed CIFs; the reason is what we keep
         problem = cif_problem(text)
-        if problem: return f"invalid CIF ({problem})"
+        if problem:
+            return f"invalid CIF ({problem})"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return f"unparsable CIF ({type(e).__name__}: {msg[:200]})"
-    if len(s) == 0: return "unparsable CIF (no sites)"
+    if len(s) == 0:
+        return "unparsable CIF (no sites)"
     if not (np.isfinite(s.lattice.matrix).all() and np.isfinite(s.frac_coords).all() and s.volume > 0):
         return f"invalid CIF ({cif_problem(text) or 'non-finite lattice or coordinates'})"
     for sp in s.composition:
-        if isinstance(sp, DummySpecies): return f"unknown element {sp.symbol!r}"
-    if not s.is_ordered: return "partial occupancy (disordered structure)"
+        if isinstance(sp, DummySpecies):
+            return f"unknown element {sp.symbol!r}"
+    if not s.is_ordered:
+        return "partial occupancy (disordered structure)"
     return s
+
 
 def _parse_many(items: list[tuple[int, str]]) -> list[tuple[int, object, str | None]]:
     out = []
     for row, text in items:
-        s, why = parse_cif(text)      # the loader reports the file in its own column
+        s, why = parse_cif(text)  # the loader reports the file in its own column
         out.append((row, s, why))
     return out
 
@@ -521,62 +786,93 @@ def _parse_many(items: list[tuple[int, str]]) -> list[tuple[int, object, str | N
 class CrystalTable:
     """Loaded rows: `frame` has row_index, material_id, structure (pymatgen), formation_energy_per_atom,
     formula, chemsys, n_elements, n_sites, is_outlier; `bad_rows` has row_index, material_id, file, reason."""
+
     frame: pd.DataFrame
     bad_rows: pd.DataFrame
     checksums: dict
 
-    def __len__(self): return len(self.frame)
+    def __len__(self):
+        return len(self.frame)
 
     def summary(self) -> str:
         reasons = self.bad_rows.reason.str.split(" ").str[0].value_counts().to_dict() if len(self.bad_rows) else {}
-        return (f"{len(self.frame)} rows loaded, {len(self.bad_rows)} skipped {reasons}, "
-                f"{int(self.frame.is_outlier.sum()) if len(self.frame) else 0} outliers flagged")
+        return (
+            f"{len(self.frame)} rows loaded, {len(self.bad_rows)} skipped {reasons}, "
+            f"{int(self.frame.is_outlier.sum()) if len(self.frame) else 0} outliers flagged"
+        )
+
 
 class StructureCache:
     """Parsed structures as compact arrays (lattices, atomic numbers, fractional coordinates) in one `.npz`, so a
     subset of rows is rebuilt without unpickling the whole data set; rows that failed keep their reason."""
+
     def __init__(self, path: Path):
-        self.path = Path(path); self._rows: dict[int, tuple] = {}; self._bad: dict[int, str] = {}
+        self.path = Path(path)
+        self._rows: dict[int, tuple] = {}
+        self._bad: dict[int, str] = {}
         if self.path.exists():
             with np.load(self.path, allow_pickle=False) as z:
                 rows, off = z["rows"], z["offsets"]
                 lat, num, frac = z["lattices"], z["numbers"], z["frac"]
                 self._bad = {int(k): v for k, v in json.loads(str(z["bad"])).items()}
-            for k, r in enumerate(rows): self._rows[int(r)] = (lat[k], num[off[k]:off[k + 1]], frac[off[k]:off[k + 1]])
-    def __contains__(self, row: int) -> bool: return row in self._rows or row in self._bad
+            for k, r in enumerate(rows):
+                self._rows[int(r)] = (lat[k], num[off[k] : off[k + 1]], frac[off[k] : off[k + 1]])
+
+    def __contains__(self, row: int) -> bool:
+        return row in self._rows or row in self._bad
+
     def get(self, row: int):
         "(Structure, None) or (None, reason)."
         from pymatgen.core import Lattice, Structure
-        if row in self._bad: return None, self._bad[row]
+
+        if row in self._bad:
+            return None, self._bad[row]
         lat, num, frac = self._rows[row]
         return Structure(Lattice(lat), num.tolist(), frac), None
+
     def update(self, parsed: dict[int, tuple]) -> None:
         "Add {row: (structure or None, reason or None)} and rewrite the file atomically."
         for r, (st, why) in parsed.items():
-            if st is None: self._bad[int(r)] = why
-            else: self._rows[int(r)] = (st.lattice.matrix, np.array(st.atomic_numbers, dtype=np.int16), st.frac_coords)
+            if st is None:
+                self._bad[int(r)] = why
+            else:
+                self._rows[int(r)] = (st.lattice.matrix, np.array(st.atomic_numbers, dtype=np.int16), st.frac_coords)
         rows = np.array(sorted(self._rows), dtype=np.int64)
         sizes = np.array([len(self._rows[r][1]) for r in rows], dtype=np.int64)
         off = np.concatenate([[0], np.cumsum(sizes)])
         with atomic_path(self.path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, rows=rows, offsets=off,
-                         lattices=np.array([self._rows[r][0] for r in rows]).reshape(-1, 3, 3),
-                         numbers=np.concatenate([self._rows[r][1] for r in rows]) if len(rows) else np.zeros(0, np.int16),
-                         frac=np.concatenate([self._rows[r][2] for r in rows]) if len(rows) else np.zeros((0, 3)),
-                         bad=np.array(json.dumps({str(k): v for k, v in self._bad.items()})))
+                np.savez(
+                    f,
+                    rows=rows,
+                    offsets=off,
+                    lattices=np.array([self._rows[r][0] for r in rows]).reshape(-1, 3, 3),
+                    numbers=np.concatenate([self._rows[r][1] for r in rows]) if len(rows) else np.zeros(0, np.int16),
+                    frac=np.concatenate([self._rows[r][2] for r in rows]) if len(rows) else np.zeros((0, 3)),
+                    bad=np.array(json.dumps({str(k): v for k, v in self._bad.items()})),
+                )
 
-def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = False, n_jobs: int | None = None,
-                    mirror="default", progress: bool = True) -> CrystalTable:
+
+def load_structures(
+    rows=None,
+    *,
+    strict: bool = False,
+    keep_outliers: bool = False,
+    n_jobs: int | None = None,
+    mirror="default",
+    progress: bool = True,
+) -> CrystalTable:
     """Load mp2018_formation rows (all when `rows` is None) with parsed structures.
     Bad rows are reported in `bad_rows` (file, row, reason) and skipped, or raise `DataError` if `strict`.
-    Outliers (see `FORMATION_ENERGY_BOUNDS`) are reported as bad rows unless `keep_outliers`, which keeps them flagged."""
+    Outliers (see `FORMATION_ENERGY_BOUNDS`) are reported as bad rows unless `keep_outliers`, which keeps them
+    flagged."""
     paths = fetch("mp2018_formation", mirror=mirror)
     idx = read_index(mirror=mirror)
     if rows is not None:
         rows = [int(r) for r in rows]
         unknown = sorted(set(rows) - set(idx.row_index))
-        if unknown: raise DataError(f"mp2018_formation: rows not in the data set: {unknown[:10]}")
+        if unknown:
+            raise DataError(f"mp2018_formation: rows not in the data set: {unknown[:10]}")
         idx = idx.set_index("row_index").loc[rows].reset_index()
     tar_sha = sha256_file(paths["cifs.tar.gz"])
     cache = StructureCache(data_dir() / "cache" / f"mp2018_formation-structures-{tar_sha[:16]}.npz")
@@ -587,17 +883,21 @@ def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = Fa
         items = [(r, texts[r]) for r in todo if r in texts]
         n_jobs = n_jobs or min(os.cpu_count() or 1, 8)
         import multiprocessing
-        if multiprocessing.current_process().daemon: n_jobs = 1   # e.g. inside a Dask worker: no child processes
-        chunks = [items[i:i + 200] for i in range(0, len(items), 200)]
+
+        if multiprocessing.current_process().daemon:
+            n_jobs = 1  # e.g. inside a Dask worker: no child processes
+        chunks = [items[i : i + 200] for i in range(0, len(items), 200)]
         bar = tqdm(total=len(items), desc="parsing CIFs", unit="cif", disable=not progress)
         if n_jobs > 1 and len(chunks) > 1:
             with ProcessPoolExecutor(n_jobs) as ex:
                 for res in ex.map(_parse_many, chunks):
-                    for r, st, why in res: parsed[r] = (st, why)
+                    for r, st, why in res:
+                        parsed[r] = (st, why)
                     bar.update(len(res))
         else:
             for ch in chunks:
-                for r, st, why in _parse_many(ch): parsed[r] = (st, why)
+                for r, st, why in _parse_many(ch):
+                    parsed[r] = (st, why)
                 bar.update(len(ch))
         bar.close()
         cache.update(parsed)
@@ -607,40 +907,73 @@ def load_structures(rows=None, *, strict: bool = False, keep_outliers: bool = Fa
     for rec in idx.itertuples(index=False):
         s, why = cache[int(rec.row_index)]
         y = rec.formation_energy_per_atom
-        if why is None and (y is None or not np.isfinite(y)): why = f"target formation_energy_per_atom is {y}"
+        if why is None and (y is None or not np.isfinite(y)):
+            why = f"target formation_energy_per_atom is {y}"
         if why is None and rec.is_outlier and not keep_outliers:
             why = f"outlier: formation energy {y:.3f} eV/atom outside FORMATION_ENERGY_BOUNDS [{lo}, {hi}]"
         if why is not None:
-            bad.append({"row_index": rec.row_index, "material_id": rec.material_id,
-                        "file": f"cifs.tar.gz:data/{rec.row_index}.cif", "reason": why}); continue
+            bad.append(
+                {
+                    "row_index": rec.row_index,
+                    "material_id": rec.material_id,
+                    "file": f"cifs.tar.gz:data/{rec.row_index}.cif",
+                    "reason": why,
+                }
+            )
+            continue
         good.append({**rec._asdict(), "structure": s})
     bad_df = pd.DataFrame(bad, columns=["row_index", "material_id", "file", "reason"])
     if strict and len(bad_df):
         b = bad_df.iloc[0]
-        raise DataError(f"mp2018_formation: {len(bad_df)} bad rows; first: row {b.row_index} ({b.material_id}, {b.file}): {b.reason}")
-    for b in bad_df.itertuples(): log.warning("mp2018_formation row %s (%s, %s) skipped: %s", b.row_index, b.material_id, b.file, b.reason)
-    cols = ["row_index", "material_id", "structure", "formation_energy_per_atom", "formula", "reduced_formula",
-            "chemsys", "n_elements", "n_sites", "is_outlier"]
+        raise DataError(
+            f"mp2018_formation: {len(bad_df)} bad rows; first: row {b.row_index} ({b.material_id}, {b.file}): "
+            f"{b.reason}"
+        )
+    for b in bad_df.itertuples():
+        log.warning("mp2018_formation row %s (%s, %s) skipped: %s", b.row_index, b.material_id, b.file, b.reason)
+    cols = [
+        "row_index",
+        "material_id",
+        "structure",
+        "formation_energy_per_atom",
+        "formula",
+        "reduced_formula",
+        "chemsys",
+        "n_elements",
+        "n_sites",
+        "is_outlier",
+    ]
     frame = pd.DataFrame(good, columns=cols).reset_index(drop=True)
-    return CrystalTable(frame=frame, bad_rows=bad_df,
-                        checksums={f: sha256_file(p) for f, p in paths.items()})
+    return CrystalTable(frame=frame, bad_rows=bad_df, checksums={f: sha256_file(p) for f, p in paths.items()})
 
 # %% ../../nbs/00_data.ipynb #1090ae374908
-#: Seed of the project's fixed train/val/test split of mp2018_formation (chosen once, never changed: the year of the snapshot).
+# : Seed of the project's fixed train/val/test split of mp2018_formation (chosen once, never changed: the year of the
+# snapshot).
 FIXED_SPLIT_SEED = 2018
+
 
 def _usable(index: pd.DataFrame) -> pd.DataFrame:
     return index[~index.is_outlier & index.formation_energy_per_atom.notna() & index.chemsys.notna()]
 
-def split_random(index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+
+def split_random(
+    index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fractions=(0.8, 0.1, 0.1)
+) -> dict[str, np.ndarray]:
     "Random train/val/test split of row indices; deterministic in `seed`."
     assert abs(sum(fractions) - 1) < 1e-9, "fractions must sum to 1"
     rows = np.sort(_usable(index).row_index.to_numpy())
     perm = np.random.default_rng(seed).permutation(rows)
     n_train, n_val = int(round(fractions[0] * len(rows))), int(round(fractions[1] * len(rows)))
-    return {"train": np.sort(perm[:n_train]), "val": np.sort(perm[n_train:n_train + n_val]), "test": np.sort(perm[n_train + n_val:])}
+    return {
+        "train": np.sort(perm[:n_train]),
+        "val": np.sort(perm[n_train : n_train + n_val]),
+        "test": np.sort(perm[n_train + n_val :]),
+    }
 
-def split_by_chemsys(index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+
+def split_by_chemsys(
+    index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fractions=(0.8, 0.1, 0.1)
+) -> dict[str, np.ndarray]:
     "Leave-chemical-system-out split: chemical systems (not rows) are assigned to train/val/test."
     use = _usable(index)
     systems = np.sort(use.chemsys.unique())
@@ -652,20 +985,27 @@ def split_by_chemsys(index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fract
     lab = use.chemsys.map(where)
     return {k: np.sort(use.row_index[lab == k].to_numpy()) for k in ("train", "val", "test")}
 
-def split_by_n_elements(index: pd.DataFrame, *, max_train_elements: int = 4, seed: int = FIXED_SPLIT_SEED,
-                        val_fraction: float = 0.1) -> dict[str, np.ndarray]:
+
+def split_by_n_elements(
+    index: pd.DataFrame, *, max_train_elements: int = 4, seed: int = FIXED_SPLIT_SEED, val_fraction: float = 0.1
+) -> dict[str, np.ndarray]:
     "Train/val on crystals with <= `max_train_elements` elements, test on those with more."
     use = _usable(index)
     inside = np.sort(use.row_index[use.n_elements <= max_train_elements].to_numpy())
     perm = np.random.default_rng(seed).permutation(inside)
     n_val = int(round(val_fraction * len(perm)))
-    return {"train": np.sort(perm[n_val:]), "val": np.sort(perm[:n_val]),
-            "test": np.sort(use.row_index[use.n_elements > max_train_elements].to_numpy())}
+    return {
+        "train": np.sort(perm[n_val:]),
+        "val": np.sort(perm[:n_val]),
+        "test": np.sort(use.row_index[use.n_elements > max_train_elements].to_numpy()),
+    }
+
 
 def subsample(rows: np.ndarray, n: int | None, *, seed: int = 0) -> np.ndarray:
     "A seeded subset of `n` rows (all when `n` is None or larger than the set), sorted."
     rows = np.asarray(rows)
-    if n is None or n >= len(rows): return np.sort(rows)
+    if n is None or n >= len(rows):
+        return np.sort(rows)
     return np.sort(np.random.default_rng(seed).choice(rows, size=n, replace=False))
 
 # %% ../../nbs/00_data.ipynb #7ba28cad84b9
@@ -675,30 +1015,50 @@ def load_mp_formation_compositions(*, mirror="default") -> pd.DataFrame:
     df = pd.read_csv(p, keep_default_na=False, na_values=[""])
     bad = df.formation_energy_per_atom.isna()
     if bad.any():
-        raise DataError(f"mp_formation_compositions/{p.name}: missing formation energy in rows {list(np.flatnonzero(bad)[:10])}")
+        raise DataError(
+            f"mp_formation_compositions/{p.name}: missing formation energy in rows {list(np.flatnonzero(bad)[:10])}"
+        )
     return df
+
 
 def load_mp_elemental_refs(*, mirror="default") -> dict:
     "MP2020-corrected elemental reference `ComputedEntry` per element symbol (89 elements)."
     from pymatgen.entries.computed_entries import ComputedEntry
+
     p = fetch("mp_elemental_refs", mirror=mirror)["2023-02-07-mp-elemental-reference-entries.json.gz"]
-    with gzip.open(p, "rt") as f: raw = json.load(f)
+    with gzip.open(p, "rt") as f:
+        raw = json.load(f)
     return {el: ComputedEntry.from_dict(d) for el, d in raw.items()}
+
 
 def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -> CrystalTable:
     "perov_5 split ('val' or 'test') with parsed structures; heats are GPAW/RPBE, not on the MP scale."
     paths = fetch("perov_5", mirror=mirror)
-    if f"{split}.csv" not in paths: raise DataError(f"perov_5 has no split {split!r} (val, test)")
+    if f"{split}.csv" not in paths:
+        raise DataError(f"perov_5 has no split {split!r} (val, test)")
     df = pd.read_csv(paths[f"{split}.csv"], index_col=0)
     good, bad = [], []
     for i, rec in enumerate(df.itertuples(index=False)):
         s, why = parse_cif(rec.cif, source=f"perov_5/{split}.csv row {i}")
-        if why is None and not np.isfinite(rec.heat_all): why = f"target heat_all is {rec.heat_all}"
-        if why: bad.append({"row_index": i, "material_id": rec.material_id, "file": f"perov_5/{split}.csv", "reason": why}); continue
-        good.append({"row_index": i, "material_id": rec.material_id, "structure": s, "heat_all": rec.heat_all,
-                     "formula": rec.formula, "dir_gap": rec.dir_gap, "ind_gap": rec.ind_gap})
+        if why is None and not np.isfinite(rec.heat_all):
+            why = f"target heat_all is {rec.heat_all}"
+        if why:
+            bad.append({"row_index": i, "material_id": rec.material_id, "file": f"perov_5/{split}.csv", "reason": why})
+            continue
+        good.append(
+            {
+                "row_index": i,
+                "material_id": rec.material_id,
+                "structure": s,
+                "heat_all": rec.heat_all,
+                "formula": rec.formula,
+                "dir_gap": rec.dir_gap,
+                "ind_gap": rec.ind_gap,
+            }
+        )
     bad_df = pd.DataFrame(bad, columns=["row_index", "material_id", "file", "reason"])
-    if strict and len(bad_df): raise DataError(f"perov_5/{split}.csv row {bad_df.row_index[0]}: {bad_df.reason[0]}")
+    if strict and len(bad_df):
+        raise DataError(f"perov_5/{split}.csv row {bad_df.row_index[0]}: {bad_df.reason[0]}")
     return CrystalTable(pd.DataFrame(good), bad_df, {f"{split}.csv": sha256_file(paths[f"{split}.csv"])})
 
 # %% ../../nbs/00_data.ipynb #19ed8965562c
@@ -708,30 +1068,76 @@ def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -
 #: "mp" (a Materials Project entry, c. 2018-2021), "icsd_mp" (an MP entry linked to an ICSD record: known to MP and
 #: observed), "experimental" (a measured band gap), "computed" (OQMD/AFLOW-only: hypothetical, never "known").
 KNOWN_COMPOSITION_SOURCES = {
-    "aviary_mp_2019": (("sources/aviary/MP-bandgap.csv", "sources/aviary/mp-irbandgaps.csv"), "pretty_formula",
-                       "task_id", "mp", {}),
-    "matbench_mp_e_form_2018": (("sources/crabnet/matbench_mp_e_form.csv",), "formula", None, "mp",
-                                {"e_form": "target"}),
-    "critexam_mp": (tuple(f"sources/crabnet/CritExam__Ef_{s}.csv" for s in ("train", "val", "test")), "formula", None,
-                    "mp", {}),
-    "crabnet_mp_e_hull": (tuple(f"sources/crabnet/mp_e_hull_{s}.csv" for s in ("train", "val", "test")), "formula",
-                          None, "mp", {"e_hull": "target"}),
-    "synthnn_icsd_linked_mp": (("sources/synthnn/icsd_mpids_unique_shuffled.txt",), "formula", "material_id",
-                               "icsd_mp", {}),
-    "synthnn_roost_mp": (("sources/synthnn/roost_MP_ehull_preds.csv",), "composition", "material_id", "mp",
-                         {"e_hull": "ehull_target"}),
+    "aviary_mp_2019": (
+        ("sources/aviary/MP-bandgap.csv", "sources/aviary/mp-irbandgaps.csv"),
+        "pretty_formula",
+        "task_id",
+        "mp",
+        {},
+    ),
+    "matbench_mp_e_form_2018": (
+        ("sources/crabnet/matbench_mp_e_form.csv",),
+        "formula",
+        None,
+        "mp",
+        {"e_form": "target"},
+    ),
+    "critexam_mp": (
+        tuple(f"sources/crabnet/CritExam__Ef_{s}.csv" for s in ("train", "val", "test")),
+        "formula",
+        None,
+        "mp",
+        {},
+    ),
+    "crabnet_mp_e_hull": (
+        tuple(f"sources/crabnet/mp_e_hull_{s}.csv" for s in ("train", "val", "test")),
+        "formula",
+        None,
+        "mp",
+        {"e_hull": "target"},
+    ),
+    "synthnn_icsd_linked_mp": (
+        ("sources/synthnn/icsd_mpids_unique_shuffled.txt",),
+        "formula",
+        "material_id",
+        "icsd_mp",
+        {},
+    ),
+    "synthnn_roost_mp": (
+        ("sources/synthnn/roost_MP_ehull_preds.csv",),
+        "composition",
+        "material_id",
+        "mp",
+        {"e_hull": "ehull_target"},
+    ),
     "matminer_transport_mp": (("sources/matminer/transport_database.tar.xz",), "pretty_formula", "mp_id", "mp", {}),
-    "expt_bandgap": (("sources/aviary/expt-bandgaps.csv", "sources/aviary/expt-non-metals.csv"), "composition", None,
-                     "experimental", {}),
-    "oqmd_partial": (("sources/aviary/oqmd_test.csv", "sources/crabnet/OQMD_Formation_Enthalpy_test.csv",
-                      "sources/crabnet/OQMD_Formation_Enthalpy_val.csv"), "", None, "computed", {}),
+    "expt_bandgap": (
+        ("sources/aviary/expt-bandgaps.csv", "sources/aviary/expt-non-metals.csv"),
+        "composition",
+        None,
+        "experimental",
+        {},
+    ),
+    "oqmd_partial": (
+        (
+            "sources/aviary/oqmd_test.csv",
+            "sources/crabnet/OQMD_Formation_Enthalpy_test.csv",
+            "sources/crabnet/OQMD_Formation_Enthalpy_val.csv",
+        ),
+        "",
+        None,
+        "computed",
+        {},
+    ),
     "aflow_partial": (("sources/crabnet/aflow__energy_atom_train.csv",), "formula", None, "computed", {}),
 }
 
-def _read_known_source(path: Path, formula_column: str, id_column: str | None,
-                       values: dict | None = None) -> pd.DataFrame:
+
+def _read_known_source(
+    path: Path, formula_column: str, id_column: str | None, values: dict | None = None
+) -> pd.DataFrame:
     "One upstream file of `known_compositions` as (formula, material_id, e_hull, e_form) rows (NaN where not given)."
-    if path.name.endswith(".txt"):   # '<mp id> <formula>' per line
+    if path.name.endswith(".txt"):  # '<mp id> <formula>' per line
         df = pd.read_csv(path, sep=" ", header=None, names=["material_id", "formula"], keep_default_na=False, dtype=str)
     elif path.name.endswith(".tar.xz"):
         with tarfile.open(path) as tar:
@@ -746,10 +1152,12 @@ def _read_known_source(path: Path, formula_column: str, id_column: str | None,
         out[name] = pd.to_numeric(df[source_column], errors="coerce")
     return out
 
+
 def _reduced_formula(formula: str, integral_only: bool) -> str | None:
     """pymatgen's reduced formula of `formula`; a fractional one ('O0.5556Pr0.2222Pt0.2222') as the smallest integer
     formula (OQMD's normalised rows), or None when `integral_only` (an alloy such as Hg0.7Cd0.3Te is not a compound)."""
     from pymatgen.core import Composition
+
     try:
         comp = Composition(formula)
     except Exception:
@@ -763,8 +1171,10 @@ def _reduced_formula(formula: str, integral_only: bool) -> str | None:
     integer_formula, _ = comp.get_integer_formula_and_factor(max_denominator=30)
     return Composition(integer_formula).reduced_formula
 
+
 #: Version of the merged table's columns, part of its cache key (a new column is a new cache file)
 _KNOWN_COMPOSITIONS_FORMAT = "3: e_hull_mp, e_form_mp"
+
 
 def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     """The merged 'known' list: one row per reduced formula (pymatgen's; 'O2', 'N2' for diatomic elements) found in any
@@ -786,12 +1196,26 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
         return pd.read_pickle(cache)
     mp_formation = load_mp_formation_compositions(mirror=mirror)
     mp2018 = read_index(mirror=mirror).dropna(subset=["reduced_formula"])
-    parts = [pd.DataFrame({"formula": mp2018.reduced_formula, "material_id": mp2018.material_id.astype(str),
-                           "source": "existing_mp2018", "kind": "mp",
-                           "e_form": mp2018.formation_energy_per_atom.where(~mp2018.is_outlier)}),
-             pd.DataFrame({"formula": mp_formation.composition, "material_id": mp_formation.task_id,
-                           "source": "existing_mp_formation_84k", "kind": "mp",
-                           "e_form": mp_formation.formation_energy_per_atom})]
+    parts = [
+        pd.DataFrame(
+            {
+                "formula": mp2018.reduced_formula,
+                "material_id": mp2018.material_id.astype(str),
+                "source": "existing_mp2018",
+                "kind": "mp",
+                "e_form": mp2018.formation_energy_per_atom.where(~mp2018.is_outlier),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "formula": mp_formation.composition,
+                "material_id": mp_formation.task_id,
+                "source": "existing_mp_formation_84k",
+                "kind": "mp",
+                "e_form": mp_formation.formation_energy_per_atom,
+            }
+        ),
+    ]
     for source, (files, formula_column, id_column, kind, values) in KNOWN_COMPOSITION_SOURCES.items():
         for name in files:
             part = _read_known_source(paths[name], formula_column, id_column, values)
@@ -799,8 +1223,9 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[rows.formula.ne("")]
     unique = rows[["formula", "kind"]].drop_duplicates()
-    unique["reduced_formula"] = [_reduced_formula(f, integral_only=k != "computed")
-                                 for f, k in zip(unique.formula, unique.kind)]
+    unique["reduced_formula"] = [
+        _reduced_formula(f, integral_only=k != "computed") for f, k in zip(unique.formula, unique.kind)
+    ]
     rows = rows.merge(unique, on=["formula", "kind"], how="left").dropna(subset=["reduced_formula"])
     flags = pd.crosstab(rows.reduced_formula, rows.source).gt(0).add_prefix("in_")
     kinds = pd.crosstab(rows.reduced_formula, rows.kind).gt(0)
@@ -810,10 +1235,11 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     table["known_experimental"] = observed.any(axis=1).to_numpy()
     table["known"] = table.known_mp | table.known_experimental
     from pymatgen.core import Composition
+
     table.insert(1, "n_elements", [len(Composition(f).elements) for f in table.reduced_formula])
     mp_ids = rows[rows.material_id.str.startswith("mp-")].groupby("reduced_formula").material_id.first()
     table["example_mp_id"] = table.reduced_formula.map(mp_ids).fillna("")
-    lowest = rows.groupby("reduced_formula")[["e_hull", "e_form"]].min()    # per composition: its lowest polymorph
+    lowest = rows.groupby("reduced_formula")[["e_hull", "e_form"]].min()  # per composition: its lowest polymorph
     table["e_hull_mp"] = table.reduced_formula.map(lowest.e_hull)
     table["e_form_mp"] = table.reduced_formula.map(lowest.e_form)
     with atomic_path(cache) as tmp:
@@ -827,6 +1253,7 @@ def load_elemental_structures(*, mirror="default") -> pd.DataFrame:
     unrelaxed: relax at the level whose μ it gives), `n_sites`, `note` (molecular crystals say so) and `mu_mp2020`
     (MP's ground-state energy per atom, MP2020, for comparison)."""
     from pymatgen.core import Structure
+
     path = fetch("elemental_structures", mirror=mirror)["elemental_reference_candidates.json"]
     try:
         raw = json.loads(path.read_text())["elements"]
@@ -837,9 +1264,16 @@ def load_elemental_structures(*, mirror="default") -> pd.DataFrame:
         mu_mp = entry["mp_ground_state_energies"]["matbench_discovery_2023_02_07"]["energy_per_atom_mp2020"]
         for k, cand in enumerate(entry["candidate_structures"]):
             origin = cand["source"].split()[0]
-            rows.append({"element": element, "label": f"{element} {cand['spacegroup']} #{k} ({origin})",
-                         "structure": Structure.from_dict(cand["structure"]), "n_sites": cand["n_sites"],
-                         "note": cand.get("note", ""), "mu_mp2020": mu_mp})
+            rows.append(
+                {
+                    "element": element,
+                    "label": f"{element} {cand['spacegroup']} #{k} ({origin})",
+                    "structure": Structure.from_dict(cand["structure"]),
+                    "n_sites": cand["n_sites"],
+                    "note": cand.get("note", ""),
+                    "mu_mp2020": mu_mp,
+                }
+            )
     return pd.DataFrame(rows)
 
 # %% ../../nbs/00_data.ipynb #44cd6f0eba96
@@ -852,13 +1286,16 @@ def load_obelix(*, mirror="default") -> CrystalTable:
     before any use. CIFs that do not parse are in `bad_rows` with the archive member and reason."""
     import warnings as _w
     from pymatgen.io.cif import CifParser
+
     paths = fetch("obelix", mirror=mirror)
     df = pd.read_csv(paths["all.csv"])
     with tarfile.open(paths["all_cifs.tar.gz"], "r:gz") as tf:
-        cifs = {Path(m.name).stem: tf.extractfile(m).read().decode() for m in tf if m.isfile() and m.name.endswith(".cif")}
+        cifs = {
+            Path(m.name).stem: tf.extractfile(m).read().decode() for m in tf if m.isfile() and m.name.endswith(".cif")
+        }
     rows, bad = [], []
     for i, r in enumerate(df.itertuples(index=False)):
-        text = str(getattr(r, "_4"))   # 'Ionic conductivity (S cm-1)'
+        text = str(getattr(r, "_4"))  # 'Ionic conductivity (S cm-1)'
         sigma = pd.to_numeric(text, errors="coerce")
         s = None
         if r.ID in cifs:
@@ -867,11 +1304,28 @@ def load_obelix(*, mirror="default") -> CrystalTable:
                     _w.simplefilter("ignore")
                     s = CifParser.from_str(cifs[r.ID]).parse_structures(primitive=False)[0]
             except Exception as e:
-                bad.append({"row_index": i, "material_id": r.ID, "file": f"obelix/all_cifs.tar.gz:all_randomized_cifs/{r.ID}.cif",
-                            "reason": f"{type(e).__name__}: {e}"[:300]})
-        rows.append({"row_index": i, "ID": r.ID, "formula": r[1], "sigma_S_cm": float(sigma) if np.isfinite(sigma) else np.nan,
-                     "sigma_text": text, "family": r.Family, "structure": s,
-                     "is_ordered": bool(s.is_ordered) if s is not None else None,
-                     "cif_has_li": ("Li" in {e.symbol for e in s.composition.element_composition.elements}) if s is not None else None})
+                bad.append(
+                    {
+                        "row_index": i,
+                        "material_id": r.ID,
+                        "file": f"obelix/all_cifs.tar.gz:all_randomized_cifs/{r.ID}.cif",
+                        "reason": f"{type(e).__name__}: {e}"[:300],
+                    }
+                )
+        rows.append(
+            {
+                "row_index": i,
+                "ID": r.ID,
+                "formula": r[1],
+                "sigma_S_cm": float(sigma) if np.isfinite(sigma) else np.nan,
+                "sigma_text": text,
+                "family": r.Family,
+                "structure": s,
+                "is_ordered": bool(s.is_ordered) if s is not None else None,
+                "cif_has_li": ("Li" in {e.symbol for e in s.composition.element_composition.elements})
+                if s is not None
+                else None,
+            }
+        )
     bad_df = pd.DataFrame(bad, columns=["row_index", "material_id", "file", "reason"])
     return CrystalTable(pd.DataFrame(rows), bad_df, {n: sha256_file(p) for n, p in paths.items()})

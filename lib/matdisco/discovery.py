@@ -15,18 +15,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .candidates import (NoveltyChecker, SkipLog, balanced_compositions, generate_candidates, ionic_elements, is_unique,
-                                 random_structures)
+from .candidates import NoveltyChecker, SkipLog, balanced_compositions, generate_candidates, ionic_elements
+from .candidates import is_unique, random_structures
 from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, read_index
 from .hull import ReferenceHull
 from .metrics import mae, verified_precision
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
-from .oracle import (OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, single_points,  # noqa: F401 (re-exported)
-                             structure_hash)
-from .reference import (COVERAGE_TOLERANCE, ELEMENTAL_REFERENCE_TOLERANCE, ReferenceCoverage, elemental_references,
-                                hit_verdicts,
-                                known_reduced_formulas, later_known_stable,
-                                oracle_level_hull, relabel, space_index)
+from .oracle import OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, structure_hash
+from .oracle import single_points  # noqa: F401 (re-exported)
+from .reference import COVERAGE_TOLERANCE, ELEMENTAL_REFERENCE_TOLERANCE, ReferenceCoverage
+from .reference import elemental_references, hit_verdicts, known_reduced_formulas, later_known_stable
+from .reference import oracle_level_hull, relabel, space_index
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
 
 log = logging.getLogger("matdisco.discovery")
@@ -41,14 +40,21 @@ __all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisiti
 @dataclass(frozen=True)
 class DiscoveryConfig:
     "Settings of a discovery run (recorded with its results)."
-    elements: tuple = ("Li", "Mn", "Fe", "Ti", "O")   # the chemical space explored; () = every element of mp2018_formation
-    max_sites: int = 16                 # candidates kept small so the oracle is cheap (the reference is not capped)
+
+    elements: tuple = (
+        "Li",
+        "Mn",
+        "Fe",
+        "Ti",
+        "O",
+    )  # the chemical space explored; () = every element of mp2018_formation
+    max_sites: int = 16  # candidates kept small so the oracle is cheap (the reference is not capped)
     rounds: int = 2
-    budget: int = 20                    # oracle relaxations per round chosen by the filter
-    control_budget: int = 4             # plus a uniform random sample of the same pool (the control arm)
-    n_systems: int = 2                  # chemical systems (3 elements) for the compositional search per round
-    replay: int = 2000                  # fine-tuning (rounds ≥ 1): all new results + this many reference crystals
-    acquisition: str = "lcb"            # 'greedy' (lowest predicted E_hull), 'lcb' (mean − κ·std), 'random'
+    budget: int = 20  # oracle relaxations per round chosen by the filter
+    control_budget: int = 4  # plus a uniform random sample of the same pool (the control arm)
+    n_systems: int = 2  # chemical systems (3 elements) for the compositional search per round
+    replay: int = 2000  # fine-tuning (rounds ≥ 1): all new results + this many reference crystals
+    acquisition: str = "lcb"  # 'greedy' (lowest predicted E_hull), 'lcb' (mean − κ·std), 'random'
     kappa: float = 1.0
     ensemble_size: int = 2
     width: int = 32
@@ -57,13 +63,15 @@ class DiscoveryConfig:
     epochs: int = 12
     retrain_epochs: int = 5
     n_parents: int = 8
-    substitutions_per_parent: int = 6   # ionic substitutions per parent (novelty re-weighted), before dedup and novelty
-    saps_per_parent: int = 6            # SAPS candidates per parent
-    train_processes: int = 1            # > 1: each member trained data-parallel over that many CPU processes (DDP, gloo)
-    max_hull_gap: float | None = None   # None: select anywhere, coverage reported per hit; a number (eV/atom): only there
-    compositions_per_round: int = 2     # compositions chosen by the composition model per round
-    control_compositions: int = 1       # plus random compositions from the same pool (the compositional control arm)
-    structures_per_composition: int = 3 # random (AIRSS-style) structures per composition, all relaxed, the best kept
+    substitutions_per_parent: int = 6  # ionic substitutions per parent (novelty re-weighted), before dedup and novelty
+    saps_per_parent: int = 6  # SAPS candidates per parent
+    train_processes: int = 1  # > 1: each member trained data-parallel over that many CPU processes (DDP, gloo)
+    max_hull_gap: float | None = (
+        None  # None: select anywhere, coverage reported per hit; a number (eV/atom): only there
+    )
+    compositions_per_round: int = 2  # compositions chosen by the composition model per round
+    control_compositions: int = 1  # plus random compositions from the same pool (the compositional control arm)
+    structures_per_composition: int = 3  # random (AIRSS-style) structures per composition, all relaxed, the best kept
     composition_epochs: int = 40
     oracle: str = "chgnet-0.3.0"
     fmax: float = 0.1
@@ -71,14 +79,15 @@ class DiscoveryConfig:
     timeout_s: float = 300
     n_workers: int = 2
     seed: int = 0
-    use_unconverged: bool = False       # relaxations that hit max_steps: stored and flagged; labels only if True
-    on_bad_reference: str = "mp2020"    # elemental reference off by > tolerance or missing: 'mp2020' (flagged) or 'raise'
-    known_snapshot: str = "merged"      # what the loop treats as known (`KNOWN_SNAPSHOTS`); 'mp2018': retrospective
+    use_unconverged: bool = False  # relaxations that hit max_steps: stored and flagged; labels only if True
+    on_bad_reference: str = "mp2020"  # elemental reference off by > tolerance or missing: 'mp2020' (flagged) or 'raise'
+    known_snapshot: str = "merged"  # what the loop treats as known (`KNOWN_SNAPSHOTS`); 'mp2018': retrospective
 
     def key(self) -> str:
         """Hash of everything that decides what a round computes, and of the data checksums. `rounds` (how far to go)
         and `n_workers` (how fast) are left out, so a longer rerun continues the same rounds."""
         from matdisco.data import config_key
+
         fields = {k: v for k, v in asdict(self).items() if k not in ("rounds", "n_workers")}
         # known_compositions decides what is novel, so what enters the pool
         datasets = ("mp2018_formation", "mp_formation_compositions", "mp_elemental_refs", "known_compositions")
@@ -86,40 +95,64 @@ class DiscoveryConfig:
 
 # %% ../../nbs/07_discovery.ipynb #8feb09695a0d
 def reference_frame(config: DiscoveryConfig) -> pd.DataFrame:
-    "Every mp2018_formation crystal whose elements are all in `config.elements` (no size cap: only candidates are capped)."
+    """Every mp2018_formation crystal whose elements are all in `config.elements` (no size cap: only candidates are
+    capped)."""
     return load_structures(space_index(config.elements).row_index, progress=False).frame
 
-
 # %% ../../nbs/07_discovery.ipynb #070eb008e0f3
-def acquisition_scores(mean_e_hull: np.ndarray, std: np.ndarray, *, kind: str, kappa: float = 1.0, seed: int = 0) -> np.ndarray:
+def acquisition_scores(
+    mean_e_hull: np.ndarray, std: np.ndarray, *, kind: str, kappa: float = 1.0, seed: int = 0
+) -> np.ndarray:
     "Lower is better: 'greedy' = predicted E_hull, 'lcb' = E_hull − κ·std (optimism under uncertainty), 'random'."
-    if kind == "greedy": return np.asarray(mean_e_hull, float)
-    if kind == "lcb": return np.asarray(mean_e_hull, float) - kappa * np.asarray(std, float)
-    if kind == "random": return np.random.default_rng(seed).random(len(mean_e_hull))
+    if kind == "greedy":
+        return np.asarray(mean_e_hull, float)
+    if kind == "lcb":
+        return np.asarray(mean_e_hull, float) - kappa * np.asarray(std, float)
+    if kind == "random":
+        return np.random.default_rng(seed).random(len(mean_e_hull))
     raise ValueError(f"unknown acquisition {kind!r}: greedy, lcb or random")
 
 # %% ../../nbs/07_discovery.ipynb #b137a2742fee
 #: The candidate generators of `matdisco.candidates`: structural (substitution, SAPS) and compositional (random search).
 GENERATORS = ("substitution", "saps", "random_search")
 
+
 def enrichment(hit_rate_filtered: float, hit_rate_control: float) -> float:
     """How many times more often a filtered candidate is stable than a random one from the same pool:
-    hit rate (filtered) / hit rate (control arm). NaN when the control arm found nothing (undefined) or either is NaN."""
-    if not (np.isfinite(hit_rate_filtered) and np.isfinite(hit_rate_control)) or hit_rate_control == 0: return float("nan")
+    hit rate (filtered) / hit rate (control arm). NaN when the control arm found nothing (undefined) or either is
+    NaN."""
+    if not (np.isfinite(hit_rate_filtered) and np.isfinite(hit_rate_control)) or hit_rate_control == 0:
+        return float("nan")
     return float(hit_rate_filtered / hit_rate_control)
 
-def composition_filter(known: pd.DataFrame, config: DiscoveryConfig, run_dir: Path | str, *, progress: bool = False) -> Ensemble:
+
+def composition_filter(
+    known: pd.DataFrame, config: DiscoveryConfig, run_dir: Path | str, *, progress: bool = False
+) -> Ensemble:
     """The compositional filter: one `CompositionModel` trained on the lowest oracle-level formation energy of every
     known composition (the reference and the results so far); a seeded 10 % of the compositions validates. Keyed by
     `training_key` under `run_dir`, so a resumed round reuses it and other data or settings train a new one."""
     from matdisco.models import CompositionConfig, CompositionModel
+
     lowest = known.groupby("reduced_formula").e_form_oracle.min()
-    perm = np.random.default_rng([config.seed, 1 << 21]).permutation(len(lowest)); n_val = max(5, len(lowest) // 10)
-    part = lambda rows: GraphDataset([], composition_matrix(list(lowest.index[rows])),
-                                     torch.tensor(lowest.to_numpy()[rows], dtype=torch.float32), ids=list(lowest.index[rows]))
-    return train_ensemble(lambda: CompositionModel(config=CompositionConfig()), part(np.sort(perm[n_val:])), part(np.sort(perm[:n_val])),
-                          n_members=1, run_dir=run_dir, progress=progress,
-                          config=TrainConfig(epochs=config.composition_epochs, lr=3e-3, seed=config.seed))
+    perm = np.random.default_rng([config.seed, 1 << 21]).permutation(len(lowest))
+    n_val = max(5, len(lowest) // 10)
+    part = lambda rows: GraphDataset(
+        [],
+        composition_matrix(list(lowest.index[rows])),
+        torch.tensor(lowest.to_numpy()[rows], dtype=torch.float32),
+        ids=list(lowest.index[rows]),
+    )
+    return train_ensemble(
+        lambda: CompositionModel(config=CompositionConfig()),
+        part(np.sort(perm[n_val:])),
+        part(np.sort(perm[:n_val])),
+        n_members=1,
+        run_dir=run_dir,
+        progress=progress,
+        config=TrainConfig(epochs=config.composition_epochs, lr=3e-3, seed=config.seed),
+    )
+
 
 def pretrained_dir() -> Path:
     """Where round 0's ensemble (the filter pretrained on the whole oracle-level reference) is kept: machine-wide,
@@ -128,38 +161,60 @@ def pretrained_dir() -> Path:
     other settings train their own."""
     return cache_dir() / "pretrained"
 
+
 def discovery_dir(config: DiscoveryConfig, run_dir: Path | str) -> Path:
     "Where a run with `config` keeps its artefacts: `run_dir/config-<key>` (other settings, other folder)."
     return Path(run_dir) / f"config-{config.key()}"
 
-def classify_hits(relaxed, *, known_structures: NoveltyChecker, mp_formulas: frozenset, earlier: NoveltyChecker) -> list[str]:
+
+def classify_hits(
+    relaxed, *, known_structures: NoveltyChecker, mp_formulas: frozenset, earlier: NoveltyChecker
+) -> list[str]:
     """After relaxation, what each evaluated structure is: 'rediscovered' when its reduced formula is known to MP or
     it matches a reference crystal; 'repeat' when it matches a result of an earlier round; else 'new'. None (a failed
     relaxation) gives 'failed'."""
     out = []
     for s in relaxed:
-        if s is None: out.append("failed")
-        elif s.composition.reduced_formula in mp_formulas or not known_structures.is_novel(s): out.append("rediscovered")
-        elif not earlier.is_novel(s): out.append("repeat")
-        else: out.append("new")
+        if s is None:
+            out.append("failed")
+        elif s.composition.reduced_formula in mp_formulas or not known_structures.is_novel(s):
+            out.append("rediscovered")
+        elif not earlier.is_novel(s):
+            out.append("repeat")
+        else:
+            out.append("new")
     return out
+
 
 def _round_rng(config: DiscoveryConfig, r: int) -> np.random.Generator:
     "Round r's own random stream, seeded from (seed, round): a resumed run draws what an uninterrupted one does."
     return np.random.default_rng([config.seed, r])
 
-def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int | None = None, progress: bool = False) -> pd.DataFrame:
+
+def run_discovery(
+    config: DiscoveryConfig, run_dir: Path | str, *, rounds: int | None = None, progress: bool = False
+) -> pd.DataFrame:
     """Run (or resume) the discovery loop; returns the per-round table (also `rounds.csv` in `run_dir` and in the
     run's own folder `discovery_dir(config, run_dir)`, which holds every artefact: store, rounds, models)."""
     from pymatgen.core import Structure
-    out_dir = Path(run_dir); run_dir = discovery_dir(config, out_dir); run_dir.mkdir(parents=True, exist_ok=True)
+
+    out_dir = Path(run_dir)
+    run_dir = discovery_dir(config, out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", json.dumps({**asdict(config), "key": config.key()}, indent=2))
     store = OracleStore(run_dir / "oracle.sqlite")
     # reference at the oracle's level: every crystal of the space, oracle single points, elemental references by rule
     t_ref = time.perf_counter()
-    oref = relabel(config.oracle, elements=config.elements or None, scheduler="local" if config.n_workers > 1 else None,
-                   n_workers=config.n_workers, fmax=config.fmax, max_steps=config.max_steps, timeout_s=config.timeout_s,
-                   on_bad_reference=config.on_bad_reference)
+    oref = relabel(
+        config.oracle,
+        elements=config.elements or None,
+        scheduler="local" if config.n_workers > 1 else None,
+        n_workers=config.n_workers,
+        fmax=config.fmax,
+        max_steps=config.max_steps,
+        timeout_s=config.timeout_s,
+        on_bad_reference=config.on_bad_reference,
+    )
     ref, elref = oref.frame, oref.elemental
     elref.to_csv(run_dir / "elemental_references.csv", index=False)
     refs = dict(zip(elref.element, elref.mu))
@@ -168,130 +223,237 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
     mp_formulas = known_reduced_formulas(config.known_snapshot)
     space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
     ionic_space = ionic_elements(space_elements)
-    # coverage is measured and reported per hit (a later snapshot's answers); it chooses nothing unless max_hull_gap is set
+    # coverage is measured and reported per hit (a later snapshot's answers); it chooses nothing unless max_hull_gap is
+    # set
     coverage = ReferenceCoverage(tolerance=COVERAGE_TOLERANCE if config.max_hull_gap is None else config.max_hull_gap)
     in_coverage = lambda comp: config.max_hull_gap is None or coverage.covered(comp)
     reference_structures = NoveltyChecker(ref.structure)
-    log.info("discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
-             run_dir.name, len(ref), int(elref.flagged.sum()), level_gap)
+    log.info(
+        "discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
+        run_dir.name,
+        len(ref),
+        int(elref.flagged.sum()),
+        level_gap,
+    )
     known = ref[["material_id", "reduced_formula", "structure", "e_form_oracle"]].assign(source="reference")
-    perm = np.random.default_rng([config.seed, 1 << 20]).permutation(len(ref)); n_val = max(10, len(ref) // 10)
+    perm = np.random.default_rng([config.seed, 1 << 20]).permutation(len(ref))
+    n_val = max(10, len(ref) // 10)
     val_rows = set(perm[:n_val].tolist())
-    val = GraphDataset.from_structures(ref.structure.iloc[perm[:n_val]], ref.e_form_oracle.iloc[perm[:n_val]], cutoff=config.cutoff)
+    val = GraphDataset.from_structures(
+        ref.structure.iloc[perm[:n_val]], ref.e_form_oracle.iloc[perm[:n_val]], cutoff=config.cutoff
+    )
     make_model = lambda: CrystalGNN(config=GNNConfig(width=config.width, depth=config.depth, cutoff=config.cutoff))
     records, prev_models = [], None
     n_rounds = config.rounds if rounds is None else min(rounds, config.rounds)
     for r in range(n_rounds):
-        rdir = run_dir / f"round_{r}"; rdir.mkdir(exist_ok=True)
-        done = rdir / "done.json"; rng = _round_rng(config, r); wall = {}; t0 = time.perf_counter()
+        rdir = run_dir / f"round_{r}"
+        rdir.mkdir(exist_ok=True)
+        done = rdir / "done.json"
+        rng = _round_rng(config, r)
+        wall = {}
+        t0 = time.perf_counter()
         ref_train = [k for k in range(len(known)) if known.source.iloc[k] == "reference" and k not in val_rows]
         found = [k for k in range(len(known)) if known.source.iloc[k] != "reference"]
-        if prev_models is not None and len(ref_train) > config.replay:   # fine-tune: every new result + a replay sample
-            ref_train = sorted(np.random.default_rng([config.seed, r, 1]).choice(ref_train, size=config.replay, replace=False).tolist())
+        if prev_models is not None and len(ref_train) > config.replay:  # fine-tune: every new result + a replay sample
+            ref_train = sorted(
+                np.random.default_rng([config.seed, r, 1]).choice(ref_train, size=config.replay, replace=False).tolist()
+            )
         train_frame = known.iloc[ref_train + found]
         train = GraphDataset.from_structures(train_frame.structure, train_frame.e_form_oracle, cutoff=config.cutoff)
         warm = prev_models is not None
         # round 0 pretrains on the whole oracle-level reference (shared across runs); later rounds fine-tune it
-        ens = train_ensemble(make_model, train, val, n_members=config.ensemble_size,
-                             run_dir=rdir / "models" if warm else pretrained_dir(), processes=config.train_processes,
-                             warm_from=prev_models, progress=progress,
-                             config=TrainConfig(epochs=config.retrain_epochs if warm else config.epochs, lr=1e-3 if warm else 3e-3,
-                                                atoms_per_batch=1024, seed=config.seed, warmup_epochs=1 if warm else 3))
-        prev_models = ens.dirs; wall["train_s"] = time.perf_counter() - t0
+        ens = train_ensemble(
+            make_model,
+            train,
+            val,
+            n_members=config.ensemble_size,
+            run_dir=rdir / "models" if warm else pretrained_dir(),
+            processes=config.train_processes,
+            warm_from=prev_models,
+            progress=progress,
+            config=TrainConfig(
+                epochs=config.retrain_epochs if warm else config.epochs,
+                lr=1e-3 if warm else 3e-3,
+                atoms_per_batch=1024,
+                seed=config.seed,
+                warmup_epochs=1 if warm else 3,
+            ),
+        )
+        prev_models = ens.dirs
+        wall["train_s"] = time.perf_counter() - t0
         if done.exists():
-            rec = json.loads(done.read_text()); records.append(rec)
-            new = pd.read_pickle(rdir / "new_entries.pkl"); known = pd.concat([known, new], ignore_index=True)
-            log.info("round %d: finished earlier, reused", r); continue
+            rec = json.loads(done.read_text())
+            records.append(rec)
+            new = pd.read_pickle(rdir / "new_entries.pkl")
+            known = pd.concat([known, new], ignore_index=True)
+            log.info("round %d: finished earlier, reused", r)
+            continue
         hull_now = oracle_level_hull(known)
         stable_known = known[hull_now.e_above_hull_many(known.reduced_formula, known.e_form_oracle) <= 1e-6]
         parents = stable_known[[len(s) <= config.max_sites for s in stable_known.structure]]
         parents = parents.sample(n=min(config.n_parents, len(parents)), random_state=rng.integers(2**31))
         t0 = time.perf_counter()
-        systems = sorted({"-".join(sorted(c)) for c in         # from elements that can be charge-balanced at all
-                          [rng.choice(ionic_space, size=3, replace=False) for _ in range(config.n_systems)]})
-        cands, skips = generate_candidates(parents, chemical_systems=(), reference_formulas=mp_formulas,
-                                           max_atoms=config.max_sites, seed=int(rng.integers(2**31)),
-                                           max_substitutions_per_parent=config.substitutions_per_parent,
-                                           saps_per_parent=config.saps_per_parent,
-                                           allowed_elements=config.elements or None)
-        cands = [c for c in cands if len(c.structure) <= config.max_sites
-                 and {e.symbol for e in c.structure.composition.elements} <= set(space_elements)]
+        systems = sorted(
+            {
+                "-".join(sorted(c))
+                for c in [  # from elements that can be charge-balanced at all
+                    rng.choice(ionic_space, size=3, replace=False) for _ in range(config.n_systems)
+                ]
+            }
+        )
+        cands, skips = generate_candidates(
+            parents,
+            chemical_systems=(),
+            reference_formulas=mp_formulas,
+            max_atoms=config.max_sites,
+            seed=int(rng.integers(2**31)),
+            max_substitutions_per_parent=config.substitutions_per_parent,
+            saps_per_parent=config.saps_per_parent,
+            allowed_elements=config.elements or None,
+        )
+        cands = [
+            c
+            for c in cands
+            if len(c.structure) <= config.max_sites
+            and {e.symbol for e in c.structure.composition.elements} <= set(space_elements)
+        ]
         structs = [c.structure for c in cands]
-        wall["generate_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
+        wall["generate_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         uniq = is_unique(structs) if structs else np.zeros(0, bool)
         novel = NoveltyChecker(known.structure).novel_mask(structs) if structs else np.zeros(0, bool)
         pool = [c for c, u, n in zip(cands, uniq, novel) if u and n]
-        n_unique_novel = len(pool)                                 # then only where the reference hull is complete
+        n_unique_novel = len(pool)  # then only where the reference hull is complete
         pool = [c for c in pool if in_coverage(c.structure.composition)]
-        wall["dedup_novelty_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
+        wall["dedup_novelty_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         if pool:
-            big = config.n_workers > 1 and len(pool) >= 2000        # worth a Dask cluster; same numbers either way
-            mean, std = screen(ens, [c.structure for c in pool], volume_scales=(0.96, 1.0, 1.04),
-                               scheduler="local" if big else None, n_workers=config.n_workers)
+            big = config.n_workers > 1 and len(pool) >= 2000  # worth a Dask cluster; same numbers either way
+            mean, std = screen(
+                ens,
+                [c.structure for c in pool],
+                volume_scales=(0.96, 1.0, 1.04),
+                scheduler="local" if big else None,
+                n_workers=config.n_workers,
+            )
             eh_pred = hull_now.e_above_hull_many([c.structure.composition for c in pool], mean)
-            score = acquisition_scores(eh_pred, std, kind=config.acquisition, kappa=config.kappa, seed=int(rng.integers(2**31)))
-            chosen = np.argsort(score, kind="stable")[:config.budget]
+            score = acquisition_scores(
+                eh_pred, std, kind=config.acquisition, kappa=config.kappa, seed=int(rng.integers(2**31))
+            )
+            chosen = np.argsort(score, kind="stable")[: config.budget]
         else:
-            mean = std = eh_pred = np.zeros(0); chosen = np.zeros(0, int)
+            mean = std = eh_pred = np.zeros(0)
+            chosen = np.zeros(0, int)
         # control arm: a uniform random sample of the same pool, evaluated by the same oracle (may overlap the filtered)
-        control = np.sort(rng.choice(len(pool), size=min(config.control_budget, len(pool)), replace=False)) if pool else np.zeros(0, int)
-        idx_eval = np.concatenate([chosen, control[~np.isin(control, chosen)]]).astype(int)   # each structure relaxed once
+        control = (
+            np.sort(rng.choice(len(pool), size=min(config.control_budget, len(pool)), replace=False))
+            if pool
+            else np.zeros(0, int)
+        )
+        idx_eval = np.concatenate([chosen, control[~np.isin(control, chosen)]]).astype(
+            int
+        )  # each structure relaxed once
         arm_filtered, arm_control = np.isin(idx_eval, chosen), np.isin(idx_eval, control)
         picked = [pool[k] for k in idx_eval]
         # compositional arm: novel charge-balanced compositions ranked by the composition model, AIRSS-style random
         # structures of each relaxed by the oracle, the lowest-energy one kept; plus random compositions as control
         known_formulas = mp_formulas | set(known.reduced_formula)
-        comp_pool = [f for s in systems for f in balanced_compositions(s.split("-"), max_atoms=config.max_sites) if f not in known_formulas]
+        comp_pool = [
+            f
+            for s in systems
+            for f in balanced_compositions(s.split("-"), max_atoms=config.max_sites)
+            if f not in known_formulas
+        ]
         comp_pool = sorted(set(comp_pool))
-        n_comp_all = len(comp_pool); comp_pool = [f for f in comp_pool if in_coverage(f)]
+        n_comp_all = len(comp_pool)
+        comp_pool = [f for f in comp_pool if in_coverage(f)]
         comp_pred = np.full(len(comp_pool), np.nan)
         if comp_pool:
             cmodel = composition_filter(known, config, rdir / "composition", progress=progress)
             comp_pred = cmodel.predict(GraphDataset([], composition_matrix(comp_pool), None))[0]
-            c_chosen = np.argsort(hull_now.e_above_hull_many(comp_pool, comp_pred), kind="stable")[:config.compositions_per_round]
-            c_control = np.sort(rng.choice(len(comp_pool), size=min(config.control_compositions, len(comp_pool)), replace=False))
+            c_chosen = np.argsort(hull_now.e_above_hull_many(comp_pool, comp_pred), kind="stable")[
+                : config.compositions_per_round
+            ]
+            c_control = np.sort(
+                rng.choice(len(comp_pool), size=min(config.control_compositions, len(comp_pool)), replace=False)
+            )
         else:
             c_chosen = c_control = np.zeros(0, int)
         comp_eval = np.concatenate([c_chosen, c_control[~np.isin(c_control, c_chosen)]]).astype(int)
-        comp_of = np.full(len(picked), -1)                         # index into comp_pool of each AIRSS structure, else -1
+        comp_of = np.full(len(picked), -1)  # index into comp_pool of each AIRSS structure, else -1
         airss_skips = SkipLog()
         for k in comp_eval:
-            for c in random_structures(comp_pool[k], config.structures_per_composition, seed=int(rng.integers(2**31)),
-                                       max_atoms=config.max_sites, skips=airss_skips):
-                c.parent_id = comp_pool[k]; picked.append(c); comp_of = np.append(comp_of, k)
+            for c in random_structures(
+                comp_pool[k],
+                config.structures_per_composition,
+                seed=int(rng.integers(2**31)),
+                max_atoms=config.max_sites,
+                skips=airss_skips,
+            ):
+                c.parent_id = comp_pool[k]
+                picked.append(c)
+                comp_of = np.append(comp_of, k)
         n_airss = int((comp_of >= 0).sum())
         arm_filtered = np.concatenate([arm_filtered, np.isin(comp_of[comp_of >= 0], c_chosen)])
         arm_control = np.concatenate([arm_control, np.isin(comp_of[comp_of >= 0], c_control)])
-        wall["filter_s"] = time.perf_counter() - t0; t0 = time.perf_counter()
-        res = run_oracle_batch([c.structure for c in picked], store, oracle=config.oracle, fmax=config.fmax,
-                               max_steps=config.max_steps, timeout_s=config.timeout_s, scheduler="local" if len(picked) > 1 else None,
-                               n_workers=config.n_workers, progress=progress,
-                               meta=[{"round": r, "generator": c.generator, "parent": c.parent_id, "filtered": bool(f), "control": bool(cc)}
-                                     for c, f, cc in zip(picked, arm_filtered, arm_control)])
+        wall["filter_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = run_oracle_batch(
+            [c.structure for c in picked],
+            store,
+            oracle=config.oracle,
+            fmax=config.fmax,
+            max_steps=config.max_steps,
+            timeout_s=config.timeout_s,
+            scheduler="local" if len(picked) > 1 else None,
+            n_workers=config.n_workers,
+            progress=progress,
+            meta=[
+                {"round": r, "generator": c.generator, "parent": c.parent_id, "filtered": bool(f), "control": bool(cc)}
+                for c, f, cc in zip(picked, arm_filtered, arm_control)
+            ],
+        )
         wall["oracle_s"] = time.perf_counter() - t0
         ran = res.ok.to_numpy(bool)
         converged = res.converged.to_numpy(bool) if "converged" in res else ran
-        ok = ran & (converged | config.use_unconverged)             # labels: converged ones unless the config says otherwise
+        ok = ran & (converged | config.use_unconverged)  # labels: converged ones unless the config says otherwise
         relaxed = [Structure.from_dict(json.loads(s)) if o else None for s, o in zip(res.final_structure, ran)]
         e_form = np.full(len(picked), np.nan)
         if ok.any():
-            e_form[ok] = formation_energy_per_atom([relaxed[k] for k in np.flatnonzero(ok)], res.energy_per_atom.to_numpy(float)[ok], refs)
+            e_form[ok] = formation_energy_per_atom(
+                [relaxed[k] for k in np.flatnonzero(ok)], res.energy_per_atom.to_numpy(float)[ok], refs
+            )
         comps = [c.structure.composition for c in picked]
         eh_ref = ref_hull.e_above_hull_many(comps, e_form)
         eh_now = hull_now.e_above_hull_many(comps, e_form)
         earlier = NoveltyChecker(known.structure[known.source != "reference"])
-        status = np.array(classify_hits([s if o else None for s, o in zip(relaxed, ok)], known_structures=reference_structures,
-                                        mp_formulas=mp_formulas, earlier=earlier), dtype=object)
-        status[ran & ~ok] = "unconverged"                          # relaxed but stopped at max_steps: no label, no verdict
-        new = pd.DataFrame({"material_id": [f"r{r}-{structure_hash(c.structure)[:10]}" for c in picked],
-                            "reduced_formula": [c.reduced_formula for c in comps], "structure": relaxed,
-                            "e_form_oracle": e_form, "source": [f"round_{r}:{c.generator}" for c in picked],
-                            "status": status})[ok].reset_index(drop=True)
+        status = np.array(
+            classify_hits(
+                [s if o else None for s, o in zip(relaxed, ok)],
+                known_structures=reference_structures,
+                mp_formulas=mp_formulas,
+                earlier=earlier,
+            ),
+            dtype=object,
+        )
+        status[ran & ~ok] = "unconverged"  # relaxed but stopped at max_steps: no label, no verdict
+        new = pd.DataFrame(
+            {
+                "material_id": [f"r{r}-{structure_hash(c.structure)[:10]}" for c in picked],
+                "reduced_formula": [c.reduced_formula for c in comps],
+                "structure": relaxed,
+                "e_form_oracle": e_form,
+                "source": [f"round_{r}:{c.generator}" for c in picked],
+                "status": status,
+            }
+        )[ok].reset_index(drop=True)
         known_next = pd.concat([known, new], ignore_index=True)
         updated = oracle_level_hull(known_next)
-        on_updated = updated.e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6 if len(new) else np.zeros(0, bool)
+        on_updated = (
+            updated.e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6 if len(new) else np.zeros(0, bool)
+        )
         structural = comp_of < 0
-        stable = np.nan_to_num(eh_now, nan=np.inf) <= 0          # missing = unstable (Matbench Discovery)
+        stable = np.nan_to_num(eh_now, nan=np.inf) <= 0  # missing = unstable (Matbench Discovery)
         below_ref = np.nan_to_num(eh_ref, nan=np.inf) <= 0
         is_new = status == "new"
         F, C = arm_filtered, arm_control
@@ -299,81 +461,151 @@ def run_discovery(config: DiscoveryConfig, run_dir: Path | str, *, rounds: int |
         best = {k: min(np.flatnonzero((comp_of == k) & ok), key=lambda i: e_form[i], default=None) for k in comp_eval}
         comp_hit = {k: b is not None and bool(stable[b]) for k, b in best.items()}
         comp_new_hit = {k: b is not None and bool(stable[b] and is_new[b]) for k, b in best.items()}
+
         def rate(arm, comps_in_arm, *, structures=True, compositions=True, hit_s=stable, hit_c=comp_hit):
-            "Hits / units: the arm's structural picks count per structure, its compositions per composition (best structure)."
+            """Hits / units: the arm's structural picks count per structure, its compositions per composition (best
+            structure)."""
             n_s = int((arm & structural).sum()) if structures else 0
             h_s = int((hit_s & arm & structural).sum()) if structures else 0
             ks = list(comps_in_arm) if compositions else []
             return (h_s + sum(hit_c[k] for k in ks)) / (n_s + len(ks)) if n_s + len(ks) else float("nan")
-        n_formulas = lambda m: int(pd.Series([c.reduced_formula for c in comps])[m].nunique())   # polymorphs count once
-        covered = np.array([coverage.covered(c) for c in comps], bool)      # where MP's hull says the reference is complete
+
+        n_formulas = lambda m: int(pd.Series([c.reduced_formula for c in comps])[m].nunique())  # polymorphs count once
+        covered = np.array([coverage.covered(c) for c in comps], bool)  # where MP's hull says the reference is complete
         covered_compositions = lambda ks: [k for k in ks if coverage.covered(comp_pool[k])]
-        gnn_pred = np.concatenate([mean[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
-        gnn_std = np.concatenate([std[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
+        gnn_pred = (
+            np.concatenate([mean[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
+        )
+        gnn_std = (
+            np.concatenate([std[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
+        )
         arity = np.array([len(c.elements) for c in comps], int)
         gen_of = lambda items: pd.Series([c.generator for c in items], dtype=object).value_counts()
         n_gen, n_pool = gen_of(cands), gen_of(pool)
-        rec = {"round": r, "generated": len(cands), "unique": int(uniq.sum()), "novel": int(novel.sum()),
-               "unique_novel": n_unique_novel, "pool": len(pool), "outside_coverage": n_unique_novel - len(pool),
-               "filtered": int((F & structural).sum()), "control": int((C & structural).sum()),
-               "evaluated": len(picked),
-               **{f"pool_{g}": int(n_pool.get(g, 0)) for g in GENERATORS}, **{f"generated_{g}": int(n_gen.get(g, 0)) for g in GENERATORS},
-               "pool_per_budget": len(pool) / max(config.budget, 1),
-               "oracle_ok": int(ran.sum()), "oracle_unconverged": int((ran & ~converged).sum()),
-               "composition_pool": len(comp_pool), "composition_pool_outside_coverage": n_comp_all - len(comp_pool),
-               "compositions_filtered": len(c_chosen), "compositions_control": len(c_control),
-               "airss_structures": n_airss,
-               "hit_rate": rate(F, list(c_chosen)), "hit_rate_structural": rate(F, [], compositions=False),
-               "hit_rate_compositional": rate(F, list(c_chosen), structures=False),
-               "hit_rate_new": rate(F, list(c_chosen), hit_s=stable & is_new, hit_c=comp_new_hit), "control_hit_rate": rate(C, list(c_control)),
-               "hit_rate_covered": rate(F & covered, covered_compositions(c_chosen)),
-               "control_hit_rate_covered": rate(C & covered, covered_compositions(c_control)),
-               "evaluated_outside_coverage": int((~covered).sum()),
-               "control_hit_rate_structural": rate(C, [], compositions=False),
-               "control_hit_rate_compositional": rate(C, list(c_control), structures=False),
-               "enrichment": enrichment(rate(F, list(c_chosen)), rate(C, list(c_control))),
-               "enrichment_structural": enrichment(rate(F, [], compositions=False), rate(C, [], compositions=False)),
-               "enrichment_compositional": enrichment(rate(F, list(c_chosen), structures=False), rate(C, list(c_control), structures=False)),
-               "mae_before_retraining": mae(e_form[ok & structural], gnn_pred[ok & structural]) if (ok & structural).any() else float("nan"),
-               "mae_before_retraining_filtered": mae(e_form[ok & F & structural], gnn_pred[ok & F & structural]) if (ok & F & structural).any() else float("nan"),
-               "composition_model_mae": mae([e_form[b] for b in best.values() if b is not None],
-                                            [comp_pred[k] for k, b in best.items() if b is not None]) if any(b is not None for b in best.values()) else float("nan"),
-               "new_stable_vs_reference": n_formulas(below_ref & is_new),
-               "rediscovered_stable_vs_reference": n_formulas(below_ref & (status == "rediscovered")),
-               "repeat_stable_vs_reference": n_formulas(below_ref & (status == "repeat")),
-               "new_stable_on_updated_hull": int(new.reduced_formula[on_updated & (new.status == "new").to_numpy(bool)].nunique()),
-               "rediscovered_on_updated_hull": int(new.reduced_formula[on_updated & (new.status == "rediscovered").to_numpy(bool)].nunique()),
-               "acquisition": config.acquisition, "chemical_systems": ";".join(systems),
-               "skips": sum(int(s.table()["count"].sum()) for s in (skips, airss_skips) if len(s.table())),
-               **{f"new_stable_vs_reference_{a}": n_formulas(below_ref & is_new & m)
-                  for a, m in (("binary", arity == 2), ("ternary", arity == 3), ("quaternary", arity == 4), ("5plus", arity >= 5))},
-               "level_disagreement_mae": level_gap, "train_size": len(train), "reference_size": len(ref),
-               "flagged_elemental_references": ";".join(elref.element[elref.flagged]),
-               "oracle_relaxations_per_s": len(picked) / wall["oracle_s"] if wall["oracle_s"] > 0 and len(picked) else float("nan"),
-               **{f"wall_{k}": v for k, v in wall.items()}}
+        rec = {
+            "round": r,
+            "generated": len(cands),
+            "unique": int(uniq.sum()),
+            "novel": int(novel.sum()),
+            "unique_novel": n_unique_novel,
+            "pool": len(pool),
+            "outside_coverage": n_unique_novel - len(pool),
+            "filtered": int((F & structural).sum()),
+            "control": int((C & structural).sum()),
+            "evaluated": len(picked),
+            **{f"pool_{g}": int(n_pool.get(g, 0)) for g in GENERATORS},
+            **{f"generated_{g}": int(n_gen.get(g, 0)) for g in GENERATORS},
+            "pool_per_budget": len(pool) / max(config.budget, 1),
+            "oracle_ok": int(ran.sum()),
+            "oracle_unconverged": int((ran & ~converged).sum()),
+            "composition_pool": len(comp_pool),
+            "composition_pool_outside_coverage": n_comp_all - len(comp_pool),
+            "compositions_filtered": len(c_chosen),
+            "compositions_control": len(c_control),
+            "airss_structures": n_airss,
+            "hit_rate": rate(F, list(c_chosen)),
+            "hit_rate_structural": rate(F, [], compositions=False),
+            "hit_rate_compositional": rate(F, list(c_chosen), structures=False),
+            "hit_rate_new": rate(F, list(c_chosen), hit_s=stable & is_new, hit_c=comp_new_hit),
+            "control_hit_rate": rate(C, list(c_control)),
+            "hit_rate_covered": rate(F & covered, covered_compositions(c_chosen)),
+            "control_hit_rate_covered": rate(C & covered, covered_compositions(c_control)),
+            "evaluated_outside_coverage": int((~covered).sum()),
+            "control_hit_rate_structural": rate(C, [], compositions=False),
+            "control_hit_rate_compositional": rate(C, list(c_control), structures=False),
+            "enrichment": enrichment(rate(F, list(c_chosen)), rate(C, list(c_control))),
+            "enrichment_structural": enrichment(rate(F, [], compositions=False), rate(C, [], compositions=False)),
+            "enrichment_compositional": enrichment(
+                rate(F, list(c_chosen), structures=False), rate(C, list(c_control), structures=False)
+            ),
+            "mae_before_retraining": mae(e_form[ok & structural], gnn_pred[ok & structural])
+            if (ok & structural).any()
+            else float("nan"),
+            "mae_before_retraining_filtered": mae(e_form[ok & F & structural], gnn_pred[ok & F & structural])
+            if (ok & F & structural).any()
+            else float("nan"),
+            "composition_model_mae": mae(
+                [e_form[b] for b in best.values() if b is not None],
+                [comp_pred[k] for k, b in best.items() if b is not None],
+            )
+            if any(b is not None for b in best.values())
+            else float("nan"),
+            "new_stable_vs_reference": n_formulas(below_ref & is_new),
+            "rediscovered_stable_vs_reference": n_formulas(below_ref & (status == "rediscovered")),
+            "repeat_stable_vs_reference": n_formulas(below_ref & (status == "repeat")),
+            "new_stable_on_updated_hull": int(
+                new.reduced_formula[on_updated & (new.status == "new").to_numpy(bool)].nunique()
+            ),
+            "rediscovered_on_updated_hull": int(
+                new.reduced_formula[on_updated & (new.status == "rediscovered").to_numpy(bool)].nunique()
+            ),
+            "acquisition": config.acquisition,
+            "chemical_systems": ";".join(systems),
+            "skips": sum(int(s.table()["count"].sum()) for s in (skips, airss_skips) if len(s.table())),
+            **{
+                f"new_stable_vs_reference_{a}": n_formulas(below_ref & is_new & m)
+                for a, m in (
+                    ("binary", arity == 2),
+                    ("ternary", arity == 3),
+                    ("quaternary", arity == 4),
+                    ("5plus", arity >= 5),
+                )
+            },
+            "level_disagreement_mae": level_gap,
+            "train_size": len(train),
+            "reference_size": len(ref),
+            "flagged_elemental_references": ";".join(elref.element[elref.flagged]),
+            "oracle_relaxations_per_s": len(picked) / wall["oracle_s"]
+            if wall["oracle_s"] > 0 and len(picked)
+            else float("nan"),
+            **{f"wall_{k}": v for k, v in wall.items()},
+        }
         new.to_pickle(rdir / "new_entries.pkl")
-        pd.DataFrame({"formula": [c.reduced_formula for c in comps], "generator": [c.generator for c in picked],
-                      "n_elements": arity, "filtered": F, "control": C,
-                      "best_of_composition": [comp_of[i] >= 0 and best.get(comp_of[i]) == i for i in range(len(picked))],
-                      "pred_e_form": gnn_pred, "pred_composition_model": [comp_pred[k] if k >= 0 else np.nan for k in comp_of],
-                      "pred_std": gnn_std,
-                      "oracle_e_form": e_form, "converged": converged, "used_as_label": ok, "status": status,
-                      "e_hull_vs_reference": eh_ref, "e_hull_vs_current": eh_now,
-                      "hull_gap": [coverage.hull_gap(c) for c in comps],
-                      "reference_covered": covered}).to_csv(rdir / "evaluated.csv", index=False)
+        pd.DataFrame(
+            {
+                "formula": [c.reduced_formula for c in comps],
+                "generator": [c.generator for c in picked],
+                "n_elements": arity,
+                "filtered": F,
+                "control": C,
+                "best_of_composition": [comp_of[i] >= 0 and best.get(comp_of[i]) == i for i in range(len(picked))],
+                "pred_e_form": gnn_pred,
+                "pred_composition_model": [comp_pred[k] if k >= 0 else np.nan for k in comp_of],
+                "pred_std": gnn_std,
+                "oracle_e_form": e_form,
+                "converged": converged,
+                "used_as_label": ok,
+                "status": status,
+                "e_hull_vs_reference": eh_ref,
+                "e_hull_vs_current": eh_now,
+                "hull_gap": [coverage.hull_gap(c) for c in comps],
+                "reference_covered": covered,
+            }
+        ).to_csv(rdir / "evaluated.csv", index=False)
         atomic_write_text(done, json.dumps(rec, indent=2, default=float))
-        log.info("round %d: evaluated %d, hit rate %.2f, new stable %d, rediscovered stable %d", r, len(picked),
-                 rec["hit_rate"], rec["new_stable_vs_reference"], rec["rediscovered_stable_vs_reference"])
-        records.append(rec); known = known_next
+        log.info(
+            "round %d: evaluated %d, hit rate %.2f, new stable %d, rediscovered stable %d",
+            r,
+            len(picked),
+            rec["hit_rate"],
+            rec["new_stable_vs_reference"],
+            rec["rediscovered_stable_vs_reference"],
+        )
+        records.append(rec)
+        known = known_next
     table = pd.DataFrame(records)
     if len(table):
         table["cumulative_evaluated"] = table.evaluated.cumsum()
-        for col in ("new_stable_vs_reference", "rediscovered_stable_vs_reference", "new_stable_on_updated_hull",
-                    *[f"new_stable_vs_reference_{a}" for a in ("binary", "ternary", "quaternary", "5plus")]):
+        for col in (
+            "new_stable_vs_reference",
+            "rediscovered_stable_vs_reference",
+            "new_stable_on_updated_hull",
+            *[f"new_stable_vs_reference_{a}" for a in ("binary", "ternary", "quaternary", "5plus")],
+        ):
             table[f"cumulative_{col}"] = table[col].cumsum()
-    table.to_csv(run_dir / "rounds.csv", index=False); table.to_csv(out_dir / "rounds.csv", index=False)
+    table.to_csv(run_dir / "rounds.csv", index=False)
+    table.to_csv(out_dir / "rounds.csv", index=False)
     return table
-
 
 # %% ../../nbs/07_discovery.ipynb #fd93e86306f4
 def arm_counts(evaluated: pd.DataFrame) -> dict:
@@ -401,16 +633,22 @@ def arm_counts(evaluated: pd.DataFrame) -> dict:
         out[f"{arm}_compositional_hits"] = int(comps[best & comps.hit].formula.nunique())
     return out
 
-def enrichment_interval(hits_filtered: int, n_filtered: int, hits_control: int, n_control: int, *, z: float = 1.96) -> tuple:
+
+def enrichment_interval(
+    hits_filtered: int, n_filtered: int, hits_control: int, n_control: int, *, z: float = 1.96
+) -> tuple:
     """Enrichment (hit rate filtered / hit rate control) and its interval, exp(ln R ± z·√(1/a − 1/n₁ + 1/c − 1/n₂))
     (Katz et al. 1978; z = 1.96: 95 %). (NaN, NaN, NaN) without a control hit (undefined, as `enrichment`);
     (0, NaN, NaN) without a filtered hit."""
     a, n1, c, n2 = hits_filtered, n_filtered, hits_control, n_control
-    if not (n1 and n2) or c == 0: return (float("nan"),) * 3
+    if not (n1 and n2) or c == 0:
+        return (float("nan"),) * 3
     ratio = (a / n1) / (c / n2)
-    if a == 0: return (0.0, float("nan"), float("nan"))
+    if a == 0:
+        return (0.0, float("nan"), float("nan"))
     half = z * np.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
     return (float(ratio), float(ratio * np.exp(-half)), float(ratio * np.exp(half)))
+
 
 def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame:
     """Per round and pooled over rounds ≥ `pool_from` (GNoME's claim is about the rounds after the first), for each
@@ -425,14 +663,28 @@ def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame
     for label, rs in groups:
         for kind in ("structural", "covered", "compositional", "all"):
             kinds = ("structural", "compositional") if kind == "all" else (kind,)
-            n = {f"{arm}_{w}": sum(counts[r][f"{arm}_{k}_{w}"] for r in rs for k in kinds)
-                 for arm in ("filtered", "control") for w in ("units", "hits")}
-            ratio, low, high = enrichment_interval(n["filtered_hits"], n["filtered_units"], n["control_hits"], n["control_units"])
+            n = {
+                f"{arm}_{w}": sum(counts[r][f"{arm}_{k}_{w}"] for r in rs for k in kinds)
+                for arm in ("filtered", "control")
+                for w in ("units", "hits")
+            }
+            ratio, low, high = enrichment_interval(
+                n["filtered_hits"], n["filtered_units"], n["control_hits"], n["control_units"]
+            )
             rate = lambda arm: n[f"{arm}_hits"] / n[f"{arm}_units"] if n[f"{arm}_units"] else float("nan")
-            rows.append({"rounds": label, "kind": kind, **n, "hit_rate_filtered": rate("filtered"),
-                         "hit_rate_control": rate("control"), "enrichment": ratio, "enrichment_low": low, "enrichment_high": high})
+            rows.append(
+                {
+                    "rounds": label,
+                    "kind": kind,
+                    **n,
+                    "hit_rate_filtered": rate("filtered"),
+                    "hit_rate_control": rate("control"),
+                    "enrichment": ratio,
+                    "enrichment_low": low,
+                    "enrichment_high": high,
+                }
+            )
     return pd.DataFrame(rows)
-
 
 # %% ../../nbs/07_discovery.ipynb #dc56a7f7b91e
 def stable_materials(run_dir: Path | str) -> pd.DataFrame:
@@ -442,17 +694,33 @@ def stable_materials(run_dir: Path | str) -> pd.DataFrame:
     `e_hull_vs_reference` and `oracle_e_form` (eV/atom), `hull_gap` (see `ReferenceCoverage`), `level_disagreement_mae`
     (the run's DFT-vs-oracle MAE on the reference, eV/atom) and `beyond_level_disagreement` (deeper below the hull
     than that), `verdict` (`reference.hit_verdict`: what the references can verify of the composition, whatever the
-    loop's `status`). Polymorphs and repeats over rounds count once; sorted by `e_hull_vs_reference`. `run_dir` is a run's
+    loop's `status`). Polymorphs and repeats over rounds count once; sorted by `e_hull_vs_reference`. `run_dir` is a
+    run's
     own folder (`discovery_dir(config, out)`) with `round_k/evaluated.csv` and `round_k/done.json`."""
     frames = []
     for path in sorted(Path(run_dir).glob("round_*/evaluated.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
         rec = json.loads((path.parent / "done.json").read_text())
         ev = pd.read_csv(path)
         below = ev.e_hull_vs_reference.astype(float).fillna(np.inf).le(0) & ev.status.isin(["new", "rediscovered"])
-        frames.append(ev[below].assign(round=int(rec["round"]), level_disagreement_mae=float(rec["level_disagreement_mae"])))
-    cols = ["formula", "n_elements", "round", "generator", "arm", "status", "e_hull_vs_reference", "oracle_e_form",
-            "hull_gap", "level_disagreement_mae", "beyond_level_disagreement", "verdict"]
-    if not frames or not sum(len(f) for f in frames): return pd.DataFrame(columns=cols)
+        frames.append(
+            ev[below].assign(round=int(rec["round"]), level_disagreement_mae=float(rec["level_disagreement_mae"]))
+        )
+    cols = [
+        "formula",
+        "n_elements",
+        "round",
+        "generator",
+        "arm",
+        "status",
+        "e_hull_vs_reference",
+        "oracle_e_form",
+        "hull_gap",
+        "level_disagreement_mae",
+        "beyond_level_disagreement",
+        "verdict",
+    ]
+    if not frames or not sum(len(f) for f in frames):
+        return pd.DataFrame(columns=cols)
     hits = pd.concat(frames, ignore_index=True)
     hits["arm"] = np.where(hits.filtered.astype(bool), "filtered", "control")
     first_round = hits.groupby("formula")["round"].min()
@@ -462,14 +730,19 @@ def stable_materials(run_dir: Path | str) -> pd.DataFrame:
     out["verdict"] = hit_verdicts(out.formula)
     return out[cols].sort_values("e_hull_vs_reference").reset_index(drop=True)
 
+
 def verdict_counts(stable: pd.DataFrame, by: str = "round") -> pd.DataFrame:
     """Per value of `by` (a column of `stable_materials`: 'round', 'n_elements', 'arm'), and over all ('all'): the
-    hits of each verdict and the precision on the verifiable ones with its 95 % interval (`metrics.verified_precision`)."""
+    hits of each verdict and the precision on the verifiable ones with its 95 % interval
+    (`metrics.verified_precision`)."""
     rows = [{by: key, **verified_precision(group.verdict)} for key, group in stable.groupby(by)]
     rows.append({by: "all", **verified_precision(stable.verdict)})
     return pd.DataFrame(rows)
 
-def retrospective_score(run_dir: Path | str, *, near_hull: float | None = None, stable: pd.DataFrame | None = None) -> dict:
+
+def retrospective_score(
+    run_dir: Path | str, *, near_hull: float | None = None, stable: pd.DataFrame | None = None
+) -> dict:
     """The sharpest test of a loop: how many of the compositions MP's later DFT puts on its hull, hidden from a run
     with `known_snapshot='mp2018'`, the run found stable. `run_dir` is a run's own folder (`discovery_dir`, with
     `config.json`). Targets: `reference.later_known_stable` in the run's elements, reduced formulas of at most
@@ -483,20 +756,38 @@ def retrospective_score(run_dir: Path | str, *, near_hull: float | None = None, 
     stable = stable_materials(run_dir) if stable is None else stable
     found = sorted(set(stable.formula) & set(targets.reduced_formula))
     n_targets = len(targets)
-    return {"known_snapshot": config.get("known_snapshot", "merged"), "n_targets": n_targets, "n_found": len(found),
-            "recall": len(found) / n_targets if n_targets else float("nan"), "found": found, "n_hits": len(stable)}
-
+    return {
+        "known_snapshot": config.get("known_snapshot", "merged"),
+        "n_targets": n_targets,
+        "n_found": len(found),
+        "recall": len(found) / n_targets if n_targets else float("nan"),
+        "found": found,
+        "n_hits": len(stable),
+    }
 
 # %% ../../nbs/07_discovery.ipynb #3f39d81e2b52
 def discovery_curve(order: np.ndarray, is_hit: np.ndarray) -> np.ndarray:
     "Cumulative hits after 1..n evaluations when the pool is evaluated in `order`."
     return np.cumsum(np.asarray(is_hit, bool)[np.asarray(order)])
 
-def retrospective_structures(*, n_heldout_systems: int = 60, n_train: int | None = 3000, ensemble_size: int = 2,
-                             width: int = 48, depth: int = 2, epochs: int = 12, kappa: float = 1.0, seed: int = 0,
-                             run_dir: Path | str, progress: bool = False) -> dict:
+
+def retrospective_structures(
+    *,
+    n_heldout_systems: int = 60,
+    n_train: int | None = 3000,
+    ensemble_size: int = 2,
+    width: int = 48,
+    depth: int = 2,
+    epochs: int = 12,
+    kappa: float = 1.0,
+    seed: int = 0,
+    run_dir: Path | str,
+    progress: bool = False,
+) -> dict:
     "Pool-based benchmark on held-out chemical systems (see above); returns curves and a summary table."
-    run_dir = Path(run_dir); idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
+    run_dir = Path(run_dir)
+    idx = read_index()
+    use = idx[~idx.is_outlier & idx.chemsys.notna()]
     full_hull = ReferenceHull.from_frame(use)
     rng = np.random.default_rng(seed)
     counts = use.groupby("chemsys").size()
@@ -505,23 +796,46 @@ def retrospective_structures(*, n_heldout_systems: int = 60, n_train: int | None
     pool_idx = use[use.chemsys.isin(held)]
     # training: crystals outside the held-out systems *and* outside their subsystems' exact chemsys
     train_idx = use[~use.chemsys.isin(held)]
-    train_rows = np.sort(rng.permutation(train_idx.row_index.to_numpy())[:n_train]) if n_train else train_idx.row_index.to_numpy()
-    frame = load_structures(np.concatenate([train_rows, pool_idx.row_index.to_numpy()]), progress=False).frame.set_index("row_index")
-    tr = frame.loc[train_rows].reset_index(); pool = frame.loc[pool_idx.row_index].reset_index()
+    train_rows = (
+        np.sort(rng.permutation(train_idx.row_index.to_numpy())[:n_train])
+        if n_train
+        else train_idx.row_index.to_numpy()
+    )
+    frame = load_structures(
+        np.concatenate([train_rows, pool_idx.row_index.to_numpy()]), progress=False
+    ).frame.set_index("row_index")
+    tr = frame.loc[train_rows].reset_index()
+    pool = frame.loc[pool_idx.row_index].reset_index()
     n_val = max(50, len(tr) // 10)
-    dtr = GraphDataset.from_frame(tr.iloc[n_val:]); dval = GraphDataset.from_frame(tr.iloc[:n_val])
-    ens = train_ensemble(lambda: CrystalGNN(width=width, depth=depth), dtr, dval, n_members=ensemble_size,
-                         config=TrainConfig(epochs=epochs, lr=3e-3, atoms_per_batch=1024, seed=seed), run_dir=run_dir / "models",
-                         progress=progress)
+    dtr = GraphDataset.from_frame(tr.iloc[n_val:])
+    dval = GraphDataset.from_frame(tr.iloc[:n_val])
+    ens = train_ensemble(
+        lambda: CrystalGNN(width=width, depth=depth),
+        dtr,
+        dval,
+        n_members=ensemble_size,
+        config=TrainConfig(epochs=epochs, lr=3e-3, atoms_per_batch=1024, seed=seed),
+        run_dir=run_dir / "models",
+        progress=progress,
+    )
     mean, std = ens.predict(GraphDataset.from_frame(pool))
     train_hull = ReferenceHull.from_frame(tr)
     eh_pred = train_hull.e_above_hull_many(pool.formula, mean)
     truth = full_hull.e_above_hull_many(pool.formula, pool.formation_energy_per_atom) <= 1e-6
-    orders = {k: np.argsort(acquisition_scores(eh_pred, std, kind=k, kappa=kappa, seed=seed)) for k in ("greedy", "lcb", "random")}
+    orders = {
+        k: np.argsort(acquisition_scores(eh_pred, std, kind=k, kappa=kappa, seed=seed))
+        for k in ("greedy", "lcb", "random")
+    }
     curves = pd.DataFrame({k: discovery_curve(o, truth) for k, o in orders.items()})
     curves.insert(0, "evaluated", np.arange(1, len(pool) + 1))
-    return {"curves": curves, "summary": _lift_table(curves, truth), "pool_size": len(pool), "hits": int(truth.sum()),
-            "predicted_mae": mae(pool.formation_energy_per_atom, mean)}
+    return {
+        "curves": curves,
+        "summary": _lift_table(curves, truth),
+        "pool_size": len(pool),
+        "hits": int(truth.sum()),
+        "predicted_mae": mae(pool.formation_energy_per_atom, mean),
+    }
+
 
 def _lift_table(curves: pd.DataFrame, truth: np.ndarray, budgets=(0.05, 0.1, 0.2)) -> pd.DataFrame:
     rows = []
@@ -529,32 +843,65 @@ def _lift_table(curves: pd.DataFrame, truth: np.ndarray, budgets=(0.05, 0.1, 0.2
         n = max(1, int(round(f * len(truth))))
         for k in [c for c in curves.columns if c != "evaluated"]:
             hits = int(curves[k].iloc[n - 1])
-            rows.append({"strategy": k, "budget_fraction": f, "evaluated": n, "hits": hits, "hit_rate": hits / n,
-                         "lift_vs_random_expectation": (hits / n) / max(truth.mean(), 1e-12)})
+            rows.append(
+                {
+                    "strategy": k,
+                    "budget_fraction": f,
+                    "evaluated": n,
+                    "hits": hits,
+                    "hit_rate": hits / n,
+                    "lift_vs_random_expectation": (hits / n) / max(truth.mean(), 1e-12),
+                }
+            )
     return pd.DataFrame(rows)
 
-def retrospective_compositions(*, n_pool: int = 3000, n_train: int | None = None, epochs: int = 40, width: int = 64,
-                               seed: int = 0, run_dir: Path | str, progress: bool = False) -> dict:
+
+def retrospective_compositions(
+    *,
+    n_pool: int = 3000,
+    n_train: int | None = None,
+    epochs: int = 40,
+    width: int = 64,
+    seed: int = 0,
+    run_dir: Path | str,
+    progress: bool = False,
+) -> dict:
     "Composition-space benchmark with real DFT labels from `mp_formation_compositions` (see above)."
     from matdisco.data import load_mp_formation_compositions, split_random
     from matdisco.models import CompositionConfig, CompositionModel, composition_matrix
     from matdisco.oracle import TableOracle
     from matdisco.train import predict
     from pymatgen.core import Composition
-    run_dir = Path(run_dir); idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
+
+    run_dir = Path(run_dir)
+    idx = read_index()
+    use = idx[~idx.is_outlier & idx.chemsys.notna()]
     hull = ReferenceHull.from_frame(use)
     comps = load_mp_formation_compositions()
     comps = comps.assign(reduced=[Composition(c).reduced_formula for c in comps.composition])
     absent = comps[~comps.reduced.isin(set(use.reduced_formula))].drop_duplicates("reduced")
-    absent = absent[absent.formation_energy_per_atom.between(*FORMATION_ENERGY_BOUNDS)]   # same outlier rule as mp2018_formation
+    absent = absent[
+        absent.formation_energy_per_atom.between(*FORMATION_ENERGY_BOUNDS)
+    ]  # same outlier rule as mp2018_formation
     pool = absent.sample(n=min(n_pool, len(absent)), random_state=seed).reset_index(drop=True)
     sp = split_random(use)
     tr = use.set_index("row_index").loc[sp["train"] if n_train is None else sp["train"][:n_train]]
     va = use.set_index("row_index").loc[sp["val"]]
-    mk = lambda df: GraphDataset([], composition_matrix(list(df.formula)),
-                                 torch.tensor(df.formation_energy_per_atom.to_numpy(), dtype=torch.float32))
-    torch.manual_seed(seed); model = CompositionModel(config=CompositionConfig(width=width))
-    fit(model, mk(tr), mk(va), config=TrainConfig(epochs=epochs, lr=3e-3, seed=seed), run_dir=run_dir / "composition", progress=progress)
+    mk = lambda df: GraphDataset(
+        [],
+        composition_matrix(list(df.formula)),
+        torch.tensor(df.formation_energy_per_atom.to_numpy(), dtype=torch.float32),
+    )
+    torch.manual_seed(seed)
+    model = CompositionModel(config=CompositionConfig(width=width))
+    fit(
+        model,
+        mk(tr),
+        mk(va),
+        config=TrainConfig(epochs=epochs, lr=3e-3, seed=seed),
+        run_dir=run_dir / "composition",
+        progress=progress,
+    )
     _, norm, _ = load_model(run_dir / "composition" / "best.pt")
     pred = predict(model, norm, GraphDataset([], composition_matrix(list(pool.reduced)), None))
     oracle = TableOracle(dict(zip(pool.reduced, pool.formation_energy_per_atom)), name="mp_formation_compositions")
@@ -564,8 +911,13 @@ def retrospective_compositions(*, n_pool: int = 3000, n_train: int | None = None
     orders = {"greedy": np.argsort(eh_pred), "random": np.random.default_rng(seed).permutation(len(pool))}
     curves = pd.DataFrame({k: discovery_curve(o, truth) for k, o in orders.items()})
     curves.insert(0, "evaluated", np.arange(1, len(pool) + 1))
-    return {"curves": curves, "summary": _lift_table(curves, truth), "pool_size": len(pool), "hits": int(truth.sum()),
-            "predicted_mae": mae(truth_e, pred)}
+    return {
+        "curves": curves,
+        "summary": _lift_table(curves, truth),
+        "pool_size": len(pool),
+        "hits": int(truth.sum()),
+        "predicted_mae": mae(truth_e, pred),
+    }
 
 # %% ../../nbs/07_discovery.ipynb #35c36704cd01
 def rounds_figure(rounds: pd.DataFrame):
@@ -574,42 +926,69 @@ def rounds_figure(rounds: pd.DataFrame):
     (c) cumulative new stable materials by arity, and rediscoveries; (d) the filter's MAE on each round's new data."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
-    r = rounds["round"]; get = lambda c: rounds[c] if c in rounds else pd.Series(np.nan, index=rounds.index)
-    for col, lab, st in (("hit_rate_structural", "structural, filtered (per structure)", "C0o-"),
-                         ("control_hit_rate_structural", "structural, control arm", "C0o--"),
-                         ("hit_rate_compositional", "compositional, filtered (per composition)", "C1s-"),
-                         ("control_hit_rate_compositional", "compositional, control arm", "C1s--"),
-                         ("hit_rate_new", "filtered, new materials only", "C2x:")):
+    r = rounds["round"]
+    get = lambda c: rounds[c] if c in rounds else pd.Series(np.nan, index=rounds.index)
+    for col, lab, st in (
+        ("hit_rate_structural", "structural, filtered (per structure)", "C0o-"),
+        ("control_hit_rate_structural", "structural, control arm", "C0o--"),
+        ("hit_rate_compositional", "compositional, filtered (per composition)", "C1s-"),
+        ("control_hit_rate_compositional", "compositional, control arm", "C1s--"),
+        ("hit_rate_new", "filtered, new materials only", "C2x:"),
+    ):
         axes[0].plot(r, 100 * get(col), st, label=lab, mfc="none" if "control" in col else None)
-    axes[0].set_xlabel("round"); axes[0].set_ylabel("hit rate (% of evaluated, oracle E_hull ≤ 0)"); axes[0].legend(fontsize=7)
-    for col, lab, st in (("generated", "generated", "o-"), ("unique_novel", "unique and novel", "s-"),
-                         ("pool", "pool: where the reference hull is complete", "D-"),
-                         ("filtered", "evaluated: filtered", "^-"), ("control", "evaluated: control arm", "v--")):
+    axes[0].set_xlabel("round")
+    axes[0].set_ylabel("hit rate (% of evaluated, oracle E_hull ≤ 0)")
+    axes[0].legend(fontsize=7)
+    for col, lab, st in (
+        ("generated", "generated", "o-"),
+        ("unique_novel", "unique and novel", "s-"),
+        ("pool", "pool: where the reference hull is complete", "D-"),
+        ("filtered", "evaluated: filtered", "^-"),
+        ("control", "evaluated: control arm", "v--"),
+    ):
         axes[1].plot(r, get(col).clip(lower=0.8), st, label=lab)
-    axes[1].set_yscale("log"); axes[1].set_xlabel("round"); axes[1].set_ylabel("structures per round (count)"); axes[1].legend(fontsize=7)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("round")
+    axes[1].set_ylabel("structures per round (count)")
+    axes[1].legend(fontsize=7)
     arities = (("binary", "2 elements"), ("ternary", "3"), ("quaternary", "4"), ("5plus", "5+"))
     base = np.zeros(len(rounds))
     for a, lab in arities:
         v = get(f"cumulative_new_stable_vs_reference_{a}").fillna(0).to_numpy()
-        axes[2].bar(r, v, bottom=base, label=f"new, {lab}"); base = base + v
+        axes[2].bar(r, v, bottom=base, label=f"new, {lab}")
+        base = base + v
     axes[2].plot(r, get("cumulative_rediscovered_stable_vs_reference"), "k^:", label="rediscovered (known to MP)")
-    axes[2].set_xlabel("round"); axes[2].set_ylabel("stable below the reference hull (cumulative count)"); axes[2].legend(fontsize=7)
+    axes[2].set_xlabel("round")
+    axes[2].set_ylabel("stable below the reference hull (cumulative count)")
+    axes[2].legend(fontsize=7)
     axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[3].plot(r, 1000 * get("mae_before_retraining"), "o-")
-    axes[3].set_xlabel("round"); axes[3].set_ylabel("filter MAE on the round's new data (meV/atom)")
-    for ax in axes: ax.set_xticks(list(r))
-    fig.tight_layout(); return fig
+    axes[3].set_xlabel("round")
+    axes[3].set_ylabel("filter MAE on the round's new data (meV/atom)")
+    for ax in axes:
+        ax.set_xticks(list(r))
+    fig.tight_layout()
+    return fig
+
 
 def retrospective_figure(structures: dict, compositions: dict):
     "Discovery curves (hits vs evaluations) of each strategy in both retrospective benchmarks."
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, res, title in ((axes[0], structures, "held-out chemical systems (structures)"),
-                           (axes[1], compositions, "MP compositions absent from mp2018 (compositions)")):
+    for ax, res, title in (
+        (axes[0], structures, "held-out chemical systems (structures)"),
+        (axes[1], compositions, "MP compositions absent from mp2018 (compositions)"),
+    ):
         c = res["curves"]
-        for k in [x for x in c.columns if x != "evaluated"]: ax.plot(c.evaluated, c[k], label=k)
+        for k in [x for x in c.columns if x != "evaluated"]:
+            ax.plot(c.evaluated, c[k], label=k)
         ax.plot(c.evaluated, c.evaluated * res["hits"] / res["pool_size"], "k:", lw=0.8, label="random (expected)")
-        ax.set_xlabel("evaluations (table oracle)"); ax.set_ylabel("stable materials found")
-        ax.set_title(f"{title}\npool {res['pool_size']}, {res['hits']} stable", fontsize=9); ax.legend(fontsize=8)
-    fig.tight_layout(); return fig
+        ax.set_xlabel("evaluations (table oracle)")
+        ax.set_ylabel("stable materials found")
+        ax.set_title(f"{title}\npool {res['pool_size']}, {res['hits']} stable", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

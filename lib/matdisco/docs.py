@@ -32,21 +32,26 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "myst.xref_missing"]
 """
 
+
 def _toctree(caption: str, entries: list[str]) -> str:
     return "\n".join(["", "```{toctree}", f":caption: {caption}", ":maxdepth: 1", "", *entries, "```", ""])
+
 
 def library_notebooks(root: Path | None = None) -> list[Path]:
     "The library notebooks (`nbs/*.ipynb` except the front page), in chapter order."
     root = root or project_root()
     return sorted(p for p in (root / "nbs").glob("*.ipynb") if p.name != "index.ipynb")
 
-def stage_docs(dest: Path | str, *, run_dir: Path | str | None = None, results_paths=(),
-               root: Path | None = None) -> Path:
+
+def stage_docs(
+    dest: Path | str, *, run_dir: Path | str | None = None, results_paths=(), root: Path | None = None
+) -> Path:
     """Write the site's Sphinx source into `dest` (emptied first): conf.py, the front page, the library notebooks
     (`methods/`), the experiment notebooks (`experiments/`: executed ones from `run_dir`'s stages where present), and
     the results page (`matdisco report` of `results_paths`, then the reference figures). Returns `dest`."""
     from matdisco.results import load_results, merged_results, render_readme, render_report
     from matdisco.runner import EXPERIMENTS
+
     root = root or project_root()
     dest = Path(dest)
     if dest.exists():
@@ -64,16 +69,23 @@ def stage_docs(dest: Path | str, *, run_dir: Path | str | None = None, results_p
         shutil.copy2(source, dest / "experiments" / exp.notebook)
         executed.append(source == ran)
     results_paths = [Path(p) for p in results_paths]
-    report = [render_report(load_results(p), root).replace("# matdisco results", f"## Results: `{p.name}`", 1)
-              for p in results_paths]
+    report = [
+        render_report(load_results(p), root).replace("# matdisco results", f"## Results: `{p.name}`", 1)
+        for p in results_paths
+    ]
     figures = sorted((root / "figures").glob("*.png"))
     for figure in figures:
         shutil.copy2(figure, dest / "figures" / figure.name)
     gallery = [f"### {f.stem}\n\n![{f.stem}](figures/{f.name})\n" for f in figures]
     (dest / "results.md").write_text("\n".join(["# Results", "", *report, "## Reference figures", "", *gallery]))
     front = render_readme(root / "nbs" / "index.ipynb", merged_results(results_paths), root)
-    run_note = f"executed, `{Path(run_dir).name}`" if run_dir and all(executed) else \
-        "executed where a run exists" if any(executed) else "not executed: run `make reproduce` first"
+    run_note = (
+        f"executed, `{Path(run_dir).name}`"
+        if run_dir and all(executed)
+        else "executed where a run exists"
+        if any(executed)
+        else "not executed: run `make reproduce` first"
+    )
     front += _toctree("Methods: the library notebooks", [f"methods/{nb.stem}" for nb in library_notebooks(root)])
     front += _toctree(f"Experiments ({run_note})", [f"experiments/{Path(e.notebook).stem}" for e in EXPERIMENTS])
     front += _toctree("Results", ["results"])
@@ -85,6 +97,7 @@ def build_docs(source: Path | str, out: Path | str, *, log: Path | str | None = 
     """Build the staged site in `source` into `out` with Sphinx (html); Sphinx's warnings go to `log` (default
     `<out>/sphinx-warnings.log`). Raises `RuntimeError` naming the log when Sphinx fails."""
     from sphinx.cmd.build import build_main
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = Path(log) if log else out / "sphinx-warnings.log"
@@ -93,21 +106,25 @@ def build_docs(source: Path | str, out: Path | str, *, log: Path | str | None = 
         raise RuntimeError(f"sphinx-build failed (exit {code}); its warnings and errors: {log}")
     return out
 
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
         self.links = []
+
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         for name in ("href", "src"):
             if tag in ("a", "img", "link", "script") and attrs.get(name):
                 self.links.append((tag, attrs[name]))
 
+
 def check_site(html_dir: Path | str) -> list[str]:
     """Problems a reader would hit in the built site `html_dir`: every relative link, stylesheet, script and image of
     every page must resolve to a file, and every image must decode. External links are not followed (the build
     machine is offline). Returns one line per problem; empty when the site is whole."""
     from PIL import Image
+
     html_dir = Path(html_dir)
     problems = []
     for page in sorted(html_dir.rglob("*.html")):
@@ -141,8 +158,16 @@ def chromium_binary() -> str | None:
             return path
     return None
 
-def browser_screenshots(html_dir: Path | str, pages: list[str], out: Path | str, *, width: int = 1280,
-                        height: int = 1600, timeout: float = 60.0) -> list[Path]:
+
+def browser_screenshots(
+    html_dir: Path | str,
+    pages: list[str],
+    out: Path | str,
+    *,
+    width: int = 1280,
+    height: int = 1600,
+    timeout: float = 60.0,
+) -> list[Path]:
     """Render `pages` (paths relative to `html_dir`) in headless Chromium and save a PNG of each to `out`. Raises
     `FileNotFoundError` when no Chromium is installed and `RuntimeError` naming the page when one fails to render."""
     browser = chromium_binary()
@@ -154,9 +179,21 @@ def browser_screenshots(html_dir: Path | str, pages: list[str], out: Path | str,
     for page in pages:
         shot = out / (page.replace("/", "_").removesuffix(".html") + ".png")
         url = (Path(html_dir) / page).resolve().as_uri()
-        done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                               f"--window-size={width},{height}", f"--screenshot={shot}", url],
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--window-size={width},{height}",
+                f"--screenshot={shot}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if done.returncode != 0 or not shot.exists():
             raise RuntimeError(f"chromium could not render {page}: {done.stderr.strip()[-500:]}")
         shots.append(shot)

@@ -17,8 +17,8 @@ import torch
 from .data import load_structures, read_index, split_random, subsample
 from .hull import ReferenceHull
 from .metrics import calibration_table, mae, r2, rmse, spearman, stability_classification
-from .models import (CompositionConfig, CompositionModel, CrystalGNN, GNNConfig, TargetNormalizer, count_parameters,
-                             load_model)
+from .models import CompositionConfig, CompositionModel, CrystalGNN, GNNConfig, TargetNormalizer
+from .models import count_parameters, load_model
 from .train import GraphDataset, TrainConfig, fit, predict, train_ensemble, training_key
 
 log = logging.getLogger("matdisco.energy_benchmark")
@@ -30,28 +30,53 @@ __all__ = ['log', 'split_frames', 'regression_row', 'run_energy_benchmark', 'par
 # %% ../../nbs/12_energy_benchmark.ipynb #08502e435007
 def split_frames(*, n_train: int | None, n_val: int | None, n_test: int | None, seed: int = 0, progress: bool = False):
     "Train/val/test tables (with structures) from the fixed split, each a seeded subsample (None: all)."
-    index = read_index(); sp = split_random(index)
+    index = read_index()
+    sp = split_random(index)
     rows = {k: subsample(sp[k], n, seed=seed) for k, n in (("train", n_train), ("val", n_val), ("test", n_test))}
     table = load_structures(np.concatenate(list(rows.values())), progress=progress).frame.set_index("row_index")
     return tuple(table.loc[rows[k]].reset_index() for k in ("train", "val", "test"))
+
 
 def regression_row(name: str, y_true, y_pred, e_hull_true, e_hull_pred) -> dict:
     """One row of the metrics table: MAE/RMSE (eV/atom, formation energy = E_hull error on a fixed hull), R² on
     formation energy (`R2_e_form`) and on E_hull (`R2_e_hull`, Matbench Discovery's R²), and the Matbench-Discovery
     stability metrics with the DAF's ceiling (`DAF_max` = 1/prevalence) beside the DAF."""
     cls = stability_classification(e_hull_true, e_hull_pred)
-    return {"model": name, "n": int(np.isfinite(np.asarray(y_pred, float)).sum()), "MAE": mae(y_true, y_pred),
-            "RMSE": rmse(y_true, y_pred), "R2_e_form": r2(y_true, y_pred), "R2_e_hull": cls["R2"],
-            **{k: cls[k] for k in ("F1", "precision", "recall", "accuracy", "DAF", "DAF_max", "prevalence")}}
+    return {
+        "model": name,
+        "n": int(np.isfinite(np.asarray(y_pred, float)).sum()),
+        "MAE": mae(y_true, y_pred),
+        "RMSE": rmse(y_true, y_pred),
+        "R2_e_form": r2(y_true, y_pred),
+        "R2_e_hull": cls["R2"],
+        **{k: cls[k] for k in ("F1", "precision", "recall", "accuracy", "DAF", "DAF_max", "prevalence")},
+    }
 
-def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, train_config: TrainConfig,
-                         ensemble_size: int = 3, tta_scales=(0.96, 1.0, 1.04), chgnet_n: int = 100,
-                         composition: CompositionConfig | None = None, progress: bool = True, processes: int = 1) -> dict:
+
+def run_energy_benchmark(
+    train_df,
+    val_df,
+    test_df,
+    *,
+    run_dir,
+    gnn: GNNConfig,
+    train_config: TrainConfig,
+    ensemble_size: int = 3,
+    tta_scales=(0.96, 1.0, 1.04),
+    chgnet_n: int = 100,
+    composition: CompositionConfig | None = None,
+    progress: bool = True,
+    processes: int = 1,
+) -> dict:
     """Train (resumably, into `run_dir`) and evaluate; returns {'metrics', 'predictions', 'calibration', 'summary'}.
-    `processes` > 1 on CPU: each GNN member trains data-parallel over that many processes (`train.fit_data_parallel`)."""
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
-    ds = {k: GraphDataset.from_frame(df, cutoff=gnn.cutoff, progress=progress) for k, df in
-          (("train", train_df), ("val", val_df), ("test", test_df))}
+    `processes` > 1 on CPU: each GNN member trains data-parallel over that many processes
+    (`train.fit_data_parallel`)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ds = {
+        k: GraphDataset.from_frame(df, cutoff=gnn.cutoff, progress=progress)
+        for k, df in (("train", train_df), ("val", val_df), ("test", test_df))
+    }
     y_test = ds["test"].y.numpy().astype(float)
     hull = ReferenceHull.from_frame(train_df)
     eh = lambda pred: hull.e_above_hull_many(test_df.formula, pred)
@@ -59,20 +84,27 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     preds = {"mean predictor": np.full(len(y_test), float(ds["train"].y.mean()))}
     lin = TargetNormalizer.fit(ds["train"].fractions, ds["train"].y)
     preds["per-element linear"] = lin.reference(ds["test"].fractions).double().numpy()
-    torch.manual_seed(train_config.seed)           # before the model is built: its initial weights come from this seed
+    torch.manual_seed(train_config.seed)  # before the model is built: its initial weights come from this seed
     comp_model = CompositionModel(config=composition or CompositionConfig())
     comp_dir = run_dir / "composition" / training_key(comp_model, ds["train"], ds["val"], train_config)[0]
     fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=comp_dir, progress=progress)
     cm, cn, _ = load_model(comp_dir / "best.pt")
     preds["composition model"] = predict(cm, cn, ds["test"])
-    ens = train_ensemble(lambda: CrystalGNN(config=GNNConfig(**asdict(gnn))), ds["train"], ds["val"],
-                         n_members=ensemble_size, config=train_config, run_dir=run_dir / "gnn", progress=progress,
-                         processes=processes)
+    ens = train_ensemble(
+        lambda: CrystalGNN(config=GNNConfig(**asdict(gnn))),
+        ds["train"],
+        ds["val"],
+        n_members=ensemble_size,
+        config=train_config,
+        run_dir=run_dir / "gnn",
+        progress=progress,
+        processes=processes,
+    )
     mean, std = ens.predict(ds["test"])
     preds[f"GNN ensemble (n={ensemble_size})"] = mean
     tta_mean, tta_std = ens.predict_structures(list(test_df.structure), volume_scales=tta_scales)
     preds[f"GNN ensemble + volume TTA {tuple(tta_scales)}"] = tta_mean
-    eh_pred = {name: eh(v) for name, v in preds.items()}             # each prediction's E_hull, computed once
+    eh_pred = {name: eh(v) for name, v in preds.items()}  # each prediction's E_hull, computed once
     eh_gnn = eh_pred[f"GNN ensemble (n={ensemble_size})"]
     rows = [regression_row(name, y_test, v, eh_true, eh_pred[name]) for name, v in preds.items()]
     # CHGNet zero-shot on a seeded *random* subset (the first k rows are not representative), with the GNN on exactly
@@ -84,64 +116,124 @@ def run_energy_benchmark(train_df, val_df, test_df, *, run_dir, gnn: GNNConfig, 
     cross = []
     if k > 0:
         from matdisco.oracle import chgnet_energies, formation_energy_per_atom, mp_reference_energies
+
         sub = np.sort(np.random.default_rng(train_config.seed).choice(len(test_df), size=k, replace=False))
         e_tot = chgnet_energies(test_df.structure.iloc[sub], progress=progress)
         ef_chgnet = formation_energy_per_atom(test_df.structure.iloc[sub], e_tot, mp_reference_energies())
         chg_col[sub] = ef_chgnet
-        cross.append({**regression_row(f"CHGNet 0.3.0 zero-shot ({k} random test crystals)", y_test[sub], ef_chgnet,
-                                       eh_true[sub], eh(chg_col)[sub]),
-                      "level": "MP2020-compatible predictions vs pre-2020 labels (error includes the level gap)"})
-        cross.append({**regression_row(f"GNN ensemble (same {k} crystals)", y_test[sub], mean[sub], eh_true[sub], eh_gnn[sub]),
-                      "level": "pre-2020 labels, trained at that level"})
+        cross.append(
+            {
+                **regression_row(
+                    f"CHGNet 0.3.0 zero-shot ({k} random test crystals)",
+                    y_test[sub],
+                    ef_chgnet,
+                    eh_true[sub],
+                    eh(chg_col)[sub],
+                ),
+                "level": "MP2020-compatible predictions vs pre-2020 labels (error includes the level gap)",
+            }
+        )
+        cross.append(
+            {
+                **regression_row(
+                    f"GNN ensemble (same {k} crystals)", y_test[sub], mean[sub], eh_true[sub], eh_gnn[sub]
+                ),
+                "level": "pre-2020 labels, trained at that level",
+            }
+        )
     metrics = pd.DataFrame(rows).assign(level="pre-2020 labels, trained at that level")
-    predictions = pd.DataFrame({"material_id": test_df.material_id, "formula": test_df.formula, "y_true": y_test,
-                                "gnn_mean": mean, "gnn_std": std, "gnn_tta_mean": tta_mean, "gnn_tta_std": tta_std,
-                                "linear": preds["per-element linear"], "composition": preds["composition model"],
-                                "chgnet": chg_col, "e_hull_true": eh_true, "e_hull_gnn": eh_gnn})
+    predictions = pd.DataFrame(
+        {
+            "material_id": test_df.material_id,
+            "formula": test_df.formula,
+            "y_true": y_test,
+            "gnn_mean": mean,
+            "gnn_std": std,
+            "gnn_tta_mean": tta_mean,
+            "gnn_tta_std": tta_std,
+            "linear": preds["per-element linear"],
+            "composition": preds["composition model"],
+            "chgnet": chg_col,
+            "e_hull_true": eh_true,
+            "e_hull_gnn": eh_gnn,
+        }
+    )
     unc_mean, unc_std, unc_label = uncertainty_columns(predictions)
     err = np.abs(predictions[unc_mean].to_numpy() - y_test)
-    summary = {"uncertainty": unc_label, "spearman_abs_error_vs_uncertainty": spearman(err, predictions[unc_std]),
-               "spearman_abs_error_vs_std": spearman(np.abs(mean - y_test), std) if ensemble_size > 1 else None, "spearman_abs_error_vs_tta_std": spearman(np.abs(tta_mean - y_test), tta_std),
-               "n_params_gnn": count_parameters(ens.members[0][0]), "n_train": len(train_df), "n_val": len(val_df),
-               "n_test": len(test_df), "avg_num_neighbors": ens.members[0][0].config.avg_num_neighbors,
-               "gnn_config": asdict(gnn), "train_config": asdict(train_config), "processes": processes,
-               "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in ens.dirs],
-               "gnn_dirs": [str(d) for d in ens.dirs]}
-    return {"metrics": metrics, "cross_level": pd.DataFrame(cross), "predictions": predictions,
-            "calibration": calibration_table(err, predictions[unc_std]), "summary": summary}
+    summary = {
+        "uncertainty": unc_label,
+        "spearman_abs_error_vs_uncertainty": spearman(err, predictions[unc_std]),
+        "spearman_abs_error_vs_std": spearman(np.abs(mean - y_test), std) if ensemble_size > 1 else None,
+        "spearman_abs_error_vs_tta_std": spearman(np.abs(tta_mean - y_test), tta_std),
+        "n_params_gnn": count_parameters(ens.members[0][0]),
+        "n_train": len(train_df),
+        "n_val": len(val_df),
+        "n_test": len(test_df),
+        "avg_num_neighbors": ens.members[0][0].config.avg_num_neighbors,
+        "gnn_config": asdict(gnn),
+        "train_config": asdict(train_config),
+        "processes": processes,
+        "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in ens.dirs],
+        "gnn_dirs": [str(d) for d in ens.dirs],
+    }
+    return {
+        "metrics": metrics,
+        "cross_level": pd.DataFrame(cross),
+        "predictions": predictions,
+        "calibration": calibration_table(err, predictions[unc_std]),
+        "summary": summary,
+    }
 
 # %% ../../nbs/12_energy_benchmark.ipynb #b4d2798c600c
 def parity_figure(predictions: pd.DataFrame, *, pred_col: str = "gnn_mean", title: str = ""):
     "Predicted vs DFT formation energy (eV/atom), hexbin, with the MAE."
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 5))
     t, p = predictions.y_true, predictions[pred_col]
     hb = ax.hexbin(t, p, gridsize=60, mincnt=1, bins="log", cmap="viridis")
     lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set_xlabel("DFT formation energy (eV/atom)"); ax.set_ylabel("predicted formation energy (eV/atom)")
+    ax.set_xlabel("DFT formation energy (eV/atom)")
+    ax.set_ylabel("predicted formation energy (eV/atom)")
     ax.set_title(title or f"MAE {1000 * mae(t, p):.0f} meV/atom (n = {len(t)})")
-    fig.colorbar(hb, ax=ax, label="crystals"); fig.tight_layout()
+    fig.colorbar(hb, ax=ax, label="crystals")
+    fig.tight_layout()
     return fig
+
 
 def uncertainty_columns(predictions: pd.DataFrame) -> tuple[str, str, str]:
     """(mean column, std column, label) of the uncertainty to judge: the ensemble's spread when it has more than one
     member (some std > 0), else the spread over volume-TTA scales of the single model."""
-    if (predictions.gnn_std > 0).any(): return "gnn_mean", "gnn_std", "ensemble std"
+    if (predictions.gnn_std > 0).any():
+        return "gnn_mean", "gnn_std", "ensemble std"
     return "gnn_tta_mean", "gnn_tta_std", "volume-TTA std (one member)"
 
+
 def uncertainty_figure(predictions: pd.DataFrame, calibration: pd.DataFrame):
-    "|error| vs the uncertainty of `uncertainty_columns` (scatter, log–log) with binned means: does the spread rank the errors?"
+    """|error| vs the uncertainty of `uncertainty_columns` (scatter, log–log) with binned means: does the spread rank
+    the errors?"""
     import matplotlib.pyplot as plt
+
     mean_col, std_col, label = uncertainty_columns(predictions)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    err = (predictions[mean_col] - predictions.y_true).abs(); std = predictions[std_col]
+    err = (predictions[mean_col] - predictions.y_true).abs()
+    std = predictions[std_col]
     ax.scatter(std, err, s=4, alpha=0.3, label="test crystals")
     ax.plot(calibration["std"], calibration.abs_error, "o-", color="C3", label="binned mean")
     lo, hi = float(std[std > 0].min()), float(std.max())
-    ax.plot([lo, hi], [lo * np.sqrt(2 / np.pi), hi * np.sqrt(2 / np.pi)], "k:", lw=0.8,
-            label="calibrated Gaussian: E|err| = σ·√(2/π)")
-    ax.set_xscale("log"); ax.set_yscale("log")
-    ax.set_xlabel(f"{label} (eV/atom)"); ax.set_ylabel("|error| (eV/atom)")
-    ax.set_title(f"Spearman ρ = {spearman(err, std):.2f}"); ax.legend(fontsize=8); fig.tight_layout()
+    ax.plot(
+        [lo, hi],
+        [lo * np.sqrt(2 / np.pi), hi * np.sqrt(2 / np.pi)],
+        "k:",
+        lw=0.8,
+        label="calibrated Gaussian: E|err| = σ·√(2/π)",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{label} (eV/atom)")
+    ax.set_ylabel("|error| (eV/atom)")
+    ax.set_title(f"Spearman ρ = {spearman(err, std):.2f}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig

@@ -18,9 +18,11 @@ from pymatgen.core import Composition, Structure
 
 from .candidates import NoveltyChecker, disordered_matcher, is_unique, structure_matcher
 from .data import atomic_write_text, config_key
-from .metrics import STABILITY_THRESHOLD, SUN_STABILITY_THRESHOLD, rmsd_angstrom, stable_mask, sun_metrics, verified_precision
+from .metrics import STABILITY_THRESHOLD, SUN_STABILITY_THRESHOLD, rmsd_angstrom, stable_mask, sun_metrics
+from .metrics import verified_precision
 from .oracle import formation_energy_per_atom, run_oracle_batch, shared_store
-from .reference import KNOWN_LIST, ReferenceCoverage, elemental_references, hit_verdicts, known_reduced_formulas, relabel
+from .reference import KNOWN_LIST, ReferenceCoverage, elemental_references, hit_verdicts, known_reduced_formulas
+from .reference import relabel
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +33,30 @@ __all__ = ['log', 'MATCHERS', 'FAR_BELOW_HULL', 'METRIC_LABELS', 'PUBLISHED_SUN'
            'discovery_evaluate_config']
 
 # %% ../../nbs/13_evaluate.ipynb #f7675bcc4f48
-#: The matchers `evaluate` offers for uniqueness and novelty: MatterGen's tolerances, ordered or its default disordered one.
+# : The matchers `evaluate` offers for uniqueness and novelty: MatterGen's tolerances, ordered or its default disordered
+# one.
 MATCHERS = {"ordered": structure_matcher, "disordered": disordered_matcher}
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     "Settings of an evaluation; `key()` names its results (workers and scheduler do not change them)."
+
     oracle: str = "chgnet-0.3.0"
-    reference: str = "mp2018_formation"        # the only reference set with structures here
-    matcher: str = "disordered"                # MatterGen's default; or "ordered"
-    fmax: float = 0.05                         # eV/Å, FIRE on FrechetCellFilter (`matdisco.oracle.relax`)
+    reference: str = "mp2018_formation"  # the only reference set with structures here
+    matcher: str = "disordered"  # MatterGen's default; or "ordered"
+    fmax: float = 0.05  # eV/Å, FIRE on FrechetCellFilter (`matdisco.oracle.relax`)
     max_steps: int = 300
     timeout_s: float | None = 600
     stability_threshold: float = SUN_STABILITY_THRESHOLD
-    use_unconverged: bool = True               # MatterGen scores the final energy of every relaxation; False: converged only
+    use_unconverged: bool = True  # MatterGen scores the final energy of every relaxation; False: converged only
     n_workers: int = 2
 
     def __post_init__(self):
-        if self.matcher not in MATCHERS: raise ValueError(f"matcher must be one of {sorted(MATCHERS)}, not {self.matcher!r}")
-        if self.reference != "mp2018_formation": raise ValueError(f"reference {self.reference!r}: only 'mp2018_formation' is available")
+        if self.matcher not in MATCHERS:
+            raise ValueError(f"matcher must be one of {sorted(MATCHERS)}, not {self.matcher!r}")
+        if self.reference != "mp2018_formation":
+            raise ValueError(f"reference {self.reference!r}: only 'mp2018_formation' is available")
 
     def key(self) -> str:
         return config_key({k: v for k, v in asdict(self).items() if k != "n_workers"}, datasets=("mp2018_formation",))
@@ -59,42 +66,62 @@ class EvaluateConfig:
 def _known_systems() -> pd.Series:
     "Number of MP-known compositions (`known_reduced_formulas`) of ≥ 2 elements per chemical system ('A-B-…', sorted)."
     systems = ["-".join(sorted(el.symbol for el in Composition(f).elements)) for f in known_reduced_formulas()]
-    s = pd.Series(systems); return s[s.str.contains("-")].value_counts()
+    s = pd.Series(systems)
+    return s[s.str.contains("-")].value_counts()
+
 
 @functools.lru_cache(maxsize=1)
 def _coverage() -> ReferenceCoverage:
     "The reference's coverage (built once per process: it reads both data sets' hulls)."
     return ReferenceCoverage()
 
+
 def _subsystems(system: str) -> list[str]:
     import itertools
+
     els = system.split("-")
     return ["-".join(c) for r in range(2, len(els) + 1) for c in itertools.combinations(els, r)]
+
 
 def system_coverage(systems, reference_frame: pd.DataFrame) -> pd.DataFrame:
     """Per chemical system (e.g. 'Li-Mn-O'): `hull_compounds`, the reference crystals of ≥ 2 elements in it or its
     subsystems (what its hull is built from besides the elements); `mp_known_compositions`, the same count over MP's
     known compositions; `elements_only` when the hull has no compound."""
     ref_counts = reference_frame.chemsys[reference_frame.chemsys.str.contains("-")].value_counts()
-    known = _known_systems(); rows = []
+    known = _known_systems()
+    rows = []
     for s in sorted(set(systems)):
         subs = _subsystems(s)
-        n_ref = int(sum(ref_counts.get(k, 0) for k in subs)); n_mp = int(sum(known.get(k, 0) for k in subs))
-        rows.append({"chemical_system": s, "hull_compounds": n_ref, "mp_known_compositions": n_mp, "elements_only": n_ref == 0})
+        n_ref = int(sum(ref_counts.get(k, 0) for k in subs))
+        n_mp = int(sum(known.get(k, 0) for k in subs))
+        rows.append(
+            {"chemical_system": s, "hull_compounds": n_ref, "mp_known_compositions": n_mp, "elements_only": n_ref == 0}
+        )
     return pd.DataFrame(rows, columns=["chemical_system", "hull_compounds", "mp_known_compositions", "elements_only"])
 
 # %% ../../nbs/13_evaluate.ipynb #4fbd4d806682
 @dataclass
 class Evaluation:
     "Per-structure table, per-system coverage, and the metrics of one evaluation."
+
     structures: pd.DataFrame
     systems: pd.DataFrame
     metrics: dict
     config: EvaluateConfig
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["id", "reason"]))
 
-def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = EvaluateConfig(), scheduler: str | None = "local",
-                        client=None, store=None, skipped: pd.DataFrame | None = None, progress: bool = True) -> Evaluation:
+
+def evaluate_structures(
+    structures,
+    ids=None,
+    *,
+    config: EvaluateConfig = EvaluateConfig(),
+    scheduler: str | None = "local",
+    client=None,
+    store=None,
+    skipped: pd.DataFrame | None = None,
+    progress: bool = True,
+) -> Evaluation:
     """Relax `structures` (ordered pymatgen `Structure`s; ids default to their positions) with `config.oracle` and score
     them. Per structure: id, formula, chemical system, arity, ok/converged, steps, energy per atom, formation energy
     and E_hull (eV/atom, oracle level) against the reference hull, `stable` (E_hull ≤ `stability_threshold`, MatterGen),
@@ -103,37 +130,81 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     the machine-wide `shared_store('relaxations', oracle, fmax, max_steps, timeout_s)`, so a rerun resumes and
     another sample reuses identical structures). `skipped` (from the reader) counts as submitted and failed."""
     t0 = time.perf_counter()
-    structures = list(structures); ids = [str(i) for i in (range(len(structures)) if ids is None else ids)]
-    if len(ids) != len(structures): raise ValueError(f"evaluate_structures: {len(ids)} ids for {len(structures)} structures")
+    structures = list(structures)
+    ids = [str(i) for i in (range(len(structures)) if ids is None else ids)]
+    if len(ids) != len(structures):
+        raise ValueError(f"evaluate_structures: {len(ids)} ids for {len(structures)} structures")
     skipped = skipped if skipped is not None else pd.DataFrame(columns=["id", "reason"])
     elements = sorted({el.symbol for s in structures for el in s.composition.elements})
     # an element without any reference energy (no mp2018 elemental crystal and no MP2020 value, e.g. Am) leaves the
     # formation energy undefined: such structures are reported as failed, with the reason, and not relaxed
     from matdisco.oracle import mp_reference_energies
+
     unreferenced = sorted(set(elements) - set(mp_reference_energies()))
     elements = [e for e in elements if e not in unreferenced]
     judgeable = np.array([not ({el.symbol for el in s.composition.elements} & set(unreferenced)) for s in structures])
-    store = store if store is not None else shared_store("relaxations", config.oracle, fmax=config.fmax,
-                                                         max_steps=config.max_steps, timeout_s=config.timeout_s)
+    store = (
+        store
+        if store is not None
+        else shared_store(
+            "relaxations", config.oracle, fmax=config.fmax, max_steps=config.max_steps, timeout_s=config.timeout_s
+        )
+    )
     from contextlib import nullcontext
     from matdisco.cluster import client_or_new
+
     # one cluster for the reference's single points, the elemental references and the relaxations
-    with (client_or_new(client, scheduler, n_workers=config.n_workers) if scheduler or client else nullcontext(None)) as cl:
-        oref = relabel(config.oracle, elements=elements, scheduler=scheduler, n_workers=config.n_workers, client=cl, progress=progress)
-        refs = elemental_references(elements, oracle=config.oracle, scheduler=scheduler, n_workers=config.n_workers, client=cl)
+    with (
+        client_or_new(client, scheduler, n_workers=config.n_workers) if scheduler or client else nullcontext(None)
+    ) as cl:
+        oref = relabel(
+            config.oracle,
+            elements=elements,
+            scheduler=scheduler,
+            n_workers=config.n_workers,
+            client=cl,
+            progress=progress,
+        )
+        refs = elemental_references(
+            elements, oracle=config.oracle, scheduler=scheduler, n_workers=config.n_workers, client=cl
+        )
         mu = {**dict(zip(oref.elemental.element, oref.elemental.mu)), **dict(zip(refs.element, refs.mu))}
-        hull = oref.hull(); t_ref = time.perf_counter()
+        hull = oref.hull()
+        t_ref = time.perf_counter()
         todo = [s for s, j in zip(structures, judgeable) if j]
-        done = run_oracle_batch(todo, store, oracle=config.oracle, fmax=config.fmax, max_steps=config.max_steps,
-                                timeout_s=config.timeout_s, scheduler=scheduler, n_workers=config.n_workers, client=cl,
-                                meta=[{"id": i} for i, j in zip(ids, judgeable) if j], progress=progress)
+        done = run_oracle_batch(
+            todo,
+            store,
+            oracle=config.oracle,
+            fmax=config.fmax,
+            max_steps=config.max_steps,
+            timeout_s=config.timeout_s,
+            scheduler=scheduler,
+            n_workers=config.n_workers,
+            client=cl,
+            meta=[{"id": i} for i, j in zip(ids, judgeable) if j],
+            progress=progress,
+        )
     t_relax = time.perf_counter()
     relaxed_rows = iter(done.to_dict("records"))
     missing = lambda s: ", ".join(sorted({el.symbol for el in s.composition.elements} & set(unreferenced)))
-    res = pd.DataFrame([next(relaxed_rows) if j else {"ok": False, "converged": False, "n_steps": 0, "energy_per_atom": np.nan,
-                                                      "final_structure": None, "reason": f"no elemental reference for {missing(s)}"}
-                        for s, j in zip(structures, judgeable)])
-    ok = res.ok.to_numpy(bool); converged = ok & res.converged.to_numpy(bool)
+    res = pd.DataFrame(
+        [
+            next(relaxed_rows)
+            if j
+            else {
+                "ok": False,
+                "converged": False,
+                "n_steps": 0,
+                "energy_per_atom": np.nan,
+                "final_structure": None,
+                "reason": f"no elemental reference for {missing(s)}",
+            }
+            for s, j in zip(structures, judgeable)
+        ]
+    )
+    ok = res.ok.to_numpy(bool)
+    converged = ok & res.converged.to_numpy(bool)
     relaxed = [Structure.from_dict(json.loads(d)) if k else None for k, d in zip(ok, res.final_structure)]
     usable = converged | (ok & config.use_unconverged)
     energy = np.where(usable, res.energy_per_atom.to_numpy(float), np.nan)
@@ -144,7 +215,8 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     e_hull = hull.e_above_hull_many(comps, e_form)
     matcher = MATCHERS[config.matcher]()
     relaxed_ok = [relaxed[k] for k in np.flatnonzero(ok)]
-    unique = np.zeros(len(structures), bool); unique[ok] = is_unique(relaxed_ok, matcher=matcher)
+    unique = np.zeros(len(structures), bool)
+    unique[ok] = is_unique(relaxed_ok, matcher=matcher)
     checker = NoveltyChecker(oref.frame.structure, ids=oref.frame.material_id, matcher=matcher)
     match = [checker.match(s) if s is not None else None for s in relaxed]
     novel = ok & np.array([m is None for m in match])
@@ -154,39 +226,67 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
     coverage = _coverage()
     systems_of = ["-".join(sorted(el.symbol for el in c.elements)) for c in comps]
     systems = system_coverage(systems_of, oref.frame)
-    table = pd.DataFrame({
-        "id": ids, "formula": [c.reduced_formula for c in comps], "chemical_system": systems_of,
-        "n_elements": [len(c.elements) for c in comps], "n_sites": [len(s) for s in structures],
-        "ok": ok, "converged": converged, "reason": res.reason.fillna("").to_numpy(), "n_steps": res.n_steps.to_numpy(),
-        "energy_per_atom": energy, "e_form": e_form, "e_hull": e_hull,
-        "stable": stable_mask(e_hull, threshold=config.stability_threshold), "stable_mbd": stable_mask(e_hull, threshold=STABILITY_THRESHOLD),
-        "unique": unique, "novel": novel, "matched_reference": match, "known_composition": known,
-        "hull_gap": [coverage.hull_gap(c) for c in comps], "reference_covered": [coverage.covered(c) for c in comps],
-        "rmsd": rmsd})
+    table = pd.DataFrame(
+        {
+            "id": ids,
+            "formula": [c.reduced_formula for c in comps],
+            "chemical_system": systems_of,
+            "n_elements": [len(c.elements) for c in comps],
+            "n_sites": [len(s) for s in structures],
+            "ok": ok,
+            "converged": converged,
+            "reason": res.reason.fillna("").to_numpy(),
+            "n_steps": res.n_steps.to_numpy(),
+            "energy_per_atom": energy,
+            "e_form": e_form,
+            "e_hull": e_hull,
+            "stable": stable_mask(e_hull, threshold=config.stability_threshold),
+            "stable_mbd": stable_mask(e_hull, threshold=STABILITY_THRESHOLD),
+            "unique": unique,
+            "novel": novel,
+            "matched_reference": match,
+            "known_composition": known,
+            "hull_gap": [coverage.hull_gap(c) for c in comps],
+            "reference_covered": [coverage.covered(c) for c in comps],
+            "rmsd": rmsd,
+        }
+    )
     hits = (table.ok & table.stable).to_numpy()
     table["verdict"] = ""
     table.loc[hits, "verdict"] = hit_verdicts([comps[k] for k in np.flatnonzero(hits)], coverage=coverage)
     table = table.merge(systems, on="chemical_system", how="left")
     n_submitted = len(structures) + len(skipped)
-    m = sun_metrics(table.stable[ok], table.unique[ok], table.novel[ok], n_submitted=n_submitted, known_composition=known[ok])
+    m = sun_metrics(
+        table.stable[ok], table.unique[ok], table.novel[ok], n_submitted=n_submitted, known_composition=known[ok]
+    )
     sun = table.stable & table.unique & table.novel
     per_submitted = lambda mask: float(mask.sum() / n_submitted) if n_submitted else float("nan")
     wall = time.perf_counter() - t0
-    metrics = {**m, "n_read": len(structures), "n_skipped": len(skipped), "n_converged": int(converged.sum()),
-               "stable_mbd": float(table.stable_mbd.sum() / n_submitted) if n_submitted else float("nan"),
-               "sun_elements_only": int((sun & table.elements_only).sum()),
-               "sun_converged_only": per_submitted(sun & table.converged),
-               "stable_converged_only": per_submitted(table.stable & table.converged),
-               "sun_covered": int((sun & table.reference_covered).sum()),
-               "sun_reference_gap": int((sun & ~table.reference_covered).sum()),
-               "stable_far_below_hull": int((table.e_hull < -FAR_BELOW_HULL).sum()),
-               **verified_precision(table.verdict[table.verdict.ne("")]),
-               "rmsd_mean": float(np.nanmean(rmsd)) if ok.any() else float("nan"),
-               "oracle": config.oracle, "reference": f"{config.reference} at {config.oracle}'s level ({len(oref.frame)} crystals)",
-               "new_relative_to": KNOWN_LIST,
-               "matcher": config.matcher, "stability_threshold": config.stability_threshold, "config": config.key(),
-               "wall_reference_s": t_ref - t0, "wall_relax_s": t_relax - t_ref, "wall_s": wall,
-               "structures_per_min": 60 * len(structures) / wall if wall > 0 else float("nan")}
+    metrics = {
+        **m,
+        "n_read": len(structures),
+        "n_skipped": len(skipped),
+        "n_converged": int(converged.sum()),
+        "stable_mbd": float(table.stable_mbd.sum() / n_submitted) if n_submitted else float("nan"),
+        "sun_elements_only": int((sun & table.elements_only).sum()),
+        "sun_converged_only": per_submitted(sun & table.converged),
+        "stable_converged_only": per_submitted(table.stable & table.converged),
+        "sun_covered": int((sun & table.reference_covered).sum()),
+        "sun_reference_gap": int((sun & ~table.reference_covered).sum()),
+        "stable_far_below_hull": int((table.e_hull < -FAR_BELOW_HULL).sum()),
+        **verified_precision(table.verdict[table.verdict.ne("")]),
+        "rmsd_mean": float(np.nanmean(rmsd)) if ok.any() else float("nan"),
+        "oracle": config.oracle,
+        "reference": f"{config.reference} at {config.oracle}'s level ({len(oref.frame)} crystals)",
+        "new_relative_to": KNOWN_LIST,
+        "matcher": config.matcher,
+        "stability_threshold": config.stability_threshold,
+        "config": config.key(),
+        "wall_reference_s": t_ref - t0,
+        "wall_relax_s": t_relax - t_ref,
+        "wall_s": wall,
+        "structures_per_min": 60 * len(structures) / wall if wall > 0 else float("nan"),
+    }
     return Evaluation(table, systems, metrics, config, skipped)
 
 # %% ../../nbs/13_evaluate.ipynb #2eeb7608ab36
@@ -194,151 +294,241 @@ def evaluate_structures(structures, ids=None, *, config: EvaluateConfig = Evalua
 #: MatterGen's stability threshold (0.1 eV/atom; Zeni et al., Nature 639, 624 (2025)) is above it. A flag, not a filter
 FAR_BELOW_HULL = 0.1
 
+
 def energy_histogram(table: pd.DataFrame, *, threshold: float = SUN_STABILITY_THRESHOLD, title: str = ""):
     "Histogram of E_hull (eV/atom) with the Matbench Discovery (0) and MatterGen (`threshold`) lines."
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 3.4))
     e = table.e_hull.dropna().clip(-1, 2)
     ax.hist(e, bins=40, color="tab:blue", alpha=0.8)
     ax.axvline(0, color="k", lw=1, label="E_hull = 0 (Matbench Discovery stable)")
     ax.axvline(threshold, color="tab:red", lw=1, ls="--", label=f"E_hull = {threshold} (MatterGen stable)")
-    ax.set_xlabel("E_hull against the reference hull (eV/atom, clipped to [-1, 2])"); ax.set_ylabel("structures (count)")
-    ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout(); return fig
+    ax.set_xlabel("E_hull against the reference hull (eV/atom, clipped to [-1, 2])")
+    ax.set_ylabel("structures (count)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
-METRIC_LABELS = {"n_submitted": "submitted", "n_relaxed": "relaxed", "n_converged": "converged", "stable": "stable (E_hull ≤ 0.1)",
-                 "stable_mbd": "stable (E_hull ≤ 0)", "unique": "unique", "novel": "novel", "unique_novel": "unique & novel",
-                 "sun": "S.U.N.", "sun_new_composition": "S.U.N., composition not in the known list",
-                 "sun_converged_only": "S.U.N., converged relaxations only",
-                 "stable_converged_only": "stable (E_hull ≤ 0.1), converged relaxations only",
-                 "sun_elements_only": "S.U.N. against elements only (count)",
-                 "sun_covered": "S.U.N. where the reference hull is complete (count)",
-                 "sun_reference_gap": "S.U.N. in a reference hole: hull gap or empty pair (count)",
-                 "stable_far_below_hull": f"E_hull < -{FAR_BELOW_HULL} eV/atom: check the reference (count)",
-                 "n_hits": "hits: stable after relaxation (count)",
-                 "n_verified_rediscovery": "  verified rediscovery: known, on MP's hull (count)",
-                 "n_verified_false_positive": "  verified false positive: known, above MP's hull (count)",
-                 "n_known_unverified": "  known, no MP energy offline (count)",
-                 "n_reference_hole": "  reference hole: unknown, reference incomplete (count)",
-                 "n_new": "  new: unknown, reference complete (count)",
-                 "precision_verified": "precision on verifiable hits",
-                 "precision_verified_lo": "  its 95 % interval: low",
-                 "precision_verified_hi": "  its 95 % interval: high",
-                 "rmsd_mean": "RMSD to relaxed (Å)",
-                 "structures_per_min": "throughput (structures/min)"}
+
+METRIC_LABELS = {
+    "n_submitted": "submitted",
+    "n_relaxed": "relaxed",
+    "n_converged": "converged",
+    "stable": "stable (E_hull ≤ 0.1)",
+    "stable_mbd": "stable (E_hull ≤ 0)",
+    "unique": "unique",
+    "novel": "novel",
+    "unique_novel": "unique & novel",
+    "sun": "S.U.N.",
+    "sun_new_composition": "S.U.N., composition not in the known list",
+    "sun_converged_only": "S.U.N., converged relaxations only",
+    "stable_converged_only": "stable (E_hull ≤ 0.1), converged relaxations only",
+    "sun_elements_only": "S.U.N. against elements only (count)",
+    "sun_covered": "S.U.N. where the reference hull is complete (count)",
+    "sun_reference_gap": "S.U.N. in a reference hole: hull gap or empty pair (count)",
+    "stable_far_below_hull": f"E_hull < -{FAR_BELOW_HULL} eV/atom: check the reference (count)",
+    "n_hits": "hits: stable after relaxation (count)",
+    "n_verified_rediscovery": "  verified rediscovery: known, on MP's hull (count)",
+    "n_verified_false_positive": "  verified false positive: known, above MP's hull (count)",
+    "n_known_unverified": "  known, no MP energy offline (count)",
+    "n_reference_hole": "  reference hole: unknown, reference incomplete (count)",
+    "n_new": "  new: unknown, reference complete (count)",
+    "precision_verified": "precision on verifiable hits",
+    "precision_verified_lo": "  its 95 % interval: low",
+    "precision_verified_hi": "  its 95 % interval: high",
+    "rmsd_mean": "RMSD to relaxed (Å)",
+    "structures_per_min": "throughput (structures/min)",
+}
+
 
 def metrics_table(metrics: dict) -> pd.DataFrame:
     "The headline metrics as a two-column table (fractions as given, counts as counts)."
     return pd.DataFrame([{"metric": METRIC_LABELS[k], "value": metrics[k]} for k in METRIC_LABELS if k in metrics])
 
+
 def write_evaluation(ev: Evaluation, out_dir: Path | str, *, figure_name: str = "evaluate_e_hull") -> dict:
     """Write `structures.csv`, `systems.csv`, `skipped.csv`, `metrics.json` and the E_hull histogram (PNG + PDF)
     into `out_dir` (atomically); returns the paths."""
     from matdisco.figures import save_figure
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "structures.csv", ev.structures.to_csv(index=False))
     atomic_write_text(out / "systems.csv", ev.systems.to_csv(index=False))
     atomic_write_text(out / "skipped.csv", ev.skipped.to_csv(index=False))
-    atomic_write_text(out / "metrics.json", json.dumps({**ev.metrics, "config_settings": asdict(ev.config)}, indent=2, default=float))
-    fig = energy_histogram(ev.structures, threshold=ev.config.stability_threshold,
-                           title=f"{ev.metrics['n_relaxed']} relaxed, {ev.config.oracle}, S.U.N. {ev.metrics['sun']:.1%}")
+    atomic_write_text(
+        out / "metrics.json", json.dumps({**ev.metrics, "config_settings": asdict(ev.config)}, indent=2, default=float)
+    )
+    fig = energy_histogram(
+        ev.structures,
+        threshold=ev.config.stability_threshold,
+        title=f"{ev.metrics['n_relaxed']} relaxed, {ev.config.oracle}, S.U.N. {ev.metrics['sun']:.1%}",
+    )
     paths = save_figure(fig, figure_name, out)
-    import matplotlib.pyplot as plt; plt.close(fig)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
     return {"structures": out / "structures.csv", "metrics": out / "metrics.json", "figures": paths}
 
 # %% ../../nbs/13_evaluate.ipynb #37476063eb4b
 #: S.U.N. rate and mean RMSD (Å) between samples and their DFT-relaxed structures, 1,024 samples each, as published by
 #: MatterGen (Zeni et al., Nature 2025) for itself and the baselines it retrained: DFT relaxations, a 846k-entry
 #: MP + Alexandria hull, E_hull ≤ 0.1 eV/atom.
-PUBLISHED_SUN = pd.DataFrame([
-    {"generator": "MatterGen (published)", "sun": 0.3857, "rmsd_mean": 0.021},
-    {"generator": "DiffCSP (published)", "sun": 0.3327, "rmsd_mean": 0.104},
-    {"generator": "CDVAE (published)", "sun": 0.1399, "rmsd_mean": 0.359}]).assign(
-        oracle="DFT (PBE)", reference="MP + Alexandria, 846k entries")
+PUBLISHED_SUN = pd.DataFrame(
+    [
+        {"generator": "MatterGen (published)", "sun": 0.3857, "rmsd_mean": 0.021},
+        {"generator": "DiffCSP (published)", "sun": 0.3327, "rmsd_mean": 0.104},
+        {"generator": "CDVAE (published)", "sun": 0.1399, "rmsd_mean": 0.359},
+    ]
+).assign(oracle="DFT (PBE)", reference="MP + Alexandria, 846k entries")
 
-def generator_samples(elements=None, *, n_parents: int = 20, per_generator: int = 20, n_systems: int = 5,
-                      max_sites: int = 20, seed: int = 0, oracle: str = "chgnet-0.3.0", scheduler: str | None = "local",
-                      n_workers: int = 2, client=None) -> dict[str, tuple[list[str], list[Structure]]]:
+
+def generator_samples(
+    elements=None,
+    *,
+    n_parents: int = 20,
+    per_generator: int = 20,
+    n_systems: int = 5,
+    max_sites: int = 20,
+    seed: int = 0,
+    oracle: str = "chgnet-0.3.0",
+    scheduler: str | None = "local",
+    n_workers: int = 2,
+    client=None,
+) -> dict[str, tuple[list[str], list[Structure]]]:
     """Per generator ('substitution', 'saps', 'random_search'): up to `per_generator` randomly drawn candidates
     (ids 'generator:parent:k', structures) of ≤ `max_sites` sites, from `n_parents` hull-stable parents of the
     oracle-level reference of `elements` (None: the whole table) and `n_systems` random ternary systems of its ionic
     elements."""
     from matdisco.candidates import generate_candidates, ionic_elements
     from matdisco.reference import oracle_level_hull
+
     rng = np.random.default_rng(seed)
     oref = relabel(oracle, elements=elements, scheduler=scheduler, n_workers=n_workers, client=client)
-    frame = oref.frame; hull = oracle_level_hull(frame)
+    frame = oref.frame
+    hull = oracle_level_hull(frame)
     on_hull = hull.e_above_hull_many(frame.reduced_formula, frame.e_form_oracle) <= 1e-6
     parents = frame[on_hull & (frame.structure.apply(len) <= max_sites)]
     parents = parents.sample(n=min(n_parents, len(parents)), random_state=int(rng.integers(2**31)))
     space = sorted({el for c in frame.chemsys for el in c.split("-")})
     ionic = ionic_elements(space)
-    systems = sorted({"-".join(sorted(rng.choice(ionic, size=min(3, len(ionic)), replace=False))) for _ in range(n_systems)})
-    cands, _ = generate_candidates(parents, chemical_systems=systems, max_atoms=max_sites, seed=int(rng.integers(2**31)),
-                                   allowed_elements=elements or None)
+    systems = sorted(
+        {"-".join(sorted(rng.choice(ionic, size=min(3, len(ionic)), replace=False))) for _ in range(n_systems)}
+    )
+    cands, _ = generate_candidates(
+        parents,
+        chemical_systems=systems,
+        max_atoms=max_sites,
+        seed=int(rng.integers(2**31)),
+        allowed_elements=elements or None,
+    )
     from matdisco.oracle import mp_reference_energies
-    referable = set(mp_reference_energies())      # a candidate with an element of no reference energy cannot be judged
+
+    referable = set(mp_reference_energies())  # a candidate with an element of no reference energy cannot be judged
     out = {}
     for gen in ("substitution", "saps", "random_search"):
-        pool = [c for c in cands if c.generator == gen and len(c.structure) <= max_sites
-                and {el.symbol for el in c.structure.composition.elements} <= referable]
+        pool = [
+            c
+            for c in cands
+            if c.generator == gen
+            and len(c.structure) <= max_sites
+            and {el.symbol for el in c.structure.composition.elements} <= referable
+        ]
         pick = np.sort(rng.choice(len(pool), size=min(per_generator, len(pool)), replace=False)) if pool else []
         out[gen] = ([f"{gen}:{pool[k].parent_id}:{k}" for k in pick], [pool[k].structure for k in pick])
     return out
 
-def evaluate_generators(samples: dict, *, config: EvaluateConfig = EvaluateConfig(), out_dir: Path | str,
-                        scheduler: str | None = "local", store=None, progress: bool = True) -> pd.DataFrame:
+
+def evaluate_generators(
+    samples: dict,
+    *,
+    config: EvaluateConfig = EvaluateConfig(),
+    out_dir: Path | str,
+    scheduler: str | None = "local",
+    store=None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """`evaluate_structures` on each generator's sample (`generator_samples`, `discovery_round_samples`), each written
     to `out_dir/<generator>/`; one row of metrics per generator, labelled with its oracle and reference."""
     rows = []
     for gen, (ids, structures) in samples.items():
-        if not structures: log.warning("generator %s proposed nothing; left out", gen); continue
+        if not structures:
+            log.warning("generator %s proposed nothing; left out", gen)
+            continue
         ev = evaluate_structures(structures, ids, config=config, scheduler=scheduler, store=store, progress=progress)
         name = gen.replace(" ", "_")
         write_evaluation(ev, Path(out_dir) / name, figure_name=f"evaluate_e_hull_{name}")
         rows.append({"generator": gen, **{k: v for k, v in ev.metrics.items() if not isinstance(v, dict)}})
     return pd.DataFrame(rows)
 
+
 def generators_figure(table: pd.DataFrame, published: pd.DataFrame = PUBLISHED_SUN):
     "Bars: S.U.N. (%) and mean RMSD to the relaxed structure (Å) per generator, ours beside the published ones."
     import matplotlib.pyplot as plt
+
     both = pd.concat([table.assign(kind="this work"), published.assign(kind="published")], ignore_index=True)
     labels = [g.replace("_", " ") for g in both.generator]
     colors = ["tab:blue" if k == "this work" else "tab:gray" for k in both.kind]
     oracles = ", ".join(sorted(set(table.oracle))) if len(table) else "no oracle"
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-    for ax, col, ylabel in ((axes[0], "sun", "S.U.N. (% of submitted)"), (axes[1], "rmsd_mean", "mean RMSD to relaxed (Å)")):
+    for ax, col, ylabel in (
+        (axes[0], "sun", "S.U.N. (% of submitted)"),
+        (axes[1], "rmsd_mean", "mean RMSD to relaxed (Å)"),
+    ):
         vals = both[col] * (100 if col == "sun" else 1)
         ax.bar(range(len(both)), vals, color=colors)
-        ax.set_xticks(range(len(both))); ax.set_xticklabels(labels, fontsize=7.5, rotation=45, ha="right")
+        ax.set_xticks(range(len(both)))
+        ax.set_xticklabels(labels, fontsize=7.5, rotation=45, ha="right")
         ax.set_ylabel(ylabel)
-    fig.suptitle(f"blue: this work ({oracles} relaxation and hull of mp2018_formation at its level); "
-                 "grey: published by MatterGen (DFT, 846k-entry MP + Alexandria hull)", fontsize=8.5)
-    fig.tight_layout(); return fig
+    fig.suptitle(
+        f"blue: this work ({oracles} relaxation and hull of mp2018_formation at its level); "
+        "grey: published by MatterGen (DFT, 846k-entry MP + Alexandria hull)",
+        fontsize=8.5,
+    )
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/13_evaluate.ipynb #5f7088db1633
-def discovery_round_samples(run_dir: Path | str, *, oracle: str = "chgnet-0.3.0") -> dict[str, tuple[list[str], list[Structure]]]:
+def discovery_round_samples(
+    run_dir: Path | str, *, oracle: str = "chgnet-0.3.0"
+) -> dict[str, tuple[list[str], list[Structure]]]:
     """Per round of a discovery run (`discovery_dir(config, out)`): the candidates it sent to the oracle, as proposed
     (first frame of each trajectory), with ids 'round r:generator:arm:hash'. Keys 'round 0', 'round 1', …"""
     from ase.io import read
     from pymatgen.io.ase import AseAtomsAdaptor
     from matdisco.oracle import OracleStore
-    run_dir = Path(run_dir); table = OracleStore(run_dir / "oracle.sqlite").table(oracle)
+
+    run_dir = Path(run_dir)
+    table = OracleStore(run_dir / "oracle.sqlite").table(oracle)
     out: dict[str, tuple[list, list]] = {}
     for row in table.sort_values("created").itertuples():
         meta = json.loads(row.meta) if isinstance(row.meta, str) and row.meta else {}
-        if "round" not in meta: continue
+        if "round" not in meta:
+            continue
         traj = run_dir / "trajectories" / f"{oracle}-{row.structure_hash}.extxyz"
-        if not traj.exists(): log.warning("%s: no trajectory for %s; left out", run_dir, row.structure_hash); continue
+        if not traj.exists():
+            log.warning("%s: no trajectory for %s; left out", run_dir, row.structure_hash)
+            continue
         s = AseAtomsAdaptor.get_structure(read(str(traj), index=0, format="extxyz"))
         arm = "filtered" if meta.get("filtered") else "control" if meta.get("control") else "other"
         ids, structures = out.setdefault(f"round {int(meta['round'])}", ([], []))
-        ids.append(f"round {int(meta['round'])}:{meta.get('generator')}:{arm}:{row.structure_hash[:10]}"); structures.append(s)
+        ids.append(f"round {int(meta['round'])}:{meta.get('generator')}:{arm}:{row.structure_hash[:10]}")
+        structures.append(s)
     return dict(sorted(out.items(), key=lambda kv: int(kv[0].split()[1])))
+
 
 def discovery_evaluate_config(run_dir: Path | str, **overrides) -> EvaluateConfig:
     "An `EvaluateConfig` with the discovery run's oracle and relaxation settings (from its `config.json`)."
     cfg = json.loads((Path(run_dir) / "config.json").read_text())
     cfg = cfg.get("config", cfg)
-    return EvaluateConfig(**{"oracle": cfg["oracle"], "fmax": cfg["fmax"], "max_steps": cfg["max_steps"],
-                             "timeout_s": cfg["timeout_s"], **overrides})
+    return EvaluateConfig(
+        **{
+            "oracle": cfg["oracle"],
+            "fmax": cfg["fmax"],
+            "max_steps": cfg["max_steps"],
+            "timeout_s": cfg["timeout_s"],
+            **overrides,
+        }
+    )

@@ -25,7 +25,8 @@ def save_figure(fig, name: str, *dirs: Path | str) -> list[Path]:
     "Save `fig` as `name`.png (200 dpi) and `name`.pdf into each folder in `dirs` (atomically); return the paths."
     out = []
     for d in dirs:
-        d = Path(d); d.mkdir(parents=True, exist_ok=True)
+        d = Path(d)
+        d.mkdir(parents=True, exist_ok=True)
         for ext in ("png", "pdf"):
             dest = d / f"{name}.{ext}"
             with atomic_path(dest) as tmp:
@@ -38,26 +39,40 @@ def element_counts(formulas) -> pd.Series:
     "Number of crystals containing each element, sorted by atomic number."
     c = Counter(el for f in formulas for el in {e.symbol for e in Composition(f).elements})
     from pymatgen.core import Element
+
     return pd.Series(c).sort_index(key=lambda idx: [Element(s).Z for s in idx])
+
 
 def dataset_overview_figure(index: pd.DataFrame, e_hull: np.ndarray | None = None, *, title: str = ""):
     "Four-panel overview of a formation-energy data set (index table from `matdisco.data.read_index`)."
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     counts = element_counts(index.formula)
-    ax = axes[0, 0]; ax.bar(range(len(counts)), counts.values, color="C0")
-    ax.set_xticks(range(len(counts))); ax.set_xticklabels(counts.index, rotation=90, fontsize=5)
-    ax.set_xlabel("element (by atomic number)"); ax.set_ylabel("crystals containing element"); ax.set_yscale("log")
-    ax = axes[0, 1]; sns.histplot(index.formation_energy_per_atom, bins=80, ax=ax, color="C1")
-    ax.set_xlabel("formation energy (eV/atom)"); ax.set_ylabel("crystals")
-    ax = axes[1, 0]; ar = index.n_elements.value_counts().sort_index()
-    ax.bar(ar.index.astype(int), ar.values, color="C2"); ax.set_xlabel("number of elements"); ax.set_ylabel("crystals")
+    ax = axes[0, 0]
+    ax.bar(range(len(counts)), counts.values, color="C0")
+    ax.set_xticks(range(len(counts)))
+    ax.set_xticklabels(counts.index, rotation=90, fontsize=5)
+    ax.set_xlabel("element (by atomic number)")
+    ax.set_ylabel("crystals containing element")
+    ax.set_yscale("log")
+    ax = axes[0, 1]
+    sns.histplot(index.formation_energy_per_atom, bins=80, ax=ax, color="C1")
+    ax.set_xlabel("formation energy (eV/atom)")
+    ax.set_ylabel("crystals")
+    ax = axes[1, 0]
+    ar = index.n_elements.value_counts().sort_index()
+    ax.bar(ar.index.astype(int), ar.values, color="C2")
+    ax.set_xlabel("number of elements")
+    ax.set_ylabel("crystals")
     ax = axes[1, 1]
     if e_hull is not None:
-        eh = np.asarray(e_hull, float); eh = eh[np.isfinite(eh)]
+        eh = np.asarray(e_hull, float)
+        eh = eh[np.isfinite(eh)]
         sns.histplot(np.clip(eh, 0, 1.0), bins=60, ax=ax, color="C3")
         ax.set_title(f"{np.mean(eh <= 1e-6):.1%} on the data set's own hull (n = {len(eh)})", fontsize=9)
-    ax.set_xlabel("energy above own hull, clipped at 1 (eV/atom)"); ax.set_ylabel("crystals")
-    if title: fig.suptitle(title)
+    ax.set_xlabel("energy above own hull, clipped at 1 (eV/atom)")
+    ax.set_ylabel("crystals")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -18,72 +18,109 @@ __all__ = ['neighbor_list_numpy', 'neighbor_list', 'CrystalGraph', 'structure_to
 def _as_arrays(obj):
     "(atomic numbers, Cartesian positions, cell rows, pbc) from a pymatgen Structure or an ase Atoms."
     if hasattr(obj, "get_positions"):  # ase.Atoms
-        return (np.asarray(obj.numbers, dtype=np.int64), np.asarray(obj.get_positions(), dtype=float),
-                np.asarray(obj.cell[:], dtype=float), np.asarray(obj.pbc, dtype=bool))
-    return (np.asarray(obj.atomic_numbers, dtype=np.int64), np.asarray(obj.cart_coords, dtype=float),
-            np.asarray(obj.lattice.matrix, dtype=float), np.array(obj.lattice.pbc, dtype=bool))
+        return (
+            np.asarray(obj.numbers, dtype=np.int64),
+            np.asarray(obj.get_positions(), dtype=float),
+            np.asarray(obj.cell[:], dtype=float),
+            np.asarray(obj.pbc, dtype=bool),
+        )
+    return (
+        np.asarray(obj.atomic_numbers, dtype=np.int64),
+        np.asarray(obj.cart_coords, dtype=float),
+        np.asarray(obj.lattice.matrix, dtype=float),
+        np.array(obj.lattice.pbc, dtype=bool),
+    )
 
-def neighbor_list_numpy(positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc=(True, True, True),
-                        exclude_self: bool = True, max_block: int = 1 << 21):
+
+def neighbor_list_numpy(
+    positions: np.ndarray,
+    cell: np.ndarray,
+    cutoff: float,
+    *,
+    pbc=(True, True, True),
+    exclude_self: bool = True,
+    max_block: int = 1 << 21,
+):
     """All pairs (i, j, image) with |x_j + image·L − x_i| ≤ `cutoff` (Å), over every periodic image.
     Returns `center` (E,), `neighbor` (E,), `image` (E, 3) integer lattice shifts relative to the *given*
-    positions, and `distance` (E,). An atom's zero-length pair with itself is dropped when `exclude_self` (as pymatgen does)."""
-    pos = np.asarray(positions, dtype=float); L = np.asarray(cell, dtype=float); pbc = np.asarray(pbc, dtype=bool)
+    positions, and `distance` (E,). An atom's zero-length pair with itself is dropped when `exclude_self` (as pymatgen
+    does)."""
+    pos = np.asarray(positions, dtype=float)
+    L = np.asarray(cell, dtype=float)
+    pbc = np.asarray(pbc, dtype=bool)
     n = len(pos)
-    if n == 0: return (np.zeros(0, np.int64),) * 2 + (np.zeros((0, 3), np.int64), np.zeros(0))
-    if np.any(pbc) and abs(np.linalg.det(L)) < 1e-12: raise ValueError("neighbor_list: the cell is singular (zero volume)")
+    if n == 0:
+        return (np.zeros(0, np.int64),) * 2 + (np.zeros((0, 3), np.int64), np.zeros(0))
+    if np.any(pbc) and abs(np.linalg.det(L)) < 1e-12:
+        raise ValueError("neighbor_list: the cell is singular (zero volume)")
     frac = np.linalg.solve(L.T, pos.T).T if np.any(pbc) else np.zeros_like(pos)
-    shift0 = np.where(pbc, np.floor(frac), 0).astype(np.int64)   # wrap periodic axes into [0, 1)
+    shift0 = np.where(pbc, np.floor(frac), 0).astype(np.int64)  # wrap periodic axes into [0, 1)
     wrapped = pos - shift0 @ L
     recip_len = np.linalg.norm(np.linalg.inv(L).T, axis=1) if np.any(pbc) else np.zeros(3)
     nmax = np.where(pbc, np.ceil(cutoff * recip_len), 0).astype(np.int64)
     grid = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in nmax], indexing="ij"), -1).reshape(-1, 3)
     shifts = grid @ L
-    diff = wrapped[None, :, :] - wrapped[:, None, :]                  # (n, n, 3): x_j - x_i
+    diff = wrapped[None, :, :] - wrapped[:, None, :]  # (n, n, 3): x_j - x_i
     # Triangle inequality: |diff + t| >= |t| - max|diff|, so images with |t| > cutoff + max|diff| are skipped.
-    reach = cutoff + np.sqrt((diff ** 2).sum(-1).max())
-    keep_img = (shifts ** 2).sum(-1) <= reach ** 2
+    reach = cutoff + np.sqrt((diff**2).sum(-1).max())
+    keep_img = (shifts**2).sum(-1) <= reach**2
     grid, shifts = grid[keep_img], shifts[keep_img]
     centers, neighbors, images, dists = [], [], [], []
     chunk = max(1, max_block // max(1, n * n))
     c2 = cutoff * cutoff
     for s in range(0, len(grid), chunk):
-        t = shifts[s:s + chunk]                                        # (m, 3)
-        v = diff[None] + t[:, None, None, :]                           # (m, n, n, 3)
+        t = shifts[s : s + chunk]  # (m, 3)
+        v = diff[None] + t[:, None, None, :]  # (m, n, n, 3)
         d2 = np.einsum("mijk,mijk->mij", v, v)
         m, i, j = np.nonzero(d2 <= c2)
         dd = np.sqrt(d2[m, i, j])
         if exclude_self:
-            keep = (dd > 1e-8) | (i != j); m, i, j, dd = m[keep], i[keep], j[keep], dd[keep]
-        centers.append(i); neighbors.append(j); images.append(grid[s + m]); dists.append(dd)
-    i = np.concatenate(centers); j = np.concatenate(neighbors); img = np.concatenate(images); dd = np.concatenate(dists)
-    img = img - shift0[j] + shift0[i]                                  # back to the original positions
+            keep = (dd > 1e-8) | (i != j)
+            m, i, j, dd = m[keep], i[keep], j[keep], dd[keep]
+        centers.append(i)
+        neighbors.append(j)
+        images.append(grid[s + m])
+        dists.append(dd)
+    i = np.concatenate(centers)
+    j = np.concatenate(neighbors)
+    img = np.concatenate(images)
+    dd = np.concatenate(dists)
+    img = img - shift0[j] + shift0[i]  # back to the original positions
     order = np.lexsort((dd, j, i))
     return i[order], j[order], img[order].astype(np.int64), dd[order]
+
 
 @functools.lru_cache(maxsize=8)
 def _vesin_list(cutoff: float):
     "One vesin `NeighborList` per cutoff and process, on one thread (one thread per worker; reusing it is ~2x faster)."
     from vesin import NeighborList
+
     return NeighborList(cutoff=cutoff, full_list=True, n_threads=1)
 
-def neighbor_list(positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc=(True, True, True),
-                  exclude_self: bool = True):
+
+def neighbor_list(
+    positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc=(True, True, True), exclude_self: bool = True
+):
     """All pairs (i, j, image) with |x_j + image·L − x_i| ≤ `cutoff` (Å), over every periodic image, from `vesin`
     (a maintained, compiled cell-list library). Same contract as `neighbor_list_numpy`: `center` (E,), `neighbor` (E,),
     `image` (E, 3) integer lattice shifts relative to the *given* positions, `distance` (E,), sorted by (i, j, d)."""
-    pos = np.ascontiguousarray(positions, dtype=float); L = np.ascontiguousarray(cell, dtype=float); pbc = np.asarray(pbc, dtype=bool)
+    pos = np.ascontiguousarray(positions, dtype=float)
+    L = np.ascontiguousarray(cell, dtype=float)
+    pbc = np.asarray(pbc, dtype=bool)
     n = len(pos)
-    if n == 0: return (np.zeros(0, np.int64),) * 2 + (np.zeros((0, 3), np.int64), np.zeros(0))
-    if np.any(pbc) and abs(np.linalg.det(L)) < 1e-12: raise ValueError("neighbor_list: the cell is singular (zero volume)")
+    if n == 0:
+        return (np.zeros(0, np.int64),) * 2 + (np.zeros((0, 3), np.int64), np.zeros(0))
+    if np.any(pbc) and abs(np.linalg.det(L)) < 1e-12:
+        raise ValueError("neighbor_list: the cell is singular (zero volume)")
     i, j, img, dd = _vesin_list(float(cutoff)).compute(
-        points=pos, box=L, periodic=pbc.tolist() if not pbc.all() else True, quantities="ijSd")
+        points=pos, box=L, periodic=pbc.tolist() if not pbc.all() else True, quantities="ijSd"
+    )
     i, j, img, dd = i.astype(np.int64), j.astype(np.int64), img.astype(np.int64), dd.astype(float)
     # vesin keeps d < cutoff; pairs at exactly the cutoff (e.g. 5 lattice spacings of a cubic cell) are the only ones it
     # and the NumPy version (d ≤ cutoff) may disagree on, and a model's smooth cutoff gives them zero weight anyway.
     keep = (dd > 1e-8) | (i != j) if exclude_self else np.ones(len(dd), bool)
     i, j, img, dd = i[keep], j[keep], img[keep], dd[keep]
-    if not exclude_self:                                               # each atom's zero-length pair with itself
+    if not exclude_self:  # each atom's zero-length pair with itself
         self_ = np.arange(n, dtype=np.int64)
         i, j = np.concatenate([i, self_]), np.concatenate([j, self_])
         img, dd = np.concatenate([img, np.zeros((n, 3), np.int64)]), np.concatenate([dd, np.zeros(n)])
@@ -94,29 +131,38 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc
 @dataclass
 class CrystalGraph:
     "A batch of crystal graphs as torch tensors (one crystal is a batch of one)."
-    atomic_numbers: torch.Tensor   # (N,) long
-    positions: torch.Tensor        # (N, 3) Å
-    cell: torch.Tensor             # (G, 3, 3) Å, lattice vectors as rows
-    edge_index: torch.Tensor       # (2, E) long: [centre i, neighbour j]
-    edge_image: torch.Tensor       # (E, 3) integer lattice shifts (float dtype)
-    batch: torch.Tensor            # (N,) long: crystal of each atom
-    n_atoms: torch.Tensor          # (G,) long
+
+    atomic_numbers: torch.Tensor  # (N,) long
+    positions: torch.Tensor  # (N, 3) Å
+    cell: torch.Tensor  # (G, 3, 3) Å, lattice vectors as rows
+    edge_index: torch.Tensor  # (2, E) long: [centre i, neighbour j]
+    edge_image: torch.Tensor  # (E, 3) integer lattice shifts (float dtype)
+    batch: torch.Tensor  # (N,) long: crystal of each atom
+    n_atoms: torch.Tensor  # (G,) long
     cutoff: float
 
     @property
-    def num_graphs(self) -> int: return int(self.cell.shape[0])
+    def num_graphs(self) -> int:
+        return int(self.cell.shape[0])
+
     @property
-    def num_edges(self) -> int: return int(self.edge_index.shape[1])
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
     @property
-    def volume(self) -> torch.Tensor: return torch.linalg.det(self.cell).abs()
+    def volume(self) -> torch.Tensor:
+        return torch.linalg.det(self.cell).abs()
+
     @property
     def edge_vectors(self) -> torch.Tensor:
         "x_j + image·L_g − x_i, differentiable in positions and cell."
         i, j = self.edge_index
         shift = torch.einsum("ek,ekl->el", self.edge_image, self.cell[self.batch[i]])
         return self.positions[j] + shift - self.positions[i]
+
     @property
-    def edge_lengths(self) -> torch.Tensor: return self.edge_vectors.norm(dim=-1)
+    def edge_lengths(self) -> torch.Tensor:
+        return self.edge_vectors.norm(dim=-1)
 
     def to(self, device=None, dtype=None) -> "CrystalGraph":
         "Move to `device`; floating tensors also to `dtype` if given."
@@ -128,19 +174,29 @@ class CrystalGraph:
             kw[f.name] = v
         return CrystalGraph(**kw)
 
+
 def structure_to_graph(structure, cutoff: float = 5.0, *, dtype=torch.float32) -> CrystalGraph:
     "Crystal graph of one pymatgen Structure or ase Atoms with all neighbours within `cutoff` Å."
     z, pos, cell, pbc = _as_arrays(structure)
     i, j, img, _ = neighbor_list(pos, cell, cutoff, pbc=pbc)
-    return CrystalGraph(atomic_numbers=torch.as_tensor(z), positions=torch.as_tensor(pos, dtype=dtype),
-                        cell=torch.tensor(np.array(cell), dtype=dtype)[None], edge_index=torch.as_tensor(np.stack([i, j])),
-                        edge_image=torch.as_tensor(img, dtype=dtype), batch=torch.zeros(len(z), dtype=torch.long),
-                        n_atoms=torch.tensor([len(z)]), cutoff=float(cutoff))
+    return CrystalGraph(
+        atomic_numbers=torch.as_tensor(z),
+        positions=torch.as_tensor(pos, dtype=dtype),
+        cell=torch.tensor(np.array(cell), dtype=dtype)[None],
+        edge_index=torch.as_tensor(np.stack([i, j])),
+        edge_image=torch.as_tensor(img, dtype=dtype),
+        batch=torch.zeros(len(z), dtype=torch.long),
+        n_atoms=torch.tensor([len(z)]),
+        cutoff=float(cutoff),
+    )
+
 
 def batch_graphs(graphs: list[CrystalGraph]) -> CrystalGraph:
     "Disjoint union of crystal graphs (edge indices offset by each crystal's first atom)."
-    if not graphs: raise ValueError("batch_graphs: empty list")
-    if len({g.cutoff for g in graphs}) != 1: raise ValueError("batch_graphs: graphs built with different cutoffs")
+    if not graphs:
+        raise ValueError("batch_graphs: empty list")
+    if len({g.cutoff for g in graphs}) != 1:
+        raise ValueError("batch_graphs: graphs built with different cutoffs")
     offsets = np.cumsum([0] + [len(g.atomic_numbers) for g in graphs[:-1]])
     goff = np.cumsum([0] + [g.num_graphs for g in graphs[:-1]])
     return CrystalGraph(
@@ -150,7 +206,10 @@ def batch_graphs(graphs: list[CrystalGraph]) -> CrystalGraph:
         edge_index=torch.cat([g.edge_index + int(o) for g, o in zip(graphs, offsets)], dim=1),
         edge_image=torch.cat([g.edge_image for g in graphs]),
         batch=torch.cat([g.batch + int(o) for g, o in zip(graphs, goff)]),
-        n_atoms=torch.cat([g.n_atoms for g in graphs]), cutoff=graphs[0].cutoff)
+        n_atoms=torch.cat([g.n_atoms for g in graphs]),
+        cutoff=graphs[0].cutoff,
+    )
+
 
 def collate(structures, cutoff: float = 5.0, *, dtype=torch.float32) -> CrystalGraph:
     "Batch of crystal graphs from a list of pymatgen Structures or ase Atoms."

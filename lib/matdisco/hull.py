@@ -25,25 +25,31 @@ def formation_entry(composition, formation_energy_per_atom: float, name: str | N
         raise ValueError(f"formation energy of {name or comp.formula} is {formation_energy_per_atom}, not a number")
     return PDEntry(comp, formation_energy_per_atom * comp.num_atoms, name=name)
 
+
 def _chemsys(comp: Composition) -> frozenset:
     return frozenset(el.symbol for el in comp.elements)
+
 
 class ReferenceHull:
     """Convex hull of formation energies (eV/atom, elements at 0) from reference entries.
     `e_above_hull(composition, e_form)` is the energy above this hull; negative means below it
     (a new stable material with respect to the reference)."""
+
     def __init__(self, entries: list[PDEntry]):
         self.entries = list(entries)
         self._by_system: dict[frozenset, list[PDEntry]] = {}
-        for e in self.entries: self._by_system.setdefault(_chemsys(e.composition), []).append(e)
+        for e in self.entries:
+            self._by_system.setdefault(_chemsys(e.composition), []).append(e)
         self._cache: dict[frozenset, PhaseDiagram] = {}
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, *, formula_col="formula", energy_col="formation_energy_per_atom",
-                   id_col="material_id") -> "ReferenceHull":
+    def from_frame(
+        cls, frame: pd.DataFrame, *, formula_col="formula", energy_col="formation_energy_per_atom", id_col="material_id"
+    ) -> "ReferenceHull":
         "Hull from a table of formulas and formation energies per atom (rows with NaN energies are an error)."
         bad = frame[energy_col].isna()
-        if bad.any(): raise ValueError(f"ReferenceHull.from_frame: NaN {energy_col} in rows {list(frame.index[bad][:10])}")
+        if bad.any():
+            raise ValueError(f"ReferenceHull.from_frame: NaN {energy_col} in rows {list(frame.index[bad][:10])}")
         ids = frame[id_col] if id_col in frame else frame.index
         return cls([formation_entry(f, e, str(i)) for f, e, i in zip(frame[formula_col], frame[energy_col], ids)])
 
@@ -63,7 +69,8 @@ class ReferenceHull:
 
     def e_above_hull(self, composition, formation_energy_per_atom: float) -> float:
         "E_hull (eV/atom) of a material with this composition and formation energy; NaN in, NaN out."
-        if formation_energy_per_atom is None or not math.isfinite(formation_energy_per_atom): return float("nan")
+        if formation_energy_per_atom is None or not math.isfinite(formation_energy_per_atom):
+            return float("nan")
         return float(formation_energy_per_atom - self.hull_energy_per_atom(composition))
 
     def e_above_hull_many(self, compositions, formation_energies) -> np.ndarray:
@@ -72,27 +79,41 @@ class ReferenceHull:
 
     def decomposition_energy(self, composition, formation_energy_per_atom: float) -> float:
         """Energy (eV/atom) relative to the hull of all reference entries of *other* compositions (Bartel et al.,
-        npj Comput. Mater. 6, 97 (2020)): negative for a phase on the hull (by how much it is stabilised), positive above."""
-        comp = Composition(composition); key = _chemsys(comp); rf = comp.reduced_formula
+        npj Comput. Mater. 6, 97 (2020)): negative for a phase on the hull (by how much it is stabilised), positive
+        above."""
+        comp = Composition(composition)
+        key = _chemsys(comp)
+        rf = comp.reduced_formula
         members = [e for k in _subsets(key) for e in self._by_system.get(k, []) if e.composition.reduced_formula != rf]
         members += [PDEntry(Composition(el), 0.0) for el in sorted(key) if Composition(el).reduced_formula != rf]
-        if len(key) == 1: return float(formation_energy_per_atom)      # an element against its own reference
+        if len(key) == 1:
+            return float(formation_energy_per_atom)  # an element against its own reference
         pd_ = PhaseDiagram(members + [PDEntry(Composition(el), 0.0) for el in sorted(key)])
         return float(formation_energy_per_atom - pd_.get_hull_energy_per_atom(comp))
 
     def updated(self, new_entries: list[PDEntry]) -> "ReferenceHull":
-        "A new hull with `new_entries` added (the reference is unchanged): 'on the updated hull' is judged against this."
+        """A new hull with `new_entries` added (the reference is unchanged): 'on the updated hull' is judged against
+        this."""
         return ReferenceHull(self.entries + list(new_entries))
+
 
 def _subsets(system: frozenset):
     els = sorted(system)
     for r in range(1, len(els) + 1):
-        for c in itertools.combinations(els, r): yield frozenset(c)
+        for c in itertools.combinations(els, r):
+            yield frozenset(c)
 
 # %% ../../nbs/04_hull.ipynb #3f40a014db5b
-def e_above_own_hull(frame: pd.DataFrame, *, n_sample: int | None = None, seed: int = 0,
-                     formula_col="formula", energy_col="formation_energy_per_atom") -> pd.Series:
-    "E_hull (eV/atom) of rows of `frame` against the hull of all of `frame` (a seeded sample of `n_sample` rows if given)."
+def e_above_own_hull(
+    frame: pd.DataFrame,
+    *,
+    n_sample: int | None = None,
+    seed: int = 0,
+    formula_col="formula",
+    energy_col="formation_energy_per_atom",
+) -> pd.Series:
+    """E_hull (eV/atom) of rows of `frame` against the hull of all of `frame` (a seeded sample of `n_sample` rows if
+    given)."""
     hull = ReferenceHull.from_frame(frame, formula_col=formula_col, energy_col=energy_col)
     rows = frame if n_sample is None or n_sample >= len(frame) else frame.sample(n=n_sample, random_state=seed)
     return pd.Series(hull.e_above_hull_many(rows[formula_col], rows[energy_col]), index=rows.index, name="e_above_hull")

@@ -27,44 +27,73 @@ __all__ = ['log', 'MIN_INTERATOMIC_DISTANCE', 'structure_problem', 'StructureSet
 #: (Xie et al., ICLR 2022), also MatterGen's `structure_validity`.
 MIN_INTERATOMIC_DISTANCE = 0.5
 
+
 def structure_problem(s: Structure, *, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> str | None:
     """Why `s` cannot be evaluated as an ordered crystal, or None if it can: no sites, a dummy or unknown species,
-    non-finite lattice or coordinates, a degenerate cell, partial occupancy, or two atoms closer than `min_distance` Å."""
+    non-finite lattice or coordinates, a degenerate cell, partial occupancy, or two atoms closer than `min_distance`
+    Å."""
     from pymatgen.core.periodic_table import DummySpecies
-    if len(s) == 0: return "no sites"
+
+    if len(s) == 0:
+        return "no sites"
     species = {sp for site in s for sp in site.species}
     bad = sorted({str(sp) for sp in species if isinstance(sp, DummySpecies)})
-    if bad: return f"unknown element(s) {', '.join(bad)}"
-    if not np.all(np.isfinite(s.lattice.matrix)) or not np.all(np.isfinite(s.frac_coords)): return "non-finite lattice or coordinates"
-    if not math.isfinite(s.volume) or s.volume < 0.1: return f"degenerate cell (volume {s.volume:.3g} Å³)"   # MatterGen: < 0.1 Å³ invalid
-    if not s.is_ordered: return "partial occupancy (disordered sites; an ordered relaxation needs an ordered crystal)"
+    if bad:
+        return f"unknown element(s) {', '.join(bad)}"
+    if not np.all(np.isfinite(s.lattice.matrix)) or not np.all(np.isfinite(s.frac_coords)):
+        return "non-finite lattice or coordinates"
+    if not math.isfinite(s.volume) or s.volume < 0.1:
+        return f"degenerate cell (volume {s.volume:.3g} Å³)"  # MatterGen: < 0.1 Å³ invalid
+    if not s.is_ordered:
+        return "partial occupancy (disordered sites; an ordered relaxation needs an ordered crystal)"
     centres, _, _, dist = s.get_neighbor_list(min_distance)
-    if len(centres): return f"atoms closer than {min_distance} Å ({float(dist.min()):.3f} Å)"
+    if len(centres):
+        return f"atoms closer than {min_distance} Å ({float(dist.min()):.3f} Å)"
     return None
 
 # %% ../../nbs/00a_io.ipynb #a4d88aa61a68
 @dataclass
 class StructureSet:
     "Structures read from `source`, each with its id (file name, frame or row), and the skipped ones with reasons."
+
     source: str
     ids: list[str] = field(default_factory=list)
     structures: list[Structure] = field(default_factory=list)
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["id", "reason"]))
 
-    def __len__(self) -> int: return len(self.structures)
+    def __len__(self) -> int:
+        return len(self.structures)
+
     def summary(self) -> dict:
         "Counts: read, skipped, and skipped per reason (the reason's text up to its first parenthesis)."
         reasons = self.skipped.reason.str.split(" \\(").str[0].value_counts().to_dict() if len(self.skipped) else {}
-        return {"source": self.source, "read": len(self.structures), "skipped": len(self.skipped), "skipped_by_reason": reasons}
+        return {
+            "source": self.source,
+            "read": len(self.structures),
+            "skipped": len(self.skipped),
+            "skipped_by_reason": reasons,
+        }
+
 
 def _collect(source: str, items, *, min_distance: float) -> StructureSet:
     "`items`: (id, Structure or an Exception/str saying why it could not be read)."
     out, skipped = StructureSet(source), []
     for ident, s in items:
-        reason = s if isinstance(s, str) else (f"unreadable: {type(s).__name__}: {s}"[:300] if isinstance(s, Exception)
-                                                 else structure_problem(s, min_distance=min_distance))
-        if reason: skipped.append((ident, reason)); log.warning("%s: %s skipped: %s", source, ident, reason)
-        else: out.ids.append(ident); out.structures.append(s)
+        reason = (
+            s
+            if isinstance(s, str)
+            else (
+                f"unreadable: {type(s).__name__}: {s}"[:300]
+                if isinstance(s, Exception)
+                else structure_problem(s, min_distance=min_distance)
+            )
+        )
+        if reason:
+            skipped.append((ident, reason))
+            log.warning("%s: %s skipped: %s", source, ident, reason)
+        else:
+            out.ids.append(ident)
+            out.structures.append(s)
     out.skipped = pd.DataFrame(skipped, columns=["id", "reason"])
     return out
 
@@ -73,7 +102,9 @@ def _cif_text_structures(text: str, ident: str):
     "Parse CIF text: [(id, Structure or reason)] (one per data block; a block that fails carries its reason)."
     from pymatgen.io.cif import CifParser
     from matdisco.data import cif_problem
-    if not text.strip(): return [(ident, "empty file")]
+
+    if not text.strip():
+        return [(ident, "empty file")]
     structures, error = [], None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -89,62 +120,114 @@ def _cif_text_structures(text: str, ident: str):
         return [(ident, "unreadable: no atom-site coordinates (a truncated file?)")]
     if not structures and re.search(r"(?<![\w.])nan(?![\w.])", text, re.IGNORECASE):
         return [(ident, "unreadable: non-finite (NaN) values in the file")]
-    if not structures:     # the parser's own warnings say why better than its final "no structures" error
-        why = "; ".join(dict.fromkeys(str(w.message).split("\n")[0] for w in caught
-                                      if "Issues encountered" not in str(w.message) and w.category is not DeprecationWarning))
-        return [(ident, f"unreadable: {why or (f'{type(error).__name__}: {error}' if error else 'no structure in the file')}"[:300])]
-    if len(structures) == 1: return [(ident, structures[0])]
+    if not structures:  # the parser's own warnings say why better than its final "no structures" error
+        why = "; ".join(
+            dict.fromkeys(
+                str(w.message).split("\n")[0]
+                for w in caught
+                if "Issues encountered" not in str(w.message) and w.category is not DeprecationWarning
+            )
+        )
+        return [
+            (
+                ident,
+                f"unreadable: {why or (f'{type(error).__name__}: {error}' if error else 'no structure in the file')}"[
+                    :300
+                ],
+            )
+        ]
+    if len(structures) == 1:
+        return [(ident, structures[0])]
     return [(f"{ident}#{k}", s) for k, s in enumerate(structures)]
+
 
 def read_cif_folder(folder: Path | str, *, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> StructureSet:
     "Every `*.cif` in `folder` (sorted by name); a structure's id is its file name."
-    folder = Path(folder); items = []
+    folder = Path(folder)
+    items = []
     for p in sorted(folder.glob("*.cif")):
-        try: text = p.read_text(errors="replace")
-        except OSError as e: items.append((p.name, e)); continue
+        try:
+            text = p.read_text(errors="replace")
+        except OSError as e:
+            items.append((p.name, e))
+            continue
         items += _cif_text_structures(text, p.name)
-    if not items: raise FileNotFoundError(f"{folder}: no *.cif files")
+    if not items:
+        raise FileNotFoundError(f"{folder}: no *.cif files")
     return _collect(str(folder), items, min_distance=min_distance)
+
 
 def read_extxyz(path: Path | str, *, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> StructureSet:
     """Every frame of an extended-XYZ file. A frame's id is its `id`, `material_id` or `name` info field, else
     `<file>:<frame>`. A non-periodic frame is skipped; a file truncated mid-frame keeps the frames before the break."""
     from ase.io import iread
     from pymatgen.io.ase import AseAtomsAdaptor
-    path = Path(path); items, k = [], 0
+
+    path = Path(path)
+    items, k = [], 0
     try:
         for k, atoms in enumerate(iread(str(path), index=":", format="extxyz")):
-            ident = str(next((atoms.info[key] for key in ("id", "material_id", "name") if key in atoms.info), f"{path.name}:{k}"))
-            if not atoms.pbc.all(): items.append((ident, "not periodic in all three directions")); continue
-            try: items.append((ident, AseAtomsAdaptor.get_structure(atoms)))
-            except Exception as e: items.append((ident, e))
-        else: k = len(items)
+            ident = str(
+                next(
+                    (atoms.info[key] for key in ("id", "material_id", "name") if key in atoms.info), f"{path.name}:{k}"
+                )
+            )
+            if not atoms.pbc.all():
+                items.append((ident, "not periodic in all three directions"))
+                continue
+            try:
+                items.append((ident, AseAtomsAdaptor.get_structure(atoms)))
+            except Exception as e:
+                items.append((ident, e))
+        else:
+            k = len(items)
     except Exception as e:
-        items.append((f"{path.name}:{len(items)}", f"unreadable from frame {len(items)} on: {type(e).__name__}: {e}"[:300]))
-    if not items: raise ValueError(f"{path}: no frames")
+        items.append(
+            (f"{path.name}:{len(items)}", f"unreadable from frame {len(items)} on: {type(e).__name__}: {e}"[:300])
+        )
+    if not items:
+        raise ValueError(f"{path}: no frames")
     return _collect(str(path), items, min_distance=min_distance)
 
-def read_cif_csv(path: Path | str, *, cif_column: str | None = None, id_column: str | None = None,
-                 min_distance: float = MIN_INTERATOMIC_DISTANCE) -> StructureSet:
+
+def read_cif_csv(
+    path: Path | str,
+    *,
+    cif_column: str | None = None,
+    id_column: str | None = None,
+    min_distance: float = MIN_INTERATOMIC_DISTANCE,
+) -> StructureSet:
     """A CSV with one CIF per row: the CIF column is `cif_column`, else the first of `cif`, `CIF`, `structure`;
     ids from `id_column`, else the first of `material_id`, `id`, `name`, else the row number."""
-    path = Path(path); df = pd.read_csv(path, keep_default_na=False)
+    path = Path(path)
+    df = pd.read_csv(path, keep_default_na=False)
     cif_column = cif_column or next((c for c in ("cif", "CIF", "structure") if c in df.columns), None)
     if cif_column is None or cif_column not in df.columns:
-        raise ValueError(f"{path}: no CIF column (looked for {cif_column or 'cif, CIF, structure'}; columns: {list(df.columns)})")
+        raise ValueError(
+            f"{path}: no CIF column (looked for {cif_column or 'cif, CIF, structure'}; columns: {list(df.columns)})"
+        )
     id_column = id_column or next((c for c in ("material_id", "id", "name") if c in df.columns), None)
     ids = df[id_column].astype(str) if id_column else pd.Series([f"row {k}" for k in range(len(df))])
     items = [it for ident, text in zip(ids, df[cif_column].astype(str)) for it in _cif_text_structures(text, ident)]
     return _collect(str(path), items, min_distance=min_distance)
 
+
 def read_structures(path: Path | str, **kw) -> StructureSet:
     "A folder of CIFs, an extended-XYZ file (`.extxyz`, `.xyz`) or a CSV with a CIF column, by what `path` is."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such file or folder")
-    if path.is_dir(): return read_cif_folder(path, **kw)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return read_cif_folder(path, **kw)
     suffix = path.suffix.lower()
-    if suffix in (".extxyz", ".xyz"): return read_extxyz(path, **kw)
-    if suffix == ".csv": return read_cif_csv(path, **kw)
-    if suffix == ".cif": return _collect(str(path), _cif_text_structures(path.read_text(errors="replace"), path.name),
-                                         min_distance=kw.get("min_distance", MIN_INTERATOMIC_DISTANCE))
+    if suffix in (".extxyz", ".xyz"):
+        return read_extxyz(path, **kw)
+    if suffix == ".csv":
+        return read_cif_csv(path, **kw)
+    if suffix == ".cif":
+        return _collect(
+            str(path),
+            _cif_text_structures(path.read_text(errors="replace"), path.name),
+            min_distance=kw.get("min_distance", MIN_INTERATOMIC_DISTANCE),
+        )
     raise ValueError(f"{path}: unknown kind of file (expected a folder of CIFs, .extxyz/.xyz, .csv or .cif)")

@@ -27,34 +27,45 @@ __all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FR
            'md_reference_dir', 'md_reference_key', 'oracle_md_reference', 'md_speed']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
-SUPERIONIC_LOG10_MS_CM = 1.18   # log10 of the 1,000 K Li conductivity threshold in mS/cm (GNoME Methods; Jun et al. 2022)
+SUPERIONIC_LOG10_MS_CM = (
+    1.18  # log10 of the 1,000 K Li conductivity threshold in mS/cm (GNoME Methods; Jun et al. 2022)
+)
+
 
 @dataclass(frozen=True)
 class MDConfig:
     "One NVT run per structure (hashed into the trajectory's file name)."
+
     temperature_K: float = 1000.0
     timestep_fs: float = 2.0
     total_ps: float = 50.0
     discard_ps: float = 10.0
-    sample_every: int = 10          # integrator steps between stored frames
-    tdamp_steps: int = 100          # Nosé-Hoover chain damping time, in steps
-    min_length: float = 10.0        # Å: supercell lattice vectors at least this long
-    max_atoms: int = 200            # structures whose supercell is larger are skipped (reported)
-    smoothed: str | bool = "max"    # DiffusionAnalyzer's MSD averaging; "max" needs > 1 ps of frames (shortened runs: False)
+    sample_every: int = 10  # integrator steps between stored frames
+    tdamp_steps: int = 100  # Nosé-Hoover chain damping time, in steps
+    min_length: float = 10.0  # Å: supercell lattice vectors at least this long
+    max_atoms: int = 200  # structures whose supercell is larger are skipped (reported)
+    smoothed: str | bool = (
+        "max"  # DiffusionAnalyzer's MSD averaging; "max" needs > 1 ps of frames (shortened runs: False)
+    )
     seed: int = 0
 
     @property
-    def n_steps(self) -> int: return int(round(self.total_ps * 1000 / self.timestep_fs))
+    def n_steps(self) -> int:
+        return int(round(self.total_ps * 1000 / self.timestep_fs))
+
 
 def supercell_reps(lengths, min_length: float) -> list[int]:
     "Repeats along each lattice vector (lengths in Å) that make every one at least `min_length` Å long."
     return [max(1, int(np.ceil(min_length / L))) for L in lengths]
 
+
 def md_supercell(structure, min_length: float = 10.0):
     "ASE atoms of `structure` repeated along each lattice vector until it is at least `min_length` Å long."
     from pymatgen.io.ase import AseAtomsAdaptor
+
     atoms = structure.copy() if hasattr(structure, "positions") else AseAtomsAdaptor.get_atoms(structure)
-    atoms = atoms.repeat(supercell_reps(atoms.cell.lengths(), min_length)); atoms.calc = None
+    atoms = atoms.repeat(supercell_reps(atoms.cell.lengths(), min_length))
+    atoms.calc = None
     return atoms
 
 # %% ../../nbs/17_md.ipynb #47c762aed016
@@ -67,26 +78,49 @@ def run_md(atoms, calculator, config: MDConfig, path: Path | str, *, progress: b
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from tqdm.auto import tqdm
-    path = Path(path); meta_path = path.with_suffix(".json")
-    if path.exists() and meta_path.exists(): return json.loads(meta_path.read_text())
-    a = atoms.copy(); a.calc = calculator
+
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if path.exists() and meta_path.exists():
+        return json.loads(meta_path.read_text())
+    a = atoms.copy()
+    a.calc = calculator
     rng = np.random.default_rng(config.seed)
-    MaxwellBoltzmannDistribution(a, temperature_K=config.temperature_K, rng=rng); Stationary(a)
-    dyn = NoseHooverChainNVT(a, timestep=config.timestep_fs * units.fs, temperature_K=config.temperature_K,
-                             tdamp=config.tdamp_steps * config.timestep_fs * units.fs)
+    MaxwellBoltzmannDistribution(a, temperature_K=config.temperature_K, rng=rng)
+    Stationary(a)
+    dyn = NoseHooverChainNVT(
+        a,
+        timestep=config.timestep_fs * units.fs,
+        temperature_K=config.temperature_K,
+        tdamp=config.tdamp_steps * config.timestep_fs * units.fs,
+    )
     frames, temps = [], []
+
     def record():
-        f = a.copy(); f.calc = None; frames.append(f); temps.append(a.get_temperature())
+        f = a.copy()
+        f.calc = None
+        frames.append(f)
+        temps.append(a.get_temperature())
+
     n_chunks = config.n_steps // config.sample_every
-    t0 = time.perf_counter(); record()
+    t0 = time.perf_counter()
+    record()
     for _ in tqdm(range(n_chunks), desc=desc, disable=not progress, mininterval=5):
-        dyn.run(config.sample_every); record()
-        if not np.all(np.isfinite(a.positions)): raise FloatingPointError(f"{desc}: non-finite positions")
+        dyn.run(config.sample_every)
+        record()
+        if not np.all(np.isfinite(a.positions)):
+            raise FloatingPointError(f"{desc}: non-finite positions")
     wall = time.perf_counter() - t0
-    with atomic_path(path) as tmp: write(str(tmp), frames, format="extxyz")
-    meta = {"n_atoms": len(a), "n_steps": n_chunks * config.sample_every, "wall_s": wall,
-            "steps_per_s": n_chunks * config.sample_every / wall, "mean_temperature_K": float(np.mean(temps[1:])),
-            "config": asdict(config)}
+    with atomic_path(path) as tmp:
+        write(str(tmp), frames, format="extxyz")
+    meta = {
+        "n_atoms": len(a),
+        "n_steps": n_chunks * config.sample_every,
+        "wall_s": wall,
+        "steps_per_s": n_chunks * config.sample_every / wall,
+        "mean_temperature_K": float(np.mean(temps[1:])),
+        "config": asdict(config),
+    }
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
     return meta
 
@@ -101,27 +135,49 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
     detection floor (`detection_floor`: the smallest D, and its σ, that this window can tell from vibration)."""
     from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer, get_conversion_factor
     from pymatgen.io.ase import AseAtomsAdaptor
+
     start = int(round(config.discard_ps * 1000 / (config.timestep_fs * config.sample_every)))
     use = frames[start:]
     temps = [a.get_temperature() for a in use if a.get_momenta() is not None and np.any(a.get_momenta())]
-    out = {"specie": specie, "n_frames": len(use), "analysed_temperature_K": float(np.mean(temps)) if temps else np.nan,
-           "D_cm2_s": np.nan, "D_std": np.nan, "sigma_mS_cm": np.nan,
-           "sigma_std": np.nan, "D_lo": np.nan, "D_hi": np.nan, "sigma_lo": np.nan, "sigma_hi": np.nan,
-           "window_ps": np.nan, "D_floor_cm2_s": np.nan, "sigma_floor_mS_cm": np.nan, "reason": ""}
-    if len(use) < 3: out["reason"] = "too few frames after the discarded part"; return out
+    out = {
+        "specie": specie,
+        "n_frames": len(use),
+        "analysed_temperature_K": float(np.mean(temps)) if temps else np.nan,
+        "D_cm2_s": np.nan,
+        "D_std": np.nan,
+        "sigma_mS_cm": np.nan,
+        "sigma_std": np.nan,
+        "D_lo": np.nan,
+        "D_hi": np.nan,
+        "sigma_lo": np.nan,
+        "sigma_hi": np.nan,
+        "window_ps": np.nan,
+        "D_floor_cm2_s": np.nan,
+        "sigma_floor_mS_cm": np.nan,
+        "reason": "",
+    }
+    if len(use) < 3:
+        out["reason"] = "too few frames after the discarded part"
+        return out
     out.update(displacement_regime(use, specie=specie))
     structures = [AseAtomsAdaptor.get_structure(a) for a in use]
     window_fs = (len(use) - 1) * config.timestep_fs * config.sample_every
     floor = detection_floor(out["framework_msd_A2"], window_fs)
-    factor = get_conversion_factor(structures[0], specie, config.temperature_K)   # mS/cm per cm²/s
+    factor = get_conversion_factor(structures[0], specie, config.temperature_K)  # mS/cm per cm²/s
     out.update(window_ps=window_fs / 1000, D_floor_cm2_s=floor, sigma_floor_mS_cm=floor * factor)
     try:
-        da = DiffusionAnalyzer.from_structures(structures, specie, config.temperature_K, config.timestep_fs,
-                                               config.sample_every, smoothed=config.smoothed)
-        out.update(D_cm2_s=float(da.diffusivity), D_std=float(da.diffusivity_std_dev),
-                   sigma_mS_cm=float(da.conductivity), sigma_std=float(da.conductivity_std_dev))
+        da = DiffusionAnalyzer.from_structures(
+            structures, specie, config.temperature_K, config.timestep_fs, config.sample_every, smoothed=config.smoothed
+        )
+        out.update(
+            D_cm2_s=float(da.diffusivity),
+            D_std=float(da.diffusivity_std_dev),
+            sigma_mS_cm=float(da.conductivity),
+            sigma_std=float(da.conductivity_std_dev),
+        )
     except Exception as e:
-        out["reason"] = f"DiffusionAnalyzer: {type(e).__name__}: {e}"[:300]; return out
+        out["reason"] = f"DiffusionAnalyzer: {type(e).__name__}: {e}"[:300]
+        return out
     if kinisi_errors:
         try:
             lo, hi = kinisi_interval(use, config, specie=specie, seed=seed)
@@ -130,12 +186,21 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
             out["reason"] = f"kinisi: {type(e).__name__}: {e}"[:300]
     return out
 
-def kinisi_interval(frames, config: MDConfig, *, specie: str = "Li", seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+
+def kinisi_interval(
+    frames, config: MDConfig, *, specie: str = "Li", seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     "kinisi's credible interval of D (cm²/s) from the frames' mean-squared displacement (diffusive regime: 2nd half)."
     import scipp as sc
     from kinisi.analyze import DiffusionAnalyzer as KinisiAnalyzer
-    da = KinisiAnalyzer.from_ase(frames, specie=specie, time_step=sc.scalar(config.timestep_fs, unit="fs"),
-                                 step_skip=sc.scalar(config.sample_every), progress=False)
+
+    da = KinisiAnalyzer.from_ase(
+        frames,
+        specie=specie,
+        time_step=sc.scalar(config.timestep_fs, unit="fs"),
+        step_skip=sc.scalar(config.sample_every),
+        progress=False,
+    )
     t_max = (len(frames) - 1) * config.timestep_fs * config.sample_every
     da.diffusion(start_dt=sc.scalar(t_max * 0.1, unit="fs"), progress=False, random_state=np.random.RandomState(seed))
     d = sc.to_unit(da.D, "cm^2/s").values
@@ -143,27 +208,41 @@ def kinisi_interval(frames, config: MDConfig, *, specie: str = "Li", seed: int =
     return float(np.quantile(d, q)), float(np.quantile(d, 1 - q))
 
 # %% ../../nbs/17_md.ipynb #a1d2e3f40002
-DIFFUSIVE_MSD_RATIO = 3.0   # Li MSD / framework MSD above which Li is diffusing, not vibrating (our choice, see above)
-LINDEMANN_FRACTION = 0.15   # RMS vibration / interatomic spacing at melting (Lindemann, Phys. Z. 11, 609 (1910))
+DIFFUSIVE_MSD_RATIO = 3.0  # Li MSD / framework MSD above which Li is diffusing, not vibrating (our choice, see above)
+LINDEMANN_FRACTION = 0.15  # RMS vibration / interatomic spacing at melting (Lindemann, Phys. Z. 11, 609 (1910))
+
 
 def displacement_regime(frames, *, specie: str = "Li") -> dict:
     """Mean-squared displacement (Å²) of `specie` and of the framework (all other atoms) from the first of `frames`
-    (unwrapped positions) to each frame of the second half, averaged over those frames; the framework's mean interatomic spacing (V / N_framework)^(1/3) (Å, first frame), and the two
+    (unwrapped positions) to each frame of the second half, averaged over those frames; the framework's mean interatomic
+    spacing (V / N_framework)^(1/3) (Å, first frame), and the two
     flags `diffusive` (specie MSD > DIFFUSIVE_MSD_RATIO x framework MSD) and `framework_melted` (Lindemann)."""
     first = frames[0]
-    sym = np.array(first.get_chemical_symbols()); mobile = sym == specie
-    late = np.stack([f.positions for f in frames[len(frames) // 2:]])   # the second half of the window, averaged
+    sym = np.array(first.get_chemical_symbols())
+    mobile = sym == specie
+    late = np.stack([f.positions for f in frames[len(frames) // 2 :]])  # the second half of the window, averaged
     d2 = ((late - first.positions) ** 2).sum(axis=2).mean(axis=0)
     li_msd = float(d2[mobile].mean()) if mobile.any() else np.nan
     fw_msd = float(d2[~mobile].mean()) if (~mobile).any() else np.nan
     spacing = float((first.get_volume() / (~mobile).sum()) ** (1 / 3)) if (~mobile).any() else np.nan
     diffusive = bool(li_msd > DIFFUSIVE_MSD_RATIO * fw_msd) if np.isfinite(fw_msd) else bool(li_msd > 0)
-    melted = bool(np.sqrt(fw_msd / 2) > LINDEMANN_FRACTION * spacing) if np.isfinite(fw_msd) and np.isfinite(spacing) else False
-    return {"li_msd_A2": li_msd, "framework_msd_A2": fw_msd, "framework_spacing_A": spacing, "diffusive": diffusive,
-            "framework_melted": melted}
+    melted = (
+        bool(np.sqrt(fw_msd / 2) > LINDEMANN_FRACTION * spacing)
+        if np.isfinite(fw_msd) and np.isfinite(spacing)
+        else False
+    )
+    return {
+        "li_msd_A2": li_msd,
+        "framework_msd_A2": fw_msd,
+        "framework_spacing_A": spacing,
+        "diffusive": diffusive,
+        "framework_melted": melted,
+    }
+
 
 #: Å²/fs in cm²/s (1 Å² = 1e-16 cm², 1 fs = 1e-15 s)
 CM2_S_PER_A2_FS = 0.1
+
 
 def detection_floor(framework_msd_A2: float, window_fs: float, *, ratio: float = DIFFUSIVE_MSD_RATIO) -> float:
     """The smallest Li diffusivity (cm²/s) that `displacement_regime` can call diffusive in a window of `window_fs`:
@@ -182,22 +261,26 @@ def is_superionic(sigma_mS_cm) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isfinite(s) & (s > 0), np.log10(np.where(s > 0, s, 1.0)) > SUPERIONIC_LOG10_MS_CM, False)
 
-def superionic_label(sigma_mS_cm, diffusive, sigma_floor_mS_cm, *,
-                     threshold_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM) -> np.ndarray:
+
+def superionic_label(
+    sigma_mS_cm, diffusive, sigma_floor_mS_cm, *, threshold_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM
+) -> np.ndarray:
     """Per run: 1.0 (superionic), 0.0 (not) or NaN (this run cannot say). A run whose detection floor
     (`sigma_floor_mS_cm`) is at or above the threshold is NaN: it cannot tell a conductor at the threshold from
     vibration. Otherwise Li that did not diffuse (`diffusive` False) is 0 whatever σ its MSD fit reads, and Li that
     diffused is 1 iff σ > threshold; NaN where `diffusive` is missing (a failed run) or σ could not be fitted."""
     sigma = np.asarray(sigma_mS_cm, dtype=float)
-    moved = np.asarray(pd.Series(diffusive, dtype=object).astype(float))   # 1, 0 or NaN
+    moved = np.asarray(pd.Series(diffusive, dtype=object).astype(float))  # 1, 0 or NaN
     floor = np.asarray(sigma_floor_mS_cm, dtype=float)
     resolved = np.isfinite(floor) & (floor < threshold_mS_cm)
     above = np.where(np.isfinite(sigma), (sigma > threshold_mS_cm).astype(float), np.nan)
     label = np.where(moved == 1.0, above, np.where(moved == 0.0, 0.0, np.nan))
     return np.where(resolved, label, np.nan)
 
-def resolvable_threshold(floors_mS_cm, *, base_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM,
-                         quantile: float = 0.9) -> float:
+
+def resolvable_threshold(
+    floors_mS_cm, *, base_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM, quantile: float = 0.9
+) -> float:
     """The threshold (mS/cm) a set of runs can resolve: GNoME's 10^1.18 where the runs' detection floors allow it,
     else their `quantile` floor (runs above it stay unresolved, `superionic_label` NaN). Short runs cannot resolve
     GNoME's threshold: Li-dense cells at 1,000 K have floors of ~10² mS/cm at 3 ps."""
@@ -212,16 +295,22 @@ def diffusivity_agreement(d_reference, d_predicted) -> dict:
     """Spearman's ρ of log D (predicted against reference) and the mean signed log10(D_predicted / D_reference), over
     the pairs where both are finite and positive; a potential softer than the reference shows a positive mean."""
     from scipy import stats
+
     ref = np.asarray(d_reference, dtype=float)
     pred = np.asarray(d_predicted, dtype=float)
     ok = np.isfinite(ref) & np.isfinite(pred) & (ref > 0) & (pred > 0)
     log_ratio = np.log10(pred[ok]) - np.log10(ref[ok])
     rho = float(stats.spearmanr(np.log10(ref[ok]), np.log10(pred[ok])).statistic) if ok.sum() >= 3 else float("nan")
-    return {"n_D_pairs": int(ok.sum()), "spearman_log_D": rho,
-            "mean_log10_ratio_D": float(log_ratio.mean()) if ok.any() else float("nan")}
+    return {
+        "n_D_pairs": int(ok.sum()),
+        "spearman_log_D": rho,
+        "mean_log10_ratio_D": float(log_ratio.mean()) if ok.any() else float("nan"),
+    }
 
-def md_classification(md_table: pd.DataFrame, *, reference: str = "oracle", predicted: str = "ours",
-                      threshold_mS_cm: float | None = None) -> dict:
+
+def md_classification(
+    md_table: pd.DataFrame, *, reference: str = "oracle", predicted: str = "ours", threshold_mS_cm: float | None = None
+) -> dict:
     """The `predicted` calculator's superionic labels (`superionic_label`) against the `reference`'s at one
     threshold: `threshold_mS_cm`, or the one the reference runs resolve (`resolvable_threshold`). Structures whose
     reference label is NaN (unresolved, no estimate) are not judged; a missing or unresolved prediction counts as
@@ -229,18 +318,29 @@ def md_classification(md_table: pd.DataFrame, *, reference: str = "oracle", pred
     (confusion, accuracy with its 95 % interval, majority-class baseline, MCC), the threshold and whether it is
     GNoME's, the counts left out, and `diffusivity_agreement` of D over every structure both ran."""
     from matdisco.metrics import binary_classification
+
     gnome = 10**SUPERIONIC_LOG10_MS_CM
     needed = {"structure", "calculator", "sigma_mS_cm", "diffusive", "sigma_floor_mS_cm", "D_cm2_s"}
     if md_table.empty or not needed <= set(md_table.columns):
-        return binary_classification([], []) | {"threshold_mS_cm": threshold_mS_cm or gnome, "threshold_is_gnome": True,
-                                                "n_no_reference": 0, "n_unresolved_reference": 0,
-                                                "n_no_prediction": 0} | diffusivity_agreement([], [])
+        return (
+            binary_classification([], [])
+            | {
+                "threshold_mS_cm": threshold_mS_cm or gnome,
+                "threshold_is_gnome": True,
+                "n_no_reference": 0,
+                "n_unresolved_reference": 0,
+                "n_no_prediction": 0,
+            }
+            | diffusivity_agreement([], [])
+        )
     t = md_table.set_index(["structure", "calculator"])
     ref_rows = md_table[md_table.calculator == reference]
     if threshold_mS_cm is None:
         threshold_mS_cm = resolvable_threshold(ref_rows.sigma_floor_mS_cm)
-    labels = pd.Series(superionic_label(t.sigma_mS_cm, t.diffusive, t.sigma_floor_mS_cm,
-                                        threshold_mS_cm=threshold_mS_cm), index=t.index).unstack("calculator")
+    labels = pd.Series(
+        superionic_label(t.sigma_mS_cm, t.diffusive, t.sigma_floor_mS_cm, threshold_mS_cm=threshold_mS_cm),
+        index=t.index,
+    ).unstack("calculator")
     d = t.D_cm2_s.unstack("calculator")
     nan = pd.Series(np.nan, index=labels.index)
     ref = labels[reference] if reference in labels else nan
@@ -248,52 +348,74 @@ def md_classification(md_table: pd.DataFrame, *, reference: str = "oracle", pred
     judged = ref.notna()
     structures = d.index
     ran = pd.Index(ref_rows.structure)
-    return (binary_classification(ref[judged].astype(bool), pred[judged].fillna(0.0).astype(bool))
-            | {"threshold_mS_cm": float(threshold_mS_cm), "threshold_is_gnome": bool(np.isclose(threshold_mS_cm, gnome)),
-               "n_no_reference": int(len(structures.difference(ran))),
-               "n_unresolved_reference": int((~judged).sum() - len(structures.difference(ran))),
-               "n_no_prediction": int((judged & pred.isna()).sum())}
-            | diffusivity_agreement(d[reference] if reference in d else nan, d[predicted] if predicted in d else nan))
+    return (
+        binary_classification(ref[judged].astype(bool), pred[judged].fillna(0.0).astype(bool))
+        | {
+            "threshold_mS_cm": float(threshold_mS_cm),
+            "threshold_is_gnome": bool(np.isclose(threshold_mS_cm, gnome)),
+            "n_no_reference": int(len(structures.difference(ran))),
+            "n_unresolved_reference": int((~judged).sum() - len(structures.difference(ran))),
+            "n_no_prediction": int((judged & pred.isna()).sum()),
+        }
+        | diffusivity_agreement(d[reference] if reference in d else nan, d[predicted] if predicted in d else nan)
+    )
 
 # %% ../../nbs/17_md.ipynb #8e7757521091
 def _is_oracle(spec) -> bool:
     "Whether a calculator spec names an oracle (else it is the path of a saved potential: CHGNet `.pt`, sevenn `.pth`)."
     return isinstance(spec, str) and not spec.endswith((".pt", ".pth"))
 
+
 @functools.lru_cache(maxsize=8)
 def make_md_calculator(spec, device: str | None = None):
-    "ASE calculator of a spec: an oracle name, or the path of a saved potential (`matdisco.mlip.save_potential`); cached per process."
+    """ASE calculator of a spec: an oracle name, or the path of a saved potential (`matdisco.mlip.save_potential`);
+    cached per process."""
     import torch
     from matdisco.oracle import make_calculator, one_thread
+
     one_thread()
-    if _is_oracle(spec): return make_calculator(spec)
+    if _is_oracle(spec):
+        return make_calculator(spec)
     if spec.endswith(".pth"):
         from matdisco.mlip import nequip_calculator
+
         return nequip_calculator(spec, device)
     from matdisco.mlip import load_potential, potential_calculator
+
     model, _ = load_potential(spec)
     return potential_calculator(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
 
 def md_trajectory_path(out_dir: Path | str, spec, config: MDConfig, structure_key: str) -> Path:
     "Where `screen_conductors` keeps the trajectory of one (calculator spec, protocol, structure)."
     return Path(out_dir) / calculator_tag(spec) / config_key(config, datasets=()) / f"{structure_key}.extxyz"
+
 
 def calculator_tag(spec) -> str:
     """Folder name of a calculator spec's trajectories: a saved potential's file stem (it carries the potential's key),
     or an oracle's name with its package version, so a changed potential or oracle never reuses old trajectories."""
     if _is_oracle(spec):
         from matdisco.oracle import oracle_software
+
         return f"{spec}--{oracle_software(spec)}"
     return Path(spec).stem
 
-def _md_job(sid: str, structure_dict: dict, name: str, spec, config: MDConfig, path: str, kinisi_errors: bool,
-            progress: bool) -> dict:
+
+def _md_job(
+    sid: str, structure_dict: dict, name: str, spec, config: MDConfig, path: str, kinisi_errors: bool, progress: bool
+) -> dict:
     "One (structure, calculator) MD run and its transport analysis; failures become a row with their reason."
     from ase.io import read
     from pymatgen.core import Structure
+
     structure = Structure.from_dict(structure_dict)
     atoms = md_supercell(structure, config.min_length)
-    row = {"structure": sid, "calculator": name, "formula": structure.composition.reduced_formula, "n_atoms": len(atoms)}
+    row = {
+        "structure": sid,
+        "calculator": name,
+        "formula": structure.composition.reduced_formula,
+        "n_atoms": len(atoms),
+    }
     if len(atoms) > config.max_atoms:
         return row | {"reason": f"supercell of {len(atoms)} atoms > max_atoms {config.max_atoms}"}
     try:
@@ -305,28 +427,46 @@ def _md_job(sid: str, structure_dict: dict, name: str, spec, config: MDConfig, p
     tr = li_transport(frames, config, kinisi_errors=kinisi_errors, seed=config.seed)
     return row | {"steps_per_s": meta["steps_per_s"], "mean_temperature_K": meta["mean_temperature_K"]} | tr
 
-def screen_conductors(structures: dict, calculators: dict, config: MDConfig, out_dir: Path | str, *,
-                      kinisi_errors: bool = True, n_workers: int = 1, scheduler: str | None = "local", client=None,
-                      progress: bool = True) -> pd.DataFrame:
+
+def screen_conductors(
+    structures: dict,
+    calculators: dict,
+    config: MDConfig,
+    out_dir: Path | str,
+    *,
+    kinisi_errors: bool = True,
+    n_workers: int = 1,
+    scheduler: str | None = "local",
+    client=None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """MD of every `structures` item (key -> pymatgen structure) with every `calculators` item (name -> spec, see
     `make_md_calculator`). Trajectories: `out_dir/<calculator_tag>/<config key>/<structure key>.extxyz` (a machine-wide
-    cache folder is a good `out_dir`). In process when `n_workers` is 1 and no `client` is given, else as Dask tasks. Returns one
+    cache folder is a good `out_dir`). In process when `n_workers` is 1 and no `client` is given, else as Dask tasks.
+    Returns one
     row per (structure, calculator): size, steps/s, mean temperature, transport, detection floor and the superionic
     label at GNoME's threshold (`superionic_label`: NaN where the run cannot resolve it)."""
     from tqdm.auto import tqdm
-    jobs = [(sid, s.as_dict(), name, spec, config, str(md_trajectory_path(out_dir, spec, config, sid)), kinisi_errors)
-            for name, spec in calculators.items() for sid, s in structures.items()]
+
+    jobs = [
+        (sid, s.as_dict(), name, spec, config, str(md_trajectory_path(out_dir, spec, config, sid)), kinisi_errors)
+        for name, spec in calculators.items()
+        for sid, s in structures.items()
+    ]
     if client is None and n_workers <= 1:
         rows = [_md_job(*j, progress) for j in tqdm(jobs, desc="md jobs", disable=not progress)]
     else:
         from dask.distributed import as_completed
         from matdisco.cluster import client_or_new
+
         with client_or_new(client, scheduler, n_workers=n_workers) as cl:
             futs = [cl.submit(_md_job, *j, False, pure=False) for j in jobs]
             rows = []
             for f in tqdm(as_completed(futs), total=len(futs), desc="md jobs", disable=not progress):
-                try: rows.append(f.result())
-                except Exception as e: log.warning("md job lost: %s: %s", type(e).__name__, e)
+                try:
+                    rows.append(f.result())
+                except Exception as e:
+                    log.warning("md job lost: %s: %s", type(e).__name__, e)
     t = pd.DataFrame(rows)
     if {"sigma_mS_cm", "diffusive", "sigma_floor_mS_cm"} <= set(t.columns):
         t["superionic"] = superionic_label(t.sigma_mS_cm, t.diffusive, t.sigma_floor_mS_cm)
@@ -336,16 +476,28 @@ def screen_conductors(structures: dict, calculators: dict, config: MDConfig, out
 def md_reference_dir() -> Path:
     "Committed oracle-MD references (`results/md_reference/` of the project): computed once, reused by every run."
     from matdisco.data import project_root
+
     return project_root() / "results" / "md_reference"
+
 
 def md_reference_key(structures, oracle: str, config: MDConfig) -> str:
     "Key of an oracle-MD reference: the oracle and its package version, the protocol and the structures' keys."
     from matdisco.oracle import oracle_software
-    return config_key({"oracle": oracle, "software": oracle_software(oracle), "config": asdict(config),
-                       "structures": sorted(structures)}, datasets=())
+
+    return config_key(
+        {
+            "oracle": oracle,
+            "software": oracle_software(oracle),
+            "config": asdict(config),
+            "structures": sorted(structures),
+        },
+        datasets=(),
+    )
+
 
 def _read_reference(folder: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
     from matdisco.data import DataError
+
     table_path = folder / f"md-reference-{key}.csv"
     meta_path = table_path.with_suffix(".json")
     if not (table_path.exists() and meta_path.exists()):
@@ -354,16 +506,30 @@ def _read_reference(folder: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
         meta = json.loads(meta_path.read_text())
         table = pd.read_csv(table_path)
     except (ValueError, pd.errors.ParserError) as e:
-        raise DataError(f"{meta_path.parent}: md-reference-{key} cannot be read ({type(e).__name__}: {e}); "
-                        "delete both files to recompute it") from e
+        raise DataError(
+            f"{meta_path.parent}: md-reference-{key} cannot be read ({type(e).__name__}: {e}); "
+            "delete both files to recompute it"
+        ) from e
     if meta.get("key") != key or set(table.structure) != set(meta.get("structures", {})):
-        raise DataError(f"{meta_path}: its key or structures do not match md-reference-{key}; delete both files to "
-                        "recompute it")
+        raise DataError(
+            f"{meta_path}: its key or structures do not match md-reference-{key}; delete both files to recompute it"
+        )
     return table, meta
 
-def oracle_md_reference(structures: dict, oracle: str, config: MDConfig, *, cache: Path | str,
-                        stores=None, out_dir: Path | str | None = None, info: pd.DataFrame | None = None,
-                        kinisi_errors: bool = True, n_workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+
+def oracle_md_reference(
+    structures: dict,
+    oracle: str,
+    config: MDConfig,
+    *,
+    cache: Path | str,
+    stores=None,
+    out_dir: Path | str | None = None,
+    info: pd.DataFrame | None = None,
+    kinisi_errors: bool = True,
+    n_workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict]:
     """The oracle's MD of `structures` (key -> relaxed pymatgen structure) at `config`, computed once: (table, meta).
     Read from the first of `stores` (default: `md_reference_dir()`, then `cache`) holding `md-reference-<key>.csv`
     and its `.json`; else run with `screen_conductors` (trajectories under `cache`) and write both, atomically, to
@@ -374,34 +540,59 @@ def oracle_md_reference(structures: dict, oracle: str, config: MDConfig, *, cach
     from matdisco.oracle import oracle_software
     from matdisco.data import sha256_file
     from matdisco.runner import environment_info, git_commit
+
     key = md_reference_key(structures, oracle, config)
     cache = Path(cache)
-    for folder in (stores if stores is not None else (md_reference_dir(), cache)):
+    for folder in stores if stores is not None else (md_reference_dir(), cache):
         found = _read_reference(Path(folder), key)
         if found is not None:
             log.info("oracle-MD reference %s read from %s (%d structures)", key, folder, len(found[0]))
             return found
     log.info("oracle-MD reference %s: %d structures to run with %s", key, len(structures), oracle)
-    table = screen_conductors(structures, {"oracle": oracle}, config, cache, kinisi_errors=kinisi_errors,
-                              n_workers=n_workers, progress=progress)
+    table = screen_conductors(
+        structures,
+        {"oracle": oracle},
+        config,
+        cache,
+        kinisi_errors=kinisi_errors,
+        n_workers=n_workers,
+        progress=progress,
+    )
     if info is not None and len(table):
         table = table.merge(info, left_on="structure", right_index=True, how="left")
     failed = set(structures) - set(table.structure if len(table) else [])
     if "reason" in table:
         failed |= set(table.structure[table.reason.astype(str).str.startswith("md:")])
     if failed:
-        log.warning("oracle-MD reference %s not stored: %d of %d runs failed or were lost (%s)", key, len(failed),
-                    len(structures), ", ".join(sorted(failed))[:300])
+        log.warning(
+            "oracle-MD reference %s not stored: %d of %d runs failed or were lost (%s)",
+            key,
+            len(failed),
+            len(structures),
+            ", ".join(sorted(failed))[:300],
+        )
         return table, {"key": key, "oracle": oracle, "structures": {}, "incomplete": sorted(failed)}
     trajectories = {k: md_trajectory_path(cache, oracle, config, k) for k in structures}
     env = environment_info()
-    meta = {"key": key, "oracle": oracle, "software": oracle_software(oracle), "config": asdict(config),
-            "structures": {k: {"formula": s.composition.reduced_formula, "n_sites": len(s),
-                               "trajectory_sha256": sha256_file(trajectories[k]) if trajectories[k].exists() else None}
-                           for k, s in structures.items()},
-            "git": git_commit(), "packages": env["packages"], "python": env["python"],
-            "hardware": {k: env[k] for k in ("platform", "cpu_count", "device", "device_name")},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta = {
+        "key": key,
+        "oracle": oracle,
+        "software": oracle_software(oracle),
+        "config": asdict(config),
+        "structures": {
+            k: {
+                "formula": s.composition.reduced_formula,
+                "n_sites": len(s),
+                "trajectory_sha256": sha256_file(trajectories[k]) if trajectories[k].exists() else None,
+            }
+            for k, s in structures.items()
+        },
+        "git": git_commit(),
+        "packages": env["packages"],
+        "python": env["python"],
+        "hardware": {k: env[k] for k in ("platform", "cpu_count", "device", "device_name")},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     for target in [cache] + ([Path(out_dir)] if out_dir is not None else []):
         target.mkdir(parents=True, exist_ok=True)
         with atomic_path(target / f"md-reference-{key}.csv") as tmp:
@@ -409,14 +600,17 @@ def oracle_md_reference(structures: dict, oracle: str, config: MDConfig, *, cach
         atomic_write_text(target / f"md-reference-{key}.json", json.dumps(meta, indent=1, default=str))
     return table, meta
 
-def md_speed(structure, calculators: dict, *, steps: int = 50, min_length: float = 7.0,
-             temperature_K: float = 1000.0) -> dict:
+
+def md_speed(
+    structure, calculators: dict, *, steps: int = 50, min_length: float = 7.0, temperature_K: float = 1000.0
+) -> dict:
     """MD steps per second of each `calculators` item (name -> spec, as `screen_conductors`) on the same supercell
     of `structure`, in this process, one after the other (after one warm-up step each): a like-for-like speed
     comparison that does not depend on when each trajectory was made."""
     from ase import units
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
     speeds = {}
     for name, spec in calculators.items():
         a = md_supercell(structure, min_length)

@@ -20,53 +20,86 @@ __all__ = ['STABILITY_THRESHOLD', 'Z_95', 'HIT_VERDICTS', 'SUN_STABILITY_THRESHO
 # %% ../../nbs/11_metrics.ipynb #338d79cd7cd3
 def mae(y_true, y_pred) -> float:
     "Mean absolute error, ignoring pairs where either value is NaN."
-    t, p = np.asarray(y_true, float), np.asarray(y_pred, float); ok = np.isfinite(t) & np.isfinite(p)
+    t, p = np.asarray(y_true, float), np.asarray(y_pred, float)
+    ok = np.isfinite(t) & np.isfinite(p)
     return float(np.mean(np.abs(t[ok] - p[ok])))
+
 
 def rmse(y_true, y_pred) -> float:
     "Root-mean-square error, ignoring NaN pairs."
-    t, p = np.asarray(y_true, float), np.asarray(y_pred, float); ok = np.isfinite(t) & np.isfinite(p)
+    t, p = np.asarray(y_true, float), np.asarray(y_pred, float)
+    ok = np.isfinite(t) & np.isfinite(p)
     return float(np.sqrt(np.mean((t[ok] - p[ok]) ** 2)))
+
 
 def r2(y_true, y_pred) -> float:
     "Coefficient of determination 1 − SS_res/SS_tot, ignoring NaN pairs."
-    t, p = np.asarray(y_true, float), np.asarray(y_pred, float); ok = np.isfinite(t) & np.isfinite(p)
+    t, p = np.asarray(y_true, float), np.asarray(y_pred, float)
+    ok = np.isfinite(t) & np.isfinite(p)
     return float(1 - np.sum((t[ok] - p[ok]) ** 2) / np.sum((t[ok] - t[ok].mean()) ** 2))
+
 
 def spearman(a, b) -> float:
     "Spearman rank correlation (e.g. between |error| and ensemble std: does the uncertainty rank the errors?)."
-    a, b = np.asarray(a, float), np.asarray(b, float); ok = np.isfinite(a) & np.isfinite(b)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
     return float(stats.spearmanr(a[ok], b[ok]).statistic)
+
 
 def stability_classification(e_hull_true, e_hull_pred, *, threshold: float = STABILITY_THRESHOLD) -> dict:
     """Matbench Discovery `stable_metrics` (see above): TP/FP/TN/FN with stable iff E_hull <= threshold and a NaN
     prediction counted as unstable; F1 (NaN when precision + recall = 0), precision, recall (TPR), FPR, TNR, FNR,
     accuracy, prevalence, DAF, DAF_max = 1/prevalence, counts, and MAE, RMSE, R² *on E_hull* (eV/atom)."""
-    t = np.asarray(e_hull_true, float); p = np.asarray(e_hull_pred, float)
-    if t.shape != p.shape: raise ValueError(f"stability_classification: {t.shape=} != {p.shape=}")
-    if np.isnan(t).any(): raise ValueError("stability_classification: true E_hull contains NaN")
+    t = np.asarray(e_hull_true, float)
+    p = np.asarray(e_hull_pred, float)
+    if t.shape != p.shape:
+        raise ValueError(f"stability_classification: {t.shape=} != {p.shape=}")
+    if np.isnan(t).any():
+        raise ValueError("stability_classification: true E_hull contains NaN")
     true_stable = t <= threshold
-    pred_stable = np.where(np.isnan(p), False, p <= threshold)          # missing = unstable
-    tp = int(np.sum(true_stable & pred_stable)); fn = int(np.sum(true_stable & ~pred_stable))
-    fp = int(np.sum(~true_stable & pred_stable)); tn = int(np.sum(~true_stable & ~pred_stable))
+    pred_stable = np.where(np.isnan(p), False, p <= threshold)  # missing = unstable
+    tp = int(np.sum(true_stable & pred_stable))
+    fn = int(np.sum(true_stable & ~pred_stable))
+    fp = int(np.sum(~true_stable & pred_stable))
+    tn = int(np.sum(~true_stable & ~pred_stable))
     n = tp + fn + fp + tn
     div = lambda a, b: a / b if b > 0 else float("nan")
     precision, recall = div(tp, tp + fp), div(tp, tp + fn)
     prevalence = div(tp + fn, n)
     fpr, tnr, fnr = div(fp, fp + tn), div(tn, fp + tn), div(fn, tp + fn)
-    if fpr > 0 and tnr > 0 and abs(fpr + tnr - 1) > 1e-12: raise ValueError(f"{fpr=} {tnr=} don't add up to 1")
-    if recall > 0 and fnr > 0 and abs(recall + fnr - 1) > 1e-12: raise ValueError(f"{recall=} {fnr=} don't add up to 1")
-    f1 = float("nan") if precision + recall == 0 else 2 * precision * recall / (precision + recall)   # NaN+... stays NaN
+    if fpr > 0 and tnr > 0 and abs(fpr + tnr - 1) > 1e-12:
+        raise ValueError(f"{fpr=} {tnr=} don't add up to 1")
+    if recall > 0 and fnr > 0 and abs(recall + fnr - 1) > 1e-12:
+        raise ValueError(f"{recall=} {fnr=} don't add up to 1")
+    f1 = float("nan") if precision + recall == 0 else 2 * precision * recall / (precision + recall)  # NaN+... stays NaN
     ok = np.isfinite(p)
-    return {"n": n, "TP": tp, "FP": fp, "TN": tn, "FN": fn, "precision": precision, "recall": recall, "TPR": recall,
-            "FNR": fnr, "FPR": fpr, "TNR": tnr, "accuracy": div(tp + tn, n), "prevalence": prevalence, "F1": f1,
-            "DAF": div(precision, prevalence), "DAF_max": div(1.0, prevalence),
-            "MAE": mae(t, p) if ok.any() else float("nan"), "RMSE": rmse(t, p) if ok.any() else float("nan"),
-            "R2": r2(t, p) if ok.sum() > 1 else float("nan")}
+    return {
+        "n": n,
+        "TP": tp,
+        "FP": fp,
+        "TN": tn,
+        "FN": fn,
+        "precision": precision,
+        "recall": recall,
+        "TPR": recall,
+        "FNR": fnr,
+        "FPR": fpr,
+        "TNR": tnr,
+        "accuracy": div(tp + tn, n),
+        "prevalence": prevalence,
+        "F1": f1,
+        "DAF": div(precision, prevalence),
+        "DAF_max": div(1.0, prevalence),
+        "MAE": mae(t, p) if ok.any() else float("nan"),
+        "RMSE": rmse(t, p) if ok.any() else float("nan"),
+        "R2": r2(t, p) if ok.sum() > 1 else float("nan"),
+    }
+
 
 def calibration_table(abs_error, std, *, n_bins: int = 10):
     "Mean |error| and mean std per quantile bin of std (the data of a calibration / error-vs-uncertainty plot)."
     import pandas as pd
+
     df = pd.DataFrame({"abs_error": np.asarray(abs_error, float), "std": np.asarray(std, float)}).dropna()
     df["bin"] = pd.qcut(df["std"].rank(method="first"), q=min(n_bins, len(df)), labels=False)
     return df.groupby("bin").agg(std=("std", "mean"), abs_error=("abs_error", "mean"), n=("std", "size")).reset_index()
@@ -74,6 +107,7 @@ def calibration_table(abs_error, std, *, n_bins: int = 10):
 # %% ../../nbs/11_metrics.ipynb #2a9134a9c7ca
 #: Two-sided 95 % normal quantile, for Wilson score intervals
 Z_95 = 1.959963984540054
+
 
 def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float]:
     "Wilson score interval of a proportion `successes / n` (95 % by default); (NaN, NaN) when n is 0."
@@ -84,9 +118,11 @@ def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, 
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
+
 def binary_classification(y_true, y_pred) -> dict:
     """Confusion counts (TP, FP, TN, FN), accuracy with its 95 % Wilson interval, the majority-class baseline's
-    accuracy on the same items, Matthews' correlation coefficient (0 where it is undefined: a constant label), precision,
+    accuracy on the same items, Matthews' correlation coefficient (0 where it is undefined: a constant label),
+    precision,
     recall and F1 (NaN where undefined) of boolean predictions `y_pred` against `y_true`."""
     t = np.asarray(y_true, dtype=bool)
     p = np.asarray(y_pred, dtype=bool)
@@ -97,26 +133,48 @@ def binary_classification(y_true, y_pred) -> dict:
     tn = int(np.sum(~t & ~p))
     fn = int(np.sum(t & ~p))
     n = tp + fp + tn + fn
+
     def div(a, b):
         return a / b if b > 0 else float("nan")
+
     precision = div(tp, tp + fp)
     recall = div(tp, tp + fn)
-    f1 = div(2 * precision * recall, precision + recall) if np.isfinite(precision) and np.isfinite(recall) else float("nan")
+    f1 = (
+        div(2 * precision * recall, precision + recall)
+        if np.isfinite(precision) and np.isfinite(recall)
+        else float("nan")
+    )
     mcc_denominator = np.sqrt(float(tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     mcc = float((tp * tn - fp * fn) / mcc_denominator) if mcc_denominator > 0 else 0.0
     lo, hi = wilson_interval(tp + tn, n)
-    return {"n": n, "TP": tp, "FP": fp, "TN": tn, "FN": fn, "accuracy": div(tp + tn, n), "accuracy_lo95": lo,
-            "accuracy_hi95": hi, "majority_baseline_accuracy": div(max(tp + fn, tn + fp), n), "MCC": mcc,
-            "precision": precision, "recall": recall, "F1": f1, "prevalence": div(tp + fn, n)}
+    return {
+        "n": n,
+        "TP": tp,
+        "FP": fp,
+        "TN": tn,
+        "FN": fn,
+        "accuracy": div(tp + tn, n),
+        "accuracy_lo95": lo,
+        "accuracy_hi95": hi,
+        "majority_baseline_accuracy": div(max(tp + fn, tn + fp), n),
+        "MCC": mcc,
+        "precision": precision,
+        "recall": recall,
+        "F1": f1,
+        "prevalence": div(tp + fn, n),
+    }
+
 
 #: A hit's verdict after relaxation, by what the references can verify (`reference.hit_verdict`)
 HIT_VERDICTS = ("verified_rediscovery", "verified_false_positive", "known_unverified", "reference_hole", "new")
+
 
 def verified_precision(verdicts) -> dict:
     """Precision on the verifiable hits (Matbench Discovery's precision on WBM, at the composition level): verified
     rediscoveries / (verified rediscoveries + verified false positives), with its 95 % Wilson interval, and the number
     of hits of each verdict (`HIT_VERDICTS`, zeros included). NaN precision when no hit is verifiable."""
     from collections import Counter
+
     counts = Counter(verdicts)
     unknown = set(counts) - set(HIT_VERDICTS)
     if unknown:
@@ -124,10 +182,14 @@ def verified_precision(verdicts) -> dict:
     right = int(counts.get("verified_rediscovery", 0))
     n = right + int(counts.get("verified_false_positive", 0))
     lo, hi = wilson_interval(right, n)
-    return {"precision_verified": right / n if n else float("nan"), "precision_verified_lo": lo,
-            "precision_verified_hi": hi, "n_verifiable": n, "n_hits": sum(counts.values()),
-            **{f"n_{verdict}": counts.get(verdict, 0) for verdict in HIT_VERDICTS}}
-
+    return {
+        "precision_verified": right / n if n else float("nan"),
+        "precision_verified_lo": lo,
+        "precision_verified_hi": hi,
+        "n_verifiable": n,
+        "n_hits": sum(counts.values()),
+        **{f"n_{verdict}": counts.get(verdict, 0) for verdict in HIT_VERDICTS},
+    }
 
 # %% ../../nbs/11_metrics.ipynb #70ae3b579489
 #: MatterGen's S.U.N. stability threshold (eV/atom above the reference hull): `DEFAULT_STABILITY_THRESHOLD` of its
@@ -137,36 +199,53 @@ SUN_STABILITY_THRESHOLD = 0.1
 #: alignment is found.
 MAX_RMSD = 0.5
 #: MatterGen's `RMSDStructureMatcher`: loose, so that a sample and its relaxed structure align even if they differ.
-RMSD_MATCHER_KWARGS = dict(ltol=0.5, stol=MAX_RMSD, angle_tol=10, primitive_cell=True, scale=False,
-                           attempt_supercell=True, allow_subset=False)
+RMSD_MATCHER_KWARGS = dict(
+    ltol=0.5, stol=MAX_RMSD, angle_tol=10, primitive_cell=True, scale=False, attempt_supercell=True, allow_subset=False
+)
+
 
 def stable_mask(e_hull, *, threshold: float = SUN_STABILITY_THRESHOLD) -> np.ndarray:
     "E_hull ≤ `threshold` (eV/atom); a missing E_hull (NaN: failed or unconverged) is unstable."
     e = np.asarray(e_hull, float)
     return np.where(np.isnan(e), False, e <= threshold)
 
+
 def sun_metrics(stable, unique, novel, *, n_submitted: int | None = None, known_composition=None) -> dict:
     """MatterGen's fractions from per-structure masks over the *relaxed* structures: `stable` and S.U.N.
     (stable & unique & novel) are divided by `n_submitted` (default: the number relaxed; failures count as unstable),
     `unique`, `novel` and unique & novel by the number relaxed. With `known_composition` (True where the composition
-    is known to MP), also `sun_new_composition`: S.U.N. with a composition unknown to MP. NaN when nothing was relaxed."""
+    is known to MP), also `sun_new_composition`: S.U.N. with a composition unknown to MP. NaN when nothing was
+    relaxed."""
     s, u, n = (np.asarray(m, bool) for m in (stable, unique, novel))
-    if not (s.shape == u.shape == n.shape): raise ValueError(f"sun_metrics: mask shapes differ: {s.shape}, {u.shape}, {n.shape}")
-    relaxed = len(s); submitted = relaxed if n_submitted is None else int(n_submitted)
-    if submitted < relaxed: raise ValueError(f"sun_metrics: {n_submitted=} < {relaxed} relaxed structures")
+    if not (s.shape == u.shape == n.shape):
+        raise ValueError(f"sun_metrics: mask shapes differ: {s.shape}, {u.shape}, {n.shape}")
+    relaxed = len(s)
+    submitted = relaxed if n_submitted is None else int(n_submitted)
+    if submitted < relaxed:
+        raise ValueError(f"sun_metrics: {n_submitted=} < {relaxed} relaxed structures")
     div = lambda a, b: float(a) / b if b else float("nan")
-    out = {"n_submitted": submitted, "n_relaxed": relaxed, "stable": div(s.sum(), submitted), "unique": div(u.sum(), relaxed),
-           "novel": div(n.sum(), relaxed), "unique_novel": div((u & n).sum(), relaxed), "sun": div((s & u & n).sum(), submitted)}
+    out = {
+        "n_submitted": submitted,
+        "n_relaxed": relaxed,
+        "stable": div(s.sum(), submitted),
+        "unique": div(u.sum(), relaxed),
+        "novel": div(n.sum(), relaxed),
+        "unique_novel": div((u & n).sum(), relaxed),
+        "sun": div((s & u & n).sum(), submitted),
+    }
     if known_composition is not None:
         k = np.asarray(known_composition, bool)
         out["sun_new_composition"] = div((s & u & n & ~k).sum(), submitted)
     return out
 
+
 def mattergen_preprocess(structure):
     "MatterGen's `preprocess_structure` of a sample before its RMSD: refined (spglib defaults), primitive, LLL-reduced."
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
     refined = SpacegroupAnalyzer(structure).get_refined_structure()
     return refined.get_primitive_structure().get_reduced_structure(reduction_algo="LLL")
+
 
 def rmsd_angstrom(initial, relaxed) -> float:
     """RMSD (Å) between a sample and its relaxed form, as MatterGen computes it (`compute_rmsd_angstrom(relaxed,
@@ -176,9 +255,11 @@ def rmsd_angstrom(initial, relaxed) -> float:
     MatterGen's own code (tests/fixtures/mattergen_matchers.json)."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Lattice
+
     sample = mattergen_preprocess(initial)
     rms = StructureMatcher(**RMSD_MATCHER_KWARGS).get_rms_dist(relaxed, sample)
-    average = Lattice.from_parameters(*((np.array(relaxed.lattice.parameters) + np.array(sample.lattice.parameters)) / 2))
+    average = Lattice.from_parameters(
+        *((np.array(relaxed.lattice.parameters) + np.array(sample.lattice.parameters)) / 2)
+    )
     per_atom_length = (average.volume / len(relaxed)) ** (1 / 3)
     return float((MAX_RMSD if rms is None else rms[0]) * per_atom_length)
-

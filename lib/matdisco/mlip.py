@@ -34,30 +34,44 @@ __all__ = ['log', 'KBAR_PER_GPA', 'N_REFERENCE_ELEMENTS', 'TRAINING_CONVENTIONS'
 @dataclass(frozen=True)
 class PotentialConfig:
     "Architecture and training settings of a potential (hashed, with the data, into its file name)."
-    atom_fea_dim: int = 32            # CHGNet 0.3.0: 64 (all feature widths follow this one)
-    n_conv: int = 2                   # CHGNet 0.3.0: 4
-    num_radial: int = 9               # CHGNet 0.3.0: 31
-    num_angular: int = 9              # CHGNet 0.3.0: 31
-    mlp_hidden: int = 32              # readout MLP width (two layers)
-    atom_graph_cutoff: float = 5.0    # Å; CHGNet 0.3.0: 6 (GNoME's NequIP: r_max 5 Å)
-    bond_graph_cutoff: float = 3.0    # Å; CHGNet 0.3.0: 3
+
+    atom_fea_dim: int = 32  # CHGNet 0.3.0: 64 (all feature widths follow this one)
+    n_conv: int = 2  # CHGNet 0.3.0: 4
+    num_radial: int = 9  # CHGNet 0.3.0: 31
+    num_angular: int = 9  # CHGNet 0.3.0: 31
+    mlp_hidden: int = 32  # readout MLP width (two layers)
+    atom_graph_cutoff: float = 5.0  # Å; CHGNet 0.3.0: 6 (GNoME's NequIP: r_max 5 Å)
+    bond_graph_cutoff: float = 3.0  # Å; CHGNet 0.3.0: 3
     epochs: int = 20
     batch_size: int = 8
-    learning_rate: float = 1e-3       # CHGNet's Trainer default
-    force_loss_ratio: float = 1.0     # CHGNet's Trainer default
-    stress_loss_ratio: float = 0.1    # CHGNet's Trainer default
+    learning_rate: float = 1e-3  # CHGNet's Trainer default
+    force_loss_ratio: float = 1.0  # CHGNet's Trainer default
+    stress_loss_ratio: float = 0.1  # CHGNet's Trainer default
     seed: int = 0
+
 
 def new_potential(config: PotentialConfig = PotentialConfig()):
     "An untrained CHGNet-architecture potential of `config`'s size; its composition model (AtomRef) is not yet fitted."
     from chgnet.model import CHGNet
     from chgnet.model.composition_model import AtomRef
+
     torch.manual_seed(config.seed)
     w = config.atom_fea_dim
-    return CHGNet(atom_fea_dim=w, bond_fea_dim=w, angle_fea_dim=w, num_radial=config.num_radial,
-                  num_angular=config.num_angular, n_conv=config.n_conv, atom_conv_hidden_dim=w, bond_conv_hidden_dim=w,
-                  mlp_hidden_dims=(config.mlp_hidden, config.mlp_hidden), composition_model=AtomRef(is_intensive=True),
-                  atom_graph_cutoff=config.atom_graph_cutoff, bond_graph_cutoff=config.bond_graph_cutoff)
+    return CHGNet(
+        atom_fea_dim=w,
+        bond_fea_dim=w,
+        angle_fea_dim=w,
+        num_radial=config.num_radial,
+        num_angular=config.num_angular,
+        n_conv=config.n_conv,
+        atom_conv_hidden_dim=w,
+        bond_conv_hidden_dim=w,
+        mlp_hidden_dims=(config.mlp_hidden, config.mlp_hidden),
+        composition_model=AtomRef(is_intensive=True),
+        atom_graph_cutoff=config.atom_graph_cutoff,
+        bond_graph_cutoff=config.bond_graph_cutoff,
+    )
+
 
 def n_parameters(model) -> int:
     "Trainable parameters of a potential."
@@ -71,25 +85,36 @@ KBAR_PER_GPA = 10.0
 #: CHGNet's composition model (`AtomRef`) holds one reference energy per atomic number 1..94
 N_REFERENCE_ELEMENTS = 94
 
+
 def _structures(frames):
     from pymatgen.io.ase import AseAtomsAdaptor
+
     return [AseAtomsAdaptor.get_structure(a) for a in frames]
+
 
 def ase_stress_to_vasp_kbar(stress):
     "An ASE stress (eV/Å³, tension positive; 3×3 or Voigt) in VASP's convention: kBar, compression positive."
     from ase import units
+
     return -KBAR_PER_GPA * np.asarray(stress) / units.GPa
+
 
 def frames_to_dataset(frames, graph_converter):
     """CHGNet `StructureData` of labelled frames: energy (eV/atom), forces (eV/Å) and stress handed over in VASP's
     kBar (`ase_stress_to_vasp_kbar`), which the dataset turns into the GPa it trains on; graphs built by the model's
     own converter. `tests/test_mlip.py` checks the round trip: the oracle's own weights reproduce these targets."""
     from chgnet.data.dataset import StructureData
-    return StructureData(_structures(frames), [a.get_potential_energy() / len(a) for a in frames],
-                         [a.get_forces() for a in frames],
-                         stresses=[ase_stress_to_vasp_kbar(a.get_stress(voigt=False)) for a in frames],
-                         structure_ids=[a.info.get("frame_hash", str(i)) for i, a in enumerate(frames)],
-                         graph_converter=graph_converter, shuffle=False)
+
+    return StructureData(
+        _structures(frames),
+        [a.get_potential_energy() / len(a) for a in frames],
+        [a.get_forces() for a in frames],
+        stresses=[ase_stress_to_vasp_kbar(a.get_stress(voigt=False)) for a in frames],
+        structure_ids=[a.info.get("frame_hash", str(i)) for i, a in enumerate(frames)],
+        graph_converter=graph_converter,
+        shuffle=False,
+    )
+
 
 def elemental_references(frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
     """Elemental reference energies (eV/atom, one per Z = 1..94) for a potential's composition model (CHGNet's
@@ -106,8 +131,10 @@ def elemental_references(frames, *, prior: dict | None = None, ridge: float | No
     few hundred compositions an element that occurs in one composition only is undetermined, its weight absorbs that
     composition's formation energy, and held-out compositions were then off by eV per atom (measured on `tiny`)."""
     from pymatgen.core import Element
+
     if prior is None:
         from matdisco.oracle import mp_reference_energies
+
         prior = mp_reference_energies()
     symbols = [Element.from_Z(z).symbol for z in range(1, N_REFERENCE_ELEMENTS + 1)]
     X = np.zeros((len(frames), N_REFERENCE_ELEMENTS))
@@ -126,6 +153,7 @@ def elemental_references(frames, *, prior: dict | None = None, ridge: float | No
         w[used] += np.linalg.solve(A.T @ A + ridge * len(frames) * np.eye(len(used)), A.T @ r)
     return w
 
+
 def fit_composition_model(model, frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
     "Set the potential's composition model to `elemental_references(frames, prior=prior, ridge=ridge)`; returns them."
     w = elemental_references(frames, prior=prior, ridge=ridge)
@@ -137,56 +165,103 @@ def fit_composition_model(model, frames, *, prior: dict | None = None, ridge: fl
 # %% ../../nbs/16_mlip.ipynb #c92f659daea6
 #: How labels become training targets; part of every potential's key, so a potential trained under an older
 #: convention (elements absent from training at 0 eV/atom, stress handed to CHGNet in GPa) is never reused
-TRAINING_CONVENTIONS = {"elemental_references": "prior for every element (MP2020, mp_elemental_refs)",
-                        "stress_target": "VASP kBar into CHGNet StructureData"}
+TRAINING_CONVENTIONS = {
+    "elemental_references": "prior for every element (MP2020, mp_elemental_refs)",
+    "stress_target": "VASP kBar into CHGNet StructureData",
+}
+
 
 def potential_key(config: PotentialConfig, train, val, init_key: str | None = None) -> str:
     """Key of a trained potential: its config, the key of the potential it started from, its frames and
     `TRAINING_CONVENTIONS`."""
-    return config_key({"config": asdict(config), "init": init_key, "conventions": TRAINING_CONVENTIONS,
-                       "train": sorted(a.info["frame_hash"] for a in train),
-                       "val": sorted(a.info["frame_hash"] for a in val)}, datasets=())
+    return config_key(
+        {
+            "config": asdict(config),
+            "init": init_key,
+            "conventions": TRAINING_CONVENTIONS,
+            "train": sorted(a.info["frame_hash"] for a in train),
+            "val": sorted(a.info["frame_hash"] for a in val),
+        },
+        datasets=(),
+    )
+
 
 def _loader(dataset, batch_size: int, *, shuffle: bool, seed: int):
     from chgnet.data.dataset import collate_graphs
     from torch.utils.data import DataLoader
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_graphs,
-                      generator=torch.Generator().manual_seed(seed))
 
-def train_potential(train, val, config: PotentialConfig = PotentialConfig(), *, init=None, init_key: str | None = None,
-                    root: Path | str | None = None, device: str | None = None):
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate_graphs,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def train_potential(
+    train,
+    val,
+    config: PotentialConfig = PotentialConfig(),
+    *,
+    init=None,
+    init_key: str | None = None,
+    root: Path | str | None = None,
+    device: str | None = None,
+):
     """Train a potential on labelled `train` frames (validating on `val` each epoch) with CHGNet's `Trainer`
     (energy, forces, stress); returns (model, history, key). From scratch unless `init` (a trained potential, named
     by `init_key`) is given. With `root`, the result is saved to and reused from `root/potential-<key>.pt`."""
     from chgnet.trainer import Trainer
+
     key = potential_key(config, train, val, init_key)
     path = potential_path(root, key) if root is not None else None
     if path is not None and path.exists():
-        model, history = load_potential(path); return model, history, key
+        model, history = load_potential(path)
+        return model, history, key
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if init is None:
         model = new_potential(config)
         fit_composition_model(model, train)
     else:
-        model = copy.deepcopy(init)   # keeps the pretrained potential's references: every element has one
+        model = copy.deepcopy(init)  # keeps the pretrained potential's references: every element has one
     g = model.graph_converter
-    trainer = Trainer(model=model, targets="efs", optimizer="Adam", scheduler="CosLR", criterion="MSE",
-                      epochs=config.epochs, learning_rate=config.learning_rate, force_loss_ratio=config.force_loss_ratio,
-                      stress_loss_ratio=config.stress_loss_ratio, torch_seed=config.seed, data_seed=config.seed,
-                      use_device=device, print_freq=10**9)
+    trainer = Trainer(
+        model=model,
+        targets="efs",
+        optimizer="Adam",
+        scheduler="CosLR",
+        criterion="MSE",
+        epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        force_loss_ratio=config.force_loss_ratio,
+        stress_loss_ratio=config.stress_loss_ratio,
+        torch_seed=config.seed,
+        data_seed=config.seed,
+        use_device=device,
+        print_freq=10**9,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        trainer.train(_loader(frames_to_dataset(train, g), config.batch_size, shuffle=True, seed=config.seed),
-                      _loader(frames_to_dataset(val, g), config.batch_size, shuffle=False, seed=config.seed),
-                      save_dir=tmp, train_composition_model=False)
+        trainer.train(
+            _loader(frames_to_dataset(train, g), config.batch_size, shuffle=True, seed=config.seed),
+            _loader(frames_to_dataset(val, g), config.batch_size, shuffle=False, seed=config.seed),
+            save_dir=tmp,
+            train_composition_model=False,
+        )
     model = trainer.model.to("cpu").eval()
-    history = pd.DataFrame({f"{split}_{t}": trainer.training_history[t][split] for t in "efs" for split in ("train", "val")})
+    history = pd.DataFrame(
+        {f"{split}_{t}": trainer.training_history[t][split] for t in "efs" for split in ("train", "val")}
+    )
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    if path is not None: save_potential(model, history, path, meta={"config": asdict(config), "init_key": init_key})
+    if path is not None:
+        save_potential(model, history, path, meta={"config": asdict(config), "init_key": init_key})
     return model, history, key
+
 
 def potential_path(root: Path | str, key: str) -> Path:
     "Where `train_potential(..., root=root)` saves the potential of `key`."
     return Path(root) / f"potential-{key}.pt"
+
 
 def save_potential(model, history: pd.DataFrame, path: Path | str, *, meta: dict | None = None) -> Path:
     "Write a potential (CHGNet's `as_dict`), its training history and metadata atomically."
@@ -194,9 +269,11 @@ def save_potential(model, history: pd.DataFrame, path: Path | str, *, meta: dict
         torch.save({"model": model.as_dict(), "history": history.to_dict(orient="list"), "meta": meta or {}}, tmp)
     return Path(path)
 
+
 def load_potential(path: Path | str):
     "(model, history) from `save_potential`'s file."
     from chgnet.model import CHGNet
+
     blob = torch.load(path, map_location="cpu", weights_only=False)
     return CHGNet.from_dict(blob["model"]).eval(), pd.DataFrame(blob["history"])
 
@@ -204,82 +281,110 @@ def load_potential(path: Path | str):
 def potential_calculator(model, device: str | None = None):
     "ASE `Calculator` of a potential (energy, forces, stress; CHGNet's own calculator)."
     from chgnet.model.dynamics import CHGNetCalculator
+
     return CHGNetCalculator(model=model, use_device=device or "cpu", on_isolated_atoms="ignore")
+
 
 def potential_errors(model, frames, *, batch_size: int = 16) -> pd.DataFrame:
     """Per frame: the potential's energy error (meV/atom), force MAE over atoms and components (meV/Å) and stress MAE
     (GPa) against the frames' labels, with the frames' provenance."""
     from ase import units
+
     preds = model.predict_structure(_structures(frames), task="efs", batch_size=batch_size)
     preds = preds if isinstance(preds, list) else [preds]
     rows = []
     for a, p in zip(frames, preds):
         s_true = a.get_stress(voigt=False) / units.GPa
-        rows.append({"frame_hash": a.info.get("frame_hash"), "formula": a.info.get("formula"), "kind": a.info.get("kind"),
-                     "temperature_K": a.info.get("temperature_K", np.nan), "n_atoms": len(a),
-                     "energy_error_meV_atom": 1000 * (float(p["e"]) - a.get_potential_energy() / len(a)),
-                     "force_mae_meV_A": 1000 * float(np.abs(np.asarray(p["f"]) - a.get_forces()).mean()),
-                     "stress_mae_GPa": float(np.abs(np.asarray(p["s"]) - s_true).mean())})
+        rows.append(
+            {
+                "frame_hash": a.info.get("frame_hash"),
+                "formula": a.info.get("formula"),
+                "kind": a.info.get("kind"),
+                "temperature_K": a.info.get("temperature_K", np.nan),
+                "n_atoms": len(a),
+                "energy_error_meV_atom": 1000 * (float(p["e"]) - a.get_potential_energy() / len(a)),
+                "force_mae_meV_A": 1000 * float(np.abs(np.asarray(p["f"]) - a.get_forces()).mean()),
+                "stress_mae_GPa": float(np.abs(np.asarray(p["s"]) - s_true).mean()),
+            }
+        )
     return pd.DataFrame(rows)
+
 
 def error_summary(errors: pd.DataFrame) -> dict:
     "Energy MAE (meV/atom), force MAE (meV/Å, atom-weighted) and stress MAE (GPa) over a table of `potential_errors`."
     w = errors.n_atoms
-    return {"n_eval_frames": int(len(errors)), "energy_mae_meV_atom": float(errors.energy_error_meV_atom.abs().mean()),
-            "force_mae_meV_A": float((errors.force_mae_meV_A * w).sum() / w.sum()),
-            "stress_mae_GPa": float(errors.stress_mae_GPa.mean())}
+    return {
+        "n_eval_frames": int(len(errors)),
+        "energy_mae_meV_atom": float(errors.energy_error_meV_atom.abs().mean()),
+        "force_mae_meV_A": float((errors.force_mae_meV_A * w).sum() / w.sum()),
+        "stress_mae_GPa": float(errors.stress_mae_GPa.mean()),
+    }
 
 # %% ../../nbs/16_mlip.ipynb #185ff9437d4e
 def baseline_errors(train, test, *, prior: dict | None = None) -> dict:
     "Energy MAE (meV/atom) of the training mean formation energy and force MAE (meV/Å) of zero force, on `test` frames."
     if prior is None:
         from matdisco.oracle import mp_reference_energies
+
         prior = mp_reference_energies()
-    def e_form(a): return (a.get_potential_energy() - sum(prior[s] for s in a.get_chemical_symbols())) / len(a)
+
+    def e_form(a):
+        return (a.get_potential_energy() - sum(prior[s] for s in a.get_chemical_symbols())) / len(a)
+
     mean_train = float(np.mean([e_form(a) for a in train]))
     forces = np.concatenate([np.abs(a.get_forces()).ravel() for a in test]) if test else np.array([np.nan])
-    return {"energy_mae_meV_atom": 1000 * float(np.mean([abs(e_form(a) - mean_train) for a in test])) if test else np.nan,
-            "force_mae_meV_A": 1000 * float(forces.mean())}
+    return {
+        "energy_mae_meV_atom": 1000 * float(np.mean([abs(e_form(a) - mean_train) for a in test])) if test else np.nan,
+        "force_mae_meV_A": 1000 * float(forces.mean()),
+    }
+
 
 def scored_set_summary(errors: dict, baselines: dict) -> dict:
     """A scored set's errors (`error_summary`) beside its trivial baselines (`baseline_errors` on the *same* frames),
     with their ratios: `force_mae_ratio_to_zero` < 1 means the forces beat predicting zero, and
     `energy_mae_ratio_to_mean` < 1 means the energies beat the training-mean formation energy."""
+
     def ratio(model_mae, baseline_mae):
         return float(model_mae / baseline_mae) if baseline_mae and np.isfinite(baseline_mae) else np.nan
-    return {**errors,
-            "force_mae_zero_baseline_meV_A": baselines["force_mae_meV_A"],
-            "energy_mae_mean_baseline_meV_atom": baselines["energy_mae_meV_atom"],
-            "force_mae_ratio_to_zero": ratio(errors["force_mae_meV_A"], baselines["force_mae_meV_A"]),
-            "energy_mae_ratio_to_mean": ratio(errors["energy_mae_meV_atom"], baselines["energy_mae_meV_atom"])}
+
+    return {
+        **errors,
+        "force_mae_zero_baseline_meV_A": baselines["force_mae_meV_A"],
+        "energy_mae_mean_baseline_meV_atom": baselines["energy_mae_meV_atom"],
+        "force_mae_ratio_to_zero": ratio(errors["force_mae_meV_A"], baselines["force_mae_meV_A"]),
+        "energy_mae_ratio_to_mean": ratio(errors["energy_mae_meV_atom"], baselines["energy_mae_meV_atom"]),
+    }
 
 # %% ../../nbs/16_mlip.ipynb #9205dc8c3c4d
 @dataclass(frozen=True)
 class NequipConfig:
     """A NequIP-family potential trained by `sevenn` (hashed, with its frames, into its key). Defaults: sevenn's
     `base` preset (sevenn/presets/base.yaml) except `self_connection_type` (see above) and the loss weights."""
-    cutoff: float = 5.0                    # Å; sevenn base preset, GNoME's NequIP r_max
-    channel: int = 32                      # sevenn base preset
-    lmax: int = 2                          # sevenn base preset
-    num_convolution_layer: int = 3         # sevenn base preset
-    self_connection_type: str = "linear"   # base preset: "nequip" (788k parameters over 89 species)
+
+    cutoff: float = 5.0  # Å; sevenn base preset, GNoME's NequIP r_max
+    channel: int = 32  # sevenn base preset
+    lmax: int = 2  # sevenn base preset
+    num_convolution_layer: int = 3  # sevenn base preset
+    self_connection_type: str = "linear"  # base preset: "nequip" (788k parameters over 89 species)
     epochs: int = 30
-    batch_size: int = 8                    # base preset: 4
-    learning_rate: float = 0.005           # sevenn base preset
-    lr_decay_per_epoch: float = 0.97       # exponential; base preset: 0.99 over 200 epochs
-    force_loss_weight: float = 1.0         # sevenn's fine_tune preset (base: 0.1)
-    stress_loss_weight: float = 1e-4       # on kBar inside sevenn (base: 1e-6, fine_tune: 0.01)
+    batch_size: int = 8  # base preset: 4
+    learning_rate: float = 0.005  # sevenn base preset
+    lr_decay_per_epoch: float = 0.97  # exponential; base preset: 0.99 over 200 epochs
+    force_loss_weight: float = 1.0  # sevenn's fine_tune preset (base: 0.1)
+    stress_loss_weight: float = 1e-4  # on kBar inside sevenn (base: 1e-6, fine_tune: 0.01)
     # sevenn's energy shift of a model trained from scratch: per-element energies fitted by least squares to the
     # training frames (NequIP's per-species shifts, Batzner et al., Nat. Commun. 13, 2453 (2022)); base preset:
     # "per_atom_energy_mean". Measured on the cpu split (20 epochs): held-out energy MAE 246 -> 212 meV/atom
     energy_shift: str = "elemwise_reference_energies"
     seed: int = 0
 
+
 #: The pretrained general-purpose potential of the transfer comparison: SevenNet-0 as shipped in the sevenn wheel
 SEVENNET_0 = "SevenNet-0_11July2024"
 
 #: Energy offsets a student's targets are taken relative to (added back by `ReferencedCalculator`)
 ENERGY_OFFSETS = ("mp2020_elemental_references", "mp2020_correction")
+
 
 def energy_offset(atoms, kind: str = "mp2020_elemental_references", *, references: dict | None = None) -> float:
     """The energy (eV) a student's target is taken relative to: Σᵢ μ(Zᵢ) with MP's MP2020 elemental references
@@ -288,18 +393,22 @@ def energy_offset(atoms, kind: str = "mp2020_elemental_references", *, reference
     if kind == "mp2020_elemental_references":
         if references is None:
             from matdisco.oracle import mp_reference_energies
+
             references = mp_reference_energies()
         return float(sum(references[s] for s in atoms.get_chemical_symbols()))
     if kind == "mp2020_correction":
         from pymatgen.io.ase import AseAtomsAdaptor
         from matdisco.oracle import mp2020_correction
+
         return mp2020_correction(AseAtomsAdaptor.get_structure(atoms), 0.0)
     raise ValueError(f"unknown energy offset {kind!r}; choose from {ENERGY_OFFSETS}")
+
 
 def offset_frames(frames, kind: str = "mp2020_elemental_references") -> list:
     "Copies of labelled frames whose energy is the label minus `energy_offset` (forces, stress and info unchanged)."
     from ase.calculators.singlepoint import SinglePointCalculator
     from matdisco.oracle import mp_reference_energies
+
     references = mp_reference_energies() if kind == "mp2020_elemental_references" else None
     out = []
     for a in frames:
@@ -313,9 +422,11 @@ def offset_frames(frames, kind: str = "mp2020_elemental_references") -> list:
 # %% ../../nbs/16_mlip.ipynb #8b452997ef7c
 from ase.calculators.calculator import Calculator, all_changes
 
+
 class ReferencedCalculator(Calculator):
     """An ASE calculator whose energy is `base`'s plus `energy_offset(atoms, kind)`; forces and stress are `base`'s.
     The student's predictions on our labels' scale (see `offset_frames`)."""
+
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, base, kind: str = "mp2020_elemental_references", **kwargs):
@@ -324,9 +435,10 @@ class ReferencedCalculator(Calculator):
             raise ValueError(f"unknown energy offset {kind!r}; choose from {ENERGY_OFFSETS}")
         self.base = base
         self.kind = kind
-        self.references = None   # loaded once, not at every MD step
+        self.references = None  # loaded once, not at every MD step
         if kind == "mp2020_elemental_references":
             from matdisco.oracle import mp_reference_energies
+
             self.references = mp_reference_energies()
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -334,58 +446,121 @@ class ReferencedCalculator(Calculator):
         a = self.atoms.copy()
         a.calc = self.base
         energy = a.get_potential_energy() + energy_offset(a, self.kind, references=self.references)
-        self.results = {"energy": energy, "free_energy": energy, "forces": a.get_forces(),
-                        "stress": a.get_stress()}
+        self.results = {"energy": energy, "free_energy": energy, "forces": a.get_forces(), "stress": a.get_stress()}
 
 # %% ../../nbs/16_mlip.ipynb #4459321fc385
 #: The keys of a sevenn checkpoint's config that fix its architecture (a fine-tuning run must repeat them)
-_SEVENN_ARCHITECTURE_KEYS = ("chemical_species", "cutoff", "channel", "lmax", "lmax_edge", "lmax_node",
-                             "num_convolution_layer", "irreps_manual", "weight_nn_hidden_neurons", "radial_basis",
-                             "cutoff_function", "act_gate", "act_scalar", "act_radial", "is_parity",
-                             "self_connection_type", "conv_denominator", "interaction_type", "readout_as_fcn",
-                             "readout_fcn_hidden_neurons", "readout_fcn_activation", "use_bias_in_linear",
-                             "_normalize_sph")
+_SEVENN_ARCHITECTURE_KEYS = (
+    "chemical_species",
+    "cutoff",
+    "channel",
+    "lmax",
+    "lmax_edge",
+    "lmax_node",
+    "num_convolution_layer",
+    "irreps_manual",
+    "weight_nn_hidden_neurons",
+    "radial_basis",
+    "cutoff_function",
+    "act_gate",
+    "act_scalar",
+    "act_radial",
+    "is_parity",
+    "self_connection_type",
+    "conv_denominator",
+    "interaction_type",
+    "readout_as_fcn",
+    "readout_fcn_hidden_neurons",
+    "readout_fcn_activation",
+    "use_bias_in_linear",
+    "_normalize_sph",
+)
 
-def _sevenn_input(config: NequipConfig, train_path: Path, valid_path: Path, init: str | None,
-                  species: list | None = None) -> dict:
+
+def _sevenn_input(
+    config: NequipConfig, train_path: Path, valid_path: Path, init: str | None, species: list | None = None
+) -> dict:
     """sevenn's input.yaml as a dict: the model from `config` and `species` (element symbols; None: those of the
     training frames), or, fine-tuning, from the `init` checkpoint."""
-    train_block = {"random_seed": config.seed, "is_train_stress": True, "epoch": config.epochs, "optimizer": "adam",
-                   "optim_param": {"lr": config.learning_rate}, "scheduler": "exponentiallr",
-                   "scheduler_param": {"gamma": config.lr_decay_per_epoch},
-                   "force_loss_weight": config.force_loss_weight, "stress_loss_weight": config.stress_loss_weight,
-                   "per_epoch": 10**6, "error_record": [["Energy", "MAE"], ["Force", "MAE"], ["Stress", "MAE"],
-                                                        ["TotalLoss", "None"]]}
-    model = {"chemical_species": sorted(species) if species else "Auto", "cutoff": config.cutoff,
-             "channel": config.channel, "lmax": config.lmax, "num_convolution_layer": config.num_convolution_layer,
-             "weight_nn_hidden_neurons": [64, 64],
-             "radial_basis": {"radial_basis_name": "bessel", "bessel_basis_num": 8},
-             "cutoff_function": {"cutoff_function_name": "poly_cut", "poly_cut_p_value": 6},
-             "act_gate": {"e": "silu", "o": "tanh"}, "act_scalar": {"e": "silu", "o": "tanh"}, "is_parity": False,
-             "self_connection_type": config.self_connection_type, "conv_denominator": "avg_num_neigh",
-             "train_denominator": False, "train_shift_scale": False}
-    if init is not None:   # fine-tuning: the architecture and species are the checkpoint's (shift and scale too)
+    train_block = {
+        "random_seed": config.seed,
+        "is_train_stress": True,
+        "epoch": config.epochs,
+        "optimizer": "adam",
+        "optim_param": {"lr": config.learning_rate},
+        "scheduler": "exponentiallr",
+        "scheduler_param": {"gamma": config.lr_decay_per_epoch},
+        "force_loss_weight": config.force_loss_weight,
+        "stress_loss_weight": config.stress_loss_weight,
+        "per_epoch": 10**6,
+        "error_record": [["Energy", "MAE"], ["Force", "MAE"], ["Stress", "MAE"], ["TotalLoss", "None"]],
+    }
+    model = {
+        "chemical_species": sorted(species) if species else "Auto",
+        "cutoff": config.cutoff,
+        "channel": config.channel,
+        "lmax": config.lmax,
+        "num_convolution_layer": config.num_convolution_layer,
+        "weight_nn_hidden_neurons": [64, 64],
+        "radial_basis": {"radial_basis_name": "bessel", "bessel_basis_num": 8},
+        "cutoff_function": {"cutoff_function_name": "poly_cut", "poly_cut_p_value": 6},
+        "act_gate": {"e": "silu", "o": "tanh"},
+        "act_scalar": {"e": "silu", "o": "tanh"},
+        "is_parity": False,
+        "self_connection_type": config.self_connection_type,
+        "conv_denominator": "avg_num_neigh",
+        "train_denominator": False,
+        "train_shift_scale": False,
+    }
+    if init is not None:  # fine-tuning: the architecture and species are the checkpoint's (shift and scale too)
         from sevenn.util import load_checkpoint
+
         start = load_checkpoint(init).config
         model = {k: start[k] for k in _SEVENN_ARCHITECTURE_KEYS if start.get(k) is not None}
         model |= {"train_shift_scale": False, "train_denominator": False}
-        train_block["continue"] = {"checkpoint": init, "reset_optimizer": True, "reset_scheduler": True,
-                                   "reset_epoch": True}
-    data = {"batch_size": config.batch_size, "shift": config.energy_shift if init is None else "per_atom_energy_mean",
-            "scale": "force_rms",
-            "load_trainset_path": [str(train_path)], "load_validset_path": [str(valid_path)]}
+        train_block["continue"] = {
+            "checkpoint": init,
+            "reset_optimizer": True,
+            "reset_scheduler": True,
+            "reset_epoch": True,
+        }
+    data = {
+        "batch_size": config.batch_size,
+        "shift": config.energy_shift if init is None else "per_atom_energy_mean",
+        "scale": "force_rms",
+        "load_trainset_path": [str(train_path)],
+        "load_validset_path": [str(valid_path)],
+    }
     return {"model": model, "train": train_block, "data": data}
+
 
 def nequip_key(config: NequipConfig, train, val, init_key: str | None, offset: str, species=None) -> str:
     "Key of a trained NequIP student: its config, its start, its energy offset, its species and every frame's hash."
-    return config_key({"config": asdict(config), "init": init_key, "offset": offset, "trainer": "sevenn",
-                       "species": sorted(species) if species else None,
-                       "train": sorted(a.info["frame_hash"] for a in train),
-                       "val": sorted(a.info["frame_hash"] for a in val)}, datasets=())
+    return config_key(
+        {
+            "config": asdict(config),
+            "init": init_key,
+            "offset": offset,
+            "trainer": "sevenn",
+            "species": sorted(species) if species else None,
+            "train": sorted(a.info["frame_hash"] for a in train),
+            "val": sorted(a.info["frame_hash"] for a in val),
+        },
+        datasets=(),
+    )
 
-def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str | None = None,
-                 init_key: str | None = None, offset: str = "mp2020_elemental_references",
-                 root: Path | str | None = None, species=None) -> tuple[Path, pd.DataFrame, str]:
+
+def train_nequip(
+    train,
+    val,
+    config: NequipConfig = NequipConfig(),
+    *,
+    init: str | None = None,
+    init_key: str | None = None,
+    offset: str = "mp2020_elemental_references",
+    root: Path | str | None = None,
+    species=None,
+) -> tuple[Path, pd.DataFrame, str]:
     """Train a NequIP-family potential with `sevenn` on labelled `train` frames (validating on `val` each epoch);
     returns (checkpoint path, per-epoch history, key). `init`: a sevenn checkpoint to fine-tune (a path, or
     `SEVENNET_0`), named by `init_key`. `species`: the elements the model knows (default: those of the training
@@ -399,6 +574,7 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
     import sys
     import yaml
     from ase.io import write
+
     key = nequip_key(config, train, val, init_key, offset, species)
     root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="nequip-"))
     path = root / f"nequip-{key}.pth"
@@ -413,22 +589,27 @@ def train_nequip(train, val, config: NequipConfig = NequipConfig(), *, init: str
         spec = _sevenn_input(config, work / "train.extxyz", work / "valid.extxyz", init, species)
         (work / "input.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         command = [str(Path(sys.executable).parent / "sevenn"), "input.yaml", "-w", str(work)]
-        threads = str(torch.get_num_threads())   # the caller's torch threads (one per Dask worker, say), not all cores
+        threads = str(torch.get_num_threads())  # the caller's torch threads (one per Dask worker, say), not all cores
         env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
         if (work / "log.sevenn").exists():
             shutil.copyfile(work / "log.sevenn", path.with_suffix(".log"))
         if done.returncode != 0 or not (work / "checkpoint_best.pth").exists():
-            raise RuntimeError(f"sevenn training failed (exit {done.returncode}); its log: {path.with_suffix('.log')}; "
-                               f"stderr: {done.stderr[-1500:]}")
+            raise RuntimeError(
+                f"sevenn training failed (exit {done.returncode}); its log: {path.with_suffix('.log')}; "
+                f"stderr: {done.stderr[-1500:]}"
+            )
         history = pd.read_csv(work / "lc.csv")
-        atomic_write_text(path.with_suffix(".json"), json.dumps({"config": asdict(config), "init_key": init_key,
-                                                                 "offset": offset, "key": key}, indent=1))
+        atomic_write_text(
+            path.with_suffix(".json"),
+            json.dumps({"config": asdict(config), "init_key": init_key, "offset": offset, "key": key}, indent=1),
+        )
         with atomic_path(history_path) as tmp_history:
             history.to_csv(tmp_history, index=False)
         with atomic_path(path) as tmp_checkpoint:
             shutil.copyfile(work / "checkpoint_best.pth", tmp_checkpoint)
     return path, history, key
+
 
 def nequip_calculator(checkpoint: Path | str, device: str | None = None, *, offset: str | None = None):
     """ASE calculator of a sevenn checkpoint on our labels' scale: `ReferencedCalculator` around sevenn's
@@ -436,29 +617,38 @@ def nequip_calculator(checkpoint: Path | str, device: str | None = None, *, offs
     (`SEVENNET_0`, shipped with no such file, predicts raw PBE: `mp2020_correction`)."""
     import warnings
     from sevenn.calculator import SevenNetCalculator
+
     meta = Path(checkpoint).with_suffix(".json")
     if offset is None:
         offset = json.loads(meta.read_text())["offset"] if meta.exists() else "mp2020_correction"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # sevenn warns that no tensor-product accelerator is installed
+        warnings.simplefilter("ignore")  # sevenn warns that no tensor-product accelerator is installed
         model = "7net-0" if str(checkpoint) == SEVENNET_0 else str(checkpoint)
         base = SevenNetCalculator(model=model, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return ReferencedCalculator(base, offset)
+
 
 def calculator_errors(calculator, frames) -> pd.DataFrame:
     """Per frame, for any ASE calculator: energy error (meV/atom), force MAE (meV/Å) and stress MAE (GPa) against
     the frames' labels, with their provenance (the columns of `potential_errors`)."""
     from ase import units
+
     rows = []
     for a in frames:
         b = a.copy()
         b.calc = calculator
-        rows.append({"frame_hash": a.info.get("frame_hash"), "formula": a.info.get("formula"),
-                     "kind": a.info.get("kind"), "temperature_K": a.info.get("temperature_K", np.nan),
-                     "n_atoms": len(a),
-                     "energy_error_meV_atom": 1000 * (b.get_potential_energy() - a.get_potential_energy()) / len(a),
-                     "force_mae_meV_A": 1000 * float(np.abs(b.get_forces() - a.get_forces()).mean()),
-                     "stress_mae_GPa": float(np.abs(b.get_stress() - a.get_stress()).mean() / units.GPa)})
+        rows.append(
+            {
+                "frame_hash": a.info.get("frame_hash"),
+                "formula": a.info.get("formula"),
+                "kind": a.info.get("kind"),
+                "temperature_K": a.info.get("temperature_K", np.nan),
+                "n_atoms": len(a),
+                "energy_error_meV_atom": 1000 * (b.get_potential_energy() - a.get_potential_energy()) / len(a),
+                "force_mae_meV_A": 1000 * float(np.abs(b.get_forces() - a.get_forces()).mean()),
+                "stress_mae_GPa": float(np.abs(b.get_stress() - a.get_stress()).mean() / units.GPa),
+            }
+        )
     return pd.DataFrame(rows)
 
 # %% ../../nbs/16_mlip.ipynb #75959f89f69c
@@ -467,44 +657,74 @@ def nested_subsets(n_total: int, sizes, seed: int = 0) -> dict[int, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n_total)
     return {int(n): np.sort(order[: min(int(n), n_total)]) for n in sizes}
 
+
 def nested_source_subsets(frames, sizes, seed: int = 0) -> dict[int, np.ndarray]:
     """Frame index sets that grow by whole sources (relaxed structures, so compositions): the sources in one seeded
     order, each set the smallest prefix with at least n frames (smaller sets inside larger ones)."""
     sources = np.array([a.info["source"] for a in frames])
-    uniq = np.unique(sources); order = uniq[np.random.default_rng(seed).permutation(len(uniq))]
-    rank = {s: i for i, s in enumerate(order)}; r = np.array([rank[s] for s in sources])
+    uniq = np.unique(sources)
+    order = uniq[np.random.default_rng(seed).permutation(len(uniq))]
+    rank = {s: i for i, s in enumerate(order)}
+    r = np.array([rank[s] for s in sources])
     counts = np.cumsum(np.bincount(r, minlength=len(order)))
     out = {}
     for n in sizes:
-        k = int(np.searchsorted(counts, min(int(n), len(frames))))   # first prefix of sources with >= n frames
+        k = int(np.searchsorted(counts, min(int(n), len(frames))))  # first prefix of sources with >= n frames
         out[int(n)] = np.flatnonzero(r <= k)
     return out
 
-def train_student(train, val, config, *, init=None, init_key: str | None = None,
-                  offset: str = "mp2020_elemental_references", root: Path | str | None = None,
-                  device: str | None = None, species=None):
+
+def train_student(
+    train,
+    val,
+    config,
+    *,
+    init=None,
+    init_key: str | None = None,
+    offset: str = "mp2020_elemental_references",
+    root: Path | str | None = None,
+    device: str | None = None,
+    species=None,
+):
     """Train the potential `config` describes (a `NequipConfig`: sevenn; a `PotentialConfig`: CHGNet's trainer) on
     `train`, validating on `val`; returns (ASE calculator, history, key, spec), `spec` being what `matdisco.md` takes
     to rebuild the calculator in another process (the saved file's path)."""
     if isinstance(config, NequipConfig):
-        path, history, key = train_nequip(train, val, config, init=init, init_key=init_key, offset=offset, root=root,
-                                          species=species)
+        path, history, key = train_nequip(
+            train, val, config, init=init, init_key=init_key, offset=offset, root=root, species=species
+        )
         return nequip_calculator(path, device), history, key, str(path)
     model, history, key = train_potential(train, val, config, init=init, init_key=init_key, root=root, device=device)
     spec = str(potential_path(root, key)) if root is not None else None
     return potential_calculator(model, device), history, key, spec
 
+
 def final_energy_errors(history: pd.DataFrame) -> dict:
     "Last epoch's training and validation energy MAE (eV/atom) from either trainer's history."
     for train_col, val_col in (("train_e", "val_e"), ("trainset_Energy_MAE", "validset_Energy_MAE")):
         if train_col in history and val_col in history:
-            return {"epochs": int(len(history)), "final_train_e_mae": float(history[train_col].iloc[-1]),
-                    "final_val_e_mae": float(history[val_col].iloc[-1])}
+            return {
+                "epochs": int(len(history)),
+                "final_train_e_mae": float(history[train_col].iloc[-1]),
+                "final_val_e_mae": float(history[val_col].iloc[-1]),
+            }
     return {"epochs": int(len(history)), "final_train_e_mae": np.nan, "final_val_e_mae": np.nan}
 
-def learning_curve(train, val, test, sizes, config=NequipConfig(), *, seeds=(0,), by: str = "source",
-                   root: Path | str | None = None, device: str | None = None, per_frame: list | None = None,
-                   species=None) -> pd.DataFrame:
+
+def learning_curve(
+    train,
+    val,
+    test,
+    sizes,
+    config=NequipConfig(),
+    *,
+    seeds=(0,),
+    by: str = "source",
+    root: Path | str | None = None,
+    device: str | None = None,
+    per_frame: list | None = None,
+    species=None,
+) -> pd.DataFrame:
     """Held-out errors beside their baselines (`scored_set_summary`) of potentials trained on nested subsets of
     `train`, per size and seed, each with the same `config` (so the same epochs: a fixed budget per frame, stated in
     the summary). `by="source"` (default) grows the set by whole sources, so a larger set holds more compositions,
@@ -514,7 +734,9 @@ def learning_curve(train, val, test, sizes, config=NequipConfig(), *, seeds=(0,)
     rows = []
     species = sorted(species or {s for a in [*train, *val, *test] for s in a.get_chemical_symbols()})
     for seed in seeds:
-        subsets = nested_source_subsets(train, sizes, seed) if by == "source" else nested_subsets(len(train), sizes, seed)
+        subsets = (
+            nested_source_subsets(train, sizes, seed) if by == "source" else nested_subsets(len(train), sizes, seed)
+        )
         for n, idx in subsets.items():
             cfg = type(config)(**{**asdict(config), "seed": int(seed)})
             sub = [train[i] for i in idx]
@@ -523,23 +745,43 @@ def learning_curve(train, val, test, sizes, config=NequipConfig(), *, seeds=(0,)
             if per_frame is not None:
                 per_frame.append(errors.assign(n_frames=len(idx), seed=seed))
             scored = scored_set_summary(error_summary(errors), baseline_errors(sub, test))
-            rows.append({"n_frames": len(idx), "n_sources": len({a.info["source"] for a in sub}), "seed": seed,
-                         "key": key, **final_energy_errors(history), **scored})
+            rows.append(
+                {
+                    "n_frames": len(idx),
+                    "n_sources": len({a.info["source"] for a in sub}),
+                    "seed": seed,
+                    "key": key,
+                    **final_energy_errors(history),
+                    **scored,
+                }
+            )
     return pd.DataFrame(rows).drop_duplicates("key").reset_index(drop=True)
+
 
 @dataclass(frozen=True)
 class TransferStart:
     """Where a transfer run starts: from scratch (`init` None) or a checkpoint (with its key and energy offset);
     `max_frames` skips larger training sets (SevenNet-0, 842k parameters, fine-tunes ~20x slower per frame than our
     student on one core)."""
+
     name: str
     init: str | None = None
     init_key: str | None = None
     offset: str = "mp2020_elemental_references"
     max_frames: int | None = None
 
-def transfer_curve(starts, new_train, new_test, sizes, config=NequipConfig(), *, seed: int = 0,
-                   root: Path | str | None = None, device: str | None = None) -> pd.DataFrame:
+
+def transfer_curve(
+    starts,
+    new_train,
+    new_test,
+    sizes,
+    config=NequipConfig(),
+    *,
+    seed: int = 0,
+    root: Path | str | None = None,
+    device: str | None = None,
+) -> pd.DataFrame:
     """Errors on `new_test` (beside its baselines, `scored_set_summary`) after training on n frames of a new
     chemistry from each of `starts` (`TransferStart`s). n = 0 is the start itself, zero-shot (none from scratch)."""
     rows = []
@@ -555,21 +797,32 @@ def transfer_curve(starts, new_train, new_test, sizes, config=NequipConfig(), *,
                 calculator, key = nequip_calculator(start.init, device, offset=start.offset), start.init_key
                 baseline = baseline_errors(new_train, new_test)
             else:
-                calculator, _, key, _ = train_student(frames, frames, config, init=start.init, init_key=start.init_key,
-                                                      offset=start.offset, root=root, device=device,
-                                                      species=species if start.init is None else None)
+                calculator, _, key, _ = train_student(
+                    frames,
+                    frames,
+                    config,
+                    init=start.init,
+                    init_key=start.init_key,
+                    offset=start.offset,
+                    root=root,
+                    device=device,
+                    species=species if start.init is None else None,
+                )
                 baseline = baseline_errors(frames, new_test)
             scored = scored_set_summary(error_summary(calculator_errors(calculator, new_test)), baseline)
             rows.append({"n_frames": len(idx), "start": start.name, "key": key, **scored})
     return pd.DataFrame(rows)
 
-def power_law_bootstrap(per_frame: pd.DataFrame, column: str, *, n_boot: int = 1000, seed: int = 0,
-                        level: float = 0.95) -> dict:
+
+def power_law_bootstrap(
+    per_frame: pd.DataFrame, column: str, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Exponent α of MAE(n) ∝ n^(−α) (`scaling.fit_power_law` on the per-size MAE of `column`, force MAEs weighted by
     atoms) with a bootstrap interval over held-out *compositions*: each draw resamples the compositions with
     replacement, the same draw at every size, and refits. Returns alpha, its interval, a and the number of
     compositions; NaN with fewer than two sizes."""
     from matdisco.scaling import fit_power_law
+
     weight = per_frame.n_atoms if column.startswith("force") else pd.Series(1.0, index=per_frame.index)
     t = per_frame.assign(_w=weight, _wx=weight * per_frame[column].abs())
     sums = t.groupby(["n_frames", "formula"])[["_wx", "_w"]].sum().unstack("formula", fill_value=0.0)
@@ -587,41 +840,64 @@ def power_law_bootstrap(per_frame: pd.DataFrame, column: str, *, n_boot: int = 1
         pick = rng.integers(0, len(formulas), len(formulas))
         alphas.append(fit_power_law(sizes, wx[:, pick].sum(1) / w[:, pick].sum(1))["alpha"])
     q = (1 - level) / 2
-    return out | {"alpha": fit["alpha"], "a": fit["a"], "alpha_lo": float(np.quantile(alphas, q)),
-                  "alpha_hi": float(np.quantile(alphas, 1 - q))}
+    return out | {
+        "alpha": fit["alpha"],
+        "a": fit["a"],
+        "alpha_lo": float(np.quantile(alphas, q)),
+        "alpha_hi": float(np.quantile(alphas, 1 - q)),
+    }
 
 # %% ../../nbs/16_mlip.ipynb #15c83c1ffb78
-def mlip_figure(curve: pd.DataFrame, transfer: pd.DataFrame | None = None, md: pd.DataFrame | None = None, *,
-                baselines: dict | None = None, threshold_log10: float = 1.18, title: str = ""):
+def mlip_figure(
+    curve: pd.DataFrame,
+    transfer: pd.DataFrame | None = None,
+    md: pd.DataFrame | None = None,
+    *,
+    baselines: dict | None = None,
+    threshold_log10: float = 1.18,
+    title: str = "",
+):
     """(a) held-out energy and force MAE vs training frames with power-law fits; (b) fine-tuned vs scratch on a new
     chemistry; (c) Li conductivity at 1,000 K from our potential's MD vs the oracle's, with GNoME's threshold."""
     import matplotlib.pyplot as plt
     from matdisco.scaling import fit_power_law
+
     fig, ax = plt.subplots(1, 3, figsize=(14, 4.2))
     g = curve.groupby("n_frames")[["energy_mae_meV_atom", "force_mae_meV_A"]].mean().reset_index()
     for col, lab, c in (("energy_mae_meV_atom", "energy (meV/atom)", "C0"), ("force_mae_meV_A", "force (meV/Å)", "C1")):
         ax[0].loglog(curve.n_frames, curve[col], "o", color=c, alpha=0.4)
         if len(g) >= 2:
-            f = fit_power_law(g.n_frames, g[col]); n = np.geomspace(g.n_frames.min(), g.n_frames.max(), 50)
+            f = fit_power_law(g.n_frames, g[col])
+            n = np.geomspace(g.n_frames.min(), g.n_frames.max(), 50)
             ax[0].loglog(n, f["a"] * n ** (-f["alpha"]), "-", color=c, label=f"{lab}: α = {f['alpha']:.2f}")
-        else: ax[0].loglog(g.n_frames, g[col], "-", color=c, label=lab)
+        else:
+            ax[0].loglog(g.n_frames, g[col], "-", color=c, label=lab)
     for col, c in (("energy_mae_meV_atom", "C0"), ("force_mae_meV_A", "C1")):
-        if baselines and np.isfinite(baselines.get(col, np.nan)): ax[0].axhline(baselines[col], color=c, ls="--", lw=0.8)
-    ax[0].set(xlabel="training frames (growing by whole sources)", ylabel="MAE on held-out compositions",
-              title="(a) data scaling (dashed: mean / zero baselines)"); ax[0].legend(fontsize=8)
+        if baselines and np.isfinite(baselines.get(col, np.nan)):
+            ax[0].axhline(baselines[col], color=c, ls="--", lw=0.8)
+    ax[0].set(
+        xlabel="training frames (growing by whole sources)",
+        ylabel="MAE on held-out compositions",
+        title="(a) data scaling (dashed: mean / zero baselines)",
+    )
+    ax[0].legend(fontsize=8)
     if transfer is not None and len(transfer):
         for (start, t), c in zip(transfer.groupby("start", sort=False), ("C2", "C3", "C4", "C5")):
             t = t.sort_values("n_frames")
             ax[1].plot(t.n_frames, t.force_mae_meV_A, "o-", color=c, label=f"{start}: force")
             ax[1].plot(t.n_frames, t.energy_mae_meV_atom, "s--", color=c, label=f"{start}: energy")
         if "force_mae_zero_baseline_meV_A" in transfer:
-            ax[1].axhline(float(transfer.force_mae_zero_baseline_meV_A.iloc[0]), color="k", ls=":", lw=0.8,
-                          label="zero force")
+            ax[1].axhline(
+                float(transfer.force_mae_zero_baseline_meV_A.iloc[0]), color="k", ls=":", lw=0.8, label="zero force"
+            )
         ax[1].set_xscale("symlog", linthresh=1)
         ax[1].set_yscale("log")
         ax[1].legend(fontsize=7)
-    ax[1].set(xlabel="frames of the new chemistry (0: zero-shot)", ylabel="MAE (meV/Å; meV/atom)",
-              title="(b) transfer to hotter frames of new compositions")
+    ax[1].set(
+        xlabel="frames of the new chemistry (0: zero-shot)",
+        ylabel="MAE (meV/Å; meV/atom)",
+        title="(b) transfer to hotter frames of new compositions",
+    )
     if md is not None and len(md) and {"calculator", "sigma_mS_cm"} <= set(md.columns):
         w = md.pivot_table(index="structure", columns="calculator", values="sigma_mS_cm", aggfunc="first")
         names = [c for c in w.columns if c != "oracle"]
@@ -630,9 +906,11 @@ def mlip_figure(curve: pd.DataFrame, transfer: pd.DataFrame | None = None, md: p
             ax[2].loglog(x, y, "o")
             lo, hi = min(x.min(), y.min(), 1.0) / 2, max(x.max(), y.max(), 100.0) * 2
             ax[2].plot([lo, hi], [lo, hi], "k:", lw=1)
-            ax[2].axvline(10 ** threshold_log10, color="r", lw=0.8); ax[2].axhline(10 ** threshold_log10, color="r", lw=0.8)
+            ax[2].axvline(10**threshold_log10, color="r", lw=0.8)
+            ax[2].axhline(10**threshold_log10, color="r", lw=0.8)
             ax[2].set_ylabel(f"σ_Li, {names[0]} potential (mS/cm)")
     ax[2].set(xlabel="σ_Li, oracle MD (mS/cm)", title="(c) zero-shot MD at 1,000 K")
-    if title: fig.suptitle(title)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

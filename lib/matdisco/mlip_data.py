@@ -27,14 +27,16 @@ __all__ = ['log', 'FRAME_KINDS', 'RATTLE_TEMPERATURES_K', 'MD_TEMPERATURES_K', '
 
 # %% ../../nbs/15_mlip_data.ipynb #80c087ea3109
 FRAME_KINDS = ("relaxation", "rattled", "strained", "md")
-RATTLE_TEMPERATURES_K = (300.0, 500.0, 1000.0)   # OMat24 (Barroso-Luque et al., arXiv:2410.12771): rattled-300/500/1000
-MD_TEMPERATURES_K = (1000.0, 3000.0)             # OMat24: AIMD at 1,000 and 3,000 K
-RATTLE_FORCE_CONSTANT = 10.0                     # eV/Å²; sets sigma = sqrt(k_B T / k) (our choice, see above)
-BOLTZMANN_EV_K = 8.617333262e-5                  # k_B in eV/K (CODATA 2018)
+RATTLE_TEMPERATURES_K = (300.0, 500.0, 1000.0)  # OMat24 (Barroso-Luque et al., arXiv:2410.12771): rattled-300/500/1000
+MD_TEMPERATURES_K = (1000.0, 3000.0)  # OMat24: AIMD at 1,000 and 3,000 K
+RATTLE_FORCE_CONSTANT = 10.0  # eV/Å²; sets sigma = sqrt(k_B T / k) (our choice, see above)
+BOLTZMANN_EV_K = 8.617333262e-5  # k_B in eV/K (CODATA 2018)
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
     "How frames are drawn from each relaxed source structure (hashed into the frame set's folder name)."
+
     oracle: str = "chgnet-0.3.0"
     relaxation_every: int = 5
     rattle_temperatures_K: tuple = RATTLE_TEMPERATURES_K
@@ -47,6 +49,7 @@ class SamplingConfig:
     md_timestep_fs: float = 2.0
     seed: int = 0
 
+
 def rattle_sigma(temperature_K: float, force_constant: float = RATTLE_FORCE_CONSTANT) -> float:
     "Equipartition width (Å) of one Cartesian displacement of an oscillator of stiffness `force_constant` (eV/Å²) at T."
     return float(np.sqrt(BOLTZMANN_EV_K * temperature_K / force_constant))
@@ -54,29 +57,49 @@ def rattle_sigma(temperature_K: float, force_constant: float = RATTLE_FORCE_CONS
 # %% ../../nbs/15_mlip_data.ipynb #fd4b1ccbfaa5
 def frame_hash(atoms) -> str:
     "Key of a frame's geometry: atomic numbers, positions and cell to 1e-4 Å (equal geometries, one key)."
-    payload = json.dumps([atoms.numbers.tolist(), np.round(atoms.positions, 4).tolist(), np.round(atoms.cell[:], 4).tolist()])
+    payload = json.dumps(
+        [atoms.numbers.tolist(), np.round(atoms.positions, 4).tolist(), np.round(atoms.cell[:], 4).tolist()]
+    )
     return hashlib.sha1(payload.encode()).hexdigest()
+
 
 def _reduced_formula(atoms) -> str:
     from pymatgen.core import Composition
+
     return Composition(atoms.get_chemical_formula()).reduced_formula
+
 
 def label_frame(atoms, calculator, **info):
     """A copy of `atoms` with the calculator's energy, forces and stress frozen in a `SinglePointCalculator` and
     `info` (provenance) attached. Raises `FloatingPointError` on non-finite labels (such a frame is never stored)."""
     from ase.calculators.singlepoint import SinglePointCalculator
-    a = atoms.copy(); a.calc = calculator
-    e = float(a.get_potential_energy()); f = np.array(a.get_forces()); s = np.array(a.get_stress(voigt=True))
+
+    a = atoms.copy()
+    a.calc = calculator
+    e = float(a.get_potential_energy())
+    f = np.array(a.get_forces())
+    s = np.array(a.get_stress(voigt=True))
     if not (np.isfinite(e) and np.all(np.isfinite(f)) and np.all(np.isfinite(s))):
         raise FloatingPointError(f"non-finite labels for {a.get_chemical_formula()}")
-    out = atoms.copy(); out.calc = SinglePointCalculator(out, energy=e, forces=f, stress=s)
-    out.info = {}; _tag(out, **info)
+    out = atoms.copy()
+    out.calc = SinglePointCalculator(out, energy=e, forces=f, stress=s)
+    out.info = {}
+    _tag(out, **info)
     return out
 
+
 def _tag(a, *, source: str, kind: str, oracle: str, temperature_K: float = float("nan"), strain: float = 0.0):
-    if kind not in FRAME_KINDS: raise ValueError(f"unknown frame kind {kind!r}; choose from {FRAME_KINDS}")
-    a.info.update(frame_hash=frame_hash(a), source=source, formula=_reduced_formula(a), kind=kind,
-                  temperature_K=float(temperature_K), strain=float(strain), oracle=oracle)
+    if kind not in FRAME_KINDS:
+        raise ValueError(f"unknown frame kind {kind!r}; choose from {FRAME_KINDS}")
+    a.info.update(
+        frame_hash=frame_hash(a),
+        source=source,
+        formula=_reduced_formula(a),
+        kind=kind,
+        temperature_K=float(temperature_K),
+        strain=float(strain),
+        oracle=oracle,
+    )
     return a
 
 # %% ../../nbs/15_mlip_data.ipynb #367de7ad232e
@@ -84,47 +107,60 @@ def relaxation_frames(trajectory: Path | str, *, source: str, oracle: str, every
     """Frames of a stored oracle relaxation (extended XYZ, labels as the oracle computed them): every `every`-th,
     plus the first and the last."""
     from ase.io import read
+
     images = read(str(trajectory), index=":")
     keep = sorted(set(range(0, len(images), max(int(every), 1))) | {len(images) - 1})
     out = []
     for i in keep:
-        a = images[i]; a.info = {}
+        a = images[i]
+        a.info = {}
         out.append(_tag(a, source=source, kind="relaxation", oracle=oracle))
     return out
+
 
 def rattled_frames(atoms, calculator, *, source: str, oracle: str, temperatures_K, per_temperature: int, rng) -> list:
     "Gaussian-rattled copies of `atoms` at each temperature (σ from `rattle_sigma`), labelled by `calculator`."
     out = []
     for T in temperatures_K:
         for _ in range(per_temperature):
-            a = atoms.copy(); a.positions = a.positions + rng.normal(0.0, rattle_sigma(T), a.positions.shape)
+            a = atoms.copy()
+            a.positions = a.positions + rng.normal(0.0, rattle_sigma(T), a.positions.shape)
             out.append(label_frame(a, calculator, source=source, kind="rattled", oracle=oracle, temperature_K=T))
     return out
+
 
 def strained_frames(atoms, calculator, *, source: str, oracle: str, n: int, max_strain: float, rng) -> list:
     "Copies of `atoms` under random symmetric strains with entries in [-max_strain, max_strain], labelled."
     out = []
     for _ in range(n):
-        e = rng.uniform(-max_strain, max_strain, (3, 3)); e = (e + e.T) / 2
-        a = atoms.copy(); a.set_cell(a.cell[:] @ (np.eye(3) + e), scale_atoms=True)
-        out.append(label_frame(a, calculator, source=source, kind="strained", oracle=oracle,
-                               strain=float(np.abs(e).max())))
+        e = rng.uniform(-max_strain, max_strain, (3, 3))
+        e = (e + e.T) / 2
+        a = atoms.copy()
+        a.set_cell(a.cell[:] @ (np.eye(3) + e), scale_atoms=True)
+        out.append(
+            label_frame(a, calculator, source=source, kind="strained", oracle=oracle, strain=float(np.abs(e).max()))
+        )
     return out
 
-def md_frames(atoms, calculator, *, source: str, oracle: str, temperatures_K, steps: int, every: int,
-              timestep_fs: float, rng) -> list:
+
+def md_frames(
+    atoms, calculator, *, source: str, oracle: str, temperatures_K, steps: int, every: int, timestep_fs: float, rng
+) -> list:
     "Snapshots every `every` steps of a short Langevin NVT run of the oracle at each temperature (the start excluded)."
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
     out = []
     for T in temperatures_K:
-        a = atoms.copy(); a.calc = calculator
+        a = atoms.copy()
+        a.calc = calculator
         MaxwellBoltzmannDistribution(a, temperature_K=T, rng=rng)
         dyn = Langevin(a, timestep_fs * units.fs, temperature_K=T, friction=0.02, rng=rng)
         for _ in range(steps // every):
             dyn.run(every)
-            snap = a.copy(); snap.calc = None
+            snap = a.copy()
+            snap.calc = None
             out.append(label_frame(snap, calculator, source=source, kind="md", oracle=oracle, temperature_K=T))
     return out
 
@@ -132,21 +168,44 @@ def md_frames(atoms, calculator, *, source: str, oracle: str, temperatures_K, st
 def _source_rng(source: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(hashlib.sha1(source.encode()).hexdigest()[:12], 16)])
 
-def sample_source(structure, calculator, config: SamplingConfig, *, source: str, trajectory: Path | str | None = None) -> list:
+
+def sample_source(
+    structure, calculator, config: SamplingConfig, *, source: str, trajectory: Path | str | None = None
+) -> list:
     """Every frame of one relaxed source structure (pymatgen `Structure` or ASE `Atoms`): its relaxation frames (when
     `trajectory` is given), rattled, strained and MD frames labelled by `calculator` (the oracle named in `config`)."""
     from pymatgen.io.ase import AseAtomsAdaptor
+
     atoms = structure if hasattr(structure, "positions") else AseAtomsAdaptor.get_atoms(structure)
-    atoms = atoms.copy(); atoms.calc = None
-    rng = _source_rng(source, config.seed); o = config.oracle
+    atoms = atoms.copy()
+    atoms.calc = None
+    rng = _source_rng(source, config.seed)
+    o = config.oracle
     frames = relaxation_frames(trajectory, source=source, oracle=o, every=config.relaxation_every) if trajectory else []
-    frames += rattled_frames(atoms, calculator, source=source, oracle=o, temperatures_K=config.rattle_temperatures_K,
-                             per_temperature=config.rattles_per_temperature, rng=rng)
-    frames += strained_frames(atoms, calculator, source=source, oracle=o, n=config.strains,
-                              max_strain=config.max_strain, rng=rng)
+    frames += rattled_frames(
+        atoms,
+        calculator,
+        source=source,
+        oracle=o,
+        temperatures_K=config.rattle_temperatures_K,
+        per_temperature=config.rattles_per_temperature,
+        rng=rng,
+    )
+    frames += strained_frames(
+        atoms, calculator, source=source, oracle=o, n=config.strains, max_strain=config.max_strain, rng=rng
+    )
     if config.md_steps > 0:
-        frames += md_frames(atoms, calculator, source=source, oracle=o, temperatures_K=config.md_temperatures_K,
-                            steps=config.md_steps, every=config.md_every, timestep_fs=config.md_timestep_fs, rng=rng)
+        frames += md_frames(
+            atoms,
+            calculator,
+            source=source,
+            oracle=o,
+            temperatures_K=config.md_temperatures_K,
+            steps=config.md_steps,
+            every=config.md_every,
+            timestep_fs=config.md_timestep_fs,
+            rng=rng,
+        )
     return frames
 
 # %% ../../nbs/15_mlip_data.ipynb #b50ae5913d5d
@@ -154,33 +213,48 @@ def frames_dir(root: Path | str, config: SamplingConfig) -> Path:
     "Folder of the frame set made under `config` (its key is the config's hash)."
     return Path(root) / f"frames-{config_key(config, datasets=())}"
 
-def build_frames(sources: dict, root: Path | str, config: SamplingConfig = SamplingConfig(), *, trajectories: dict | None = None,
-                 calculator=None, progress: bool = True) -> Path:
+
+def build_frames(
+    sources: dict,
+    root: Path | str,
+    config: SamplingConfig = SamplingConfig(),
+    *,
+    trajectories: dict | None = None,
+    calculator=None,
+    progress: bool = True,
+) -> Path:
     """Sample and label frames for every `sources` item (key -> relaxed structure) not yet in the frame set; returns
-    its folder. `trajectories` maps keys to stored relaxation trajectories; `calculator` defaults to the config's oracle."""
+    its folder. `trajectories` maps keys to stored relaxation trajectories; `calculator` defaults to the config's
+    oracle."""
     from tqdm.auto import tqdm
     from ase.io import write
-    out = frames_dir(root, config); out.mkdir(parents=True, exist_ok=True)
+
+    out = frames_dir(root, config)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
     todo = {k: s for k, s in sources.items() if not (out / f"{k}.extxyz").exists()}
     log.info("frames: %d sources, %d to sample into %s", len(sources), len(todo), out)
     if todo and calculator is None:
         from matdisco.oracle import make_calculator
+
         calculator = make_calculator(config.oracle)
     for key, s in tqdm(todo.items(), desc="frames", disable=not progress):
         try:
             frames = sample_source(s, calculator, config, source=key, trajectory=(trajectories or {}).get(key))
-        except Exception as e:   # one bad source is reported and skipped, the rest go on
-            log.warning("frames: source %s skipped: %s: %s", key, type(e).__name__, e); continue
+        except Exception as e:  # one bad source is reported and skipped, the rest go on
+            log.warning("frames: source %s skipped: %s: %s", key, type(e).__name__, e)
+            continue
         with atomic_path(out / f"{key}.extxyz") as tmp:
             write(str(tmp), frames, format="extxyz")
     return out
+
 
 def load_frames(folder: Path | str, *, sources=None, dedup: bool = True) -> list:
     """Every frame of a frame set (sorted by file name), or only those of `sources` (keys), without repeated
     geometries if `dedup`. A frame set's folder is keyed by its sampling config only, so runs with other sources
     add their files to it: pass `sources` to load exactly one run's frames."""
     from ase.io import read
+
     folder = Path(folder)
     frames, seen = [], set()
     paths = sorted(folder.glob("*.extxyz"))
@@ -188,14 +262,17 @@ def load_frames(folder: Path | str, *, sources=None, dedup: bool = True) -> list
         wanted = {str(k) for k in sources}
         paths = [p for p in paths if p.stem in wanted]
     for path in paths:
-        try: images = read(str(path), index=":")
+        try:
+            images = read(str(path), index=":")
         except Exception as e:
             raise DataError(f"{path}: not a readable extended XYZ frame file ({type(e).__name__}: {e})") from e
         for a in images:
             if "frame_hash" not in a.info or "kind" not in a.info:
                 raise DataError(f"{path}: a frame lacks its provenance (frame_hash, kind)")
-            if dedup and a.info["frame_hash"] in seen: continue
-            seen.add(a.info["frame_hash"]); frames.append(a)
+            if dedup and a.info["frame_hash"] in seen:
+                continue
+            seen.add(a.info["frame_hash"])
+            frames.append(a)
     return frames
 
 # %% ../../nbs/15_mlip_data.ipynb #d44d0f2df7d6
@@ -203,14 +280,35 @@ def load_frames(folder: Path | str, *, sources=None, dedup: bool = True) -> list
 #: sulfides, halides, nitrides, borates, phosphates, silicates, germanates, gallates; our choice). Within it, a
 #: held-out composition is mostly an unseen composition of element pairs seen in training, which is GNoME's claim;
 #: mp2018 holds 460 crystals of at most 10 sites in it, 108 with Li.
-LI_CONDUCTOR_ELEMENTS = ("Li", "Na", "K", "Mg", "Ca", "Zn", "B", "Al", "Ga", "Si", "Ge", "N", "P", "O", "S", "F", "Cl",
-                         "Br")
+LI_CONDUCTOR_ELEMENTS = (
+    "Li",
+    "Na",
+    "K",
+    "Mg",
+    "Ca",
+    "Zn",
+    "B",
+    "Al",
+    "Ga",
+    "Si",
+    "Ge",
+    "N",
+    "P",
+    "O",
+    "S",
+    "F",
+    "Cl",
+    "Br",
+)
 
-def select_sources(n: int, *, max_sites: int = 12, li_fraction: float = 0.5, seed: int = 0,
-                   elements: tuple | None = None) -> pd.DataFrame:
+
+def select_sources(
+    n: int, *, max_sites: int = 12, li_fraction: float = 0.5, seed: int = 0, elements: tuple | None = None
+) -> pd.DataFrame:
     """`n` usable mp2018 rows of at most `max_sites` sites, about `li_fraction` of them containing Li (seeded draw),
     only of `elements` when given (e.g. `LI_CONDUCTOR_ELEMENTS`); fewer when the space holds fewer."""
     from matdisco.reference import space_index
+
     use = space_index()
     use = use[use.n_sites <= max_sites]
     if elements is not None:
@@ -220,18 +318,40 @@ def select_sources(n: int, *, max_sites: int = 12, li_fraction: float = 0.5, see
     n_li = min(int(round(n * li_fraction)), int(has_li.sum()))
     n_li = max(n_li, n - int((~has_li).sum()))
     rng = np.random.default_rng(seed)
-    pick = np.concatenate([rng.choice(use[has_li].row_index.to_numpy(), n_li, replace=False),
-                           rng.choice(use[~has_li].row_index.to_numpy(), n - n_li, replace=False)])
+    pick = np.concatenate(
+        [
+            rng.choice(use[has_li].row_index.to_numpy(), n_li, replace=False),
+            rng.choice(use[~has_li].row_index.to_numpy(), n - n_li, replace=False),
+        ]
+    )
     return use.set_index("row_index").loc[np.sort(pick)].reset_index()
 
-def relaxed_sources(structures, store, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.05, max_steps: int = 300,
-                    n_workers: int = 2, progress: bool = True) -> tuple[dict, dict]:
+
+def relaxed_sources(
+    structures,
+    store,
+    *,
+    oracle: str = "chgnet-0.3.0",
+    fmax: float = 0.05,
+    max_steps: int = 300,
+    n_workers: int = 2,
+    progress: bool = True,
+) -> tuple[dict, dict]:
     """Relax `structures` with `oracle` into `store` (skipping those already there); returns ({key: relaxed Structure},
     {key: trajectory path}) for the converged ones (the oracle's relaxation frames are training data)."""
     from pymatgen.core import Structure
     from matdisco.oracle import run_oracle_batch
-    res = run_oracle_batch(list(structures), store, oracle=oracle, fmax=fmax, max_steps=max_steps,
-                           scheduler="local" if n_workers > 1 else None, n_workers=n_workers, progress=progress)
+
+    res = run_oracle_batch(
+        list(structures),
+        store,
+        oracle=oracle,
+        fmax=fmax,
+        max_steps=max_steps,
+        scheduler="local" if n_workers > 1 else None,
+        n_workers=n_workers,
+        progress=progress,
+    )
     good = res[(res.ok == 1) & (res.converged == 1) & res.final_structure.notna()]
     log.info("sources: %d of %d relaxations converged", len(good), len(res))
     relaxed = {k: Structure.from_dict(json.loads(d)) for k, d in zip(good.structure_hash, good.final_structure)}
@@ -243,9 +363,14 @@ def composition_split(formulas, *, test_fraction: float = 0.2, seed: int = 0, ho
     """'train' or 'test' for each reduced formula; all frames of a composition on one side. Compositions in
     `hold_out` (reduced formulas, e.g. those of the zero-shot MD reference) are always 'test', whatever the draw."""
     from pymatgen.core import Composition
+
     forced = set(hold_out) | {Composition(f).reduced_formula for f in hold_out}
-    def u(f): return int(hashlib.sha1(f"{seed}:{f}".encode()).hexdigest()[:12], 16) / 16**12
+
+    def u(f):
+        return int(hashlib.sha1(f"{seed}:{f}".encode()).hexdigest()[:12], 16) / 16**12
+
     return np.array(["test" if (f in forced or u(f) < test_fraction) else "train" for f in formulas])
+
 
 def elements_covered(frames, reference) -> np.ndarray:
     """Whether every element of each frame occurs in some `reference` frame: a potential cannot know the energy of an
@@ -253,11 +378,14 @@ def elements_covered(frames, reference) -> np.ndarray:
     seen = {int(z) for a in reference for z in set(a.numbers)}
     return np.array([set(int(z) for z in a.numbers) <= seen for a in frames], dtype=bool)
 
+
 def element_pairs(formula: str) -> set[tuple[str, str]]:
     "The unordered element pairs of a composition (sorted symbols); a unary composition has none."
     from itertools import combinations
     from pymatgen.core import Composition
+
     return set(combinations(sorted(e.symbol for e in Composition(formula).elements), 2))
+
 
 def pair_coverage(scored_formulas, training_formulas) -> pd.DataFrame:
     """Per scored composition: its element pairs, how many occur together in some training composition, and the
@@ -268,20 +396,41 @@ def pair_coverage(scored_formulas, training_formulas) -> pd.DataFrame:
     for f in sorted(set(scored_formulas)):
         pairs = element_pairs(f)
         n_seen = len(pairs & seen)
-        rows.append({"formula": f, "n_pairs": len(pairs), "n_pairs_seen": n_seen,
-                     "pair_coverage": n_seen / len(pairs) if pairs else 1.0})
+        rows.append(
+            {
+                "formula": f,
+                "n_pairs": len(pairs),
+                "n_pairs_seen": n_seen,
+                "pair_coverage": n_seen / len(pairs) if pairs else 1.0,
+            }
+        )
     return pd.DataFrame(rows, columns=["formula", "n_pairs", "n_pairs_seen", "pair_coverage"])
+
 
 def pair_coverage_summary(scored_formulas, training_formulas) -> dict:
     "Compositions scored, their mean pair coverage and the share whose every element pair occurs in training."
     t = pair_coverage(scored_formulas, training_formulas)
-    return {"n_compositions": int(len(t)),
-            "mean_pair_coverage": float(t.pair_coverage.mean()) if len(t) else float("nan"),
-            "share_all_pairs_seen": float((t.pair_coverage == 1.0).mean()) if len(t) else float("nan")}
+    return {
+        "n_compositions": int(len(t)),
+        "mean_pair_coverage": float(t.pair_coverage.mean()) if len(t) else float("nan"),
+        "share_all_pairs_seen": float((t.pair_coverage == 1.0).mean()) if len(t) else float("nan"),
+    }
+
 
 def frames_table(frames) -> pd.DataFrame:
     "One row per frame: provenance, size, energy per atom (eV/atom) and the largest force (eV/Å)."
-    return pd.DataFrame([{"frame_hash": a.info["frame_hash"], "source": a.info["source"], "formula": a.info["formula"],
-                          "kind": a.info["kind"], "temperature_K": a.info.get("temperature_K", np.nan),
-                          "n_atoms": len(a), "energy_per_atom": a.get_potential_energy() / len(a),
-                          "max_force": float(np.linalg.norm(a.get_forces(), axis=1).max())} for a in frames])
+    return pd.DataFrame(
+        [
+            {
+                "frame_hash": a.info["frame_hash"],
+                "source": a.info["source"],
+                "formula": a.info["formula"],
+                "kind": a.info["kind"],
+                "temperature_K": a.info.get("temperature_K", np.nan),
+                "n_atoms": len(a),
+                "energy_per_atom": a.get_potential_energy() / len(a),
+                "max_force": float(np.linalg.norm(a.get_forces(), axis=1).max()),
+            }
+            for a in frames
+        ]
+    )

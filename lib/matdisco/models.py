@@ -26,43 +26,52 @@ __all__ = ['MAX_Z', 'BesselBasis', 'polynomial_envelope', 'mlp', 'GNNConfig', 'I
 # %% ../../nbs/02_models.ipynb #32cff118e71a
 class BesselBasis(nn.Module):
     "DimeNet radial basis sqrt(2/c)·sin(nπr/c)/r, n = 1..num (Gasteiger et al. 2020, eq. 7)."
+
     def __init__(self, *, cutoff: float, num: int = 16):
         super().__init__()
         self.cutoff = cutoff
         self.register_buffer("freq", torch.arange(1, num + 1, dtype=torch.float32) * math.pi / cutoff)
+
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         r = r.clamp_min(1e-6)[:, None]
         return math.sqrt(2 / self.cutoff) * torch.sin(self.freq * r) / r
 
+
 def polynomial_envelope(r: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
-    "DimeNet smooth cutoff u(d) = 1 − (p+1)(p+2)/2 d^p + p(p+2) d^(p+1) − p(p+1)/2 d^(p+2), d = r/c; zero beyond c (eq. 8)."
+    """DimeNet smooth cutoff u(d) = 1 − (p+1)(p+2)/2 d^p + p(p+2) d^(p+1) − p(p+1)/2 d^(p+2), d = r/c; zero beyond c
+    (eq. 8)."""
     d = (r / cutoff).clamp(0, 1)
-    u = 1 - (p + 1) * (p + 2) / 2 * d**p + p * (p + 2) * d**(p + 1) - p * (p + 1) / 2 * d**(p + 2)
+    u = 1 - (p + 1) * (p + 2) / 2 * d**p + p * (p + 2) * d ** (p + 1) - p * (p + 1) / 2 * d ** (p + 2)
     return torch.where(r < cutoff, u, torch.zeros_like(u))
+
 
 def mlp(sizes: list[int], *, last_activation: bool = False) -> nn.Sequential:
     "Linear layers with SiLU (swish) between them, as in GNoME."
     layers = []
     for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
-        if k < len(sizes) - 2 or last_activation: layers.append(nn.SiLU())
+        if k < len(sizes) - 2 or last_activation:
+            layers.append(nn.SiLU())
     return nn.Sequential(*layers)
 
 # %% ../../nbs/02_models.ipynb #3a7f6ef0a46f
 @dataclass
 class GNNConfig:
     "Hyper-parameters of `CrystalGNN` (saved inside every checkpoint)."
-    width: int = 64                 # node and edge feature size
-    depth: int = 3                  # message-passing layers
-    cutoff: float = 5.0             # Å, neighbour radius (GNoME: 5 Å)
-    num_radial: int = 16            # Bessel basis functions
-    avg_num_neighbors: float = 30.0 # message normalisation (set from the training set by `fit`)
+
+    width: int = 64  # node and edge feature size
+    depth: int = 3  # message-passing layers
+    cutoff: float = 5.0  # Å, neighbour radius (GNoME: 5 Å)
+    num_radial: int = 16  # Bessel basis functions
+    avg_num_neighbors: float = 30.0  # message normalisation (set from the training set by `fit`)
     kind: str = "gnn"
+
 
 class InteractionBlock(nn.Module):
     """Edge update m_ij = MLP([h_i, h_j, rbf_ij])·u(r_ij); node update h_i += MLP([h_i, Σ_j m_ij / avg_neighbors]).
     The edge MLP's first layer is applied in factorised form W·[h_i, h_j, rbf] = W_i h_i + W_j h_j + W_r rbf, with
     W_i h and W_j h computed once per *node* and gathered: the same function, ~2× fewer edge FLOPs."""
+
     def __init__(self, width: int, num_radial: int):
         super().__init__()
         self.edge_i = nn.Linear(width, width)
@@ -71,14 +80,17 @@ class InteractionBlock(nn.Module):
         self.edge = nn.Sequential(nn.SiLU(), nn.Linear(width, width), nn.SiLU())
         self.node = mlp([2 * width, width, width])
         self.norm = nn.LayerNorm(width)
+
     def forward(self, h, edge_index, rbf, env, avg_neighbors: float):
         i, j = edge_index
         m = self.edge(self.edge_i(h)[i] + self.edge_j(h)[j] + self.edge_r(rbf)) * env[:, None]
         agg = torch.zeros_like(h).index_add_(0, i, m) / avg_neighbors
         return h + self.node(torch.cat([self.norm(h), agg], dim=-1))
 
+
 class CrystalGNN(nn.Module):
     "GNoME-style graph network: returns the (normalised) energy per atom of each crystal in a `CrystalGraph` batch."
+
     def __init__(self, *, config: GNNConfig | None = None, **kw):
         super().__init__()
         self.config = config or GNNConfig(**kw)
@@ -87,13 +99,16 @@ class CrystalGNN(nn.Module):
         self.rbf = BesselBasis(cutoff=c.cutoff, num=c.num_radial)
         self.blocks = nn.ModuleList([InteractionBlock(c.width, c.num_radial) for _ in range(c.depth)])
         self.readout = mlp([c.width, c.width, 1])
+
     def per_atom(self, g: CrystalGraph) -> torch.Tensor:
         "Per-atom energy contributions (N,)."
         r = g.edge_lengths
         rbf, env = self.rbf(r), polynomial_envelope(r, self.config.cutoff)
         h = self.embed(g.atomic_numbers)
-        for blk in self.blocks: h = blk(h, g.edge_index, rbf, env, self.config.avg_num_neighbors)
+        for blk in self.blocks:
+            h = blk(h, g.edge_index, rbf, env, self.config.avg_num_neighbors)
         return self.readout(h).squeeze(-1)
+
     def forward(self, g: CrystalGraph) -> torch.Tensor:
         e = torch.zeros(g.num_graphs, dtype=g.positions.dtype, device=g.positions.device)
         e = e.index_add(0, g.batch, self.per_atom(g).to(e.dtype))
@@ -103,21 +118,27 @@ class CrystalGNN(nn.Module):
 @dataclass
 class CompositionConfig:
     "Hyper-parameters of `CompositionModel`."
+
     width: int = 64
     depth: int = 2
     kind: str = "composition"
 
+
 def composition_matrix(formulas_or_structures) -> torch.Tensor:
     "(n, MAX_Z+1) matrix of atomic fractions from formulas, Compositions or Structures."
     from pymatgen.core import Composition
+
     out = torch.zeros(len(formulas_or_structures), MAX_Z + 1)
     for k, f in enumerate(formulas_or_structures):
         comp = f.composition if hasattr(f, "composition") else Composition(f)
-        for el, x in comp.fractional_composition.element_composition.items(): out[k, el.Z] = x
+        for el, x in comp.fractional_composition.element_composition.items():
+            out[k, el.Z] = x
     return out
+
 
 class CompositionModel(nn.Module):
     "Deep-Sets model on element fractions: Σ_e x_e·φ(embed(e)) → MLP → energy per atom."
+
     def __init__(self, *, config: CompositionConfig | None = None, **kw):
         super().__init__()
         self.config = config or CompositionConfig(**kw)
@@ -125,6 +146,7 @@ class CompositionModel(nn.Module):
         self.embed = nn.Parameter(torch.randn(MAX_Z + 1, c.width) * 0.1)
         self.phi = mlp([c.width] + [c.width] * c.depth, last_activation=True)
         self.rho = mlp([c.width] * (c.depth + 1) + [1])
+
     def forward(self, fractions: torch.Tensor) -> torch.Tensor:
         return self.rho(fractions @ self.phi(self.embed)).squeeze(-1)
 
@@ -135,40 +157,67 @@ def build_model(config) -> nn.Module:
         config = (GNNConfig if config.get("kind", "gnn") == "gnn" else CompositionConfig)(**config)
     return CrystalGNN(config=config) if config.kind == "gnn" else CompositionModel(config=config)
 
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
 
 def save_model(path: Path | str, model: nn.Module, normalizer=None, **extra) -> Path:
     "Save model config, weights and normaliser atomically."
     from matdisco.data import atomic_path
-    blob = {"config": asdict(model.config), "state_dict": model.state_dict(),
-            "normalizer": normalizer.state_dict() if normalizer is not None else None, **extra}
-    with atomic_path(path) as tmp: torch.save(blob, tmp)
+
+    blob = {
+        "config": asdict(model.config),
+        "state_dict": model.state_dict(),
+        "normalizer": normalizer.state_dict() if normalizer is not None else None,
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
     return Path(path)
+
 
 def load_model(path: Path | str, *, map_location="cpu"):
     "(model, normalizer, checkpoint dict) from `save_model`'s file."
     blob = torch.load(path, map_location=map_location, weights_only=False)
-    model = build_model(blob["config"]); model.load_state_dict(blob["state_dict"]); model.eval()
+    model = build_model(blob["config"])
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
     norm = TargetNormalizer.from_state_dict(blob["normalizer"]) if blob.get("normalizer") else None
     return model, norm, blob
 
 # %% ../../nbs/02_models.ipynb #ca2c4719012d
 class TargetNormalizer:
     "y_norm = (y − x·w) / σ with w the per-element linear fit and σ the residual std on the training set."
+
     def __init__(self, weights: torch.Tensor, scale: float):
-        self.weights = weights.float(); self.scale = float(scale)
+        self.weights = weights.float()
+        self.scale = float(scale)
+
     @classmethod
     def fit(cls, fractions: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-6) -> "TargetNormalizer":
-        X = fractions.double(); A = X.T @ X + ridge * torch.eye(X.shape[1], dtype=X.dtype)
+        X = fractions.double()
+        A = X.T @ X + ridge * torch.eye(X.shape[1], dtype=X.dtype)
         w = torch.linalg.solve(A, X.T @ y.double())
         resid = y.double() - X @ w
         return cls(w.float(), float(resid.std().clamp_min(1e-6)))
+
     def reference(self, fractions: torch.Tensor) -> torch.Tensor:
         return fractions.to(self.weights.device) @ self.weights
-    def normalize(self, y, fractions): return (y - self.reference(fractions).to(y.device)) / self.scale
-    def denormalize(self, y_norm, fractions): return y_norm * self.scale + self.reference(fractions).to(y_norm.device)
-    def state_dict(self): return {"weights": self.weights.cpu(), "scale": self.scale}
+
+    def normalize(self, y, fractions):
+        return (y - self.reference(fractions).to(y.device)) / self.scale
+
+    def denormalize(self, y_norm, fractions):
+        return y_norm * self.scale + self.reference(fractions).to(y_norm.device)
+
+    def state_dict(self):
+        return {"weights": self.weights.cpu(), "scale": self.scale}
+
     @classmethod
-    def from_state_dict(cls, d): return cls(d["weights"], d["scale"])
-    def to(self, device): self.weights = self.weights.to(device); return self
+    def from_state_dict(cls, d):
+        return cls(d["weights"], d["scale"])
+
+    def to(self, device):
+        self.weights = self.weights.to(device)
+        return self

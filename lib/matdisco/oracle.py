@@ -27,42 +27,56 @@ def one_thread() -> None:
     "Run torch on one intra-op thread (call once per worker process)."
     torch.set_num_threads(1)
 
+
 @functools.lru_cache(maxsize=4)
 def load_chgnet(model_name: str = "0.3.0"):
     "CHGNet from the weights shipped in the `chgnet` wheel ('0.3.0' PBE/MP2020, 'r2scan'); no download."
     from chgnet.model import CHGNet
+
     return CHGNet.load(model_name=model_name, use_device="cuda" if torch.cuda.is_available() else "cpu", verbose=False)
 
-def chgnet_energies(structures, *, model_name: str = "0.3.0", batch_size: int = 16, progress: bool = False) -> np.ndarray:
-    "CHGNet single-point energy per atom (eV/atom; MP2020-compatible for '0.3.0') of each structure; NaN where it fails."
+
+def chgnet_energies(
+    structures, *, model_name: str = "0.3.0", batch_size: int = 16, progress: bool = False
+) -> np.ndarray:
+    """CHGNet single-point energy per atom (eV/atom; MP2020-compatible for '0.3.0') of each structure; NaN where it
+    fails."""
     model = load_chgnet(model_name)
-    structures = list(structures); out = np.full(len(structures), np.nan)
+    structures = list(structures)
+    out = np.full(len(structures), np.nan)
     for start in tqdm(range(0, len(structures), batch_size), desc=f"CHGNet {model_name}", disable=not progress):
-        chunk = structures[start:start + batch_size]
+        chunk = structures[start : start + batch_size]
         try:
             preds = model.predict_structure(chunk, task="e", batch_size=batch_size)
-            out[start:start + len(chunk)] = [float(p["e"]) for p in preds]
-        except Exception as e:   # one bad structure must not lose the batch: retry one by one
+            out[start : start + len(chunk)] = [float(p["e"]) for p in preds]
+        except Exception as e:  # one bad structure must not lose the batch: retry one by one
             log.warning("CHGNet batch at %d failed (%s); retrying one by one", start, e)
             for k, s in enumerate(chunk):
-                try: out[start + k] = float(model.predict_structure(s, task="e")["e"])
-                except Exception as e2: log.warning("CHGNet failed on structure %d: %s", start + k, e2)
+                try:
+                    out[start + k] = float(model.predict_structure(s, task="e")["e"])
+                except Exception as e2:
+                    log.warning("CHGNet failed on structure %d: %s", start + k, e2)
     return out
+
 
 def mp_reference_energies() -> dict[str, float]:
     "Energy per atom (eV/atom, MP2020-corrected) of MP's lowest-energy entry of each element."
     from matdisco.data import load_mp_elemental_refs
+
     return {el: float(e.energy_per_atom) for el, e in load_mp_elemental_refs().items()}
+
 
 def formation_energy_per_atom(compositions, energy_per_atom, references: dict[str, float]) -> np.ndarray:
     "E_f = E/atom − Σ_e x_e μ_e with μ_e the elemental reference energies per atom (eV/atom)."
     from pymatgen.core import Composition
+
     out = np.empty(len(energy_per_atom))
     for k, (c, e) in enumerate(zip(compositions, energy_per_atom)):
         comp = c.composition if hasattr(c, "composition") else Composition(c)
         frac = comp.fractional_composition.element_composition
         missing = [el.symbol for el in frac if el.symbol not in references]
-        if missing: raise KeyError(f"no elemental reference energy for {missing} (composition {comp.formula})")
+        if missing:
+            raise KeyError(f"no elemental reference energy for {missing} (composition {comp.formula})")
         out[k] = e - sum(x * references[el.symbol] for el, x in frac.items())
     return out
 
@@ -76,9 +90,11 @@ from pathlib import Path
 
 import pandas as pd
 
+
 @dataclass
 class RelaxResult:
     "Outcome of one oracle relaxation (energies in eV/atom; MP2020-compatible where the oracle is)."
+
     structure_hash: str
     formula: str
     oracle: str
@@ -86,59 +102,118 @@ class RelaxResult:
     reason: str = ""
     converged: bool = False
     n_steps: int = 0
-    energy_per_atom: float = float("nan")        # final, on the oracle's level (after corrections, if any)
+    energy_per_atom: float = float("nan")  # final, on the oracle's level (after corrections, if any)
     initial_energy_per_atom: float = float("nan")
-    final_structure: dict | None = None          # pymatgen Structure.as_dict()
-    frames: list = field(default_factory=list)   # dicts: positions, cell, numbers, energy, forces, stress
+    final_structure: dict | None = None  # pymatgen Structure.as_dict()
+    frames: list = field(default_factory=list)  # dicts: positions, cell, numbers, energy, forces, stress
     wall_s: float = 0.0
+
 
 def structure_hash(structure) -> str:
     "Deterministic key of a structure (sorted sites, wrapped fractional coordinates and lattice to 1e-4)."
     s = structure.get_sorted_structure()
     frac = np.round(np.mod(s.frac_coords, 1.0), 4) % 1.0
-    payload = json.dumps([s.composition.formula, np.round(s.lattice.matrix, 4).tolist(),
-                          [sp.symbol for sp in s.species], frac.tolist()])
+    payload = json.dumps(
+        [s.composition.formula, np.round(s.lattice.matrix, 4).tolist(), [sp.symbol for sp in s.species], frac.tolist()]
+    )
     return hashlib.sha1(payload.encode()).hexdigest()
 
-class _Timeout(Exception): pass
 
-def relax(structure, calculator, *, oracle: str = "custom", fmax: float = 0.05, max_steps: int = 300,
-          relax_cell: bool = True, timeout_s: float | None = None, energy_correction=None) -> RelaxResult:
+class _Timeout(Exception):
+    pass
+
+
+def relax(
+    structure,
+    calculator,
+    *,
+    oracle: str = "custom",
+    fmax: float = 0.05,
+    max_steps: int = 300,
+    relax_cell: bool = True,
+    timeout_s: float | None = None,
+    energy_correction=None,
+) -> RelaxResult:
     """Relax `structure` with an ASE `calculator`; `energy_correction(structure, total_energy) -> total_energy`
     maps the calculator's raw energy to the oracle's level (e.g. MP2020 for raw PBE)."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
     from pymatgen.io.ase import AseAtomsAdaptor
-    key = structure_hash(structure); formula = structure.composition.reduced_formula
-    t0 = time.perf_counter(); frames = []
+
+    key = structure_hash(structure)
+    formula = structure.composition.reduced_formula
+    t0 = time.perf_counter()
+    frames = []
     try:
-        atoms = AseAtomsAdaptor.get_atoms(structure); atoms.calc = calculator
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = calculator
         target = FrechetCellFilter(atoms) if relax_cell else atoms
         opt = FIRE(target, logfile=None)
+
         def record():
-            if timeout_s is not None and time.perf_counter() - t0 > timeout_s: raise _Timeout(f"timeout after {timeout_s} s")
-            e = float(atoms.get_potential_energy()); f = atoms.get_forces()
-            if not np.isfinite(e) or not np.all(np.isfinite(f)): raise FloatingPointError(f"non-finite energy or forces ({e})")
-            frames.append({"positions": atoms.get_positions().tolist(), "cell": atoms.cell[:].tolist(),
-                           "numbers": atoms.numbers.tolist(), "energy": e, "forces": f.tolist(),
-                           "stress": atoms.get_stress().tolist() if relax_cell else None})
+            if timeout_s is not None and time.perf_counter() - t0 > timeout_s:
+                raise _Timeout(f"timeout after {timeout_s} s")
+            e = float(atoms.get_potential_energy())
+            f = atoms.get_forces()
+            if not np.isfinite(e) or not np.all(np.isfinite(f)):
+                raise FloatingPointError(f"non-finite energy or forces ({e})")
+            frames.append(
+                {
+                    "positions": atoms.get_positions().tolist(),
+                    "cell": atoms.cell[:].tolist(),
+                    "numbers": atoms.numbers.tolist(),
+                    "energy": e,
+                    "forces": f.tolist(),
+                    "stress": atoms.get_stress().tolist() if relax_cell else None,
+                }
+            )
+
         opt.attach(record, interval=1)
         converged = bool(opt.run(fmax=fmax, steps=max_steps))
         final = AseAtomsAdaptor.get_structure(atoms)
         e_final = frames[-1]["energy"] if frames else float(atoms.get_potential_energy())
         e_init = frames[0]["energy"] if frames else e_final
         if energy_correction is not None:
-            e_final = energy_correction(final, e_final); e_init = energy_correction(structure, e_init)
-        return RelaxResult(key, formula, oracle, True, "", converged, len(frames) - 1, e_final / len(final),
-                           e_init / len(final), final.as_dict(), frames, time.perf_counter() - t0)
-    except Exception as e:   # any failure becomes a recorded result with its reason
-        return RelaxResult(key, formula, oracle, False, f"{type(e).__name__}: {e}"[:500], False, max(len(frames) - 1, 0),
-                           frames=frames, wall_s=time.perf_counter() - t0)
+            e_final = energy_correction(final, e_final)
+            e_init = energy_correction(structure, e_init)
+        return RelaxResult(
+            key,
+            formula,
+            oracle,
+            True,
+            "",
+            converged,
+            len(frames) - 1,
+            e_final / len(final),
+            e_init / len(final),
+            final.as_dict(),
+            frames,
+            time.perf_counter() - t0,
+        )
+    except Exception as e:  # any failure becomes a recorded result with its reason
+        return RelaxResult(
+            key,
+            formula,
+            oracle,
+            False,
+            f"{type(e).__name__}: {e}"[:500],
+            False,
+            max(len(frames) - 1, 0),
+            frames=frames,
+            wall_s=time.perf_counter() - t0,
+        )
 
 # %% ../../nbs/06_oracle.ipynb #f50689a50f66
-ORACLE_LEVELS = {"chgnet-0.3.0": "MP2020-PBE", "chgnet-r2scan": "r2SCAN", "sevennet-7net-0": "MP2020-PBE",
-                 "sevennet-7net-mf-0-pbe": "MP2020-PBE", "sevennet-7net-mf-0-r2scan": "r2SCAN",
-                 "gpaw-pbe": "PBE (DFT)", "gpaw-r2scan": "r2SCAN (DFT)"}
+ORACLE_LEVELS = {
+    "chgnet-0.3.0": "MP2020-PBE",
+    "chgnet-r2scan": "r2SCAN",
+    "sevennet-7net-0": "MP2020-PBE",
+    "sevennet-7net-mf-0-pbe": "MP2020-PBE",
+    "sevennet-7net-mf-0-r2scan": "r2SCAN",
+    "gpaw-pbe": "PBE (DFT)",
+    "gpaw-r2scan": "r2SCAN (DFT)",
+}
+
 
 @functools.lru_cache(maxsize=4)
 def make_calculator(name: str = "chgnet-0.3.0"):
@@ -146,46 +221,73 @@ def make_calculator(name: str = "chgnet-0.3.0"):
     one_thread()
     if name.startswith("chgnet-"):
         from chgnet.model.dynamics import CHGNetCalculator
-        return CHGNetCalculator(model=load_chgnet(name.split("-", 1)[1]), use_device="cpu" if not torch.cuda.is_available() else None)
+
+        return CHGNetCalculator(
+            model=load_chgnet(name.split("-", 1)[1]), use_device="cpu" if not torch.cuda.is_available() else None
+        )
     if name.startswith("sevennet-"):
-        try: from sevenn.calculator import SevenNetCalculator
+        try:
+            from sevenn.calculator import SevenNetCalculator
         except ImportError as e:
             raise ImportError(f"oracle {name!r} needs SevenNet: pip install sevenn (weights ship in its wheel)") from e
-        model, _, modal = name.removeprefix("sevennet-").partition("-pbe") if "-mf-" not in name else (
-            "7net-mf-0", None, "R2SCAN" if name.endswith("r2scan") else "PBE")
+        model, _, modal = (
+            name.removeprefix("sevennet-").partition("-pbe")
+            if "-mf-" not in name
+            else ("7net-mf-0", None, "R2SCAN" if name.endswith("r2scan") else "PBE")
+        )
         return SevenNetCalculator(model=model, modal=modal) if "-mf-" in name else SevenNetCalculator(model=model)
-    if name.startswith("gpaw-"):   # a GPAW calculator depends on the structure (spin): `gpaw_calculator(name).calculator_for(atoms)`
-        raise ValueError(f"{name!r} runs single points only (`single_points`, `dft_energy_per_atom`): DFT relaxations are "
-                         "beyond this project's 2-core budget")
+    if name.startswith(
+        "gpaw-"
+    ):  # a GPAW calculator depends on the structure (spin): `gpaw_calculator(name).calculator_for(atoms)`
+        raise ValueError(
+            f"{name!r} runs single points only (`single_points`, `dft_energy_per_atom`): DFT relaxations are "
+            "beyond this project's 2-core budget"
+        )
     raise ValueError(f"unknown oracle {name!r}; known: {', '.join(ORACLE_LEVELS)} (or pass an ASE calculator)")
+
 
 def energy_correction_for(name: str):
     "None where the oracle's energies are already on its level; MP2020 correction for raw-PBE SevenNet."
     return mp2020_correction if name.startswith("sevennet-") and ORACLE_LEVELS.get(name) == "MP2020-PBE" else None
+
 
 def mp2020_correction(structure, energy: float) -> float:
     """Total energy with pymatgen's `MaterialsProject2020Compatibility` applied (anion and +U corrections) to a raw
     PBE/PBE+U energy; run type GGA+U when the structure contains an oxide/fluoride with a U element, as in MP."""
     from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
     from pymatgen.entries.computed_entries import ComputedStructureEntry
+
     compat = MaterialsProject2020Compatibility(check_potcar=False)
     u_els = {"Co", "Cr", "Fe", "Mn", "Mo", "Ni", "V", "W"}
     els = {el.symbol for el in structure.composition.elements}
     plus_u = bool(els & u_els) and bool(els & {"O", "F"})
-    params = {"run_type": "GGA+U" if plus_u else "GGA",
-              "hubbards": {el: compat.u_settings.get("O" if "O" in els else "F", {}).get(el, 0) for el in els} if plus_u else {}}
+    params = {
+        "run_type": "GGA+U" if plus_u else "GGA",
+        "hubbards": {el: compat.u_settings.get("O" if "O" in els else "F", {}).get(el, 0) for el in els}
+        if plus_u
+        else {},
+    }
     entry = ComputedStructureEntry(structure, energy, parameters=params)
     processed = compat.process_entry(entry, clean=True, on_error="raise")
-    if processed is None: raise ValueError(f"MP2020 compatibility rejected {structure.composition.reduced_formula}")
+    if processed is None:
+        raise ValueError(f"MP2020 compatibility rejected {structure.composition.reduced_formula}")
     return float(processed.energy)
+
 
 #: One set of DFT settings for every compound and elemental reference of a comparison (never mixed): plane waves at
 #: 600 eV (the issue: >= 600 eV with O, N or F; MP's r2SCAN workflow uses 680 eV in VASP, whose PAW sets differ);
 #: Monkhorst-Pack grids by density, ASE's `kpts={'density': 4.0, 'gamma': True}` (4 points per Å⁻¹ of reciprocal
 #: length, about VASP's KSPACING 0.25 Å⁻¹; MP r2SCAN: 0.22); Fermi-Dirac smearing 0.05 eV (MP: SIGMA 0.05); damped
 #: density mixing (GPAW's advice for metals and molecules in large cells); energy converged to 1e-5 eV/electron.
-GPAW_SETTINGS = {"ecut": 600.0, "kpt_density": 4.0, "smearing": 0.05, "mixer_beta": 0.05, "mixer_nmaxold": 5,
-                 "mixer_weight": 50.0, "energy_convergence": 1e-5}
+GPAW_SETTINGS = {
+    "ecut": 600.0,
+    "kpt_density": 4.0,
+    "smearing": 0.05,
+    "mixer_beta": 0.05,
+    "mixer_nmaxold": 5,
+    "mixer_weight": 50.0,
+    "energy_convergence": 1e-5,
+}
 #: Functionals by oracle name; r2SCAN through libxc 7 (Furness et al., J. Phys. Chem. Lett. 11, 8208 (2020)).
 GPAW_XC = {"gpaw-pbe": "PBE", "gpaw-r2scan": "MGGA_X_R2SCAN+MGGA_C_R2SCAN"}
 #: Elements whose elemental crystals are molecular with a magnetic ground state (triplet O2): their pure cells run
@@ -194,62 +296,113 @@ SPIN_POLARISED_ELEMENTS = frozenset({"O"})
 #: Elements that Materials Project starts with a magnetic moment (the MAGMOM table of pymatgen's `MPRelaxSet`: V, Cr,
 #: Mn, Fe, Co, Ni, Mo, W and the lanthanides). The single points above are spin-restricted, so structures with any of
 #: them are left out of the DFT comparison (`dft_validation`).
-MAGNETIC_ELEMENTS = frozenset({"Ce", "Co", "Cr", "Dy", "Er", "Eu", "Fe", "Gd", "Ho", "La", "Lu", "Mn", "Mo", "Nd", "Ni",
-                               "Pm", "Pr", "Sm", "Tb", "Tm", "V", "W", "Yb"})
+MAGNETIC_ELEMENTS = frozenset(
+    {
+        "Ce",
+        "Co",
+        "Cr",
+        "Dy",
+        "Er",
+        "Eu",
+        "Fe",
+        "Gd",
+        "Ho",
+        "La",
+        "Lu",
+        "Mn",
+        "Mo",
+        "Nd",
+        "Ni",
+        "Pm",
+        "Pr",
+        "Sm",
+        "Tb",
+        "Tm",
+        "V",
+        "W",
+        "Yb",
+    }
+)
+
 
 def gpaw_available() -> str:
     "'' when GPAW with libxc r2SCAN is importable, else the reason (tests skip with it)."
     try:
         import gpaw  # noqa: F401
         from gpaw.xc.libxc import LibXC
+
         LibXC("MGGA_X_R2SCAN+MGGA_C_R2SCAN")
         return ""
     except Exception as e:
         return f"GPAW with libxc r2SCAN is not installed (run `make dft`): {type(e).__name__}: {e}"
 
+
 def gpaw_elements() -> frozenset:
     """Elements with a PBE PAW dataset on GPAW's setup paths (the `gpaw-data` wheel has none for Tc, Po and the
     actinides); a structure with any other element cannot be computed. Empty without GPAW."""
-    if gpaw_available(): return frozenset()
+    if gpaw_available():
+        return frozenset()
     from pathlib import Path
     from gpaw import setup_paths
+
     return frozenset(f.name.split(".")[0] for p in setup_paths for f in Path(p).glob("*.PBE*"))
+
 
 class GPAWOracle:
     """A GPAW calculator per structure (`GPAW_SETTINGS`, functional by oracle name), behind ASE's interface: call
     `get_potential_energy(atoms)`-style through `calculator_for(atoms)`. Serial, one thread."""
+
     def __init__(self, name: str, settings: dict | None = None):
-        if name not in GPAW_XC: raise ValueError(f"unknown GPAW oracle {name!r}; known: {', '.join(GPAW_XC)}")
+        if name not in GPAW_XC:
+            raise ValueError(f"unknown GPAW oracle {name!r}; known: {', '.join(GPAW_XC)}")
         self.name, self.settings = name, {**GPAW_SETTINGS, **(settings or {})}
+
     def calculator_for(self, atoms):
         from gpaw import GPAW, PW, FermiDirac, Mixer, MixerSum
+
         s = self.settings
         spin = set(atoms.get_chemical_symbols()) <= SPIN_POLARISED_ELEMENTS
-        if spin: atoms.set_initial_magnetic_moments([1.0] * len(atoms))
+        if spin:
+            atoms.set_initial_magnetic_moments([1.0] * len(atoms))
         mixer = (MixerSum if spin else Mixer)(s["mixer_beta"], s["mixer_nmaxold"], s["mixer_weight"])
-        return GPAW(mode=PW(s["ecut"]), xc=GPAW_XC[self.name], kpts={"density": s["kpt_density"], "gamma": True},
-                    occupations=FermiDirac(s["smearing"]), mixer=mixer, spinpol=spin,
-                    convergence={"energy": s["energy_convergence"]}, txt=None)
+        return GPAW(
+            mode=PW(s["ecut"]),
+            xc=GPAW_XC[self.name],
+            kpts={"density": s["kpt_density"], "gamma": True},
+            occupations=FermiDirac(s["smearing"]),
+            mixer=mixer,
+            spinpol=spin,
+            convergence={"energy": s["energy_convergence"]},
+            txt=None,
+        )
+
 
 def gpaw_calculator(name: str, settings: dict | None = None) -> GPAWOracle:
-    "The GPAW oracle of that name, `GPAW_SETTINGS` updated by `settings` (raises with the install hint where GPAW is missing)."
-    if why := gpaw_available(): raise ImportError(why)
+    """The GPAW oracle of that name, `GPAW_SETTINGS` updated by `settings` (raises with the install hint where GPAW is
+    missing)."""
+    if why := gpaw_available():
+        raise ImportError(why)
     return GPAWOracle(name, settings)
+
 
 #: GPAW warns that results "may be wrong" when a cell angle lies outside this window (degrees; `check_cell` in
 #: gpaw/new/builder.py, GPAW 26.7.0) and asks for a Niggli-reduced cell, whose angles lie within 60–120°.
 GPAW_CELL_ANGLES = (40.0, 140.0)
 
+
 def gpaw_cell(structure):
     """The cell GPAW is given: `structure` itself when every angle lies inside `GPAW_CELL_ANGLES`, else its
     Niggli-reduced cell (the same crystal and energy per atom). `single_points` keys GPAW results by this cell."""
     lo, hi = GPAW_CELL_ANGLES
-    if all(lo < a < hi for a in structure.lattice.angles): return structure
+    if all(lo < a < hi for a in structure.lattice.angles):
+        return structure
     return structure.get_reduced_structure("niggli")
+
 
 def dft_energy_per_atom(structure, name: str = "gpaw-r2scan", settings: dict | None = None) -> float:
     "GPAW single-point energy per atom (eV/atom, raw totals at that functional) of a pymatgen structure (`gpaw_cell`)."
     from pymatgen.io.ase import AseAtomsAdaptor
+
     atoms = AseAtomsAdaptor.get_atoms(gpaw_cell(structure))
     atoms.calc = gpaw_calculator(name, settings).calculator_for(atoms)
     return float(atoms.get_potential_energy()) / len(atoms)
@@ -257,11 +410,15 @@ def dft_energy_per_atom(structure, name: str = "gpaw-r2scan", settings: dict | N
 # %% ../../nbs/06_oracle.ipynb #1d5988bc5b01
 class TableOracle:
     "Oracle that returns stored labels (formation energy per atom) for labeled ids or formulas."
+
     def __init__(self, labels: dict, *, name: str = "table"):
         self.labels, self.name = dict(labels), name
+
     def __call__(self, key) -> RelaxResult:
         if key in self.labels:
-            return RelaxResult(str(key), str(key), self.name, True, converged=True, energy_per_atom=float(self.labels[key]))
+            return RelaxResult(
+                str(key), str(key), self.name, True, converged=True, energy_per_atom=float(self.labels[key])
+            )
         return RelaxResult(str(key), str(key), self.name, False, reason="not in the labeled set")
 
 # %% ../../nbs/06_oracle.ipynb #0f14f124e813
@@ -269,56 +426,96 @@ def _plain(o):
     "JSON fallback for numpy scalars and arrays (e.g. float32 magnetic moments a calculator attached)."
     return o.tolist() if hasattr(o, "tolist") else float(o)
 
+
 class OracleStore:
     "Append-only store of oracle results (SQLite) with trajectories as extended XYZ files."
+
     def __init__(self, path: Path | str):
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.traj_dir = self.path.parent / "trajectories"; self.traj_dir.mkdir(exist_ok=True)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.traj_dir = self.path.parent / "trajectories"
+        self.traj_dir.mkdir(exist_ok=True)
         with self._conn() as c:
             c.execute("""CREATE TABLE IF NOT EXISTS results (oracle TEXT, structure_hash TEXT, formula TEXT, ok INTEGER,
                          reason TEXT, converged INTEGER, n_steps INTEGER, energy_per_atom REAL, initial_energy_per_atom REAL,
-                         final_structure TEXT, wall_s REAL, meta TEXT, created REAL, PRIMARY KEY (oracle, structure_hash))""")
-    def _conn(self): return sqlite3.connect(self.path, timeout=60)
+                         final_structure TEXT, wall_s REAL, meta TEXT, created REAL, PRIMARY KEY (oracle, structure_hash))""")  # noqa: E501
+
+    def _conn(self):
+        return sqlite3.connect(self.path, timeout=60)
+
     def has(self, oracle: str, key: str) -> bool:
         with self._conn() as c:
-            return c.execute("SELECT 1 FROM results WHERE oracle=? AND structure_hash=?", (oracle, key)).fetchone() is not None
+            return (
+                c.execute("SELECT 1 FROM results WHERE oracle=? AND structure_hash=?", (oracle, key)).fetchone()
+                is not None
+            )
+
     def done_keys(self, oracle: str) -> set[str]:
         with self._conn() as c:
             return {r[0] for r in c.execute("SELECT structure_hash FROM results WHERE oracle=?", (oracle,))}
+
     def add(self, r: RelaxResult, meta: dict | None = None) -> bool:
         "Insert a result (ignored if the key is already stored); write its trajectory. Returns True if new."
         return self.add_many([r], [meta]) == 1
+
     def add_many(self, results, meta: list[dict] | None = None) -> int:
         "Insert many results in one transaction (rows already stored are ignored); returns how many were new."
-        results = list(results); meta = meta or [{}] * len(results)
+        results = list(results)
+        meta = meta or [{}] * len(results)
         for r in results:
-            if r.frames: self._write_trajectory(r)
-        rows = [(r.oracle, r.structure_hash, r.formula, int(r.ok), r.reason, int(r.converged), r.n_steps, r.energy_per_atom,
-                 r.initial_energy_per_atom, json.dumps(r.final_structure, default=_plain) if r.final_structure else None,
-                 r.wall_s, json.dumps(m or {}, default=_plain), time.time()) for r, m in zip(results, meta)]
+            if r.frames:
+                self._write_trajectory(r)
+        rows = [
+            (
+                r.oracle,
+                r.structure_hash,
+                r.formula,
+                int(r.ok),
+                r.reason,
+                int(r.converged),
+                r.n_steps,
+                r.energy_per_atom,
+                r.initial_energy_per_atom,
+                json.dumps(r.final_structure, default=_plain) if r.final_structure else None,
+                r.wall_s,
+                json.dumps(m or {}, default=_plain),
+                time.time(),
+            )
+            for r, m in zip(results, meta)
+        ]
         with self._conn() as c:
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             return c.total_changes - before
+
     def trajectory_path(self, oracle: str, key: str) -> Path:
         "Where the trajectory of the relaxation of structure `key` by `oracle` is (or would be) stored."
         return self.traj_dir / f"{oracle}-{key}.extxyz"
+
     def _write_trajectory(self, r: RelaxResult):
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
         from ase.io import write
         from matdisco.data import atomic_path
+
         images = []
         for f in r.frames:
             a = Atoms(numbers=f["numbers"], positions=f["positions"], cell=f["cell"], pbc=True)
-            a.calc = SinglePointCalculator(a, energy=f["energy"], forces=np.array(f["forces"]),
-                                           stress=np.array(f["stress"]) if f["stress"] is not None else None)
+            a.calc = SinglePointCalculator(
+                a,
+                energy=f["energy"],
+                forces=np.array(f["forces"]),
+                stress=np.array(f["stress"]) if f["stress"] is not None else None,
+            )
             images.append(a)
         with atomic_path(self.trajectory_path(r.oracle, r.structure_hash)) as tmp:
             write(str(tmp), images, format="extxyz")
+
     def table(self, oracle: str | None = None) -> pd.DataFrame:
         q = "SELECT * FROM results" + (" WHERE oracle=?" if oracle else "")
-        with self._conn() as c: return pd.read_sql_query(q, c, params=(oracle,) if oracle else ())
+        with self._conn() as c:
+            return pd.read_sql_query(q, c, params=(oracle,) if oracle else ())
+
     def get(self, oracle: str, keys) -> pd.DataFrame:
         t = self.table(oracle).set_index("structure_hash")
         return t.reindex(list(keys))
@@ -326,25 +523,48 @@ class OracleStore:
 # %% ../../nbs/06_oracle.ipynb #b2473b0fb14d
 def _relax_task(structure_dict: dict, oracle: str, fmax: float, max_steps: int, timeout_s: float | None) -> RelaxResult:
     from pymatgen.core import Structure
+
     s = Structure.from_dict(structure_dict)
-    try: calc = make_calculator(oracle)
+    try:
+        calc = make_calculator(oracle)
     except Exception as e:
         return RelaxResult(structure_hash(s), s.composition.reduced_formula, oracle, False, f"{type(e).__name__}: {e}")
-    return relax(s, calc, oracle=oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s,
-                 energy_correction=energy_correction_for(oracle))
+    return relax(
+        s,
+        calc,
+        oracle=oracle,
+        fmax=fmax,
+        max_steps=max_steps,
+        timeout_s=timeout_s,
+        energy_correction=energy_correction_for(oracle),
+    )
 
-def run_oracle_batch(structures, store: OracleStore, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.05,
-                     max_steps: int = 300, timeout_s: float | None = 600, scheduler: str | None = "local",
-                     n_workers: int = 2, client=None, meta: list[dict] | None = None, progress: bool = True) -> pd.DataFrame:
+
+def run_oracle_batch(
+    structures,
+    store: OracleStore,
+    *,
+    oracle: str = "chgnet-0.3.0",
+    fmax: float = 0.05,
+    max_steps: int = 300,
+    timeout_s: float | None = 600,
+    scheduler: str | None = "local",
+    n_workers: int = 2,
+    client=None,
+    meta: list[dict] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Relax `structures` not yet in `store` and append the results; returns the stored rows of all `structures`
     (in order). `scheduler`: 'local', a Dask scheduler address, or None (in process); or pass an existing `client`."""
     from tqdm.auto import tqdm
+
     structures = list(structures)
     keys = [structure_hash(s) for s in structures]
     done = store.done_keys(oracle)
     todo = {}
     for k, (s, key) in enumerate(zip(structures, keys)):
-        if key not in done and key not in todo: todo[key] = (s, (meta or [{}] * len(structures))[k])
+        if key not in done and key not in todo:
+            todo[key] = (s, (meta or [{}] * len(structures))[k])
     log.info("oracle batch %s: %d structures, %d to relax", oracle, len(structures), len(todo))
     if todo and scheduler is None and client is None:
         for key, (s, m) in tqdm(todo.items(), desc=f"oracle {oracle}", disable=not progress):
@@ -352,101 +572,170 @@ def run_oracle_batch(structures, store: OracleStore, *, oracle: str = "chgnet-0.
     elif todo:
         from dask.distributed import as_completed
         from matdisco.cluster import client_or_new
+
         with client_or_new(client, scheduler, n_workers=n_workers) as cl:
-            futs = {cl.submit(_relax_task, s.as_dict(), oracle, fmax, max_steps, timeout_s, pure=False): (key, m)
-                    for key, (s, m) in todo.items()}
+            futs = {
+                cl.submit(_relax_task, s.as_dict(), oracle, fmax, max_steps, timeout_s, pure=False): (key, m)
+                for key, (s, m) in todo.items()
+            }
             for f in tqdm(as_completed(futs), total=len(futs), desc=f"oracle {oracle}", disable=not progress):
                 key, m = futs[f]
-                try: store.add(f.result(), m)
-                except Exception as e:   # a worker died: record the failure, keep going
+                try:
+                    store.add(f.result(), m)
+                except Exception as e:  # a worker died: record the failure, keep going
                     store.add(RelaxResult(key, "", oracle, False, f"worker error: {type(e).__name__}: {e}"[:500]), m)
     return store.get(oracle, keys).reset_index()
 
 # %% ../../nbs/06_oracle.ipynb #9465fe4563c6
 import os
 
+
 def cache_dir() -> Path:
     "Machine-wide cache of oracle results: `$MATDISCO_CACHE`, else `~/.cache/matdisco`."
     return Path(os.environ.get("MATDISCO_CACHE") or Path.home() / ".cache" / "matdisco")
 
+
 def oracle_software(oracle: str) -> str:
     "Package and version that carry a named oracle's weights (e.g. 'chgnet-0.4.2'): part of every cache key."
     from importlib.metadata import PackageNotFoundError, version
-    pkg = ("chgnet" if oracle.startswith("chgnet-") else "sevenn" if oracle.startswith("sevennet-") else
-           "gpaw" if oracle.startswith("gpaw-") else None)
-    if pkg is None: raise ValueError(f"unknown oracle {oracle!r}; known: {', '.join(ORACLE_LEVELS)}")
-    try: return f"{pkg}-{version(pkg)}"
-    except PackageNotFoundError as e: raise ImportError(f"oracle {oracle!r} needs the {pkg!r} package") from e
+
+    pkg = (
+        "chgnet"
+        if oracle.startswith("chgnet-")
+        else "sevenn"
+        if oracle.startswith("sevennet-")
+        else "gpaw"
+        if oracle.startswith("gpaw-")
+        else None
+    )
+    if pkg is None:
+        raise ValueError(f"unknown oracle {oracle!r}; known: {', '.join(ORACLE_LEVELS)}")
+    try:
+        return f"{pkg}-{version(pkg)}"
+    except PackageNotFoundError as e:
+        raise ImportError(f"oracle {oracle!r} needs the {pkg!r} package") from e
+
 
 def shared_store(kind: str, oracle: str, **settings) -> OracleStore:
     """The machine-wide `OracleStore` of `kind` ('single_points', 'relaxations', ...) for `oracle` at its installed
     version; `settings` (e.g. fmax, max_steps of relaxations) are hashed into the file name."""
     from matdisco.data import config_key
+
     tag = f"-{config_key(settings, datasets=())}" if settings else ""
     return OracleStore(cache_dir() / kind / f"{oracle}--{oracle_software(oracle)}{tag}.sqlite")
 
-def _single_point_chunk(structure_dicts: list[dict], oracle: str, settings: dict | None = None) -> tuple[list[float], float]:
+
+def _single_point_chunk(
+    structure_dicts: list[dict], oracle: str, settings: dict | None = None
+) -> tuple[list[float], float]:
     """Worker task: oracle energy per atom (on the oracle's level) of each structure, NaN where it fails, and the
     chunk's wall time (s). GPAW gets a fresh calculator per structure (its spin setting depends on the structure),
     with `GPAW_SETTINGS` updated by `settings`."""
     from pymatgen.core import Structure
-    one_thread(); t0 = time.perf_counter()
+
+    one_thread()
+    t0 = time.perf_counter()
     structures = [Structure.from_dict(d) for d in structure_dicts]
     if oracle.startswith("chgnet-"):
         return chgnet_energies(structures, model_name=oracle.split("-", 1)[1]).tolist(), time.perf_counter() - t0
     from pymatgen.io.ase import AseAtomsAdaptor
+
     gpaw = oracle.startswith("gpaw-")
     calc = gpaw_calculator(oracle, settings) if gpaw else make_calculator(oracle)
     corr, out = energy_correction_for(oracle), []
     from contextlib import nullcontext
-    from threadpoolctl import threadpool_limits       # GPAW's BLAS and FFTW: one thread per worker, as torch
+    from threadpoolctl import threadpool_limits  # GPAW's BLAS and FFTW: one thread per worker, as torch
+
     for s in structures:
         try:
-            a = AseAtomsAdaptor.get_atoms(s); a.calc = calc.calculator_for(a) if gpaw else calc
+            a = AseAtomsAdaptor.get_atoms(s)
+            a.calc = calc.calculator_for(a) if gpaw else calc
             with threadpool_limits(1) if gpaw else nullcontext():
                 e = float(a.get_potential_energy())
             out.append((corr(s, e) if corr else e) / len(s))
         except Exception as ex:
-            log.warning("single point of %s failed: %s", s.composition.reduced_formula, ex); out.append(float("nan"))
+            log.warning("single point of %s failed: %s", s.composition.reduced_formula, ex)
+            out.append(float("nan"))
     return out, time.perf_counter() - t0
 
-def single_points(structures, store: OracleStore | None = None, oracle: str = "chgnet-0.3.0", *,
-                  scheduler: str | None = None, n_workers: int = 2, client=None, chunk_size: int = 256,
-                  progress: bool = False, settings: dict | None = None) -> np.ndarray:
+
+def single_points(
+    structures,
+    store: OracleStore | None = None,
+    oracle: str = "chgnet-0.3.0",
+    *,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    client=None,
+    chunk_size: int = 256,
+    progress: bool = False,
+    settings: dict | None = None,
+) -> np.ndarray:
     """Oracle single-point energy per atom (eV/atom, on the oracle's level) of each structure; NaN where it failed.
-    `settings`: calculator settings of the GPAW oracles (key the `store` by them: `shared_store(kind, oracle, **settings)`).
+    `settings`: calculator settings of the GPAW oracles (key the `store` by them: `shared_store(kind, oracle,
+    **settings)`).
     Read from `store` (default: the machine-wide `shared_store('single_points', oracle)`); the missing ones are
     computed in chunks (in process, or on Dask with `scheduler`/`client`) and appended, one transaction per chunk.
     GPAW oracles compute (and key) each structure's `gpaw_cell`."""
     from tqdm.auto import tqdm
-    structures = list(structures); store = store if store is not None else shared_store("single_points", oracle)
-    if oracle.startswith("gpaw-"): structures = [gpaw_cell(s) for s in structures]    # keyed by the cell computed
-    name = f"{oracle}:sp"; keys = [structure_hash(s) for s in structures]
-    done = store.done_keys(name); todo, seen = [], set()
+
+    structures = list(structures)
+    store = store if store is not None else shared_store("single_points", oracle)
+    if oracle.startswith("gpaw-"):
+        structures = [gpaw_cell(s) for s in structures]  # keyed by the cell computed
+    name = f"{oracle}:sp"
+    keys = [structure_hash(s) for s in structures]
+    done = store.done_keys(name)
+    todo, seen = [], set()
     for k, key in enumerate(keys):
-        if key not in done and key not in seen: todo.append(k); seen.add(key)
-    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    if todo: log.info("single points %s: %d structures, %d to compute in %d chunks", oracle, len(keys), len(todo), len(chunks))
+        if key not in done and key not in seen:
+            todo.append(k)
+            seen.add(key)
+    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    if todo:
+        log.info(
+            "single points %s: %d structures, %d to compute in %d chunks", oracle, len(keys), len(todo), len(chunks)
+        )
+
     def save(ks, result):
-        energies, seconds = result     # the chunk's wall time is shared evenly: exact for chunk_size=1 (DFT)
-        store.add_many([RelaxResult(keys[k], structures[k].composition.reduced_formula, name, bool(np.isfinite(e)),
-                                    "" if np.isfinite(e) else "non-finite energy or oracle failure", True, 0, float(e),
-                                    wall_s=seconds / len(ks)) for k, e in zip(ks, energies)])
+        energies, seconds = result  # the chunk's wall time is shared evenly: exact for chunk_size=1 (DFT)
+        store.add_many(
+            [
+                RelaxResult(
+                    keys[k],
+                    structures[k].composition.reduced_formula,
+                    name,
+                    bool(np.isfinite(e)),
+                    "" if np.isfinite(e) else "non-finite energy or oracle failure",
+                    True,
+                    0,
+                    float(e),
+                    wall_s=seconds / len(ks),
+                )
+                for k, e in zip(ks, energies)
+            ]
+        )
+
     bar = tqdm(total=len(todo), desc=f"single points {oracle}", disable=not progress or not todo)
     if chunks and scheduler is None and client is None:
         for ks in chunks:
-            save(ks, _single_point_chunk([structures[k].as_dict() for k in ks], oracle, settings)); bar.update(len(ks))
+            save(ks, _single_point_chunk([structures[k].as_dict() for k in ks], oracle, settings))
+            bar.update(len(ks))
     elif chunks:
         from dask.distributed import as_completed
         from matdisco.cluster import client_or_new
+
         with client_or_new(client, scheduler, n_workers=n_workers) as cl:
-            futs = {cl.submit(_single_point_chunk, [structures[k].as_dict() for k in ks], oracle, settings, pure=False): ks for ks in chunks}
+            futs = {
+                cl.submit(_single_point_chunk, [structures[k].as_dict() for k in ks], oracle, settings, pure=False): ks
+                for ks in chunks
+            }
             for f in as_completed(futs):
                 ks = futs[f]
-                try: save(ks, f.result())
-                except Exception as e:     # a worker died: leave the chunk unstored, so a rerun retries it
+                try:
+                    save(ks, f.result())
+                except Exception as e:  # a worker died: leave the chunk unstored, so a rerun retries it
                     log.warning("single-point chunk of %d structures failed: %s", len(ks), e)
                 bar.update(len(ks))
     bar.close()
     return store.get(name, keys).energy_per_atom.to_numpy(dtype=float)
-

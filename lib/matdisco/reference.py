@@ -30,15 +30,20 @@ __all__ = ['log', 'ELEMENTAL_REFERENCE_TOLERANCE', 'KNOWN_LIST', 'KNOWN_SNAPSHOT
 ELEMENTAL_REFERENCE_TOLERANCE = 0.1
 
 #: What "new" is relative to, said beside every count of new materials
-KNOWN_LIST = ("known_compositions: Materials Project composition lists of c. 2018-2021, ICSD-linked MP ids and measured "
-              "band gaps (MP's later additions are not offline)")
+KNOWN_LIST = (
+    "known_compositions: Materials Project composition lists of c. 2018-2021, ICSD-linked MP ids and measured "
+    "band gaps (MP's later additions are not offline)"
+)
 
 #: What a loop may treat as known: 'merged' (every list, `KNOWN_LIST`) or 'mp2018' (only what MP's 2018 database held:
 #: mp2018_formation's and matbench_mp_e_form's compositions, the snapshot the loop's reference comes from). 'mp2018'
 #: is the retrospective mode: every composition known only later (MP's 2019-2021 lists, ICSD-linked ids, measured band
 #: gaps) is a candidate again, and its rediscovery is scored against MP's later DFT (`later_known_stable`)
-KNOWN_SNAPSHOTS = {"merged": KNOWN_LIST,
-                   "mp2018": "MP's 2018 database (mp2018_formation, matbench_mp_e_form): the retrospective mode"}
+KNOWN_SNAPSHOTS = {
+    "merged": KNOWN_LIST,
+    "mp2018": "MP's 2018 database (mp2018_formation, matbench_mp_e_form): the retrospective mode",
+}
+
 
 def known_reduced_formulas(snapshot: str = "merged") -> frozenset:
     """Reduced formulas of known compounds. `snapshot='merged'`: the `known` rows of `load_known_compositions` (every
@@ -46,15 +51,18 @@ def known_reduced_formulas(snapshot: str = "merged") -> frozenset:
     MP ids and measured band gaps); a composition absent from it is new relative to that list, not to MP's later
     additions. `snapshot='mp2018'`: only the compositions of MP's 2018 database (the retrospective mode)."""
     from matdisco.data import load_known_compositions
+
     if snapshot not in KNOWN_SNAPSHOTS:
         raise ValueError(f"unknown snapshot {snapshot!r}: one of {tuple(KNOWN_SNAPSHOTS)}")
     known = load_known_compositions()
     in_snapshot = known.known if snapshot == "merged" else _in_mp_2018(known)
     return frozenset(known.reduced_formula[in_snapshot])
 
+
 def _in_mp_2018(known: pd.DataFrame) -> pd.Series:
     "Rows of `load_known_compositions` that MP's 2018 database held (mp2018_formation, matbench_mp_e_form)."
     return known.in_existing_mp2018 | known.in_matbench_mp_e_form_2018
+
 
 def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: float | None = None) -> pd.DataFrame:
     """What a retrospective run can rediscover: compositions known to the merged list but absent from MP's 2018
@@ -63,6 +71,7 @@ def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: 
     formulas of at most `max_atoms` atoms. Columns of `load_known_compositions`."""
     from pymatgen.core import Composition
     from matdisco.data import load_known_compositions
+
     known = load_known_compositions()
     near_hull = COVERAGE_TOLERANCE if near_hull is None else near_hull
     later = known[known.known & ~_in_mp_2018(known) & (known.e_hull_mp <= near_hull)]
@@ -75,10 +84,22 @@ def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: 
         keep &= np.array([c.num_atoms <= max_atoms for c in comps], bool)
     return later[keep].reset_index(drop=True)
 
-def elemental_references(elements, store: OracleStore | None = None, *, oracle: str = "chgnet-0.3.0", fmax: float = 0.1,
-                         max_steps: int = 100, timeout_s: float | None = 300, max_structures: int = 3,
-                         tolerance: float = ELEMENTAL_REFERENCE_TOLERANCE, on_bad_reference: str = "mp2020",
-                         scheduler: str | None = None, n_workers: int = 2, client=None) -> pd.DataFrame:
+
+def elemental_references(
+    elements,
+    store: OracleStore | None = None,
+    *,
+    oracle: str = "chgnet-0.3.0",
+    fmax: float = 0.1,
+    max_steps: int = 100,
+    timeout_s: float | None = 300,
+    max_structures: int = 3,
+    tolerance: float = ELEMENTAL_REFERENCE_TOLERANCE,
+    on_bad_reference: str = "mp2020",
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    client=None,
+) -> pd.DataFrame:
     """The chemical potential μ (eV/atom) of each element at the oracle's level, by the rule above: the lowest oracle
     energy over up to `max_structures` relaxed mp2018 elemental structures (for an element mp2018 lacks, the
     `elemental_structures` starting crystals), checked against MP's MP2020 reference.
@@ -89,12 +110,21 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
     timeout_s=…)`), all elements in one batch (on Dask with `scheduler`/`client`)."""
     from matdisco.data import load_elemental_structures
     from matdisco.oracle import ORACLE_LEVELS, mp_reference_energies
-    if on_bad_reference not in ("mp2020", "raise"): raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
+
+    if on_bad_reference not in ("mp2020", "raise"):
+        raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
     mp2020_level = ORACLE_LEVELS.get(oracle) == "MP2020-PBE"
-    if store is None: store = shared_store("relaxations", oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s)
-    idx = read_index(); mp = mp_reference_energies(); rows = []
-    cands = {el: idx[(idx.chemsys == el) & ~idx.is_outlier].sort_values(["formation_energy_per_atom", "n_sites"]).head(max_structures)
-             for el in elements}
+    if store is None:
+        store = shared_store("relaxations", oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s)
+    idx = read_index()
+    mp = mp_reference_energies()
+    rows = []
+    cands = {
+        el: idx[(idx.chemsys == el) & ~idx.is_outlier]
+        .sort_values(["formation_energy_per_atom", "n_sites"])
+        .head(max_structures)
+        for el in elements
+    }
     wanted = pd.concat([c for c in cands.values()] + [idx.iloc[:0]])
     tab = load_structures(wanted.row_index, progress=False).frame.set_index("row_index") if len(wanted) else None
     # elements mp2018 has no crystal of (F, S, Se, Br, I, H, Ce, Eu, Rh): the mirror's starting structures
@@ -103,8 +133,18 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
     structures = (list(tab.structure) if tab is not None else []) + list(mirror.structure)
     energy, mirror_energy = {}, np.array([])
     if structures:
-        res = run_oracle_batch(structures, store, oracle=oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s,
-                               scheduler=scheduler, n_workers=n_workers, client=client, progress=False)
+        res = run_oracle_batch(
+            structures,
+            store,
+            oracle=oracle,
+            fmax=fmax,
+            max_steps=max_steps,
+            timeout_s=timeout_s,
+            scheduler=scheduler,
+            n_workers=n_workers,
+            client=client,
+            progress=False,
+        )
         energies = np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
         n_mp2018 = 0 if tab is None else len(tab)
         energy = dict(zip(tab.index, energies[:n_mp2018])) if tab is not None else {}
@@ -112,91 +152,176 @@ def elemental_references(elements, store: OracleStore | None = None, *, oracle: 
     for el in elements:
         cand = cands[el]
         labels = list(cand.material_id) if len(cand) else list(mirror.label[mirror.element == el])
-        e = (np.array([energy.get(r, np.inf) for r in cand.row_index]) if len(cand)   # a row whose CIF failed: no energy
-             else mirror_energy[(mirror.element == el).to_numpy()])
+        e = (
+            np.array([energy.get(r, np.inf) for r in cand.row_index])
+            if len(cand)  # a row whose CIF failed: no energy
+            else mirror_energy[(mirror.element == el).to_numpy()]
+        )
         mu_oracle, best = float("nan"), None
         if np.isfinite(e).any():
             mu_oracle, best = float(e.min()), labels[int(np.argmin(e))]
-        mu_mp = mp.get(el, float("nan")); delta = mu_oracle - mu_mp
+        mu_mp = mp.get(el, float("nan"))
+        delta = mu_oracle - mu_mp
         ok = np.isfinite(mu_oracle) and np.isfinite(mu_mp) and abs(delta) <= tolerance
-        if ok: mu, source = mu_oracle, f"oracle-relaxed {best}"
+        if ok:
+            mu, source = mu_oracle, f"oracle-relaxed {best}"
         else:
-            why = (f"no elemental structure of {el} in mp2018_formation or elemental_structures" if not labels else
-                   f"oracle failed on every {el} structure" if not np.isfinite(mu_oracle) else
-                   f"oracle reference of {el} ({best}) is {delta:+.3f} eV/atom from MP2020's (tolerance {tolerance})")
+            why = (
+                f"no elemental structure of {el} in mp2018_formation or elemental_structures"
+                if not labels
+                else f"oracle failed on every {el} structure"
+                if not np.isfinite(mu_oracle)
+                else f"oracle reference of {el} ({best}) is {delta:+.3f} eV/atom from MP2020's (tolerance {tolerance})"
+            )
             if on_bad_reference == "raise" or not mp2020_level or not np.isfinite(mu_mp):
-                raise ValueError(f"elemental reference for {el}: {why}" + ("" if mp2020_level else
-                                 f"; oracle {oracle!r} is not MP2020-compatible, so MP2020's value cannot stand in"))
+                raise ValueError(
+                    f"elemental reference for {el}: {why}"
+                    + (
+                        ""
+                        if mp2020_level
+                        else f"; oracle {oracle!r} is not MP2020-compatible, so MP2020's value cannot stand in"
+                    )
+                )
             mu, source = mu_mp, f"MP2020 reference ({why})"
             log.warning("elemental reference for %s: %s; using MP2020's %.4f eV/atom", el, why, mu_mp)
-        rows.append({"element": el, "mu": mu, "mu_oracle": mu_oracle, "mu_mp2020": mu_mp, "delta": delta,
-                     "structure": best, "n_structures": len(labels), "source": source, "flagged": not ok})
+        rows.append(
+            {
+                "element": el,
+                "mu": mu,
+                "mu_oracle": mu_oracle,
+                "mu_mp2020": mu_mp,
+                "delta": delta,
+                "structure": best,
+                "n_structures": len(labels),
+                "source": source,
+                "flagged": not ok,
+            }
+        )
     return pd.DataFrame(rows)
-
 
 # %% ../../nbs/06a_reference.ipynb #924721f4a25d
 def space_index(elements=None) -> pd.DataFrame:
     "`read_index` rows of the usable (non-outlier) crystals whose elements are all in `elements` (None: every one)."
-    idx = read_index(); use = idx[~idx.is_outlier & idx.chemsys.notna()]
-    if elements is None: return use
-    els = set(elements); return use[use.chemsys.apply(lambda c: set(c.split("-")) <= els)]
+    idx = read_index()
+    use = idx[~idx.is_outlier & idx.chemsys.notna()]
+    if elements is None:
+        return use
+    els = set(elements)
+    return use[use.chemsys.apply(lambda c: set(c.split("-")) <= els)]
+
 
 def oracle_level_hull(frame: pd.DataFrame) -> ReferenceHull:
     "Convex hull of a table of crystals at the oracle's level (columns `reduced_formula`, `e_form_oracle`)."
     return ReferenceHull.from_frame(frame.assign(formula=frame.reduced_formula), energy_col="e_form_oracle")
 
+
 @dataclass
 class OracleReference:
     "mp2018_formation crystals at one oracle's level: `frame` (one row per crystal), `elemental` (the μ table)."
-    frame: pd.DataFrame          # row_index, material_id, structure, formation_energy_per_atom (the data set's), ..., e_form_oracle
-    elemental: pd.DataFrame      # elemental_references' table
+
+    frame: (
+        pd.DataFrame
+    )  # row_index, material_id, structure, formation_energy_per_atom (the data set's), ..., e_form_oracle
+    elemental: pd.DataFrame  # elemental_references' table
     oracle: str
-    n_failed: int = 0            # crystals whose single point failed (dropped)
+    n_failed: int = 0  # crystals whose single point failed (dropped)
     wall_s: dict = field(default_factory=dict)
 
     def hull(self) -> ReferenceHull:
         "Convex hull of the crystals at the oracle's level (formation energies `e_form_oracle`)."
         return oracle_level_hull(self.frame)
+
     @property
     def level_gap(self) -> float:
-        "MAE (eV/atom) between the data set's DFT formation energies and the oracle's: how far apart the two levels are."
+        """MAE (eV/atom) between the data set's DFT formation energies and the oracle's: how far apart the two levels
+        are."""
         return mae(self.frame.formation_energy_per_atom, self.frame.e_form_oracle)
-    def summary(self) -> dict:
-        return {"oracle": self.oracle, "crystals": len(self.frame), "failed": self.n_failed, "level_gap_mae": self.level_gap,
-                "elements": len(self.elemental), "flagged_elements": ";".join(self.elemental.element[self.elemental.flagged]),
-                **{f"{k}_s": v for k, v in self.wall_s.items()}}
 
-def relabel(oracle: str = "chgnet-0.3.0", *, rows=None, elements=None, scheduler: str | None = "local", n_workers: int = 2,
-            client=None, chunk_size: int = 256, fmax: float = 0.1, max_steps: int = 100, timeout_s: float | None = 300,
-            on_bad_reference: str = "mp2020", progress: bool = False) -> OracleReference:
+    def summary(self) -> dict:
+        return {
+            "oracle": self.oracle,
+            "crystals": len(self.frame),
+            "failed": self.n_failed,
+            "level_gap_mae": self.level_gap,
+            "elements": len(self.elemental),
+            "flagged_elements": ";".join(self.elemental.element[self.elemental.flagged]),
+            **{f"{k}_s": v for k, v in self.wall_s.items()},
+        }
+
+
+def relabel(
+    oracle: str = "chgnet-0.3.0",
+    *,
+    rows=None,
+    elements=None,
+    scheduler: str | None = "local",
+    n_workers: int = 2,
+    client=None,
+    chunk_size: int = 256,
+    fmax: float = 0.1,
+    max_steps: int = 100,
+    timeout_s: float | None = 300,
+    on_bad_reference: str = "mp2020",
+    progress: bool = False,
+) -> OracleReference:
     """mp2018_formation at the oracle's level: every non-outlier crystal (or those of `rows`, or of the chemical space
     spanned by `elements`), oracle single points from the machine-wide cache (missing ones computed on Dask with
     `scheduler`/`client`, or in process with `scheduler=None`), formation energies against `elemental_references`
     of every element that occurs (relaxed with `fmax`, `max_steps`, `timeout_s`)."""
-    t0 = time.perf_counter(); use = space_index(elements)
-    if rows is not None: use = use[use.row_index.isin(set(int(r) for r in rows))]
+    t0 = time.perf_counter()
+    use = space_index(elements)
+    if rows is not None:
+        use = use[use.row_index.isin(set(int(r) for r in rows))]
     frame = load_structures(use.row_index, progress=progress).frame
     t1 = time.perf_counter()
-    e = single_points(list(frame.structure), None, oracle, scheduler=scheduler, n_workers=n_workers, client=client,
-                      chunk_size=chunk_size, progress=progress)
+    e = single_points(
+        list(frame.structure),
+        None,
+        oracle,
+        scheduler=scheduler,
+        n_workers=n_workers,
+        client=client,
+        chunk_size=chunk_size,
+        progress=progress,
+    )
     t2 = time.perf_counter()
     present = sorted({el for c in frame.chemsys for el in c.split("-")})
-    elref = elemental_references(present, oracle=oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s,
-                                 on_bad_reference=on_bad_reference, scheduler=scheduler, n_workers=n_workers, client=client)
+    elref = elemental_references(
+        present,
+        oracle=oracle,
+        fmax=fmax,
+        max_steps=max_steps,
+        timeout_s=timeout_s,
+        on_bad_reference=on_bad_reference,
+        scheduler=scheduler,
+        n_workers=n_workers,
+        client=client,
+    )
     mu = dict(zip(elref.element, elref.mu))
     frame = frame.assign(energy_per_atom_oracle=e)
     ok = np.isfinite(e)
     frame = frame[ok].reset_index(drop=True)
-    frame["e_form_oracle"] = formation_energy_per_atom(list(frame.structure), frame.energy_per_atom_oracle.to_numpy(), mu)
-    if (~ok).any(): log.warning("relabel %s: %d of %d single points failed; those crystals are left out", oracle, int((~ok).sum()), len(ok))
-    return OracleReference(frame, elref, oracle, int((~ok).sum()),
-                           {"load": t1 - t0, "single_points": t2 - t1, "elemental_references": time.perf_counter() - t2})
+    frame["e_form_oracle"] = formation_energy_per_atom(
+        list(frame.structure), frame.energy_per_atom_oracle.to_numpy(), mu
+    )
+    if (~ok).any():
+        log.warning(
+            "relabel %s: %d of %d single points failed; those crystals are left out", oracle, int((~ok).sum()), len(ok)
+        )
+    return OracleReference(
+        frame,
+        elref,
+        oracle,
+        int((~ok).sum()),
+        {"load": t1 - t0, "single_points": t2 - t1, "elemental_references": time.perf_counter() - t2},
+    )
 
 # %% ../../nbs/06a_reference.ipynb #4acc04012375
 #: Largest accepted hull gap (eV/atom) between mp2018_formation's DFT hull and MP's at a candidate's composition:
 #: 25 meV/atom (k_B·T at 300 K), below the 60 meV/atom that the CHGNet oracle and the DFT labels disagree by on the
 #: reference (`matdisco relabel`), so a smaller hole is under what the oracle level resolves anyway.
 COVERAGE_TOLERANCE = 0.025
+
 
 class ReferenceCoverage:
     """Where the reference hull is complete enough to call a candidate stable.
@@ -208,19 +333,36 @@ class ReferenceCoverage:
     hole in the data (ZnI₂, CdBr₂, WSe₂ are in neither), and a candidate there is "stable" against the bare elements.
     `covered(composition)`: gap ≤ `tolerance` and no empty pair. DFT energies decide only where the reference is
     incomplete; they never enter an oracle-level comparison."""
+
     def __init__(self, *, tolerance: float = COVERAGE_TOLERANCE):
         from matdisco.data import load_known_compositions
+
         idx = read_index()
         use = idx[~idx.is_outlier & idx.reduced_formula.notna()]
-        ref = pd.DataFrame({"formula": use.reduced_formula, "formation_energy_per_atom": use.formation_energy_per_atom,
-                            "material_id": use.material_id})
+        ref = pd.DataFrame(
+            {
+                "formula": use.reduced_formula,
+                "formation_energy_per_atom": use.formation_energy_per_atom,
+                "material_id": use.material_id,
+            }
+        )
         self.reference_hull = ReferenceHull.from_frame(ref)
         known = load_known_compositions()
-        mp = known[known.e_form_mp.notna()]    # mp2018, mp_formation_compositions and matbench_mp_e_form, lowest each
-        self.mp_hull = ReferenceHull.from_frame(pd.DataFrame({
-            "formula": mp.reduced_formula, "formation_energy_per_atom": mp.e_form_mp, "material_id": mp.example_mp_id}))
-        self.binary_systems = {frozenset(el.symbol for el in e.composition.elements) for e in self.mp_hull.entries
-                               if len(e.composition.elements) == 2 and e.energy_per_atom < 0}   # formation energy < 0
+        mp = known[known.e_form_mp.notna()]  # mp2018, mp_formation_compositions and matbench_mp_e_form, lowest each
+        self.mp_hull = ReferenceHull.from_frame(
+            pd.DataFrame(
+                {
+                    "formula": mp.reduced_formula,
+                    "formation_energy_per_atom": mp.e_form_mp,
+                    "material_id": mp.example_mp_id,
+                }
+            )
+        )
+        self.binary_systems = {
+            frozenset(el.symbol for el in e.composition.elements)
+            for e in self.mp_hull.entries
+            if len(e.composition.elements) == 2 and e.energy_per_atom < 0
+        }  # formation energy < 0
         self.tolerance = tolerance
 
     def hull_gap(self, composition) -> float:
@@ -228,16 +370,22 @@ class ReferenceCoverage:
 
     def empty_pairs(self, composition) -> list[str]:
         from pymatgen.core import Composition
+
         els = sorted(Composition(composition).elements)
-        return [f"{a.symbol}-{b.symbol}" for i, a in enumerate(els) for b in els[i + 1:]
-                if not (a.is_metal and b.is_metal) and frozenset((a.symbol, b.symbol)) not in self.binary_systems]
+        return [
+            f"{a.symbol}-{b.symbol}"
+            for i, a in enumerate(els)
+            for b in els[i + 1 :]
+            if not (a.is_metal and b.is_metal) and frozenset((a.symbol, b.symbol)) not in self.binary_systems
+        ]
 
     def covered(self, composition) -> bool:
         return self.hull_gap(composition) <= self.tolerance and not self.empty_pairs(composition)
 
-
 # %% ../../nbs/06a_reference.ipynb #c3e6d6d6f434
-def hit_verdict(*, known: bool, e_hull_mp: float, reference_complete: bool, near_hull: float = COVERAGE_TOLERANCE) -> str:
+def hit_verdict(
+    *, known: bool, e_hull_mp: float, reference_complete: bool, near_hull: float = COVERAGE_TOLERANCE
+) -> str:
     """What one hit is (see above). `known`: its reduced formula is in the known list; `e_hull_mp`: MP's DFT energy
     above MP's hull at that composition (eV/atom; NaN when no list gives one); `reference_complete`:
     `ReferenceCoverage.covered` at its composition; `near_hull` (eV/atom): how far above MP's hull still verifies."""
@@ -247,10 +395,15 @@ def hit_verdict(*, known: bool, e_hull_mp: float, reference_complete: bool, near
         return "known_unverified"
     return "new" if reference_complete else "reference_hole"
 
-def hit_verdicts(compositions, *, coverage: ReferenceCoverage | None = None, near_hull: float = COVERAGE_TOLERANCE) -> list[str]:
-    "`hit_verdict` of each composition (a formula or pymatgen `Composition`), with the known list and `coverage` loaded once."
+
+def hit_verdicts(
+    compositions, *, coverage: ReferenceCoverage | None = None, near_hull: float = COVERAGE_TOLERANCE
+) -> list[str]:
+    """`hit_verdict` of each composition (a formula or pymatgen `Composition`), with the known list and `coverage`
+    loaded once."""
     from pymatgen.core import Composition
     from matdisco.data import load_known_compositions
+
     known = load_known_compositions()
     known = known[known.known].set_index("reduced_formula").e_hull_mp
     coverage = coverage or ReferenceCoverage()
@@ -258,7 +411,13 @@ def hit_verdicts(compositions, *, coverage: ReferenceCoverage | None = None, nea
     for c in compositions:
         formula = Composition(c).reduced_formula
         is_known = formula in known.index
-        complete = is_known or coverage.covered(formula)   # only an unknown composition needs the check
-        out.append(hit_verdict(known=is_known, e_hull_mp=float(known.get(formula, np.nan)), reference_complete=complete,
-                               near_hull=near_hull))
+        complete = is_known or coverage.covered(formula)  # only an unknown composition needs the check
+        out.append(
+            hit_verdict(
+                known=is_known,
+                e_hull_mp=float(known.get(formula, np.nan)),
+                reference_complete=complete,
+                near_hull=near_hull,
+            )
+        )
     return out

@@ -36,8 +36,17 @@ RESULTS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "matdisco results file",
     "type": "object",
-    "required": ["matdisco_results", "experiment", "profile", "seed", "date", "metrics", "tables", "published",
-                 "provenance"],
+    "required": [
+        "matdisco_results",
+        "experiment",
+        "profile",
+        "seed",
+        "date",
+        "metrics",
+        "tables",
+        "published",
+        "provenance",
+    ],
     "additionalProperties": False,
     "properties": {
         "matdisco_results": {"const": RESULTS_VERSION},
@@ -47,71 +56,163 @@ RESULTS_SCHEMA = {
         "date": {"type": "string", "format": "date-time"},
         "metrics": {"type": "object"},
         "tables": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object"}}},
-        "published": {"type": "array", "items": {
-            "type": "object",
-            "required": ["metric", "value", "unit", "cite", "source", "level_of_theory"],
-            "additionalProperties": False,
-            "properties": {"metric": {"type": "string"}, "value": {"type": "number"}, "unit": {"type": "string"},
-                           "cite": {"type": "string", "minLength": 3}, "source": {"type": "string", "minLength": 10},
-                           "level_of_theory": {"type": "string", "minLength": 3}}}},
+        "published": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["metric", "value", "unit", "cite", "source", "level_of_theory"],
+                "additionalProperties": False,
+                "properties": {
+                    "metric": {"type": "string"},
+                    "value": {"type": "number"},
+                    "unit": {"type": "string"},
+                    "cite": {"type": "string", "minLength": 3},
+                    "source": {"type": "string", "minLength": 10},
+                    "level_of_theory": {"type": "string", "minLength": 3},
+                },
+            },
+        },
         "provenance": {
             "type": "object",
             "required": ["git", "config_key", "data", "packages", "hardware", "wall_s"],
             "additionalProperties": False,
             "properties": {
-                "git": {"type": "object", "required": ["commit", "dirty"],
-                        "properties": {"commit": {"type": ["string", "null"], "pattern": "^[0-9a-f]{40}$"},
-                                       "dirty": {"type": ["boolean", "null"]}}},
+                "git": {
+                    "type": "object",
+                    "required": ["commit", "dirty"],
+                    "properties": {
+                        "commit": {"type": ["string", "null"], "pattern": "^[0-9a-f]{40}$"},
+                        "dirty": {"type": ["boolean", "null"]},
+                    },
+                },
                 "config_key": {"type": ["string", "null"]},
-                "data": {"type": "array", "items": {
-                    "type": "object", "required": ["dataset", "file", "sha256"],
-                    "properties": {"dataset": {"type": "string"}, "file": {"type": "string"}, "sha256": _SHA256}}},
-                "packages": {"type": "object", "required": ["matdisco", "torch"],
-                             "additionalProperties": {"type": ["string", "null"]}},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["dataset", "file", "sha256"],
+                        "properties": {"dataset": {"type": "string"}, "file": {"type": "string"}, "sha256": _SHA256},
+                    },
+                },
+                "packages": {
+                    "type": "object",
+                    "required": ["matdisco", "torch"],
+                    "additionalProperties": {"type": ["string", "null"]},
+                },
                 "hardware": {"type": "object", "required": ["python", "platform", "cpu_count", "device"]},
                 "wall_s": {"type": ["number", "null"], "minimum": 0},
-                "parameters": {"type": ["object", "null"]}}}}}
+                "parameters": {"type": ["object", "null"]},
+            },
+        },
+    },
+}
+
 
 @dataclass(frozen=True)
 class Published:
     "A number a paper or leaderboard reports, with where it comes from and at which level of theory it was computed."
+
     experiment: str
     metric: str
     value: float
     unit: str
-    cite: str              # short label shown beside the number
-    source: str            # where exactly: paper and figure/table, or file and key
+    cite: str  # short label shown beside the number
+    source: str  # where exactly: paper and figure/table, or file and key
     level_of_theory: str
+
 
 #: The published values each experiment is read beside. Not on our footing unless `level_of_theory` says so.
 PUBLISHED: list[Published] = [
-    Published("energy_models", "test MAE", 11.0, "meV/atom", "GNoME",
-              "Merchant et al., Nature 624, 80 (2023), GNoME's final structural model on relaxed structures",
-              "DFT PBE (MP settings), 48,000-crystal-scale training set after active learning"),
-    Published("energy_models", "F1", 0.613, "1", "CHGNet 0.3.0 on Matbench Discovery",
-              "Matbench Discovery, models/chgnet/chgnet-0.3.0.yml, discovery.unique_prototypes (CHGNet 0.3.0 on WBM)",
-              "DFT PBE with MP2020 corrections (WBM), E_hull <= 0"),
-    Published("energy_models", "DAF", 3.361, "1", "CHGNet 0.3.0 on Matbench Discovery",
-              "Matbench Discovery, models/chgnet/chgnet-0.3.0.yml, discovery.unique_prototypes (CHGNet 0.3.0 on WBM)",
-              "DFT PBE with MP2020 corrections (WBM), E_hull <= 0"),
-    Published("discovery", "structural hit rate", 80, "%", "GNoME",
-              "Merchant et al., Nature 624, 80 (2023): final-round structural hit rate 'above 80 %'",
-              "DFT PBE (MP settings), hull of 48,000 + GNoME crystals"),
-    Published("discovery", "compositional hit rate", 33, "%", "GNoME",
-              "Merchant et al., Nature 624, 80 (2023): compositional hit rate 33 % per 100 AIRSS trials",
-              "DFT PBE (MP settings), hull of 48,000 + GNoME crystals"),
-    Published("evaluate", "S.U.N. MatterGen", 38.57, "%", "MatterGen paper", "Zeni et al., Nature 639, 624 (2025), MatterGen Table",
-              "DFT PBE, hull of 846k MP + Alexandria entries"),
-    Published("evaluate", "S.U.N. DiffCSP", 33.27, "%", "MatterGen paper", "Zeni et al., Nature 639, 624 (2025), MatterGen Table",
-              "DFT PBE, hull of 846k MP + Alexandria entries"),
-    Published("evaluate", "S.U.N. CDVAE", 13.99, "%", "MatterGen paper", "Zeni et al., Nature 639, 624 (2025), MatterGen Table",
-              "DFT PBE, hull of 846k MP + Alexandria entries"),
-    Published("validation", "r2SCAN retention binary/ternary", 84, "%", "GNoME",
-              "Merchant et al., Nature 624, 80 (2023): PBE-stable discoveries still stable at r2SCAN",
-              "DFT r2SCAN vs DFT PBE"),
-    Published("validation", "r2SCAN retention quaternary+", 86.8, "%", "GNoME",
-              "Merchant et al., Nature 624, 80 (2023): PBE-stable discoveries still stable at r2SCAN",
-              "DFT r2SCAN vs DFT PBE"),
+    Published(
+        "energy_models",
+        "test MAE",
+        11.0,
+        "meV/atom",
+        "GNoME",
+        "Merchant et al., Nature 624, 80 (2023), GNoME's final structural model on relaxed structures",
+        "DFT PBE (MP settings), 48,000-crystal-scale training set after active learning",
+    ),
+    Published(
+        "energy_models",
+        "F1",
+        0.613,
+        "1",
+        "CHGNet 0.3.0 on Matbench Discovery",
+        "Matbench Discovery, models/chgnet/chgnet-0.3.0.yml, discovery.unique_prototypes (CHGNet 0.3.0 on WBM)",
+        "DFT PBE with MP2020 corrections (WBM), E_hull <= 0",
+    ),
+    Published(
+        "energy_models",
+        "DAF",
+        3.361,
+        "1",
+        "CHGNet 0.3.0 on Matbench Discovery",
+        "Matbench Discovery, models/chgnet/chgnet-0.3.0.yml, discovery.unique_prototypes (CHGNet 0.3.0 on WBM)",
+        "DFT PBE with MP2020 corrections (WBM), E_hull <= 0",
+    ),
+    Published(
+        "discovery",
+        "structural hit rate",
+        80,
+        "%",
+        "GNoME",
+        "Merchant et al., Nature 624, 80 (2023): final-round structural hit rate 'above 80 %'",
+        "DFT PBE (MP settings), hull of 48,000 + GNoME crystals",
+    ),
+    Published(
+        "discovery",
+        "compositional hit rate",
+        33,
+        "%",
+        "GNoME",
+        "Merchant et al., Nature 624, 80 (2023): compositional hit rate 33 % per 100 AIRSS trials",
+        "DFT PBE (MP settings), hull of 48,000 + GNoME crystals",
+    ),
+    Published(
+        "evaluate",
+        "S.U.N. MatterGen",
+        38.57,
+        "%",
+        "MatterGen paper",
+        "Zeni et al., Nature 639, 624 (2025), MatterGen Table",
+        "DFT PBE, hull of 846k MP + Alexandria entries",
+    ),
+    Published(
+        "evaluate",
+        "S.U.N. DiffCSP",
+        33.27,
+        "%",
+        "MatterGen paper",
+        "Zeni et al., Nature 639, 624 (2025), MatterGen Table",
+        "DFT PBE, hull of 846k MP + Alexandria entries",
+    ),
+    Published(
+        "evaluate",
+        "S.U.N. CDVAE",
+        13.99,
+        "%",
+        "MatterGen paper",
+        "Zeni et al., Nature 639, 624 (2025), MatterGen Table",
+        "DFT PBE, hull of 846k MP + Alexandria entries",
+    ),
+    Published(
+        "validation",
+        "r2SCAN retention binary/ternary",
+        84,
+        "%",
+        "GNoME",
+        "Merchant et al., Nature 624, 80 (2023): PBE-stable discoveries still stable at r2SCAN",
+        "DFT r2SCAN vs DFT PBE",
+    ),
+    Published(
+        "validation",
+        "r2SCAN retention quaternary+",
+        86.8,
+        "%",
+        "GNoME",
+        "Merchant et al., Nature 624, 80 (2023): PBE-stable discoveries still stable at r2SCAN",
+        "DFT r2SCAN vs DFT PBE",
+    ),
 ]
 
 #: CSV tables of a stage folder that belong in its results file (small, the numbers the report shows).
@@ -137,8 +238,10 @@ def _finite(obj):
         return [_finite(v) for v in obj]
     return obj
 
+
 def _read_table(path: Path) -> list[dict]:
     return json.loads(pd.read_csv(path).to_json(orient="records"))
+
 
 def stage_results(run_dir: Path | str, experiment: str) -> dict:
     """The results file of one completed stage of the run in `run_dir`: its `summary.json` as `metrics`, the CSV
@@ -166,44 +269,55 @@ def stage_results(run_dir: Path | str, experiment: str) -> dict:
         "date": date.isoformat(timespec="seconds"),
         "metrics": metrics,
         "tables": tables,
-        "published": [{k: v for k, v in asdict(p).items() if k != "experiment"}
-                      for p in PUBLISHED if p.experiment == experiment],
-        "provenance": {"git": done.get("git", manifest["git"]),
-                       "config_key": config_key if isinstance(config_key, str) else None,
-                       "data": manifest["data"],
-                       "packages": environment["packages"],
-                       "hardware": hardware,
-                       "wall_s": done.get("wall_s"),
-                       "parameters": done.get("parameters")}}
+        "published": [
+            {k: v for k, v in asdict(p).items() if k != "experiment"} for p in PUBLISHED if p.experiment == experiment
+        ],
+        "provenance": {
+            "git": done.get("git", manifest["git"]),
+            "config_key": config_key if isinstance(config_key, str) else None,
+            "data": manifest["data"],
+            "packages": environment["packages"],
+            "hardware": hardware,
+            "wall_s": done.get("wall_s"),
+            "parameters": done.get("parameters"),
+        },
+    }
     return _finite(result)
+
 
 def validate_results(result: dict, name: str = "results file"):
     "Raise `ValueError` naming `name` and the first schema violation when `result` does not follow `RESULTS_SCHEMA`."
     import jsonschema
+
     validator = jsonschema.Draft202012Validator(RESULTS_SCHEMA, format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
         raise ValueError(f"{name}: does not follow the results schema at {where}: {errors[0].message}")
 
+
 def write_stage_results(run_dir: Path | str, experiment: str) -> Path:
     "Build, validate and atomically write `stages/<experiment>/results.json` of the run in `run_dir`."
     result = stage_results(run_dir, experiment)
     validate_results(result, f"{experiment} results")
-    return atomic_write_text(Path(run_dir) / "stages" / experiment / "results.json",
-                             json.dumps(result, indent=1, allow_nan=False) + "\n")
+    return atomic_write_text(
+        Path(run_dir) / "stages" / experiment / "results.json", json.dumps(result, indent=1, allow_nan=False) + "\n"
+    )
 
 # %% ../../nbs/97_results.ipynb #000744d46e1b
 def results_dir(profile: str, root: Path | None = None) -> Path:
     "The committed reference results of `profile`."
     return (root or project_root()) / "results" / profile
 
+
 #: The profiles whose committed results the README, the report and the docs show, in order of preference.
 REFERENCE_PROFILES = ("cpu", "tiny")
+
 
 def reference_results_dirs(root: Path | None = None) -> list[Path]:
     "The `results/<profile>/` folders of `REFERENCE_PROFILES` that exist, in that order."
     return [p for p in (results_dir(profile, root) for profile in REFERENCE_PROFILES) if p.exists()]
+
 
 def _run_results(run_dir: Path) -> dict[str, dict]:
     """The results of every completed stage of a run: its `results.json`, or, for a stage run before results files
@@ -214,6 +328,7 @@ def _run_results(run_dir: Path) -> dict[str, dict]:
         path = stage / "results.json"
         out[stage.name] = json.loads(path.read_text()) if path.exists() else stage_results(run_dir, stage.name)
     return out
+
 
 def load_results(path: Path | str) -> dict[str, dict]:
     """Every result in the folder `path`, by experiment: a run folder (its stages) or a `results/<profile>/` folder
@@ -235,8 +350,10 @@ def load_results(path: Path | str) -> dict[str, dict]:
         out[result["experiment"]] = result
     return out
 
-def collect_results(run_dir: Path | str, dest: Path | str | None = None, *,
-                    figures: Path | str | None = None) -> list[Path]:
+
+def collect_results(
+    run_dir: Path | str, dest: Path | str | None = None, *, figures: Path | str | None = None
+) -> list[Path]:
     """Write every completed stage's result of the run in `run_dir` to `dest` (default `results/<profile>/`) as
     `<experiment>.json`; with `figures` (e.g. the project's `figures/`, the reference figures), copy the stages'
     figures there too. A stage's oracle-MD references (`md-reference-<key>.csv` and `.json`, `matdisco.md`) are
@@ -265,6 +382,7 @@ def collect_results(run_dir: Path | str, dest: Path | str | None = None, *,
 _IMPORT_IN_NOTEBOOK = re.compile(r"(?:from|import)\s+matdisco\.(\w+)")
 _IMPORT_IN_MODULE = re.compile(r"from\s+\.(\w+)\s+import|from\s+\.\s+import\s+(\w+)")
 
+
 def experiment_sources(notebook: str, root: Path | None = None) -> list[str]:
     """Paths (relative to the project root) of the code behind the experiment notebook `notebook`: the notebook and
     the library modules it imports, closed over the modules' own relative imports."""
@@ -283,6 +401,7 @@ def experiment_sources(notebook: str, root: Path | None = None) -> list[str]:
         for a, b in _IMPORT_IN_MODULE.findall(path.read_text()):
             todo.add(a or b)
     return [f"nbs/experiments/{notebook}"] + [f"lib/matdisco/{m}.py" for m in sorted(modules)]
+
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:
     "`tree` with the docstring of the module and of every class and function removed (in place)."
@@ -319,8 +438,13 @@ def _git_files(objects: list[str], root: Path) -> list[str | None]:
     "The contents of `rev:path` git objects, read by one `git cat-file --batch`; `None` where one does not exist."
     if not objects:
         return []
-    out = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(objects).encode() + b"\n",
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=root,
+        input="\n".join(objects).encode() + b"\n",
+        capture_output=True,
+        check=True,
+    ).stdout
     texts = []
     position = 0
     for _ in objects:
@@ -346,12 +470,22 @@ def stale_changes(commit: str | None, paths: list[str], root: Path | None = None
     known = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=root, capture_output=True)
     if known.returncode != 0:
         return ["unknown"]
-    log = subprocess.run(["git", "log", "--format=%H", f"{commit}..HEAD", "--", *paths], cwd=root,
-                         capture_output=True, text=True, check=True)
+    log = subprocess.run(
+        ["git", "log", "--format=%H", f"{commit}..HEAD", "--", *paths],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     changed = []
     for sha in log.stdout.split():
-        touched = subprocess.run(["git", "diff-tree", "--no-commit-id", "--name-only", "-r", f"{sha}~1", sha, "--",
-                                  *paths], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+        touched = subprocess.run(
+            ["git", "diff-tree", "--no-commit-id", "--name-only", "-r", f"{sha}~1", sha, "--", *paths],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         texts = _git_files([f"{rev}:{p}" for p in touched for rev in (f"{sha}~1", sha)], root)
         fingerprints = [code_fingerprint(t, p) for t, p in zip(texts, [p for p in touched for _ in (0, 1)])]
         if any(before != after for before, after in zip(fingerprints[::2], fingerprints[1::2])):
@@ -361,37 +495,69 @@ def stale_changes(commit: str | None, paths: list[str], root: Path | None = None
 # %% ../../nbs/97_results.ipynb #00114189f0ee
 def _row(quantity, value, unit, *, published="", published_level="", level="", headline=False, fmt="{:.3g}") -> dict:
     "One headline row; `value` formatted with `fmt` when it is a number, '—' when missing."
-    shown = "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else (
-        fmt.format(value) if isinstance(value, (int, float)) else str(value))
-    return {"quantity": quantity, "value": shown, "unit": unit, "level": level, "published": published,
-            "published_level": published_level, "headline": headline}
+    shown = (
+        "—"
+        if value is None or (isinstance(value, float) and not math.isfinite(value))
+        else (fmt.format(value) if isinstance(value, (int, float)) else str(value))
+    )
+    return {
+        "quantity": quantity,
+        "value": shown,
+        "unit": unit,
+        "level": level,
+        "published": published,
+        "published_level": published_level,
+        "headline": headline,
+    }
+
 
 def _with_unit(value: float, unit: str) -> str:
     return f"{value:g}" if unit == "1" else f"{value:g} {unit}"
+
 
 def _published(result: dict, metric: str) -> dict:
     "`_row`'s arguments for the published value of `metric`: 'value unit (cite)' and its level of theory; {} if none."
     for p in result["published"]:
         if p["metric"] == metric:
-            return {"published": f"{_with_unit(p['value'], p['unit'])} ({p['cite']})",
-                    "published_level": p["level_of_theory"]}
+            return {
+                "published": f"{_with_unit(p['value'], p['unit'])} ({p['cite']})",
+                "published_level": p["level_of_theory"],
+            }
     return {}
+
 
 def _pct(x):
     return None if x is None else 100 * x
+
 
 def _energy_models_rows(r):
     rows = []
     oracle = "mp2018 formation energies (pre-2020 MP DFT)"
     for m in r["tables"].get("metrics", []):
         gnn = str(m["model"]).startswith("GNN")
-        rows.append(_row(f"{m['model']}: test MAE", None if m["MAE"] is None else 1000 * m["MAE"], "meV/atom",
-                         **(_published(r, "test MAE") if gnn else {}), level=oracle, fmt="{:.1f}",
-                         headline=(gnn and "TTA" not in str(m["model"])) or m["model"] == "mean predictor"))   # beside its baseline
+        rows.append(
+            _row(
+                f"{m['model']}: test MAE",
+                None if m["MAE"] is None else 1000 * m["MAE"],
+                "meV/atom",
+                **(_published(r, "test MAE") if gnn else {}),
+                level=oracle,
+                fmt="{:.1f}",
+                headline=(gnn and "TTA" not in str(m["model"])) or m["model"] == "mean predictor",
+            )
+        )  # beside its baseline
         if gnn:
-            rows.append(_row(f"{m['model']}: F1 / DAF", f"{m['F1']:.2f} / {m['DAF']:.2f}", "1",
-                             **_published(r, "F1"), level=oracle))
+            rows.append(
+                _row(
+                    f"{m['model']}: F1 / DAF",
+                    f"{m['F1']:.2f} / {m['DAF']:.2f}",
+                    "1",
+                    **_published(r, "F1"),
+                    level=oracle,
+                )
+            )
     return rows
+
 
 def _scaling_rows(r):
     rows = []
@@ -399,9 +565,17 @@ def _scaling_rows(r):
         if a.get("form") != "power":
             continue
         interval = f"{a['alpha']:.2f} [{a['alpha_lo']:.2f}, {a['alpha_hi']:.2f}]"
-        rows.append(_row(f"α ({a['variable']}, {a['n_params']:,} params)", interval, "1",
-                         level="mp2018 formation energies", headline=a["variable"] == "id_test_mae"))
+        rows.append(
+            _row(
+                f"α ({a['variable']}, {a['n_params']:,} params)",
+                interval,
+                "1",
+                level="mp2018 formation energies",
+                headline=a["variable"] == "id_test_mae",
+            )
+        )
     return rows
+
 
 def _interval(x, lo, hi, scale=1.0, fmt="{:.2f}"):
     if x is None:
@@ -409,13 +583,20 @@ def _interval(x, lo, hi, scale=1.0, fmt="{:.2f}"):
     bounds = "" if lo is None or hi is None else f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
     return fmt.format(scale * x) + bounds
 
+
 def _verdict_row(v, by, level):
-    counts = " / ".join(str(v.get(f"n_{k}", 0)) for k in ("verified_rediscovery", "verified_false_positive",
-                                                           "reference_hole", "new"))
+    counts = " / ".join(
+        str(v.get(f"n_{k}", 0)) for k in ("verified_rediscovery", "verified_false_positive", "reference_hole", "new")
+    )
     precision = _interval(v.get("precision_verified"), v.get("precision_verified_lo"), v.get("precision_verified_hi"))
-    return _row(f"stable hits, {by} {v.get(by)}: verified rediscovery / false positive / hole / new; precision on "
-                f"verifiable", f"{counts}; {precision or 'none verifiable'}", "compositions", level=level,
-                headline=str(v.get(by)) == "all" and by == "round")
+    return _row(
+        f"stable hits, {by} {v.get(by)}: verified rediscovery / false positive / hole / new; precision on verifiable",
+        f"{counts}; {precision or 'none verifiable'}",
+        "compositions",
+        level=level,
+        headline=str(v.get(by)) == "all" and by == "round",
+    )
+
 
 def _discovery_rows(r):
     m = r["metrics"]
@@ -424,53 +605,117 @@ def _discovery_rows(r):
     for e in r["tables"].get("enrichment", []):
         label = str(e["rounds"]) if "pooled" in str(e["rounds"]) else f"round {e['rounds']}"
         if e.get("kind") == "covered" and "pooled" in label:
-            rows.append(_row(f"structural hits in well-covered systems only, filtered / control ({label})",
-                             f"{e['filtered_hits']}/{e['filtered_units']} / {e['control_hits']}/{e['control_units']}",
-                             "hits/picks", level=level, headline=True))
-            rows.append(_row(f"enrichment in well-covered systems only ({label})",
-                             _interval(e.get("enrichment"), e.get("enrichment_low"), e.get("enrichment_high")), "1",
-                             level=level, headline=True))
+            rows.append(
+                _row(
+                    f"structural hits in well-covered systems only, filtered / control ({label})",
+                    f"{e['filtered_hits']}/{e['filtered_units']} / {e['control_hits']}/{e['control_units']}",
+                    "hits/picks",
+                    level=level,
+                    headline=True,
+                )
+            )
+            rows.append(
+                _row(
+                    f"enrichment in well-covered systems only ({label})",
+                    _interval(e.get("enrichment"), e.get("enrichment_low"), e.get("enrichment_high")),
+                    "1",
+                    level=level,
+                    headline=True,
+                )
+            )
         if e.get("kind") != "structural":
             continue
-        rows.append(_row(f"structural hits, filtered / control ({label})",
-                         f"{e['filtered_hits']}/{e['filtered_units']} / {e['control_hits']}/{e['control_units']}",
-                         "hits/picks", **(_published(r, "structural hit rate") if "pooled" in label else {}),
-                         level=level))
-        rows.append(_row(f"enrichment over the control arm ({label})",
-                         _interval(e.get("enrichment"), e.get("enrichment_low"), e.get("enrichment_high")), "1",
-                         level=level, headline="pooled" in label))
+        rows.append(
+            _row(
+                f"structural hits, filtered / control ({label})",
+                f"{e['filtered_hits']}/{e['filtered_units']} / {e['control_hits']}/{e['control_units']}",
+                "hits/picks",
+                **(_published(r, "structural hit rate") if "pooled" in label else {}),
+                level=level,
+            )
+        )
+        rows.append(
+            _row(
+                f"enrichment over the control arm ({label})",
+                _interval(e.get("enrichment"), e.get("enrichment_low"), e.get("enrichment_high")),
+                "1",
+                level=level,
+                headline="pooled" in label,
+            )
+        )
     for by, table in (("round", "verdicts_by_round"), ("n_elements", "verdicts_by_n_elements")):
         rows += [_verdict_row(v, by, level) for v in r["tables"].get(table, [])]
     retro = m.get("retrospective") or {}
     if retro.get("n_targets"):
-        rows.append(_row(f"later-known stable compositions found (known: {retro.get('known_snapshot')})",
-                         f"{retro.get('n_found')}/{retro.get('n_targets')}", "compositions",
-                         level="MP's DFT (MP2020) for the targets"))
+        rows.append(
+            _row(
+                f"later-known stable compositions found (known: {retro.get('known_snapshot')})",
+                f"{retro.get('n_found')}/{retro.get('n_targets')}",
+                "compositions",
+                level="MP's DFT (MP2020) for the targets",
+            )
+        )
     return rows
+
 
 def _evaluate_rows(r):
     rows = []
-    published = "; ".join(f"{p['metric'].split()[-1]} {_with_unit(p['value'], p['unit'])}" for p in r["published"]
-                          if p["metric"].startswith("S.U.N."))
-    cite, published_level = next(((p["cite"], p["level_of_theory"]) for p in r["published"]
-                                  if p["metric"].startswith("S.U.N.")), ("", ""))
+    published = "; ".join(
+        f"{p['metric'].split()[-1]} {_with_unit(p['value'], p['unit'])}"
+        for p in r["published"]
+        if p["metric"].startswith("S.U.N.")
+    )
+    cite, published_level = next(
+        ((p["cite"], p["level_of_theory"]) for p in r["published"] if p["metric"].startswith("S.U.N.")), ("", "")
+    )
     for g in r["tables"].get("generators", []) or r["metrics"].get("generators", []):
-        rows.append(_row(f"{g['generator']}: S.U.N.", _pct(g.get("sun")), "%", fmt="{:.0f}",
-                         published=f"{published} ({cite})" if published else "", published_level=published_level,
-                         level=f"oracle {g.get('oracle', '')}",
-                         headline=not str(g["generator"]).startswith("discovery")))
-        rows.append(_row(f"{g['generator']}: S.U.N. in well-covered systems / behind a hull gap",
-                         f"{g.get('sun_covered')} / {g.get('sun_reference_gap')}", "structures",
-                         level=f"oracle {g.get('oracle', '')}"))
-        counts = " / ".join(str(g.get(f"n_{k}", 0)) for k in ("verified_rediscovery", "verified_false_positive",
-                                                               "reference_hole", "new"))
-        precision = _interval(g.get("precision_verified"), g.get("precision_verified_lo"), g.get("precision_verified_hi"))
-        rows.append(_row(f"{g['generator']}: stable hits, verified rediscovery / false positive / hole / new; "
-                         f"precision on verifiable", f"{counts}; {precision or 'none verifiable'}", "structures",
-                         level=f"oracle {g.get('oracle', '')}"))
-        rows.append(_row(f"{g['generator']}: mean RMSD to relaxed", g.get("rmsd_mean"), "Å", fmt="{:.3f}",
-                         level=f"oracle {g.get('oracle', '')}"))
+        rows.append(
+            _row(
+                f"{g['generator']}: S.U.N.",
+                _pct(g.get("sun")),
+                "%",
+                fmt="{:.0f}",
+                published=f"{published} ({cite})" if published else "",
+                published_level=published_level,
+                level=f"oracle {g.get('oracle', '')}",
+                headline=not str(g["generator"]).startswith("discovery"),
+            )
+        )
+        rows.append(
+            _row(
+                f"{g['generator']}: S.U.N. in well-covered systems / behind a hull gap",
+                f"{g.get('sun_covered')} / {g.get('sun_reference_gap')}",
+                "structures",
+                level=f"oracle {g.get('oracle', '')}",
+            )
+        )
+        counts = " / ".join(
+            str(g.get(f"n_{k}", 0))
+            for k in ("verified_rediscovery", "verified_false_positive", "reference_hole", "new")
+        )
+        precision = _interval(
+            g.get("precision_verified"), g.get("precision_verified_lo"), g.get("precision_verified_hi")
+        )
+        rows.append(
+            _row(
+                f"{g['generator']}: stable hits, verified rediscovery / false positive / hole / new; "
+                f"precision on verifiable",
+                f"{counts}; {precision or 'none verifiable'}",
+                "structures",
+                level=f"oracle {g.get('oracle', '')}",
+            )
+        )
+        rows.append(
+            _row(
+                f"{g['generator']}: mean RMSD to relaxed",
+                g.get("rmsd_mean"),
+                "Å",
+                fmt="{:.3f}",
+                level=f"oracle {g.get('oracle', '')}",
+            )
+        )
     return rows
+
 
 def _validation_rows(r):
     rows = []
@@ -479,107 +724,188 @@ def _validation_rows(r):
             continue
         # GNoME's retention is of its new (PBE-stable) materials: the published value stands beside the new ones only
         published = _published(r, f"r2SCAN retention {t['arity']}") if t["status"] == "new" else {}
-        rows.append(_row(f"retention at {t['level']} ({t['status']}, {t['arity']}, in scope; n = {t['n_base_stable']})",
-                         _interval(t.get("retention"), t.get("retention_lo"), t.get("retention_hi"), 100, "{:.0f}"),
-                         "%", **published, level=f"{t['level']} vs the base oracle, each on its own hull"))
+        rows.append(
+            _row(
+                f"retention at {t['level']} ({t['status']}, {t['arity']}, in scope; n = {t['n_base_stable']})",
+                _interval(t.get("retention"), t.get("retention_lo"), t.get("retention_hi"), 100, "{:.0f}"),
+                "%",
+                **published,
+                level=f"{t['level']} vs the base oracle, each on its own hull",
+            )
+        )
     for t in r["tables"].get("retention_by_scope", []):
         if t.get("status") != "all" or t.get("set") != "discovery":
             continue
-        rows.append(_row(f"retention at {t['level']} ({t['scope']}; out of scope counts as not retained)",
-                         _interval(t.get("retention"), t.get("retention_lo"), t.get("retention_hi"), 100, "{:.0f}"),
-                         "%", level=f"{t['level']} vs the base oracle, each on its own hull",
-                         headline=t.get("scope") == "all"))
+        rows.append(
+            _row(
+                f"retention at {t['level']} ({t['scope']}; out of scope counts as not retained)",
+                _interval(t.get("retention"), t.get("retention_lo"), t.get("retention_hi"), 100, "{:.0f}"),
+                "%",
+                level=f"{t['level']} vs the base oracle, each on its own hull",
+                headline=t.get("scope") == "all",
+            )
+        )
     return rows
+
 
 def _mlip_rows(r):
     rows = []
     held = r["metrics"].get("held_out", {})
     level = f"oracle {r['metrics'].get('oracle', '')} labels"
-    rows.append(_row("held-out force MAE / zero-force baseline", held.get("force_mae_ratio_to_zero"), "1",
-                     level=level, headline=True, fmt="{:.2f}"))
+    rows.append(
+        _row(
+            "held-out force MAE / zero-force baseline",
+            held.get("force_mae_ratio_to_zero"),
+            "1",
+            level=level,
+            headline=True,
+            fmt="{:.2f}",
+        )
+    )
     rows.append(_row("held-out energy MAE", held.get("energy_mae_meV_atom"), "meV/atom", level=level, fmt="{:.0f}"))
-    rows.append(_row("held-out energy MAE, mean baseline", held.get("energy_mae_mean_baseline_meV_atom"), "meV/atom",
-                     level=level, fmt="{:.0f}"))
+    rows.append(
+        _row(
+            "held-out energy MAE, mean baseline",
+            held.get("energy_mae_mean_baseline_meV_atom"),
+            "meV/atom",
+            level=level,
+            fmt="{:.0f}",
+        )
+    )
     return rows
+
 
 def _candidates_rows(r):
     m = r["metrics"]
-    return [_row("unique novel structures", m.get("unique_novel_structures"), "structures", headline=True, fmt="{:,}"),
-            _row("new (composition unknown) fraction of unique", _pct(m.get("new_fraction_of_unique")), "%",
-                 fmt="{:.0f}")]
+    return [
+        _row("unique novel structures", m.get("unique_novel_structures"), "structures", headline=True, fmt="{:,}"),
+        _row("new (composition unknown) fraction of unique", _pct(m.get("new_fraction_of_unique")), "%", fmt="{:.0f}"),
+    ]
+
 
 def _dataset_rows(r):
     m = r["metrics"]
-    return [_row("usable crystals", m.get("usable_rows"), "crystals", headline=True, fmt="{:,}"),
-            _row("elements present", m.get("n_elements_present"), "elements", fmt="{:d}")]
+    return [
+        _row("usable crystals", m.get("usable_rows"), "crystals", headline=True, fmt="{:,}"),
+        _row("elements present", m.get("n_elements_present"), "elements", fmt="{:d}"),
+    ]
+
 
 def _retrospective_rows(r):
     rows = []
     for kind in ("retrospective_structures", "retrospective_compositions"):
         for t in (r["metrics"].get(kind) or {}).get("table", []):
             if t.get("strategy") == "greedy" and abs(t.get("budget_fraction", 0) - 0.05) < 1e-9:
-                rows.append(_row(f"{kind.split('_')[1]}: greedy top 5 % hit rate (lift over random)",
-                                 f"{100 * t['hit_rate']:.0f} % ({t['lift_vs_random_expectation']:.2f}×)", "",
-                                 level="mp2018 formation energies", headline=kind.endswith("structures")))
+                rows.append(
+                    _row(
+                        f"{kind.split('_')[1]}: greedy top 5 % hit rate (lift over random)",
+                        f"{100 * t['hit_rate']:.0f} % ({t['lift_vs_random_expectation']:.2f}×)",
+                        "",
+                        level="mp2018 formation energies",
+                        headline=kind.endswith("structures"),
+                    )
+                )
     return rows
+
 
 def _conductors_rows(r):
     rank = r["metrics"].get("rank_correlation") or {}
-    return [_row("Spearman ρ, simulated vs measured σ(300 K)", rank.get("spearman_rho"), "1", fmt="{:.2f}",
-                 level=f"oracle {r['metrics'].get('oracle', '')} MD vs experiment (OBELiX)", headline=True),
-            _row("compositions with an Arrhenius fit", r["metrics"].get("n_with_arrhenius"), "compositions",
-                 fmt="{:d}")]
+    return [
+        _row(
+            "Spearman ρ, simulated vs measured σ(300 K)",
+            rank.get("spearman_rho"),
+            "1",
+            fmt="{:.2f}",
+            level=f"oracle {r['metrics'].get('oracle', '')} MD vs experiment (OBELiX)",
+            headline=True,
+        ),
+        _row("compositions with an Arrhenius fit", r["metrics"].get("n_with_arrhenius"), "compositions", fmt="{:d}"),
+    ]
+
 
 #: experiment -> function(results file) -> headline rows.
-HEADLINES = {"dataset_overview": _dataset_rows, "energy_models": _energy_models_rows, "candidates": _candidates_rows,
-             "scaling": _scaling_rows, "discovery": _discovery_rows, "retrospective": _retrospective_rows,
-             "evaluate": _evaluate_rows, "validation": _validation_rows, "mlip": _mlip_rows,
-             "conductors": _conductors_rows}
+HEADLINES = {
+    "dataset_overview": _dataset_rows,
+    "energy_models": _energy_models_rows,
+    "candidates": _candidates_rows,
+    "scaling": _scaling_rows,
+    "discovery": _discovery_rows,
+    "retrospective": _retrospective_rows,
+    "evaluate": _evaluate_rows,
+    "validation": _validation_rows,
+    "mlip": _mlip_rows,
+    "conductors": _conductors_rows,
+}
+
 
 def headline_rows(result: dict) -> pd.DataFrame:
     "The rows `HEADLINES` gives for one results file (empty when the experiment has none)."
     rows = HEADLINES.get(result["experiment"], lambda r: [])(result)
-    return pd.DataFrame(rows, columns=["quantity", "value", "unit", "level", "published", "published_level", "headline"])
+    return pd.DataFrame(
+        rows, columns=["quantity", "value", "unit", "level", "published", "published_level", "headline"]
+    )
 
 # %% ../../nbs/97_results.ipynb #804a5b3e6379
 def _discovery_caveats(r) -> list[str]:
     notes = []
-    per_round = [t for t in r["tables"].get("enrichment", [])
-                 if t.get("rounds") != "all" and "pooled" not in str(t.get("rounds"))]
+    per_round = [
+        t
+        for t in r["tables"].get("enrichment", [])
+        if t.get("rounds") != "all" and "pooled" not in str(t.get("rounds"))
+    ]
     picks = sum(t["filtered_units"] for t in per_round if t["kind"] == "structural")
     covered = sum(t["filtered_units"] for t in per_round if t["kind"] == "covered")
     if picks:
-        notes.append(f"{picks - covered} of the filter's {picks} structural picks lie in chemical systems whose reference "
-                     "hull has a gap beyond tolerance: its hit rate there measures the reference's holes as much as the "
-                     "filter; the enrichment in well-covered systems only is the row that isolates the filter.")
+        notes.append(
+            f"{picks - covered} of the filter's {picks} structural picks lie in chemical systems whose reference "
+            "hull has a gap beyond tolerance: its hit rate there measures the reference's holes as much as the "
+            "filter; the enrichment in well-covered systems only is the row that isolates the filter."
+        )
     arms = {t["arm"]: t for t in r["tables"].get("verdicts_by_arm", [])}
     if {"control", "all"} <= set(arms) and arms["all"].get("n_new"):
-        notes.append(f"{arms['control']['n_new']} of the {arms['all']['n_new']} new compositions came from the control "
-                     "(random) arm.")
+        notes.append(
+            f"{arms['control']['n_new']} of the {arms['all']['n_new']} new compositions came from the control "
+            "(random) arm."
+        )
     return notes
+
 
 def _validation_caveats(r) -> list[str]:
     notes = []
-    rs = {t["level"]: t.get("r_e_form_with_base") for t in r["tables"].get("retention", [])
-          if t.get("set") == "discovery" and t.get("r_e_form_with_base") is not None}
+    rs = {
+        t["level"]: t.get("r_e_form_with_base")
+        for t in r["tables"].get("retention", [])
+        if t.get("set") == "discovery" and t.get("r_e_form_with_base") is not None
+    }
     if rs:
         shown = ", ".join(f"{level} r = {value:.2f}" for level, value in sorted(rs.items()))
-        notes.append(f"Formation energies at each higher level correlate with the base oracle's ({shown}): the r2SCAN "
-                     "potentials learned from relaxations of the same MP crystals, so retention is not independent of "
-                     "the base level, as GNoME's r2SCAN DFT was.")
+        notes.append(
+            f"Formation energies at each higher level correlate with the base oracle's ({shown}): the r2SCAN "
+            "potentials learned from relaxations of the same MP crystals, so retention is not independent of "
+            "the base level, as GNoME's r2SCAN DFT was."
+        )
     base = r["metrics"].get("config", {}).get("base_oracle")
-    flagged = sorted((t["element"], t["offset"]) for t in r["tables"].get("mu_check", [])
-                     if t.get("set") == "discovery" and t.get("flagged") and t.get("level") == base)
+    flagged = sorted(
+        (t["element"], t["offset"])
+        for t in r["tables"].get("mu_check", [])
+        if t.get("set") == "discovery" and t.get("flagged") and t.get("level") == base
+    )
     if flagged:
         shown = ", ".join(f"{e} {o:+.2f}" for e, o in flagged)
-        notes.append(f"The μ check flags {len(flagged)} elements at the base level (eV/atom, beyond 0.1): {shown}; "
-                     "compounds of these elements carry that offset in their formation energy.")
+        notes.append(
+            f"The μ check flags {len(flagged)} elements at the base level (eV/atom, beyond 0.1): {shown}; "
+            "compounds of these elements carry that offset in their formation energy."
+        )
     return notes
 
+
 def _evaluate_caveats(r) -> list[str]:
-    return ["Stability is the oracle's on this project's mp2018 hull; MatterGen's published S.U.N. is DFT on a hull of "
-            "846k MP + Alexandria entries: the published values stand beside ours for scale, not as a like-for-like "
-            "comparison."]
+    return [
+        "Stability is the oracle's on this project's mp2018 hull; MatterGen's published S.U.N. is DFT on a hull of "
+        "846k MP + Alexandria entries: the published values stand beside ours for scale, not as a like-for-like "
+        "comparison."
+    ]
+
 
 def _mlip_caveats(r) -> list[str]:
     m = r["metrics"]
@@ -587,19 +913,27 @@ def _mlip_caveats(r) -> list[str]:
     md, cls = m.get("md", {}), m.get("classification", {})
     if md and cls.get("threshold_mS_cm"):
         whose = "GNoME's" if cls.get("threshold_is_gnome") else "GNoME: 15.1 mS/cm"
-        notes.append(f"Zero-shot MD: {md.get('total_ps')} ps at {md.get('temperature_K'):,.0f} K (GNoME: 50 ps); labels at "
-                     f"{cls['threshold_mS_cm']:,.0f} mS/cm, the threshold these runs resolve ({whose}).")
+        notes.append(
+            f"Zero-shot MD: {md.get('total_ps')} ps at {md.get('temperature_K'):,.0f} K (GNoME: 50 ps); labels at "
+            f"{cls['threshold_mS_cm']:,.0f} mS/cm, the threshold these runs resolve ({whose})."
+        )
     return notes
 
+
 #: Per experiment: the caveats that matter, computed from the results file, rendered under its table in the report
-CAVEATS = {"discovery": _discovery_caveats, "validation": _validation_caveats, "evaluate": _evaluate_caveats,
-           "mlip": _mlip_caveats}
+CAVEATS = {
+    "discovery": _discovery_caveats,
+    "validation": _validation_caveats,
+    "evaluate": _evaluate_caveats,
+    "mlip": _mlip_caveats,
+}
 
 # %% ../../nbs/97_results.ipynb #0015d7883847
 def result_label(result: dict, root: Path | None = None, *, commit: bool = True) -> str:
     """'`cpu` · `1a2b3c4` · 2026-12-04 · 7,742 s', plus a **stale** mark when a later commit changed the code behind
     it. `commit=False` leaves out the commit and the wall time (the README's short form)."""
     from matdisco.runner import EXPERIMENTS
+
     git = result["provenance"]["git"]
     sha = git.get("commit")
     experiment = next((e for e in EXPERIMENTS if e.name == result["experiment"]), None)
@@ -630,15 +964,19 @@ def result_label(result: dict, root: Path | None = None, *, commit: bool = True)
         parts.append(f"**stale**: its `{result['profile']}` parameters have changed since")
     return " · ".join(parts)
 
+
 def _markdown_table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
     return "\n".join(lines)
 
+
 def render_report(results: dict[str, dict], root: Path | None = None) -> str:
-    "Markdown: for each experiment (in the runner's order), its label and its headline rows beside the published values."
+    """Markdown: for each experiment (in the runner's order), its label and its headline rows beside the published
+    values."""
     from matdisco.runner import EXPERIMENTS
+
     order = [e.name for e in EXPERIMENTS] + sorted(set(results) - {e.name for e in EXPERIMENTS})
     parts = ["# matdisco results", ""]
     for name in order:
@@ -654,13 +992,16 @@ def render_report(results: dict[str, dict], root: Path | None = None) -> str:
         parts += [f"- {s}" for s in sorted(sources)] + ([""] if sources else [])
     return "\n".join(parts)
 
+
 README_BEGIN = "<!-- results:begin (rendered by `matdisco report --readme`; do not edit) -->"
 README_END = "<!-- results:end -->"
+
 
 def readme_block(results: dict[str, dict], root: Path | None = None) -> str:
     """The README's headline table between its markers: the rows marked `headline` of every experiment, each with
     its run's short label (profile, date, stale mark; no commit: the report has those)."""
     from matdisco.runner import EXPERIMENTS
+
     lines = ["| experiment | quantity | this work | published | run |", "|---|---|---|---|---|"]
     for e in EXPERIMENTS:
         if e.name not in results:
@@ -671,12 +1012,14 @@ def readme_block(results: dict[str, dict], root: Path | None = None) -> str:
             lines.append(f"| {e.name} | {row.quantity} | {value} | {row.published or '—'} | {label} |")
     return "\n".join([README_BEGIN, *lines, README_END])
 
+
 def merged_results(paths) -> dict[str, dict]:
     "The results of several folders (`load_results`), by experiment; the first folder that has an experiment wins."
     merged = {}
     for path in reversed([Path(p) for p in paths]):
         merged.update(load_results(path))
     return merged
+
 
 def render_readme(index: Path | str, results: dict[str, dict], root: Path | None = None) -> str:
     """The README: the markdown cells of the notebook `index` (nbdev's `readme_nb`), with the headline table of

@@ -30,11 +30,12 @@ __all__ = ['log', 'AICC_DECISIVE', 'SweepSpec', 'geometric_grid', 'scaling_split
 @dataclass(frozen=True)
 class SweepSpec:
     "What a scaling sweep trains and how it splits the data (all fields are recorded with the results)."
-    n_train: tuple = (250, 500, 1000)            # training-set sizes (a geometric grid)
-    model_sizes: tuple = ((32, 2), (64, 2))      # (width, depth) pairs
+
+    n_train: tuple = (250, 500, 1000)  # training-set sizes (a geometric grid)
+    model_sizes: tuple = ((32, 2), (64, 2))  # (width, depth) pairs
     seeds: tuple = (0, 1)
-    max_train_elements: int = 4                  # ID: <= k elements; arity-OOD: > k
-    chemsys_holdout: float = 0.1                 # fraction of <= k chemical systems held out (chemsys-OOD)
+    max_train_elements: int = 4  # ID: <= k elements; arity-OOD: > k
+    chemsys_holdout: float = 0.1  # fraction of <= k chemical systems held out (chemsys-OOD)
     n_val: int = 200
     n_test: int = 300
     n_ood: int = 300
@@ -48,17 +49,23 @@ class SweepSpec:
     def key(self) -> str:
         "Hash of the whole spec and the data checksums."
         from matdisco.data import config_key
+
         return config_key(self, length=10)
 
     def cell_spec_key(self) -> str:
         """Hash of everything that decides what one cell computes (splits, epochs, lr, ...) and of the data checksums;
         the grid itself (n_train, model_sizes, seeds) is left out, so extending the grid reuses the cells it shares."""
         from matdisco.data import config_key
-        return config_key({k: v for k, v in asdict(self).items() if k not in ("n_train", "model_sizes", "seeds")}, length=10)
+
+        return config_key(
+            {k: v for k, v in asdict(self).items() if k not in ("n_train", "model_sizes", "seeds")}, length=10
+        )
+
 
 def geometric_grid(n_min: int, n_max: int, num: int) -> tuple:
     "`num` training-set sizes from n_min to n_max, evenly spaced in log N."
     return tuple(int(round(x)) for x in np.geomspace(n_min, n_max, num))
+
 
 def scaling_splits(index: pd.DataFrame, spec: SweepSpec) -> dict[str, np.ndarray]:
     "pool (training candidates), val, id_test, ood_arity, ood_chemsys row indices (see the chapter's text)."
@@ -69,15 +76,22 @@ def scaling_splits(index: pd.DataFrame, spec: SweepSpec) -> dict[str, np.ndarray
     held = set(rng.choice(systems, size=int(round(spec.chemsys_holdout * len(systems))), replace=False))
     held_rows = inside.row_index[inside.chemsys.isin(held)].to_numpy()
     rest = rng.permutation(inside.row_index[~inside.chemsys.isin(held)].to_numpy())
-    return {"val": np.sort(rest[:spec.n_val]), "id_test": np.sort(rest[spec.n_val:spec.n_val + spec.n_test]),
-            "pool": rest[spec.n_val + spec.n_test:],
-            "ood_arity": subsample(use.row_index[use.n_elements > spec.max_train_elements].to_numpy(), spec.n_ood, seed=spec.split_seed),
-            "ood_chemsys": subsample(held_rows, spec.n_ood, seed=spec.split_seed)}
+    return {
+        "val": np.sort(rest[: spec.n_val]),
+        "id_test": np.sort(rest[spec.n_val : spec.n_val + spec.n_test]),
+        "pool": rest[spec.n_val + spec.n_test :],
+        "ood_arity": subsample(
+            use.row_index[use.n_elements > spec.max_train_elements].to_numpy(), spec.n_ood, seed=spec.split_seed
+        ),
+        "ood_chemsys": subsample(held_rows, spec.n_ood, seed=spec.split_seed),
+    }
+
 
 def train_rows(splits: dict, n: int, seed: int) -> np.ndarray:
     "The nested training set of size n for `seed`: the first n of the seed's permutation of the pool."
     pool = np.sort(splits["pool"])
-    if n > len(pool): raise ValueError(f"n_train={n} exceeds the training pool ({len(pool)} crystals)")
+    if n > len(pool):
+        raise ValueError(f"n_train={n} exceeds the training pool ({len(pool)} crystals)")
     return np.sort(np.random.default_rng([seed, 7]).permutation(pool)[:n])
 
 # %% ../../nbs/03a_scaling.ipynb #3766172f23bc
@@ -85,21 +99,34 @@ def train_rows(splits: dict, n: int, seed: int) -> np.ndarray:
 def _cell_data(spec: SweepSpec):
     from matdisco.data import load_structures
     from matdisco.train import GraphDataset
+
     splits = scaling_splits(read_index(), spec)
-    need = np.unique(np.concatenate([splits["val"], splits["id_test"], splits["ood_arity"], splits["ood_chemsys"],
-                                     *[train_rows(splits, max(spec.n_train), s) for s in spec.seeds]]))
+    need = np.unique(
+        np.concatenate(
+            [
+                splits["val"],
+                splits["id_test"],
+                splits["ood_arity"],
+                splits["ood_chemsys"],
+                *[train_rows(splits, max(spec.n_train), s) for s in spec.seeds],
+            ]
+        )
+    )
     frame = load_structures(need, progress=False).frame.set_index("row_index")
     ds = GraphDataset.from_frame(frame.reset_index(), cutoff=spec.cutoff)
     pos = {r: k for k, r in enumerate(frame.index)}
     return splits, ds, pos
 
+
 def _subset(ds, pos, rows):
     "The items of `ds` for these mp2018_formation rows (`pos`: row → position in `ds`)."
     return ds.subset([pos[r] for r in rows])
 
+
 def cell_key(spec: SweepSpec, n: int, width: int, depth: int, seed: int) -> str:
     "A cell's folder name: its grid point and the hash of the spec it was trained under."
     return f"n{n}_w{width}_d{depth}_s{seed}-{spec.cell_spec_key()}"
+
 
 def run_cell(spec: SweepSpec, n: int, width: int, depth: int, seed: int, run_dir: str) -> dict:
     "Train and evaluate one cell (resumable); write and return its result record."
@@ -107,29 +134,52 @@ def run_cell(spec: SweepSpec, n: int, width: int, depth: int, seed: int, run_dir
     from matdisco.metrics import mae, rmse
     from matdisco.models import CrystalGNN, count_parameters
     from matdisco.train import TrainConfig, fit, predict
+
     torch.set_num_threads(1)
     cell_dir = Path(run_dir) / "cells" / cell_key(spec, n, width, depth, seed)
     done = cell_dir / "result.json"
-    if done.exists(): return json.loads(done.read_text())
+    if done.exists():
+        return json.loads(done.read_text())
     splits, ds, pos = _cell_data(spec)
-    train = _subset(ds, pos, train_rows(splits, n, seed)); val = _subset(ds, pos, splits["val"])
+    train = _subset(ds, pos, train_rows(splits, n, seed))
+    val = _subset(ds, pos, splits["val"])
     torch.manual_seed(seed)
     model = CrystalGNN(width=width, depth=depth, cutoff=spec.cutoff)
     t0 = time.perf_counter()
-    hist = fit(model, train, val, config=TrainConfig(epochs=spec.epochs, lr=spec.lr, atoms_per_batch=spec.atoms_per_batch,
-                                                     patience=spec.patience, seed=seed), run_dir=cell_dir, progress=False)
+    hist = fit(
+        model,
+        train,
+        val,
+        config=TrainConfig(
+            epochs=spec.epochs, lr=spec.lr, atoms_per_batch=spec.atoms_per_batch, patience=spec.patience, seed=seed
+        ),
+        run_dir=cell_dir,
+        progress=False,
+    )
     from matdisco.models import load_model
+
     _, norm, _ = load_model(cell_dir / "best.pt")
-    res = {"n_train": n, "width": width, "depth": depth, "seed": seed, "n_params": count_parameters(model),
-           "train_time_s": time.perf_counter() - t0, "epochs": int(len(hist))}
+    res = {
+        "n_train": n,
+        "width": width,
+        "depth": depth,
+        "seed": seed,
+        "n_params": count_parameters(model),
+        "train_time_s": time.perf_counter() - t0,
+        "epochs": int(len(hist)),
+    }
     errors = {}
     for name in ("id_test", "ood_arity", "ood_chemsys"):
-        d = _subset(ds, pos, splits[name]); p = predict(model, norm, d)
-        res[f"{name}_mae"] = mae(d.y.numpy(), p); res[f"{name}_rmse"] = rmse(d.y.numpy(), p)
-        errors[name] = np.abs(d.y.numpy().astype(float) - p)       # per crystal, in split order: for the bootstrap
+        d = _subset(ds, pos, splits[name])
+        p = predict(model, norm, d)
+        res[f"{name}_mae"] = mae(d.y.numpy(), p)
+        res[f"{name}_rmse"] = rmse(d.y.numpy(), p)
+        errors[name] = np.abs(d.y.numpy().astype(float) - p)  # per crystal, in split order: for the bootstrap
     from matdisco.data import atomic_path
+
     with atomic_path(cell_dir / "errors.npz") as tmp:
-        with open(tmp, "wb") as f: np.savez(f, **errors)
+        with open(tmp, "wb") as f:
+            np.savez(f, **errors)
     atomic_write_text(done, json.dumps(res, indent=2))
     return res
 
@@ -139,28 +189,45 @@ def sweep_cells(spec: SweepSpec) -> list[tuple]:
     cells = [(n, w, d, s) for n in spec.n_train for (w, d) in spec.model_sizes for s in spec.seeds]
     return sorted(cells, key=lambda c: -c[0] * c[1] * c[2])
 
-def run_sweep(spec: SweepSpec, run_dir: Path | str, *, scheduler: str | None = "local", n_workers: int = 2,
-              max_cells: int | None = None, progress: bool = True) -> xr.Dataset:
+
+def run_sweep(
+    spec: SweepSpec,
+    run_dir: Path | str,
+    *,
+    scheduler: str | None = "local",
+    n_workers: int = 2,
+    max_cells: int | None = None,
+    progress: bool = True,
+) -> xr.Dataset:
     """Run the missing cells of the sweep and return all results as an xarray Dataset (also `run_dir/sweep.nc`).
     `scheduler`: 'local' (a `dask.distributed.LocalCluster` of `n_workers` single-threaded processes), a scheduler
     address ('tcp://host:8786') for an existing cluster, or None to run in this process. `max_cells` stops after that
     many new cells (as a kill would; tests)."""
     from tqdm.auto import tqdm
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "spec.json", json.dumps(asdict(spec), indent=2))
     todo = [c for c in sweep_cells(spec) if not (run_dir / "cells" / cell_key(spec, *c) / "result.json").exists()]
-    if max_cells is not None: todo = todo[:max_cells]
+    if max_cells is not None:
+        todo = todo[:max_cells]
     log.info("sweep %s: %d cells to run", run_dir, len(todo))
     if todo and scheduler is None:
-        for c in tqdm(todo, desc="scaling cells", disable=not progress): run_cell(spec, *c, str(run_dir))
+        for c in tqdm(todo, desc="scaling cells", disable=not progress):
+            run_cell(spec, *c, str(run_dir))
     elif todo:
         from dask.distributed import as_completed
         from matdisco.cluster import dask_client
+
         with dask_client(scheduler, n_workers=n_workers) as client:
-            futs = [client.submit(run_cell, spec, *c, str(run_dir), pure=False, key=f"cell-{cell_key(spec, *c)}") for c in todo]
+            futs = [
+                client.submit(run_cell, spec, *c, str(run_dir), pure=False, key=f"cell-{cell_key(spec, *c)}")
+                for c in todo
+            ]
             for f in tqdm(as_completed(futs), total=len(futs), desc="scaling cells", disable=not progress):
-                f.result()   # raises the cell's error here, with its key
+                f.result()  # raises the cell's error here, with its key
     return collect_sweep(run_dir, spec)
+
 
 def collect_sweep(run_dir: Path | str, spec: SweepSpec) -> xr.Dataset:
     """The finished cells of `spec`'s grid (cells trained under other settings are ignored) as a Dataset with dims
@@ -169,24 +236,41 @@ def collect_sweep(run_dir: Path | str, spec: SweepSpec) -> xr.Dataset:
     dirs = [run_dir / "cells" / cell_key(spec, *c) for c in sweep_cells(spec)]
     dirs = [d for d in dirs if (d / "result.json").exists()]
     recs = [json.loads((d / "result.json").read_text()) for d in dirs]
-    if not recs: raise FileNotFoundError(f"{run_dir}: no finished cells of this spec ({spec.cell_spec_key()})")
+    if not recs:
+        raise FileNotFoundError(f"{run_dir}: no finished cells of this spec ({spec.cell_spec_key()})")
     df = pd.DataFrame(recs)
     sizes = df.groupby("n_params")[["width", "depth"]].first()
-    variables = ["id_test_mae", "id_test_rmse", "ood_arity_mae", "ood_arity_rmse", "ood_chemsys_mae", "ood_chemsys_rmse",
-                 "train_time_s", "epochs"]
+    variables = [
+        "id_test_mae",
+        "id_test_rmse",
+        "ood_arity_mae",
+        "ood_arity_rmse",
+        "ood_chemsys_mae",
+        "ood_chemsys_rmse",
+        "train_time_s",
+        "epochs",
+    ]
     ds = df.set_index(["n_train", "n_params", "seed"])[variables].to_xarray()
-    ds = ds.assign_coords(width=("n_params", sizes.width.reindex(ds.n_params.values).to_numpy()),
-                          depth=("n_params", sizes.depth.reindex(ds.n_params.values).to_numpy()))
+    ds = ds.assign_coords(
+        width=("n_params", sizes.width.reindex(ds.n_params.values).to_numpy()),
+        depth=("n_params", sizes.depth.reindex(ds.n_params.values).to_numpy()),
+    )
     for split in ("id_test", "ood_arity", "ood_chemsys"):
-        if not all((d / "errors.npz").exists() for d in dirs): break
+        if not all((d / "errors.npz").exists() for d in dirs):
+            break
         errs = {(r["n_train"], r["n_params"], r["seed"]): np.load(d / "errors.npz")[split] for r, d in zip(recs, dirs)}
         m = len(next(iter(errs.values())))
         arr = np.full((ds.sizes["n_train"], ds.sizes["n_params"], ds.sizes["seed"], m), np.nan)
         for (n, p, s), e in errs.items():
             arr[list(ds.n_train.values).index(n), list(ds.n_params.values).index(p), list(ds.seed.values).index(s)] = e
         ds[f"{split}_abs_error"] = (("n_train", "n_params", "seed", f"{split}_crystal"), arr, {"units": "eV/atom"})
-    ds.attrs.update({"description": "matdisco scaling sweep: formation-energy MAE/RMSE in eV/atom",
-                     "spec": json.dumps(asdict(spec)), "cell_spec_key": spec.cell_spec_key()})
+    ds.attrs.update(
+        {
+            "description": "matdisco scaling sweep: formation-energy MAE/RMSE in eV/atom",
+            "spec": json.dumps(asdict(spec)),
+            "cell_spec_key": spec.cell_spec_key(),
+        }
+    )
     for v in variables:
         ds[v].attrs["units"] = "eV/atom" if ("mae" in v or "rmse" in v) else ("s" if v.endswith("_s") else "1")
     ds.to_netcdf(run_dir / "sweep.nc", engine="h5netcdf")
@@ -200,24 +284,31 @@ def fit_power_law(n, err) -> dict:
     rss = float(np.sum((y - (intercept + slope * x)) ** 2))
     return {"a": float(np.exp(intercept)), "alpha": float(-slope), "c": 0.0, "rss": rss, "aic": _aic(rss, len(x), 2)}
 
+
 def fit_saturating_power_law(n, err) -> dict:
     "Fit of err = a·N^(−α) + c, least squares on log err with a, α, c >= 0."
     from scipy.optimize import least_squares
+
     n, err = np.asarray(n, float), np.asarray(err, float)
     p0 = fit_power_law(n, err)
     resid = lambda p: np.log(p[0] * n ** (-p[1]) + p[2]) - np.log(err)
-    r = least_squares(resid, x0=[p0["a"], max(p0["alpha"], 1e-3), 0.1 * err.min()],
-                      bounds=([0, 0, 0], [np.inf, 5, err.min()]))
-    rss = float(np.sum(r.fun ** 2))
+    r = least_squares(
+        resid, x0=[p0["a"], max(p0["alpha"], 1e-3), 0.1 * err.min()], bounds=([0, 0, 0], [np.inf, 5, err.min()])
+    )
+    rss = float(np.sum(r.fun**2))
     return {"a": float(r.x[0]), "alpha": float(r.x[1]), "c": float(r.x[2]), "rss": rss, "aic": _aic(rss, len(n), 3)}
+
 
 def _aic(rss: float, n: int, k: int) -> float:
     "AICc (Hurvich & Tsai 1989): AIC + 2k(k+1)/(n−k−1); infinite when n <= k+1 (too few points to judge k parameters)."
-    if n - k - 1 <= 0: return float("inf")
+    if n - k - 1 <= 0:
+        return float("inf")
     return float(n * np.log(max(rss, 1e-12) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
-def bootstrap_alpha(n_values, errors: np.ndarray, *, form: str = "power", n_boot: int = 500, seed: int = 0,
-                    ci: float = 0.95) -> dict:
+
+def bootstrap_alpha(
+    n_values, errors: np.ndarray, *, form: str = "power", n_boot: int = 500, seed: int = 0, ci: float = 0.95
+) -> dict:
     """Exponent α with a bootstrap CI. `errors`: per-crystal absolute errors of shape (len(n_values), n_seeds,
     n_crystals) (seeds and crystals are resampled together, the same draws at every N), or MAEs of shape
     (len(n_values), n_seeds) (seeds only, which understates the uncertainty with few seeds)."""
@@ -225,27 +316,40 @@ def bootstrap_alpha(n_values, errors: np.ndarray, *, form: str = "power", n_boot
     errors = np.asarray(errors, float)
     curve = lambda e: np.nanmean(e.reshape(len(e), -1), axis=1)
     point = fitter(n_values, curve(errors))
-    rng = np.random.default_rng(seed); k = errors.shape[1]
+    rng = np.random.default_rng(seed)
+    k = errors.shape[1]
     if errors.ndim == 3:
-        m = errors.shape[2]; resampled = f"seeds and test crystals ({k} seeds x {m} crystals)"
+        m = errors.shape[2]
+        resampled = f"seeds and test crystals ({k} seeds x {m} crystals)"
         draw = lambda: errors[:, rng.integers(0, k, k)][:, :, rng.integers(0, m, m)]
     else:
-        resampled = f"seeds only ({k} seeds)"; draw = lambda: errors[:, rng.integers(0, k, k)]
+        resampled = f"seeds only ({k} seeds)"
+        draw = lambda: errors[:, rng.integers(0, k, k)]
     boots = [fitter(n_values, curve(draw())) for _ in range(n_boot)]
     lo, hi = np.percentile([b["alpha"] for b in boots], [50 * (1 - ci), 50 * (1 + ci)])
-    return {**point, "alpha_lo": float(lo), "alpha_hi": float(hi), "form": form, "resampled": resampled,
-            "samples": np.array([[b["a"], b["alpha"], b["c"]] for b in boots])}
+    return {
+        **point,
+        "alpha_lo": float(lo),
+        "alpha_hi": float(hi),
+        "form": form,
+        "resampled": resampled,
+        "samples": np.array([[b["a"], b["alpha"], b["c"]] for b in boots]),
+    }
+
 
 #: |ΔAICc| below which two models both have substantial support (Burnham & Anderson 2002, §2.6).
 AICC_DECISIVE = 2.0
+
 
 def model_selection(power: dict, saturating: dict, n_points: int) -> str:
     "'power', 'saturating', or 'undecidable: <why>' (too few training-set sizes for 3 parameters, or |ΔAICc| < 2)."
     if n_points - 3 - 1 < 2 or not np.isfinite(saturating["aic"]):
         return f"undecidable: {n_points} training-set sizes cannot judge a 3-parameter form (AICc needs >= 6)"
     d = saturating["aic"] - power["aic"]
-    if abs(d) < AICC_DECISIVE: return f"undecidable: |dAICc| = {abs(d):.2f} < {AICC_DECISIVE}"
+    if abs(d) < AICC_DECISIVE:
+        return f"undecidable: |dAICc| = {abs(d):.2f} < {AICC_DECISIVE}"
     return "saturating" if d < 0 else "power"
+
 
 def scaling_table(ds: xr.Dataset, *, variable: str = "id_test_mae", n_boot: int = 500) -> pd.DataFrame:
     """α with a bootstrap CI (over seeds and test crystals when the sweep kept per-crystal errors) for both forms,
@@ -260,9 +364,17 @@ def scaling_table(ds: xr.Dataset, *, variable: str = "id_test_mae", n_boot: int 
         fits = {f: bootstrap_alpha(ds.n_train.values, e, form=f, n_boot=n_boot) for f in ("power", "saturating")}
         selection = model_selection(fits["power"], fits["saturating"], len(ds.n_train))
         for f, r in fits.items():
-            rows.append({"variable": variable, "n_params": int(p), "width": int(ds.width.sel(n_params=p)),
-                         "depth": int(ds.depth.sel(n_params=p)), **{k: v for k, v in r.items() if k != "samples"},
-                         "selection": selection, "preferred": selection == f})
+            rows.append(
+                {
+                    "variable": variable,
+                    "n_params": int(p),
+                    "width": int(ds.width.sel(n_params=p)),
+                    "depth": int(ds.depth.sel(n_params=p)),
+                    **{k: v for k, v in r.items() if k != "samples"},
+                    "selection": selection,
+                    "preferred": selection == f,
+                }
+            )
     return pd.DataFrame(rows)
 
 # %% ../../nbs/03a_scaling.ipynb #3a24339525e2
@@ -270,42 +382,80 @@ def _band(n_grid, samples, ci=0.95):
     curves = samples[:, 0:1] * n_grid[None, :] ** (-samples[:, 1:2]) + samples[:, 2:3]
     return np.percentile(curves, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
 
+
 def _n_ticks(ax, N):
     "Log x axis labelled at the grid's training-set sizes (plain integers), no minor labels."
     from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, StrMethodFormatter
-    ax.xaxis.set_major_locator(FixedLocator(N)); ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    ax.xaxis.set_minor_locator(NullLocator()); ax.xaxis.set_minor_formatter(NullFormatter())
+
+    ax.xaxis.set_major_locator(FixedLocator(N))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
 
 def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
     "Three panels: ID error vs N per model size with power-law fits and 95 % bands; (N, params) heat map; ID vs OOD."
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    N = ds.n_train.values.astype(float); grid = np.geomspace(N.min(), N.max(), 50)
+    N = ds.n_train.values.astype(float)
+    grid = np.geomspace(N.min(), N.max(), 50)
     ax = axes[0]
     for k, p in enumerate(ds.n_params.values):
         e = ds.id_test_mae.sel(n_params=p).transpose("n_train", "seed").values
-        b = bootstrap_alpha(N, ds.id_test_abs_error.sel(n_params=p).transpose("n_train", "seed", ...).values
-                            if "id_test_abs_error" in ds else e, n_boot=n_boot)
+        b = bootstrap_alpha(
+            N,
+            ds.id_test_abs_error.sel(n_params=p).transpose("n_train", "seed", ...).values
+            if "id_test_abs_error" in ds
+            else e,
+            n_boot=n_boot,
+        )
         lo, hi = _band(grid, b["samples"])
         ax.errorbar(N, 1000 * np.nanmean(e, 1), yerr=1000 * np.nanstd(e, 1), fmt="o", color=f"C{k}", capsize=3)
-        ax.plot(grid, 1000 * b["a"] * grid ** -b["alpha"], color=f"C{k}",
-                label=f"{int(p):,} params: α = {b['alpha']:.2f} [{b['alpha_lo']:.2f}, {b['alpha_hi']:.2f}]")
+        ax.plot(
+            grid,
+            1000 * b["a"] * grid ** -b["alpha"],
+            color=f"C{k}",
+            label=f"{int(p):,} params: α = {b['alpha']:.2f} [{b['alpha_lo']:.2f}, {b['alpha_hi']:.2f}]",
+        )
         ax.fill_between(grid, 1000 * lo, 1000 * hi, color=f"C{k}", alpha=0.15)
-    ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("training crystals N"); ax.set_ylabel("ID test MAE (meV/atom)")
-    _n_ticks(ax, N); ax.legend(fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training crystals N")
+    ax.set_ylabel("ID test MAE (meV/atom)")
+    _n_ticks(ax, N)
+    ax.legend(fontsize=7)
     m = 1000 * ds.id_test_mae.mean("seed").to_pandas()
-    sns.heatmap(m.T.iloc[::-1], annot=True, fmt=".0f", cmap="viridis_r", ax=axes[1], cbar_kws={"label": "ID test MAE (meV/atom)"})
-    axes[1].set_xlabel("training crystals N"); axes[1].set_ylabel("model parameters")
-    ax = axes[2]; p = ds.n_params.values.max()
-    for k, (v, lab) in enumerate([("id_test_mae", "in distribution"), ("ood_arity_mae", f"more elements than in training"),
-                                  ("ood_chemsys_mae", "held-out chemical systems")]):
+    sns.heatmap(
+        m.T.iloc[::-1],
+        annot=True,
+        fmt=".0f",
+        cmap="viridis_r",
+        ax=axes[1],
+        cbar_kws={"label": "ID test MAE (meV/atom)"},
+    )
+    axes[1].set_xlabel("training crystals N")
+    axes[1].set_ylabel("model parameters")
+    ax = axes[2]
+    p = ds.n_params.values.max()
+    for k, (v, lab) in enumerate(
+        [
+            ("id_test_mae", "in distribution"),
+            ("ood_arity_mae", f"more elements than in training"),
+            ("ood_chemsys_mae", "held-out chemical systems"),
+        ]
+    ):
         e = ds[v].sel(n_params=p).transpose("n_train", "seed").values
         f = fit_power_law(N, np.nanmean(e, 1))
         ax.plot(N, 1000 * np.nanmean(e, 1), "o-", color=f"C{k}", label=f"{lab}: α = {f['alpha']:.2f}")
-    ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("training crystals N"); ax.set_ylabel("test MAE (meV/atom)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training crystals N")
+    ax.set_ylabel("test MAE (meV/atom)")
     _n_ticks(ax, N)
-    ax.set_title(f"largest model ({int(p):,} params)", fontsize=9); ax.legend(fontsize=7)
+    ax.set_title(f"largest model ({int(p):,} params)", fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

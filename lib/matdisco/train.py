@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from .data import atomic_path, atomic_write_text
 from .graphs import CrystalGraph, batch_graphs, structure_to_graph
-from .models import (CompositionModel, CrystalGNN, TargetNormalizer, build_model, composition_matrix,
-                             count_parameters, load_model, save_model)
+from .models import CompositionModel, CrystalGNN, TargetNormalizer, build_model, composition_matrix
+from .models import count_parameters, load_model, save_model
 
 log = logging.getLogger("matdisco.train")
 
@@ -33,109 +33,174 @@ __all__ = ['log', 'GraphDataset', 'atom_budget_batches', 'TrainConfig', 'pick_de
 # %% ../../nbs/03_train.ipynb #2055b0b8f740
 class GraphDataset:
     "Crystal graphs, atomic fractions and targets (eV/atom) of a list of structures."
+
     def __init__(self, graphs: list[CrystalGraph], fractions: torch.Tensor, y: torch.Tensor | None, ids=None):
         self.graphs, self.fractions, self.y = graphs, fractions, y
-        self.ids = list(ids) if ids is not None else list(range(len(fractions)))   # composition-only sets have no graphs
+        self.ids = list(ids) if ids is not None else list(range(len(fractions)))  # composition-only sets have no graphs
         self.n_atoms = np.array([int(g.n_atoms[0]) for g in graphs]) if graphs else np.zeros(0, int)
-    def __len__(self): return len(self.fractions)
+
+    def __len__(self):
+        return len(self.fractions)
+
     @classmethod
-    def from_structures(cls, structures, y=None, *, cutoff: float = 5.0, ids=None, progress: bool = False,
-                        with_graphs: bool = True) -> "GraphDataset":
+    def from_structures(
+        cls, structures, y=None, *, cutoff: float = 5.0, ids=None, progress: bool = False, with_graphs: bool = True
+    ) -> "GraphDataset":
         structures = list(structures)
-        graphs = [structure_to_graph(s, cutoff) for s in tqdm(structures, desc="graphs", disable=not progress)] if with_graphs else []
+        graphs = (
+            [structure_to_graph(s, cutoff) for s in tqdm(structures, desc="graphs", disable=not progress)]
+            if with_graphs
+            else []
+        )
         yt = None if y is None else torch.as_tensor(np.asarray(y, dtype=np.float32))
         if yt is not None and not torch.isfinite(yt).all():
             bad = np.flatnonzero(~np.isfinite(np.asarray(y, dtype=float)))[:10]
-            raise ValueError(f"GraphDataset: non-finite targets at positions {bad.tolist()} (ids {[list(ids)[k] for k in bad] if ids is not None else bad.tolist()})")
+            raise ValueError(
+                f"GraphDataset: non-finite targets at positions {bad.tolist()} (ids "
+                f"{[list(ids)[k] for k in bad] if ids is not None else bad.tolist()})"
+            )
         return cls(graphs, composition_matrix(structures), yt, ids)
+
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, *, target: str = "formation_energy_per_atom", cutoff: float = 5.0,
-                   progress: bool = False, with_graphs: bool = True) -> "GraphDataset":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        target: str = "formation_energy_per_atom",
+        cutoff: float = 5.0,
+        progress: bool = False,
+        with_graphs: bool = True,
+    ) -> "GraphDataset":
         "From a `load_structures` table."
-        return cls.from_structures(frame.structure, frame[target].to_numpy(), cutoff=cutoff,
-                                   ids=frame.material_id.tolist(), progress=progress, with_graphs=with_graphs)
+        return cls.from_structures(
+            frame.structure,
+            frame[target].to_numpy(),
+            cutoff=cutoff,
+            ids=frame.material_id.tolist(),
+            progress=progress,
+            with_graphs=with_graphs,
+        )
+
     def subset(self, index) -> "GraphDataset":
         "The items at `index` (a slice, or a sequence of positions): graphs, fractions, targets and ids alike."
         pos = np.arange(len(self))[index]
-        return GraphDataset([self.graphs[k] for k in pos] if self.graphs else [], self.fractions[torch.as_tensor(pos)],
-                            None if self.y is None else self.y[torch.as_tensor(pos)], [self.ids[k] for k in pos])
+        return GraphDataset(
+            [self.graphs[k] for k in pos] if self.graphs else [],
+            self.fractions[torch.as_tensor(pos)],
+            None if self.y is None else self.y[torch.as_tensor(pos)],
+            [self.ids[k] for k in pos],
+        )
+
     def fingerprint(self) -> str:
         "sha256 of the ids, targets, compositions and graph sizes: what a model trained on this set saw."
         import hashlib
+
         h = hashlib.sha256(json.dumps([str(i) for i in self.ids]).encode())
         for t in (self.fractions, self.y):
-            if t is not None: h.update(t.detach().cpu().numpy().tobytes())
+            if t is not None:
+                h.update(t.detach().cpu().numpy().tobytes())
         h.update(np.asarray(self.n_atoms, np.int64).tobytes())
         h.update(np.asarray([g.num_edges for g in self.graphs], np.int64).tobytes())
         return h.hexdigest()
+
     def mean_neighbors(self) -> float:
         "Average number of neighbours per atom (GNoME's message normaliser)."
         return float(sum(g.num_edges for g in self.graphs) / max(1, self.n_atoms.sum()))
 
+
 def atom_budget_batches(n_atoms: np.ndarray, budget: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
-    "Split indices (shuffled by `rng` if given) into consecutive batches of at most `budget` atoms (a larger crystal is alone)."
+    """Split indices (shuffled by `rng` if given) into consecutive batches of at most `budget` atoms (a larger crystal
+    is alone)."""
     order = rng.permutation(len(n_atoms)) if rng is not None else np.arange(len(n_atoms))
     batches, cur, tot = [], [], 0
     for k in order:
-        if cur and tot + n_atoms[k] > budget: batches.append(np.array(cur)); cur, tot = [], 0
-        cur.append(k); tot += int(n_atoms[k])
-    if cur: batches.append(np.array(cur))
+        if cur and tot + n_atoms[k] > budget:
+            batches.append(np.array(cur))
+            cur, tot = [], 0
+        cur.append(k)
+        tot += int(n_atoms[k])
+    if cur:
+        batches.append(np.array(cur))
     return batches
 
 # %% ../../nbs/03_train.ipynb #3e698998ee72
 @dataclass
 class TrainConfig:
     "Optimisation settings (saved in every checkpoint)."
+
     epochs: int = 200
-    lr: float = 2e-3                 # AdamW peak learning rate
+    lr: float = 2e-3  # AdamW peak learning rate
     weight_decay: float = 1e-6
-    warmup_epochs: int = 3           # linear warm-up, then cosine decay to lr/100 at `epochs`
-    atoms_per_batch: int = 2048      # batch by atom budget so memory stays bounded
-    patience: int = 25               # early stopping on validation MAE
-    huber_delta: float = 0.05        # Huber loss on the normalised target
+    warmup_epochs: int = 3  # linear warm-up, then cosine decay to lr/100 at `epochs`
+    atoms_per_batch: int = 2048  # batch by atom budget so memory stays bounded
+    patience: int = 25  # early stopping on validation MAE
+    huber_delta: float = 0.05  # Huber loss on the normalised target
     seed: int = 0
-    max_minutes: float | None = None # wall-clock budget for this member (None: no limit)
+    max_minutes: float | None = None  # wall-clock budget for this member (None: no limit)
     grad_clip: float = 10.0
+
 
 def pick_device(device: str | None = None) -> torch.device:
     "CUDA when available (or the device asked for), else CPU. Under DDP on GPUs: this process's current CUDA device."
-    if device is None and torch.cuda.is_available(): return torch.device("cuda", torch.cuda.current_device())
+    if device is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device(device or "cpu")
+
 
 def distributed_rank_world() -> tuple[int, int]:
     "(rank, world size) of the initialised `torch.distributed` process group, else (0, 1)."
     d = torch.distributed
-    if d.is_available() and d.is_initialized(): return d.get_rank(), d.get_world_size()
+    if d.is_available() and d.is_initialized():
+        return d.get_rank(), d.get_world_size()
     return 0, 1
 
+
 def _all_sum(values: list[float], world: int) -> list[float]:
-    if world == 1: return values
-    t = torch.tensor(values, dtype=torch.float64); torch.distributed.all_reduce(t); return t.tolist()
+    if world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
 
 def _from_rank0(flag: bool, world: int) -> bool:
     "Rank 0's decision, so every rank leaves the loop at the same epoch."
-    if world == 1: return flag
-    t = torch.tensor([int(flag)]); torch.distributed.broadcast(t, 0); return bool(t.item())
+    if world == 1:
+        return flag
+    t = torch.tensor([int(flag)])
+    torch.distributed.broadcast(t, 0)
+    return bool(t.item())
+
 
 def _barrier(world: int):
-    if world > 1: torch.distributed.barrier()
+    if world > 1:
+        torch.distributed.barrier()
+
 
 def _inputs(model, ds: GraphDataset, idx: np.ndarray, device):
-    if isinstance(model, CompositionModel): return ds.fractions[idx].to(device)
+    if isinstance(model, CompositionModel):
+        return ds.fractions[idx].to(device)
     return batch_graphs([ds.graphs[k] for k in idx]).to(device)
+
 
 def _lr_lambda(cfg: TrainConfig):
     def f(epoch):
-        if epoch < cfg.warmup_epochs: return (epoch + 1) / cfg.warmup_epochs
+        if epoch < cfg.warmup_epochs:
+            return (epoch + 1) / cfg.warmup_epochs
         t = (epoch - cfg.warmup_epochs) / max(1, cfg.epochs - cfg.warmup_epochs)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
     return f
 
+
 @torch.no_grad()
-def predict(model, normalizer: TargetNormalizer, ds: GraphDataset, *, atoms_per_batch: int = 4096, device=None) -> np.ndarray:
+def predict(
+    model, normalizer: TargetNormalizer, ds: GraphDataset, *, atoms_per_batch: int = 4096, device=None
+) -> np.ndarray:
     "Predicted target (eV/atom) for every item of `ds`."
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    model = model.to(device).eval(); normalizer.to(device)
+    model = model.to(device).eval()
+    normalizer.to(device)
     out = np.empty(len(ds), dtype=np.float64)
     n_atoms = ds.n_atoms if len(ds.n_atoms) else np.ones(len(ds), int)
     for idx in atom_budget_batches(n_atoms, atoms_per_batch):
@@ -144,11 +209,23 @@ def predict(model, normalizer: TargetNormalizer, ds: GraphDataset, *, atoms_per_
         out[idx] = normalizer.denormalize(yn, ds.fractions[idx].to(device)).double().cpu().numpy()
     return out
 
-class _Stop(Exception): pass
 
-def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, run_dir: Path | str,
-        device=None, progress: bool = True, stop_after_epoch: int | None = None,
-        normalizer: TargetNormalizer | None = None) -> pd.DataFrame:
+class _Stop(Exception):
+    pass
+
+
+def fit(
+    model,
+    train: GraphDataset,
+    val: GraphDataset,
+    *,
+    config: TrainConfig,
+    run_dir: Path | str,
+    device=None,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+    normalizer: TargetNormalizer | None = None,
+) -> pd.DataFrame:
     """Train `model` in place, checkpointing to `run_dir/last.pt` every epoch and `best.pt` on improvement;
     resume from `last.pt` if present. Returns the per-epoch metrics table (also `run_dir/metrics.csv`).
     At the end the best weights are loaded into `model`. `stop_after_epoch` simulates a kill (tests).
@@ -160,7 +237,8 @@ def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, r
     `fit_data_parallel` on CPU cores), each of the `world` ranks trains on its share of every step (batches of
     `atoms_per_batch / world` atoms, so a step sees the same number of atoms as one process does), gradients are
     averaged by `DistributedDataParallel`, validation is split across ranks, and rank 0 alone writes checkpoints."""
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     rank, world = distributed_rank_world()
     device = pick_device(device)
     torch.manual_seed(config.seed)
@@ -170,85 +248,154 @@ def fit(model, train: GraphDataset, val: GraphDataset, *, config: TrainConfig, r
         if ck["train_config"] != asdict(config):
             raise ValueError(f"{last}: checkpoint was written with a different TrainConfig; use a new run folder")
         model.config = type(model.config)(**ck["config"])
-        model.load_state_dict(ck["state_dict"]); normalizer = TargetNormalizer.from_state_dict(ck["normalizer"])
+        model.load_state_dict(ck["state_dict"])
+        normalizer = TargetNormalizer.from_state_dict(ck["normalizer"])
         state = ck["loop"]
         if state.get("world_size", 1) != world:
-            log.warning("%s: resuming with %d processes, checkpoint written with %d: batches will differ", run_dir, world, state.get("world_size", 1))
+            log.warning(
+                "%s: resuming with %d processes, checkpoint written with %d: batches will differ",
+                run_dir,
+                world,
+                state.get("world_size", 1),
+            )
         log.info("resuming %s from epoch %d", run_dir, state["epoch"] + 1)
     elif normalizer is None:
         normalizer = TargetNormalizer.fit(train.fractions, train.y)
-        if isinstance(model, CrystalGNN): model.config.avg_num_neighbors = train.mean_neighbors()
+        if isinstance(model, CrystalGNN):
+            model.config.avg_num_neighbors = train.mean_neighbors()
     if not last.exists():
-        state = {"epoch": -1, "best_val_mae": float("inf"), "best_epoch": -1, "bad_epochs": 0, "history": [], "elapsed_s": 0.0}
+        state = {
+            "epoch": -1,
+            "best_val_mae": float("inf"),
+            "best_epoch": -1,
+            "bad_epochs": 0,
+            "history": [],
+            "elapsed_s": 0.0,
+        }
     state["world_size"] = world
-    model.to(device); normalizer.to(device)
+    model.to(device)
+    normalizer.to(device)
     net = model
-    if world > 1:   # broadcasts rank 0's parameters, then all-reduces gradients in backward
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if world > 1:  # broadcasts rank 0's parameters, then all-reduces gradients in backward
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     val_share = val.subset(slice(rank, None, world))
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
     if last.exists():
-        opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["torch_rng"])
     yn_train = normalizer.normalize(train.y.to(device), train.fractions.to(device)).cpu()
     n_atoms = train.n_atoms if len(train.n_atoms) else np.ones(len(train), int)
     loss_fn = torch.nn.HuberLoss(delta=config.huber_delta)
     use_amp = device.type == "cuda"
-    bar = tqdm(range(state["epoch"] + 1, config.epochs), desc=f"train {run_dir.name}", unit="epoch", disable=not progress or rank > 0)
+    bar = tqdm(
+        range(state["epoch"] + 1, config.epochs),
+        desc=f"train {run_dir.name}",
+        unit="epoch",
+        disable=not progress or rank > 0,
+    )
     t_start = time.perf_counter() - state["elapsed_s"]
     for epoch in bar:
-        model.train(); t0 = time.perf_counter(); tot, cnt = 0.0, 0
-        batches = atom_budget_batches(n_atoms, config.atoms_per_batch // world, np.random.default_rng([config.seed, epoch]))
-        if world > 1: batches = batches[rank:len(batches) // world * world:world]   # same step count on every rank
+        model.train()
+        t0 = time.perf_counter()
+        tot, cnt = 0.0, 0
+        batches = atom_budget_batches(
+            n_atoms, config.atoms_per_batch // world, np.random.default_rng([config.seed, epoch])
+        )
+        if world > 1:
+            batches = batches[rank : len(batches) // world * world : world]  # same step count on every rank
         for idx in batches:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 pred = net(_inputs(model, train, idx, device)).float()
             loss = loss_fn(pred, yn_train[idx].to(device))
-            opt.zero_grad(set_to_none=True); loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip); opt.step()
-            tot += loss.detach().item() * len(idx); cnt += len(idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            tot += loss.detach().item() * len(idx)
+            cnt += len(idx)
         sched.step()
         val_pred = predict(model, normalizer, val_share, device=device)
         abs_err, tot, cnt = _all_sum([float(np.abs(val_pred - val_share.y.numpy()).sum()), tot, cnt], world)
         val_mae = abs_err / len(val)
         state["elapsed_s"] = time.perf_counter() - t_start
-        state["history"].append({"epoch": epoch, "train_loss": tot / max(cnt, 1), "val_mae": val_mae,
-                                 "lr": opt.param_groups[0]["lr"], "epoch_s": time.perf_counter() - t0,
-                                 "elapsed_s": state["elapsed_s"]})
+        state["history"].append(
+            {
+                "epoch": epoch,
+                "train_loss": tot / max(cnt, 1),
+                "val_mae": val_mae,
+                "lr": opt.param_groups[0]["lr"],
+                "epoch_s": time.perf_counter() - t0,
+                "elapsed_s": state["elapsed_s"],
+            }
+        )
         improved = val_mae < state["best_val_mae"]
         if improved:
             state.update(best_val_mae=val_mae, best_epoch=epoch, bad_epochs=0)
-            if rank == 0: save_model(best_path, model, normalizer, epoch=epoch, val_mae=val_mae)
-        else: state["bad_epochs"] += 1
+            if rank == 0:
+                save_model(best_path, model, normalizer, epoch=epoch, val_mae=val_mae)
+        else:
+            state["bad_epochs"] += 1
         state["epoch"] = epoch
         if rank == 0:
             with atomic_path(last) as tmp:
-                torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), "normalizer": normalizer.state_dict(),
-                            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                            "train_config": asdict(config), "loop": state}, tmp)
-            with atomic_path(run_dir / "metrics.csv") as tmp: pd.DataFrame(state["history"]).to_csv(tmp, index=False)
+                torch.save(
+                    {
+                        "config": asdict(model.config),
+                        "state_dict": model.state_dict(),
+                        "normalizer": normalizer.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                        "train_config": asdict(config),
+                        "loop": state,
+                    },
+                    tmp,
+                )
+            with atomic_path(run_dir / "metrics.csv") as tmp:
+                pd.DataFrame(state["history"]).to_csv(tmp, index=False)
         _barrier(world)
         bar.set_postfix(val_mae=f"{val_mae:.4f}", best=f"{state['best_val_mae']:.4f}")
-        if stop_after_epoch is not None and epoch >= stop_after_epoch: raise _Stop(f"stopped after epoch {epoch}")
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            raise _Stop(f"stopped after epoch {epoch}")
         if state["bad_epochs"] >= config.patience:
-            log.info("early stop at epoch %d (best %d)", epoch, state["best_epoch"]); break
+            log.info("early stop at epoch %d (best %d)", epoch, state["best_epoch"])
+            break
         if _from_rank0(bool(config.max_minutes) and state["elapsed_s"] > 60 * config.max_minutes, world):
-            log.info("time budget reached at epoch %d", epoch); break
+            log.info("time budget reached at epoch %d", epoch)
+            break
     best, _, _ = load_model(best_path)
-    model.load_state_dict(best.state_dict()); model.config = best.config
-    if rank == 0: atomic_write_text(run_dir / "done.json", json.dumps({"best_epoch": state["best_epoch"], "best_val_mae": state["best_val_mae"],
-                                                         "epochs_run": state["epoch"] + 1, "elapsed_s": state["elapsed_s"],
-                                                         "n_params": count_parameters(model)}))
+    model.load_state_dict(best.state_dict())
+    model.config = best.config
+    if rank == 0:
+        atomic_write_text(
+            run_dir / "done.json",
+            json.dumps(
+                {
+                    "best_epoch": state["best_epoch"],
+                    "best_val_mae": state["best_val_mae"],
+                    "epochs_run": state["epoch"] + 1,
+                    "elapsed_s": state["elapsed_s"],
+                    "n_params": count_parameters(model),
+                }
+            ),
+        )
     return pd.DataFrame(state["history"])
+
 
 def _free_port() -> int:
     import socket
+
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 def _ddp_process(rank: int, world: int, port: int, make_model, train, val, kwargs):
-    torch.set_num_threads(1)          # one thread per rank: the ranks are the parallelism
+    torch.set_num_threads(1)  # one thread per rank: the ranks are the parallelism
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         torch.manual_seed(kwargs["config"].seed)
@@ -256,33 +403,59 @@ def _ddp_process(rank: int, world: int, port: int, make_model, train, val, kwarg
     finally:
         torch.distributed.destroy_process_group()
 
-def fit_data_parallel(make_model, train: GraphDataset, val: GraphDataset, *, processes: int, config: TrainConfig,
-                      run_dir: Path | str, progress: bool = True, stop_after_epoch: int | None = None,
-                      normalizer: TargetNormalizer | None = None):
+
+def fit_data_parallel(
+    make_model,
+    train: GraphDataset,
+    val: GraphDataset,
+    *,
+    processes: int,
+    config: TrainConfig,
+    run_dir: Path | str,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+    normalizer: TargetNormalizer | None = None,
+):
     """`fit` a fresh `make_model()` with `DistributedDataParallel` over `processes` CPU processes (gloo backend, one
     torch thread each). The processes are forked, so they share the graphs instead of copying them (Linux).
     Checkpoints, resume and `done.json` are those of `fit`. Returns the best model and its per-epoch table.
     `bench/ddp.py` on 2 cores (width 64, depth 3): two ranks train 1.41x as fast as one single-threaded process,
     one process with 2 intra-op threads 1.23x. On GPUs use `torchrun` with `fit` directly (`matdisco train`)."""
     run_dir = Path(run_dir)
-    kwargs = dict(config=config, run_dir=run_dir, device="cpu", progress=progress, stop_after_epoch=stop_after_epoch,
-                  normalizer=normalizer)
-    torch.multiprocessing.start_processes(_ddp_process, args=(processes, _free_port(), make_model, train, val, kwargs),
-                                          nprocs=processes, join=True, start_method="fork")
+    kwargs = dict(
+        config=config,
+        run_dir=run_dir,
+        device="cpu",
+        progress=progress,
+        stop_after_epoch=stop_after_epoch,
+        normalizer=normalizer,
+    )
+    torch.multiprocessing.start_processes(
+        _ddp_process,
+        args=(processes, _free_port(), make_model, train, val, kwargs),
+        nprocs=processes,
+        join=True,
+        start_method="fork",
+    )
     model = load_model(run_dir / "best.pt")[0]
     return model, pd.read_csv(run_dir / "metrics.csv")
+
 
 def init_distributed_from_env() -> tuple[int, int]:
     """Join the process group that `torchrun` describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
     MASTER_ADDR, MASTER_PORT): NCCL with one GPU per local rank when CUDA is present, else gloo with one torch
     thread per rank. Outside `torchrun` (WORLD_SIZE unset or 1) nothing happens. Returns (rank, world size)."""
     import os
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return 0, 1
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
     if not torch.distributed.is_initialized():
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0"))); backend = "nccl"
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            backend = "nccl"
         else:
-            torch.set_num_threads(1); backend = "gloo"
+            torch.set_num_threads(1)
+            backend = "gloo"
         torch.distributed.init_process_group(backend)
     return distributed_rank_world()
 
@@ -290,14 +463,18 @@ def init_distributed_from_env() -> tuple[int, int]:
 @dataclass
 class Ensemble:
     "Trained members (model, normaliser); `predict` returns mean and std over members in eV/atom."
+
     members: list
-    dirs: list = field(default_factory=list)    # the member folders (for warm starts)
+    dirs: list = field(default_factory=list)  # the member folders (for warm starts)
+
     @classmethod
     def load(cls, run_dirs) -> "Ensemble":
         return cls([load_model(Path(d) / "best.pt")[:2] for d in run_dirs], [Path(d) for d in run_dirs])
+
     def predict(self, ds: GraphDataset, *, device=None) -> tuple[np.ndarray, np.ndarray]:
         preds = np.stack([predict(m, n, ds, device=device) for m, n in self.members])
         return preds.mean(0), preds.std(0, ddof=1) if len(preds) > 1 else np.zeros(preds.shape[1])
+
     def predict_structures(self, structures, *, volume_scales=(1.0,), device=None) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (eV/atom) over members *and* volume scales: each structure's lattice is scaled so that its
         volume is multiplied by each factor in `volume_scales` (test-time augmentation)."""
@@ -305,23 +482,43 @@ class Ensemble:
         all_preds = []
         for f in volume_scales:
             scaled = [s.copy() for s in structures]
-            for s in scaled: s.scale_lattice(s.volume * f)
+            for s in scaled:
+                s.scale_lattice(s.volume * f)
             ds = GraphDataset.from_structures(scaled, cutoff=cutoff)
             all_preds.extend(predict(m, n, ds, device=device) for m, n in self.members)
         p = np.stack(all_preds)
         return p.mean(0), p.std(0, ddof=1) if len(p) > 1 else np.zeros(p.shape[1])
 
+
 def training_key(model, train: GraphDataset, val: GraphDataset, config: TrainConfig, **extra) -> tuple[str, dict]:
     """(key, spec): the hash naming a training run's folder, and what it hashes: `config`, the model's class and
     config, the fingerprints of the training and validation sets, and `extra` (ensemble size, warm start, ...)."""
     from .data import config_key
-    spec = {"train_config": asdict(config), "model": type(model).__name__, "model_config": asdict(model.config),
-            "train_data": train.fingerprint(), "val_data": val.fingerprint(), **extra}
+
+    spec = {
+        "train_config": asdict(config),
+        "model": type(model).__name__,
+        "model_config": asdict(model.config),
+        "train_data": train.fingerprint(),
+        "val_data": val.fingerprint(),
+        **extra,
+    }
     return config_key(spec, datasets=()), spec
 
-def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_members: int, config: TrainConfig,
-                   run_dir: Path | str, device=None, progress: bool = True, warm_from: list | None = None,
-                   processes: int = 1) -> Ensemble:
+
+def train_ensemble(
+    make_model,
+    train: GraphDataset,
+    val: GraphDataset,
+    *,
+    n_members: int,
+    config: TrainConfig,
+    run_dir: Path | str,
+    device=None,
+    progress: bool = True,
+    warm_from: list | None = None,
+    processes: int = 1,
+) -> Ensemble:
     """Train `n_members` models (member k: seed config.seed + k, so a different initialisation and data order)
     into `run_dir/<key>/member_k`; finished members (`done.json`) are not retrained, unfinished ones resume.
     `<key>` hashes the full configuration: `TrainConfig`, the model's config, the fingerprints of the training and
@@ -330,21 +527,35 @@ def train_ensemble(make_model, train: GraphDataset, val: GraphDataset, *, n_memb
     `warm_from`: member folders of an earlier ensemble whose best weights start member k (warm-start retraining).
     `processes` > 1 on CPU: each member is trained data-parallel over that many processes (`fit_data_parallel`)."""
     torch.manual_seed(config.seed)
-    key, spec = training_key(make_model(), train, val, config, n_members=n_members,
-                             warm_from=[str(Path(p).resolve()) for p in warm_from] if warm_from else None)
-    run_dir = Path(run_dir) / key; dirs = []
-    if not (run_dir / "ensemble.json").exists(): atomic_write_text(run_dir / "ensemble.json", json.dumps(spec, indent=2, default=str))
+    key, spec = training_key(
+        make_model(),
+        train,
+        val,
+        config,
+        n_members=n_members,
+        warm_from=[str(Path(p).resolve()) for p in warm_from] if warm_from else None,
+    )
+    run_dir = Path(run_dir) / key
+    dirs = []
+    if not (run_dir / "ensemble.json").exists():
+        atomic_write_text(run_dir / "ensemble.json", json.dumps(spec, indent=2, default=str))
     for k in range(n_members):
-        d = run_dir / f"member_{k}"; dirs.append(d)
-        if (d / "done.json").exists(): continue
+        d = run_dir / f"member_{k}"
+        dirs.append(d)
+        if (d / "done.json").exists():
+            continue
         cfg = TrainConfig(**{**asdict(config), "seed": config.seed + k})
         # a warm start continues the earlier member: its weights, config (avg_num_neighbors) and target normaliser
         warm_model, warm_norm, _ = load_model(Path(warm_from[k]) / "best.pt") if warm_from else (None, None, None)
+
         def member(seed=cfg.seed, warm_model=warm_model):
             torch.manual_seed(seed)
             return copy.deepcopy(warm_model).train() if warm_model is not None else make_model()
+
         if processes > 1 and pick_device(device).type == "cpu":
-            fit_data_parallel(member, train, val, processes=processes, config=cfg, run_dir=d, progress=progress, normalizer=warm_norm)
+            fit_data_parallel(
+                member, train, val, processes=processes, config=cfg, run_dir=d, progress=progress, normalizer=warm_norm
+            )
         else:
             fit(member(), train, val, config=cfg, run_dir=d, device=device, progress=progress, normalizer=warm_norm)
     return Ensemble.load(dirs)
@@ -356,31 +567,51 @@ def _worker_ensemble(dirs: tuple) -> Ensemble:
     torch.set_num_threads(1)
     return Ensemble.load(list(dirs))
 
+
 def _screen_chunk(dirs: tuple, arrays: list[tuple], volume_scales: tuple) -> tuple[np.ndarray, np.ndarray]:
-    "Worker task: rebuild the structures from (cell, atomic numbers, Cartesian positions), which pickle far faster than dicts."
+    """Worker task: rebuild the structures from (cell, atomic numbers, Cartesian positions), which pickle far faster
+    than dicts."""
     from pymatgen.core import Lattice, Structure
+
     structures = [Structure(Lattice(cell), z, pos, coords_are_cartesian=True) for cell, z, pos in arrays]
     return _worker_ensemble(dirs).predict_structures(structures, volume_scales=volume_scales)
 
-def screen(ensemble: Ensemble, structures, *, volume_scales=(1.0,), scheduler: str | None = None, n_workers: int = 2,
-           client=None, chunk_size: int = 512, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+
+def screen(
+    ensemble: Ensemble,
+    structures,
+    *,
+    volume_scales=(1.0,),
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    client=None,
+    chunk_size: int = 512,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (eV/atom) of `ensemble.predict_structures` over `structures`, in chunks on Dask workers when a
     `scheduler` ('local' or an address) or `client` is given, else in this process. Needs `ensemble.dirs` for Dask."""
     from tqdm.auto import tqdm
+
     structures = list(structures)
-    if not structures: return np.zeros(0), np.zeros(0)
+    if not structures:
+        return np.zeros(0), np.zeros(0)
     if scheduler is None and client is None:
         return ensemble.predict_structures(structures, volume_scales=volume_scales)
-    if not ensemble.dirs: raise ValueError("screen on Dask needs an ensemble loaded from member folders (Ensemble.dirs)")
+    if not ensemble.dirs:
+        raise ValueError("screen on Dask needs an ensemble loaded from member folders (Ensemble.dirs)")
     from dask.distributed import as_completed
     from matdisco.cluster import client_or_new
+
     dirs = tuple(str(d) for d in ensemble.dirs)
     chunks = [range(i, min(i + chunk_size, len(structures))) for i in range(0, len(structures), chunk_size)]
     mean, std = np.full(len(structures), np.nan), np.full(len(structures), np.nan)
     with client_or_new(client, scheduler, n_workers=n_workers) as cl:
-        arrays = lambda ch: [(structures[k].lattice.matrix, structures[k].atomic_numbers, structures[k].cart_coords) for k in ch]
+        arrays = lambda ch: [
+            (structures[k].lattice.matrix, structures[k].atomic_numbers, structures[k].cart_coords) for k in ch
+        ]
         futs = {cl.submit(_screen_chunk, dirs, arrays(ch), tuple(volume_scales), pure=False): ch for ch in chunks}
         for f in tqdm(as_completed(futs), total=len(futs), desc="screening", disable=not progress):
-            ch = futs[f]; m, s = f.result(); mean[ch.start:ch.stop], std[ch.start:ch.stop] = m, s
+            ch = futs[f]
+            m, s = f.result()
+            mean[ch.start : ch.stop], std[ch.start : ch.stop] = m, s
     return mean, std
-

@@ -17,7 +17,8 @@ from pymatgen.core import Composition, Structure
 
 from .data import config_key, load_structures
 from .hull import ReferenceHull
-from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store, structure_hash
+from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store
+from .oracle import structure_hash
 from .reference import ELEMENTAL_REFERENCE_TOLERANCE, known_reduced_formulas, relabel, space_index
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,11 @@ ON_HULL_TOLERANCE = 0.025
 #: "≤ 0" is applied to DFT numbers, where this does not arise.
 HULL_ROUNDOFF = 1e-6
 
+
 def on_hull(e_hull) -> np.ndarray:
     "Stable at a level: E_hull ≤ 0 up to `HULL_ROUNDOFF`; NaN (not computed) is unstable."
     return np.nan_to_num(np.asarray(e_hull, dtype=float), nan=np.inf) <= HULL_ROUNDOFF
+
 
 def arity_group(n_elements: int) -> str:
     "GNoME's two groups: 'binary/ternary' (2–3 elements) and 'quaternary+' (4 or more); 'element' for 1."
@@ -59,9 +62,10 @@ class ValidationConfig:
     E_hull there is recomputed with the project's reference rule, `relabel`); `oracles`: the higher levels, each with
     its own hull built from relaxations of every competing mp2018 phase and of the candidates with the same model.
     `max_phases`: chemical systems with more competing mp2018 crystals are left out and reported (cost)."""
+
     base_oracle: str = "chgnet-0.3.0"
     oracles: tuple = R2SCAN_POTENTIALS
-    fmax: float = 0.1             # eV/Å, as the elemental references (`elemental_references`)
+    fmax: float = 0.1  # eV/Å, as the elemental references (`elemental_references`)
     max_steps: int = 200
     timeout_s: float | None = 600
     max_phases: int = 60
@@ -80,54 +84,91 @@ def elements_with_structures() -> frozenset:
     """Elements with at least one usable elemental crystal in mp2018_formation or a starting structure in
     `elemental_structures` (F, S, Se, Br, I, H, Ce, Eu, Rh): those a higher-level μ can be relaxed for."""
     from matdisco.data import load_elemental_structures
+
     return _elements_in_mp2018(space_index()) | frozenset(load_elemental_structures().element)
+
 
 def _elements_in_mp2018(use: pd.DataFrame) -> frozenset:
     "Elements with at least one usable elemental crystal among `use` (`space_index` rows)."
     return frozenset(use.chemsys[~use.chemsys.str.contains("-")])
 
+
 def _status(formulas) -> np.ndarray:
     "'rediscovered' where a reduced formula is in the known list (`known_reduced_formulas`), else 'new'."
     return np.where(pd.Series(list(formulas), dtype=object).isin(known_reduced_formulas()), "rediscovered", "new")
+
 
 def validation_scope(formulas, config: ValidationConfig = ValidationConfig()) -> pd.DataFrame:
     """Which compositions a validation can recompute, and why not: one row per formula with `system`, `n_elements`,
     `n_phases` (competing mp2018 crystals of its chemical space, elements included), `in_scope` and `reason`. Out:
     an element with no elemental crystal in mp2018_formation nor `elemental_structures` (no μ at the higher level:
     Ar, Kr, Ne, Xe, Pu, Th), or more than `config.max_phases` competing crystals. `mu_source`: where the higher-level
-    μ's starting crystals come from, 'mp2018' (every element) or 'elemental_structures' (at least one of F, S, Se, Br, I,
+    μ's starting crystals come from, 'mp2018' (every element) or 'elemental_structures' (at least one of F, S, Se, Br,
+    I,
     H, Ce, Eu, Rh; several are molecular crystals), '' when an element has none."""
-    have = elements_with_structures(); use = space_index(); sets = use.chemsys.map(lambda c: frozenset(c.split("-")))
+    have = elements_with_structures()
+    use = space_index()
+    sets = use.chemsys.map(lambda c: frozenset(c.split("-")))
     in_mp2018 = _elements_in_mp2018(use)
     rows = []
     for f in dict.fromkeys(formulas):
         els = frozenset(e.symbol for e in Composition(f).elements)
-        missing = sorted(els - have); n = int(sets.map(lambda s: s <= els).sum())
-        reason = (f"no elemental crystal of {', '.join(missing)} in mp2018_formation or elemental_structures" if missing else
-                  f"{n} competing crystals > max_phases {config.max_phases}" if n > config.max_phases else "")
+        missing = sorted(els - have)
+        n = int(sets.map(lambda s: s <= els).sum())
+        reason = (
+            f"no elemental crystal of {', '.join(missing)} in mp2018_formation or elemental_structures"
+            if missing
+            else f"{n} competing crystals > max_phases {config.max_phases}"
+            if n > config.max_phases
+            else ""
+        )
         mu_source = "" if missing else "mp2018" if els <= in_mp2018 else "elemental_structures"
-        rows.append({"formula": Composition(f).reduced_formula, "system": "-".join(sorted(els)), "n_elements": len(els),
-                     "n_phases": n, "in_scope": not reason, "reason": reason, "mu_source": mu_source})
-    return pd.DataFrame(rows, columns=["formula", "system", "n_elements", "n_phases", "in_scope", "reason", "mu_source"])
+        rows.append(
+            {
+                "formula": Composition(f).reduced_formula,
+                "system": "-".join(sorted(els)),
+                "n_elements": len(els),
+                "n_phases": n,
+                "in_scope": not reason,
+                "reason": reason,
+                "mu_source": mu_source,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["formula", "system", "n_elements", "n_phases", "in_scope", "reason", "mu_source"]
+    )
+
 
 def competing_phases(systems) -> pd.DataFrame:
     "`space_index` rows of every usable mp2018 crystal whose elements lie inside one of `systems` (sets of symbols)."
-    systems = [frozenset(s) for s in systems]; use = space_index()
+    systems = [frozenset(s) for s in systems]
+    use = space_index()
     inside = use.chemsys.map(lambda c: any(frozenset(c.split("-")) <= s for s in systems))
     return use[inside]
 
+
 @dataclass
 class LevelHull:
-    "Competing phases relaxed at one level: `phases` (row_index, material_id, formula, energy_per_atom, e_form, ok), μ, hull."
+    """Competing phases relaxed at one level: `phases` (row_index, material_id, formula, energy_per_atom, e_form, ok),
+    μ, hull."""
+
     oracle: str
     phases: pd.DataFrame
     mu: dict
     hull: ReferenceHull
-    s_per_structure: float = float("nan")   # mean wall time of one relaxation (as stored when it ran)
+    s_per_structure: float = float("nan")  # mean wall time of one relaxation (as stored when it ran)
     wall_s: float = 0.0
 
-def higher_level_hull(systems, oracle: str, config: ValidationConfig = ValidationConfig(), *, client=None,
-                      scheduler: str | None = "local", progress: bool = False) -> LevelHull:
+
+def higher_level_hull(
+    systems,
+    oracle: str,
+    config: ValidationConfig = ValidationConfig(),
+    *,
+    client=None,
+    scheduler: str | None = "local",
+    progress: bool = False,
+) -> LevelHull:
     """The hull of `systems` at `oracle`'s level from scratch: every competing mp2018 crystal of those systems relaxed
     with the oracle (resumable store `config.store(oracle)`; for an element mp2018 lacks, the `elemental_structures`
     starting crystals; converged relaxations only), each element's μ the lowest relaxed energy among its
@@ -135,41 +176,94 @@ def higher_level_hull(systems, oracle: str, config: ValidationConfig = Validatio
     energies against those μ. A phase whose relaxation failed is left out and logged; an element with no relaxed
     elemental crystal raises."""
     from matdisco.data import load_elemental_structures
-    t0 = time.perf_counter(); rows = competing_phases(systems)
+
+    t0 = time.perf_counter()
+    rows = competing_phases(systems)
     frame = load_structures(rows.row_index, progress=False).frame
     needed = {e for s in systems for e in s}
     mirror = load_elemental_structures()
-    mirror = mirror[mirror.element.isin(needed - set(frame.chemsys))]    # elements mp2018 has no crystal of
-    frame = pd.concat([frame, pd.DataFrame({
-        "row_index": -1 - np.arange(len(mirror)), "material_id": mirror.label.to_numpy(), "structure": mirror.structure.to_numpy(),
-        "formation_energy_per_atom": 0.0, "reduced_formula": [s.composition.reduced_formula for s in mirror.structure],
-        "chemsys": mirror.element.to_numpy()})], ignore_index=True)
-    res = run_oracle_batch(list(frame.structure), config.store(oracle), oracle=oracle, fmax=config.fmax,
-                           max_steps=config.max_steps, timeout_s=config.timeout_s, scheduler=scheduler,
-                           n_workers=config.n_workers, client=client, progress=progress)
-    frame = frame.assign(energy_per_atom=res.energy_per_atom.to_numpy(float), ok=res.ok.fillna(0).astype(bool).to_numpy(),
-                         converged=res.converged.fillna(0).astype(bool).to_numpy(), formula=frame.reduced_formula,
-                         final_structure=res.final_structure.to_numpy(), n_sites=frame.structure.map(len))
-    usable = frame.ok & frame.converged   # converged relaxations only: an unconverged energy is not that phase's
-    if (~usable).any(): log.warning("%s: %d of %d competing phases failed or did not converge and are left out: %s", oracle,
-                                    int((~usable).sum()), len(frame), ", ".join(frame.material_id[~usable].astype(str)[:10]))
+    mirror = mirror[mirror.element.isin(needed - set(frame.chemsys))]  # elements mp2018 has no crystal of
+    frame = pd.concat(
+        [
+            frame,
+            pd.DataFrame(
+                {
+                    "row_index": -1 - np.arange(len(mirror)),
+                    "material_id": mirror.label.to_numpy(),
+                    "structure": mirror.structure.to_numpy(),
+                    "formation_energy_per_atom": 0.0,
+                    "reduced_formula": [s.composition.reduced_formula for s in mirror.structure],
+                    "chemsys": mirror.element.to_numpy(),
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    res = run_oracle_batch(
+        list(frame.structure),
+        config.store(oracle),
+        oracle=oracle,
+        fmax=config.fmax,
+        max_steps=config.max_steps,
+        timeout_s=config.timeout_s,
+        scheduler=scheduler,
+        n_workers=config.n_workers,
+        client=client,
+        progress=progress,
+    )
+    frame = frame.assign(
+        energy_per_atom=res.energy_per_atom.to_numpy(float),
+        ok=res.ok.fillna(0).astype(bool).to_numpy(),
+        converged=res.converged.fillna(0).astype(bool).to_numpy(),
+        formula=frame.reduced_formula,
+        final_structure=res.final_structure.to_numpy(),
+        n_sites=frame.structure.map(len),
+    )
+    usable = frame.ok & frame.converged  # converged relaxations only: an unconverged energy is not that phase's
+    if (~usable).any():
+        log.warning(
+            "%s: %d of %d competing phases failed or did not converge and are left out: %s",
+            oracle,
+            int((~usable).sum()),
+            len(frame),
+            ", ".join(frame.material_id[~usable].astype(str)[:10]),
+        )
     ok = frame[usable].copy()
     elemental = ok[~ok.chemsys.str.contains("-")]
     mu = elemental.groupby("chemsys").energy_per_atom.min().to_dict()
     needed = {e for s in systems for e in s}
     if missing := sorted(needed - set(mu)):
-        raise ValueError(f"{oracle}: no converged elemental crystal of {', '.join(missing)}; raise max_steps or leave such systems out")
+        raise ValueError(
+            f"{oracle}: no converged elemental crystal of {', '.join(missing)}; raise max_steps or leave such systems "
+            f"out"
+        )
     ok["e_form"] = formation_energy_per_atom(list(ok.structure), ok.energy_per_atom.to_numpy(), mu)
-    cols = ["row_index", "material_id", "formula", "chemsys", "n_sites", "energy_per_atom", "e_form", "converged",
-            "formation_energy_per_atom", "final_structure"]
-    return LevelHull(oracle, ok[cols].reset_index(drop=True), mu,
-                     ReferenceHull.from_frame(ok, energy_col="e_form"), float(res.wall_s.mean()),
-                     time.perf_counter() - t0)
+    cols = [
+        "row_index",
+        "material_id",
+        "formula",
+        "chemsys",
+        "n_sites",
+        "energy_per_atom",
+        "e_form",
+        "converged",
+        "formation_energy_per_atom",
+        "final_structure",
+    ]
+    return LevelHull(
+        oracle,
+        ok[cols].reset_index(drop=True),
+        mu,
+        ReferenceHull.from_frame(ok, energy_col="e_form"),
+        float(res.wall_s.mean()),
+        time.perf_counter() - t0,
+    )
 
 # %% ../../nbs/14_validation.ipynb #8ba33938505f
 #: Columns of `Validation.phases`: `e_form` at the level, `e_form_dft` mp2018_formation's (legacy-corrected PBE; 0 for
 #: the elemental starting crystals of `elemental_structures`), both eV/atom.
 PHASE_COLUMNS = ["level", "material_id", "formula", "e_form", "energy_per_atom", "e_form_dft"]
+
 
 @dataclass
 class Validation:
@@ -180,6 +274,7 @@ class Validation:
     every input; `phases`: the competing phases at each level (`PHASE_COLUMNS`);
     `cost`: seconds per relaxation per backend, measured in this run; `relaxed`: every relaxed structure at each
     higher level (`level`, `kind` 'candidate'/'phase', `id`, `formula`, `n_sites`, `structure_json`) for DFT."""
+
     table: pd.DataFrame
     scope: pd.DataFrame
     phases: pd.DataFrame
@@ -188,8 +283,17 @@ class Validation:
     wall_s: dict = field(default_factory=dict)
     relaxed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-def validate_structures(ids, structures, config: ValidationConfig = ValidationConfig(), *, base_energies=None,
-                        client=None, scheduler: str | None = "local", progress: bool = False) -> Validation:
+
+def validate_structures(
+    ids,
+    structures,
+    config: ValidationConfig = ValidationConfig(),
+    *,
+    base_energies=None,
+    client=None,
+    scheduler: str | None = "local",
+    progress: bool = False,
+) -> Validation:
     """Recompute candidates (pymatgen `structures`, relaxed at `config.base_oracle`'s level) and every competing
     mp2018 phase of their chemical systems at each level of `config.oracles`, each against its own hull.
     `base_energies` (eV/atom at the base level, e.g. the discovery run's own) skip the base relaxation; without them
@@ -197,15 +301,20 @@ def validate_structures(ids, structures, config: ValidationConfig = ValidationCo
     (`relabel`: single points at the DFT geometries, `elemental_references`). Out-of-scope inputs (`validation_scope`)
     are listed in `scope` and not computed."""
     from matdisco.cluster import client_or_new
-    ids = [str(i) for i in ids]; structures = list(structures)
+
+    ids = [str(i) for i in ids]
+    structures = list(structures)
     scope = validation_scope([s.composition.reduced_formula for s in structures], config)
     inside = set(scope.formula[scope.in_scope])
     keep = [k for k, s in enumerate(structures) if s.composition.reduced_formula in inside]
-    ids = [ids[k] for k in keep]; structures = [structures[k] for k in keep]
+    ids = [ids[k] for k in keep]
+    structures = [structures[k] for k in keep]
     base_e = None if base_energies is None else np.asarray(base_energies, float)[keep]
     systems = sorted({frozenset(e.symbol for e in s.composition.elements) for s in structures}, key=sorted)
     formulas = [s.composition.reduced_formula for s in structures]
-    info = pd.DataFrame({"id": ids, "formula": formulas, "n_elements": [len(s.composition.elements) for s in structures]})
+    info = pd.DataFrame(
+        {"id": ids, "formula": formulas, "n_elements": [len(s.composition.elements) for s in structures]}
+    )
     info["arity"] = info.n_elements.map(arity_group)
     info["status"] = _status(info.formula)
     info["mu_source"] = info.formula.map(scope.drop_duplicates("formula").set_index("formula").mu_source)
@@ -213,58 +322,144 @@ def validate_structures(ids, structures, config: ValidationConfig = ValidationCo
     if not structures:
         return Validation(pd.DataFrame(), scope, pd.DataFrame(), pd.DataFrame(), config, wall)
     with client_or_new(client, scheduler, n_workers=config.n_workers) as cl:
-        t0 = time.perf_counter(); base = config.base_oracle
+        t0 = time.perf_counter()
+        base = config.base_oracle
         if base_e is None:
-            res = run_oracle_batch(structures, config.store(base), oracle=base, fmax=config.fmax, max_steps=config.max_steps,
-                                   timeout_s=config.timeout_s, client=cl, progress=progress)
+            res = run_oracle_batch(
+                structures,
+                config.store(base),
+                oracle=base,
+                fmax=config.fmax,
+                max_steps=config.max_steps,
+                timeout_s=config.timeout_s,
+                client=cl,
+                progress=progress,
+            )
             base_e = np.where(res.ok.fillna(0).astype(bool), res.energy_per_atom.to_numpy(float), np.nan)
-            structures = [Structure.from_dict(json.loads(d)) if isinstance(d, str) else s for d, s in zip(res.final_structure, structures)]
-            cost.append({"level": base, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())})
+            structures = [
+                Structure.from_dict(json.loads(d)) if isinstance(d, str) else s
+                for d, s in zip(res.final_structure, structures)
+            ]
+            cost.append(
+                {"level": base, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())}
+            )
         ref = relabel(base, rows=competing_phases(systems).row_index, client=cl, progress=False)
         mu = dict(zip(ref.elemental.element, ref.elemental.mu))
         e_form = formation_energy_per_atom(structures, base_e, mu)
-        rows.append(info.assign(level=base, e_form=e_form, e_hull=ref.hull().e_above_hull_many(formulas, e_form),
-                                converged=True, ok=np.isfinite(e_form), reason=""))
-        phases.append(ref.frame.assign(level=base, formula=ref.frame.reduced_formula, e_form=ref.frame.e_form_oracle,
-                                       energy_per_atom=ref.frame.energy_per_atom_oracle,
-                                       e_form_dft=ref.frame.formation_energy_per_atom)[PHASE_COLUMNS])
+        rows.append(
+            info.assign(
+                level=base,
+                e_form=e_form,
+                e_hull=ref.hull().e_above_hull_many(formulas, e_form),
+                converged=True,
+                ok=np.isfinite(e_form),
+                reason="",
+            )
+        )
+        phases.append(
+            ref.frame.assign(
+                level=base,
+                formula=ref.frame.reduced_formula,
+                e_form=ref.frame.e_form_oracle,
+                energy_per_atom=ref.frame.energy_per_atom_oracle,
+                e_form_dft=ref.frame.formation_energy_per_atom,
+            )[PHASE_COLUMNS]
+        )
         wall[base] = time.perf_counter() - t0
         for oracle in config.oracles:
             t0 = time.perf_counter()
             lh = higher_level_hull(systems, oracle, config, client=cl, progress=progress)
-            res = run_oracle_batch(structures, config.store(oracle), oracle=oracle, fmax=config.fmax, max_steps=config.max_steps,
-                                   timeout_s=config.timeout_s, client=cl, progress=progress)
+            res = run_oracle_batch(
+                structures,
+                config.store(oracle),
+                oracle=oracle,
+                fmax=config.fmax,
+                max_steps=config.max_steps,
+                timeout_s=config.timeout_s,
+                client=cl,
+                progress=progress,
+            )
             ok = res.ok.fillna(0).astype(bool).to_numpy()
-            final = [Structure.from_dict(json.loads(d)) if good else s for d, good, s in zip(res.final_structure, ok, structures)]
+            final = [
+                Structure.from_dict(json.loads(d)) if good else s
+                for d, good, s in zip(res.final_structure, ok, structures)
+            ]
             e = np.where(ok, res.energy_per_atom.to_numpy(float), np.nan)
             ef = formation_energy_per_atom(final, e, lh.mu)
-            rows.append(info.assign(level=oracle, e_form=ef, e_hull=lh.hull.e_above_hull_many(formulas, ef),
-                                    converged=res.converged.fillna(0).astype(bool).to_numpy(), ok=ok,
-                                    reason=res.reason.fillna("").to_numpy()))
+            rows.append(
+                info.assign(
+                    level=oracle,
+                    e_form=ef,
+                    e_hull=lh.hull.e_above_hull_many(formulas, ef),
+                    converged=res.converged.fillna(0).astype(bool).to_numpy(),
+                    ok=ok,
+                    reason=res.reason.fillna("").to_numpy(),
+                )
+            )
             phases.append(lh.phases.assign(level=oracle, e_form_dft=lh.phases.formation_energy_per_atom)[PHASE_COLUMNS])
-            relaxed += [pd.DataFrame({"level": oracle, "kind": "phase", "id": lh.phases.material_id, "formula": lh.phases.formula,
-                                      "n_sites": lh.phases.n_sites, "structure_json": lh.phases.final_structure}),
-                        pd.DataFrame({"level": oracle, "kind": "candidate", "id": ids, "formula": formulas,
-                                      "n_sites": [len(s) for s in structures],
-                                      "structure_json": [d if good else json.dumps(s.as_dict()) for d, good, s in zip(res.final_structure, ok, structures)]})]
-            cost += [{"level": oracle, "role": "competing phases", "n": len(lh.phases), "s_per_structure": lh.s_per_structure},
-                     {"level": oracle, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())}]
+            relaxed += [
+                pd.DataFrame(
+                    {
+                        "level": oracle,
+                        "kind": "phase",
+                        "id": lh.phases.material_id,
+                        "formula": lh.phases.formula,
+                        "n_sites": lh.phases.n_sites,
+                        "structure_json": lh.phases.final_structure,
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "level": oracle,
+                        "kind": "candidate",
+                        "id": ids,
+                        "formula": formulas,
+                        "n_sites": [len(s) for s in structures],
+                        "structure_json": [
+                            d if good else json.dumps(s.as_dict())
+                            for d, good, s in zip(res.final_structure, ok, structures)
+                        ],
+                    }
+                ),
+            ]
+            cost += [
+                {
+                    "level": oracle,
+                    "role": "competing phases",
+                    "n": len(lh.phases),
+                    "s_per_structure": lh.s_per_structure,
+                },
+                {"level": oracle, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())},
+            ]
             wall[oracle] = time.perf_counter() - t0
     table = pd.concat(rows, ignore_index=True)
     table["level_of_theory"] = table.level.map(lambda o: ORACLE_LEVELS.get(o, o))
-    return Validation(table, scope, pd.concat(phases, ignore_index=True), pd.DataFrame(cost), config, wall,
-                      pd.concat(relaxed, ignore_index=True) if relaxed else pd.DataFrame())
+    return Validation(
+        table,
+        scope,
+        pd.concat(phases, ignore_index=True),
+        pd.DataFrame(cost),
+        config,
+        wall,
+        pd.concat(relaxed, ignore_index=True) if relaxed else pd.DataFrame(),
+    )
 
 # %% ../../nbs/14_validation.ipynb #1103bc4023b6
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     "Wilson 95 % interval of a proportion k/n (NaN, NaN for n = 0)."
-    if n == 0: return float("nan"), float("nan")
-    p = k / n; d = 1 + z * z / n; c = (p + z * z / (2 * n)) / d; h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return float(c - h), float(c + h)
+
 
 def _wide(table: pd.DataFrame, value: str = "e_hull") -> pd.DataFrame:
     "One row per candidate, one column per level."
     return table.pivot_table(index="id", columns="level", values=value, aggfunc="first", dropna=False)
+
 
 def retention_table(table: pd.DataFrame, *, base: str, tolerance: float = ON_HULL_TOLERANCE) -> pd.DataFrame:
     """GNoME's retention: of the candidates stable at the `base` level (E_hull ≤ 0 there), the share still on the hull
@@ -286,12 +481,25 @@ def retention_table(table: pd.DataFrame, *, base: str, tolerance: float = ON_HUL
                 v = e.loc[ids, level].astype(float) if ids else pd.Series(dtype=float)
                 n, k, kt = len(ids), int(on_hull(v).sum()), int(v.le(tolerance).sum())
                 lo, hi = _wilson(k, n)
-                out.append({"level": level, "status": status, "arity": group, "n_base_stable": n, "retained": k,
-                            "retention": k / n if n else float("nan"), "retention_lo": lo, "retention_hi": hi,
-                            "retained_tol": kt, "retention_tol": kt / n if n else float("nan"),
-                            "gnome": GNOME_R2SCAN_RETENTION.get(group, float("nan")),
-                            "r_e_form_with_base": corr["r_e_form"], "rho_e_hull_with_base": corr["rho_e_hull"]})
+                out.append(
+                    {
+                        "level": level,
+                        "status": status,
+                        "arity": group,
+                        "n_base_stable": n,
+                        "retained": k,
+                        "retention": k / n if n else float("nan"),
+                        "retention_lo": lo,
+                        "retention_hi": hi,
+                        "retained_tol": kt,
+                        "retention_tol": kt / n if n else float("nan"),
+                        "gnome": GNOME_R2SCAN_RETENTION.get(group, float("nan")),
+                        "r_e_form_with_base": corr["r_e_form"],
+                        "rho_e_hull_with_base": corr["rho_e_hull"],
+                    }
+                )
     return pd.DataFrame(out)
+
 
 def level_correlation(table: pd.DataFrame, *, base: str, level: str) -> dict:
     """How closely a higher level follows the base level over the candidates both computed: `n`, Pearson r of the
@@ -306,26 +514,39 @@ def level_correlation(table: pd.DataFrame, *, base: str, level: str) -> dict:
     rho = both_hull[base].corr(both_hull[level], method="spearman") if len(both_hull) >= 3 else float("nan")
     return {"n": len(both_form), "r_e_form": float(r), "rho_e_hull": float(rho)}
 
+
 def stability_confusion(table: pd.DataFrame, *, base: str, level: str) -> pd.DataFrame:
     """Base-stable × higher-level-stable counts (E_hull ≤ 0 at each level; missing = unstable): rows the base
     verdict, columns the higher level's."""
     e = _wide(table)
     b = pd.Series(on_hull(e[base]), e.index).map({True: f"stable at {base}", False: f"unstable at {base}"})
     h = pd.Series(on_hull(e[level]), e.index).map({True: f"stable at {level}", False: f"unstable at {level}"})
-    return pd.crosstab(b, h).reindex(index=[f"stable at {base}", f"unstable at {base}"],
-                                     columns=[f"stable at {level}", f"unstable at {level}"], fill_value=0)
+    return pd.crosstab(b, h).reindex(
+        index=[f"stable at {base}", f"unstable at {base}"],
+        columns=[f"stable at {level}", f"unstable at {level}"],
+        fill_value=0,
+    )
+
 
 def level_agreement(table: pd.DataFrame, phases: pd.DataFrame, a: str, b: str) -> dict:
     """How far two levels agree: formation-energy MAE (eV/atom) on the competing phases both computed and on the
     candidates, E_hull MAE and the share of candidates whose stability verdict (E_hull ≤ 0) is the same."""
     ea, eb = _wide(table, "e_form"), _wide(table, "e_hull")
-    both = ea[[a, b]].dropna(); hb = eb[[a, b]].dropna()
+    both = ea[[a, b]].dropna()
+    hb = eb[[a, b]].dropna()
     pa = phases[phases.level == a].drop_duplicates("material_id").set_index("material_id").e_form
     pb = phases[phases.level == b].drop_duplicates("material_id").set_index("material_id").e_form
     common = pa.index.intersection(pb.index)
-    return {"a": a, "b": b, "n_candidates": len(both), "e_form_mae_candidates": float((both[a] - both[b]).abs().mean()),
-            "e_hull_mae": float((hb[a] - hb[b]).abs().mean()), "same_verdict": float((on_hull(hb[a]) == on_hull(hb[b])).mean()),
-            "n_phases": len(common), "e_form_mae_phases": float((pa[common] - pb[common]).abs().mean())}
+    return {
+        "a": a,
+        "b": b,
+        "n_candidates": len(both),
+        "e_form_mae_candidates": float((both[a] - both[b]).abs().mean()),
+        "e_hull_mae": float((hb[a] - hb[b]).abs().mean()),
+        "same_verdict": float((on_hull(hb[a]) == on_hull(hb[b])).mean()),
+        "n_phases": len(common),
+        "e_form_mae_phases": float((pa[common] - pb[common]).abs().mean()),
+    }
 
 # %% ../../nbs/14_validation.ipynb #1eec3c7abf97
 def mu_check(phases: pd.DataFrame, *, tolerance: float = ELEMENTAL_REFERENCE_TOLERANCE) -> pd.DataFrame:
@@ -356,9 +577,17 @@ def mu_check(phases: pd.DataFrame, *, tolerance: float = ELEMENTAL_REFERENCE_TOL
         identified = unresolved < 1e-8
         level_mae = float(np.abs(residual).mean())
         for k, element in enumerate(elements):
-            rows.append({"level": level, "element": element, "offset": float(offset[k]),
-                         "n_compounds": int((x[:, k] > 0).sum()), "identified": bool(identified[k]),
-                         "flagged": bool(identified[k] and abs(offset[k]) > tolerance), "e_form_mae_vs_dft": level_mae})
+            rows.append(
+                {
+                    "level": level,
+                    "element": element,
+                    "offset": float(offset[k]),
+                    "n_compounds": int((x[:, k] > 0).sum()),
+                    "identified": bool(identified[k]),
+                    "flagged": bool(identified[k] and abs(offset[k]) > tolerance),
+                    "e_form_mae_vs_dft": level_mae,
+                }
+            )
     return pd.DataFrame(rows, columns=columns)
 
 # %% ../../nbs/14_validation.ipynb #1cebafc2ae11
@@ -382,14 +611,28 @@ def retention_by_scope(table: pd.DataFrame, scope: pd.DataFrame, *, base: str, s
             ids = [i for i in stable_ids if status == "all" or info.status[i] == status]
             n_out = int(((out_status == status) | (status == "all")).sum())
             by_source = {s: [i for i in ids if info.mu_source[i] == s] for s in ("mp2018", "elemental_structures")}
-            groups = [("mp2018", by_source["mp2018"], 0), ("elemental_structures", by_source["elemental_structures"], 0),
-                      ("out of scope", [], n_out), ("all", ids, n_out)]
+            groups = [
+                ("mp2018", by_source["mp2018"], 0),
+                ("elemental_structures", by_source["elemental_structures"], 0),
+                ("out of scope", [], n_out),
+                ("all", ids, n_out),
+            ]
             for name, members, extra in groups:
                 n = len(members) + extra
                 k = int(sum(kept[i] for i in members))
                 lo, hi = _wilson(k, n)
-                rows.append({"level": level, "status": status, "scope": name, "n_base_stable": n, "retained": k,
-                             "retention": k / n if n else float("nan"), "retention_lo": lo, "retention_hi": hi})
+                rows.append(
+                    {
+                        "level": level,
+                        "status": status,
+                        "scope": name,
+                        "n_base_stable": n,
+                        "retained": k,
+                        "retention": k / n if n else float("nan"),
+                        "retention_lo": lo,
+                        "retention_hi": hi,
+                    }
+                )
     return pd.DataFrame(rows)
 
 # %% ../../nbs/14_validation.ipynb #0cb76a9fcaba
@@ -399,33 +642,57 @@ MAX_DFT_SITES = 8
 #: The DFT functionals beside the potentials: PBE to show the level shift, r2SCAN to check the potentials against.
 DFT_ORACLES = ("gpaw-pbe", "gpaw-r2scan")
 
-def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_oracles=DFT_ORACLES, max_sites: int = MAX_DFT_SITES,
-                   phases: bool = True, max_candidates: int | None = None, seed: int = 0, settings: dict | None = None,
-                   client=None, scheduler: str | None = "local", n_workers: int = 2, progress: bool = False) -> pd.DataFrame:
+
+def dft_validation(
+    v: Validation,
+    *,
+    geometry_level: str | None = None,
+    dft_oracles=DFT_ORACLES,
+    max_sites: int = MAX_DFT_SITES,
+    phases: bool = True,
+    max_candidates: int | None = None,
+    seed: int = 0,
+    settings: dict | None = None,
+    client=None,
+    scheduler: str | None = "local",
+    n_workers: int = 2,
+    progress: bool = False,
+) -> pd.DataFrame:
     """GPAW single points (`GPAW_SETTINGS`, one engine, version, cutoff, k-point density per functional) at the
     `geometry_level` potential's relaxed geometries (default: the first r2SCAN level) of every candidate and competing
     phase of at most `max_sites` sites, with each element's μ from that potential's lowest elemental crystal (which
-    must itself be small enough, have a PAW dataset, `gpaw_elements`, and not be in `MAGNETIC_ELEMENTS`). `phases=False` leaves out the competing phases other than the μ structures of the
+    must itself be small enough, have a PAW dataset, `gpaw_elements`, and not be in `MAGNETIC_ELEMENTS`). `phases=False`
+    leaves out the competing phases other than the μ structures of the
     candidates' elements (a discovery run's systems have ~10² small phases: hours of DFT on two cores);
     `max_candidates` keeps a seeded sample of the small candidates. Returns one row per structure and level: `kind`
-    ('candidate'/'phase'), `id`, `formula`, `system`, `n_sites`, `level`, `e_form` (eV/atom), `wall_s` (s per single point, DFT levels). Cached
+    ('candidate'/'phase'), `id`, `formula`, `system`, `n_sites`, `level`, `e_form` (eV/atom), `wall_s` (s per single
+    point, DFT levels). Cached
     in the machine-wide single-point store of each functional and settings (resumable; failures stored as NaN).
     `settings` update `GPAW_SETTINGS` (smoke runs only: the comparison's numbers need the defaults). Cells with a
     skewed angle are computed in their Niggli-reduced form (`gpaw_cell`)."""
     from matdisco.oracle import GPAW_SETTINGS, MAGNETIC_ELEMENTS, gpaw_cell, gpaw_elements, single_points
+
     geometry_level = geometry_level or v.config.oracles[0]
     rel = v.relaxed[v.relaxed.level == geometry_level].copy()
     rel["structure"] = rel.structure_json.map(lambda d: gpaw_cell(Structure.from_dict(json.loads(d))))
     ph = v.phases[v.phases.level == geometry_level].set_index("material_id")
     elemental = ph[~ph.formula.map(lambda f: len(Composition(f).elements) > 1)]
-    mu_ids = {Composition(f).elements[0].symbol: i for f, i in
-              elemental.reset_index().sort_values("energy_per_atom").drop_duplicates("formula")[["formula", "material_id"]].itertuples(index=False)}
+    mu_ids = {
+        Composition(f).elements[0].symbol: i
+        for f, i in elemental.reset_index()
+        .sort_values("energy_per_atom")
+        .drop_duplicates("formula")[["formula", "material_id"]]
+        .itertuples(index=False)
+    }
     small = rel.set_index("id").n_sites.le(max_sites)
     ok_elements = ({el for el, i in mu_ids.items() if small.get(i, False)} & gpaw_elements()) - MAGNETIC_ELEMENTS
     is_element = rel.formula.map(lambda f: len(Composition(f).elements) == 1)
-    rel = rel[rel.n_sites.le(max_sites) & rel.formula.map(lambda f: {e.symbol for e in Composition(f).elements} <= ok_elements)
-              & (~is_element | rel.id.isin(set(mu_ids.values())))     # of the elements, only each μ structure
-              & (phases | rel.kind.eq("candidate") | rel.id.isin(set(mu_ids.values())))]
+    rel = rel[
+        rel.n_sites.le(max_sites)
+        & rel.formula.map(lambda f: {e.symbol for e in Composition(f).elements} <= ok_elements)
+        & (~is_element | rel.id.isin(set(mu_ids.values())))  # of the elements, only each μ structure
+        & (phases | rel.kind.eq("candidate") | rel.id.isin(set(mu_ids.values())))
+    ]
     rel = rel.drop_duplicates("id").reset_index(drop=True)
     if max_candidates is not None:
         candidates = rel.index[rel.kind.eq("candidate")]
@@ -434,19 +701,33 @@ def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_orac
         els = {e.symbol for f in rel.formula[rel.kind.eq("candidate")] for e in Composition(f).elements}
         rel = rel[rel.kind.eq("candidate") | rel.id.isin({mu_ids[e] for e in els})]
     rel = rel.reset_index(drop=True)
-    if rel.empty: return pd.DataFrame(columns=["kind", "id", "formula", "system", "n_sites", "level", "e_form", "wall_s"])
+    if rel.empty:
+        return pd.DataFrame(columns=["kind", "id", "formula", "system", "n_sites", "level", "e_form", "wall_s"])
     rows = []
     with_mu = rel.set_index("id")
     for f in dft_oracles:
         store = shared_store("single_points", f, **{**GPAW_SETTINGS, **(settings or {})})
-        e = single_points(list(rel.structure), store, f, chunk_size=1, scheduler=scheduler, n_workers=n_workers,
-                          client=client, progress=progress, settings=settings)
+        e = single_points(
+            list(rel.structure),
+            store,
+            f,
+            chunk_size=1,
+            scheduler=scheduler,
+            n_workers=n_workers,
+            client=client,
+            progress=progress,
+            settings=settings,
+        )
         got = store.get(f"{f}:sp", [structure_hash(s) for s in rel.structure])
         energy = dict(zip(rel.id, e))
-        mu = {el: energy[i] for el, i in mu_ids.items() if i in energy}    # the μ structures computed
-        ef = [formation_energy_per_atom([s], [energy[i]], mu)[0] if np.isfinite(energy[i]) else np.nan
-              for i, s in zip(rel.id, rel.structure)]
-        rows.append(rel[["kind", "id", "formula", "n_sites"]].assign(level=f, e_form=ef, wall_s=got.wall_s.to_numpy(float)))
+        mu = {el: energy[i] for el, i in mu_ids.items() if i in energy}  # the μ structures computed
+        ef = [
+            formation_energy_per_atom([s], [energy[i]], mu)[0] if np.isfinite(energy[i]) else np.nan
+            for i, s in zip(rel.id, rel.structure)
+        ]
+        rows.append(
+            rel[["kind", "id", "formula", "n_sites"]].assign(level=f, e_form=ef, wall_s=got.wall_s.to_numpy(float))
+        )
     # the potentials' formation energies of the same structures, for the comparison
     for lv in v.config.oracles:
         p = v.phases[v.phases.level == lv].set_index("material_id").e_form
@@ -457,6 +738,7 @@ def dft_validation(v: Validation, *, geometry_level: str | None = None, dft_orac
     out["system"] = out.formula.map(lambda f: "-".join(sorted(e.symbol for e in Composition(f).elements)))
     return out
 
+
 def dft_agreement(dft: pd.DataFrame, *, reference: str = "gpaw-r2scan") -> pd.DataFrame:
     """Per level: formation-energy MAE (eV/atom) against `reference` (GPAW r2SCAN) over the compounds both computed
     (elements are 0 by construction and left out), their mean signed difference, and the share with the same sign."""
@@ -466,103 +748,188 @@ def dft_agreement(dft: pd.DataFrame, *, reference: str = "gpaw-r2scan") -> pd.Da
     for lv in [c for c in w.columns if c != reference]:
         both = w[[lv, reference]].dropna()
         d = both[lv] - both[reference]
-        out.append({"level": lv, "reference": reference, "n": len(both), "e_form_mae": float(d.abs().mean()),
-                    "mean_difference": float(d.mean()), "same_sign": float((np.sign(both[lv]) == np.sign(both[reference])).mean())})
+        out.append(
+            {
+                "level": lv,
+                "reference": reference,
+                "n": len(both),
+                "e_form_mae": float(d.abs().mean()),
+                "mean_difference": float(d.mean()),
+                "same_sign": float((np.sign(both[lv]) == np.sign(both[reference])).mean()),
+            }
+        )
     return pd.DataFrame(out)
 
 # %% ../../nbs/14_validation.ipynb #f1c9585975b2
-def validation_figure(v: Validation, retention: pd.DataFrame, *, status: str = "new", title: str = "", dft: pd.DataFrame | None = None):
-    """Three panels: retention by arity at each higher level beside GNoME's (candidates of `status`), the ΔE_hull distribution
+def validation_figure(
+    v: Validation, retention: pd.DataFrame, *, status: str = "new", title: str = "", dft: pd.DataFrame | None = None
+):
+    """Three panels: retention by arity at each higher level beside GNoME's (candidates of `status`), the ΔE_hull
+    distribution
     (higher level − base), and the formation-energy parity of the two higher levels on the competing phases, or, with
     `dft` (`dft_validation`), of every level against GPAW r2SCAN on the small subset."""
     import matplotlib.pyplot as plt
-    base = v.config.base_oracle; levels = list(v.config.oracles)
+
+    base = v.config.base_oracle
+    levels = list(v.config.oracles)
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.4))
-    groups = ["binary/ternary", "quaternary+"]; w = 0.8 / (len(levels) + 1); x = np.arange(len(groups))
+    groups = ["binary/ternary", "quaternary+"]
+    w = 0.8 / (len(levels) + 1)
+    x = np.arange(len(groups))
     r = retention[retention.status == status].set_index(["level", "arity"])
     for k, lv in enumerate(levels):
         vals = [r.retention.get((lv, g), np.nan) for g in groups]
         ns = [int(r.n_base_stable.get((lv, g), 0)) for g in groups]
-        lo = [r.retention_lo.get((lv, g), np.nan) for g in groups]; hi = [r.retention_hi.get((lv, g), np.nan) for g in groups]
+        lo = [r.retention_lo.get((lv, g), np.nan) for g in groups]
+        hi = [r.retention_hi.get((lv, g), np.nan) for g in groups]
         err = np.array([np.subtract(vals, lo), np.subtract(hi, vals)])
-        bars = ax[0].bar(x + k * w, vals, w, yerr=np.nan_to_num(err), capsize=3, label=f"{lv} ({ORACLE_LEVELS.get(lv, lv)} potential)")
-        for bar, n in zip(bars, ns): ax[0].annotate(f"n={n}", (bar.get_x() + bar.get_width() / 2, 0.02), ha="center", fontsize=8, rotation=90)
-    ax[0].bar(x + len(levels) * w, [GNOME_R2SCAN_RETENTION[g] for g in groups], w, color="0.6", label="GNoME (DFT r2SCAN)")
-    ax[0].set_xticks(x + w * len(levels) / 2, groups); ax[0].set_ylim(0, 1.05)
-    ax[0].set_ylabel(f"share of {base}-stable ({status})\nstill on the hull (E_hull ≤ 0)"); ax[0].legend(fontsize=7, loc="lower right")
+        bars = ax[0].bar(
+            x + k * w,
+            vals,
+            w,
+            yerr=np.nan_to_num(err),
+            capsize=3,
+            label=f"{lv} ({ORACLE_LEVELS.get(lv, lv)} potential)",
+        )
+        for bar, n in zip(bars, ns):
+            ax[0].annotate(f"n={n}", (bar.get_x() + bar.get_width() / 2, 0.02), ha="center", fontsize=8, rotation=90)
+    ax[0].bar(
+        x + len(levels) * w, [GNOME_R2SCAN_RETENTION[g] for g in groups], w, color="0.6", label="GNoME (DFT r2SCAN)"
+    )
+    ax[0].set_xticks(x + w * len(levels) / 2, groups)
+    ax[0].set_ylim(0, 1.05)
+    ax[0].set_ylabel(f"share of {base}-stable ({status})\nstill on the hull (E_hull ≤ 0)")
+    ax[0].legend(fontsize=7, loc="lower right")
     e = _wide(v.table)
     bins = np.linspace(-0.5, 0.5, 41)
     for lv in levels:
         if lv in e and base in e:
-            d = (e[lv] - e[base]).dropna(); ax[1].hist(d.clip(-0.5, 0.5), bins=bins, histtype="step", lw=1.5, label=f"{lv} (n={len(d)})")
-    ax[1].axvline(0, color="k", lw=0.8); ax[1].set_xlabel(f"ΔE_hull = E_hull(r2SCAN level) − E_hull({base}) (eV/atom)")
-    ax[1].set_ylabel("candidates"); ax[1].legend(fontsize=8)
+            d = (e[lv] - e[base]).dropna()
+            ax[1].hist(d.clip(-0.5, 0.5), bins=bins, histtype="step", lw=1.5, label=f"{lv} (n={len(d)})")
+    ax[1].axvline(0, color="k", lw=0.8)
+    ax[1].set_xlabel(f"ΔE_hull = E_hull(r2SCAN level) − E_hull({base}) (eV/atom)")
+    ax[1].set_ylabel("candidates")
+    ax[1].legend(fontsize=8)
     if dft is not None and len(dft) and "gpaw-r2scan" in set(dft.level):
         comp = dft[dft.formula.map(lambda f: len(Composition(f).elements) > 1)]
         w = comp.pivot_table(index=["kind", "id"], columns="level", values="e_form", aggfunc="first")
         for k, lv in enumerate([c for c in w.columns if c != "gpaw-r2scan"]):
             both = w[[lv, "gpaw-r2scan"]].dropna()
             mae = (both[lv] - both["gpaw-r2scan"]).abs().mean()
-            ax[2].scatter(both["gpaw-r2scan"], both[lv], s=16, marker="os^xd"[k % 5], label=f"{lv} (MAE {mae * 1000:.0f} meV/atom, n={len(both)})")
+            ax[2].scatter(
+                both["gpaw-r2scan"],
+                both[lv],
+                s=16,
+                marker="os^xd"[k % 5],
+                label=f"{lv} (MAE {mae * 1000:.0f} meV/atom, n={len(both)})",
+            )
         lim = [min(ax[2].get_xlim()[0], ax[2].get_ylim()[0]), max(ax[2].get_xlim()[1], ax[2].get_ylim()[1])]
-        ax[2].plot(lim, lim, "k--", lw=0.8); ax[2].set_xlabel("formation energy, GPAW r2SCAN (eV/atom)")
-        ax[2].set_ylabel("formation energy, other level (eV/atom)"); ax[2].legend(fontsize=7)
+        ax[2].plot(lim, lim, "k--", lw=0.8)
+        ax[2].set_xlabel("formation energy, GPAW r2SCAN (eV/atom)")
+        ax[2].set_ylabel("formation energy, other level (eV/atom)")
+        ax[2].legend(fontsize=7)
         ax[2].set_title(f"DFT subset (≤ {int(dft.n_sites.max())} sites)", fontsize=9)
     elif len(levels) >= 2:
-        a, b = levels[:2]; p = v.phases
+        a, b = levels[:2]
+        p = v.phases
         pa = p[p.level == a].drop_duplicates("material_id").set_index("material_id").e_form
         pb = p[p.level == b].drop_duplicates("material_id").set_index("material_id").e_form
         common = pa.index.intersection(pb.index)
         ax[2].scatter(pa[common], pb[common], s=8, alpha=0.6, label=f"competing phases (n={len(common)})")
-        ca, cb = _wide(v.table, "e_form")[[a, b]].dropna().T.values if {a, b} <= set(_wide(v.table, "e_form").columns) else ([], [])
+        ca, cb = (
+            _wide(v.table, "e_form")[[a, b]].dropna().T.values
+            if {a, b} <= set(_wide(v.table, "e_form").columns)
+            else ([], [])
+        )
         ax[2].scatter(ca, cb, s=14, marker="x", color="C3", label=f"candidates (n={len(ca)})")
         lim = [min(ax[2].get_xlim()[0], ax[2].get_ylim()[0]), max(ax[2].get_xlim()[1], ax[2].get_ylim()[1])]
-        ax[2].plot(lim, lim, "k--", lw=0.8); ax[2].set_xlabel(f"formation energy, {a} (eV/atom)")
-        ax[2].set_ylabel(f"formation energy, {b} (eV/atom)"); ax[2].legend(fontsize=8)
-    else: ax[2].axis("off")
-    fig.suptitle(title or f"r2SCAN-level validation of {base}-stable candidates (hull: mp2018_formation phases relaxed at each level)", fontsize=10)
-    fig.tight_layout(); return fig
+        ax[2].plot(lim, lim, "k--", lw=0.8)
+        ax[2].set_xlabel(f"formation energy, {a} (eV/atom)")
+        ax[2].set_ylabel(f"formation energy, {b} (eV/atom)")
+        ax[2].legend(fontsize=8)
+    else:
+        ax[2].axis("off")
+    fig.suptitle(
+        title
+        or f"r2SCAN-level validation of {base}-stable candidates (hull: mp2018_formation phases relaxed at each level)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/14_validation.ipynb #d446b76aa1cd
 def discovery_candidates(run_dir: Path | str) -> pd.DataFrame:
-    """Every composition a discovery run (`discovery_dir(config, out)`) relaxed to convergence, at its lowest-energy structure:
+    """Every composition a discovery run (`discovery_dir(config, out)`) relaxed to convergence, at its lowest-energy
+    structure:
     `id` ('round r:generator:hash'), `formula`, `structure` (oracle-relaxed), `energy_per_atom` (the run's oracle
     level), `round`, `generator`. Read from the run's own store; nothing is recomputed."""
-    run_dir = Path(run_dir); cfg = json.loads((run_dir / "config.json").read_text()); cfg = cfg.get("config", cfg)
+    run_dir = Path(run_dir)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg = cfg.get("config", cfg)
     t = OracleStore(run_dir / "oracle.sqlite").table(cfg["oracle"])
-    t = t[t.ok.astype(bool) & t.converged.astype(bool) & t.final_structure.notna()].copy()   # the loop labels converged ones only
+    t = t[
+        t.ok.astype(bool) & t.converged.astype(bool) & t.final_structure.notna()
+    ].copy()  # the loop labels converged ones only
     meta = t.meta.map(lambda m: json.loads(m) if isinstance(m, str) and m else {})
-    t = t[meta.map(lambda m: "round" in m)]; meta = meta[t.index]
-    t["round"] = meta.map(lambda m: int(m["round"])); t["generator"] = meta.map(lambda m: m.get("generator"))
+    t = t[meta.map(lambda m: "round" in m)]
+    meta = meta[t.index]
+    t["round"] = meta.map(lambda m: int(m["round"]))
+    t["generator"] = meta.map(lambda m: m.get("generator"))
     t = t.sort_values(["energy_per_atom", "round"]).drop_duplicates("formula").sort_values(["round", "formula"])
-    return pd.DataFrame({"id": [f"round {r}:{g}:{h[:10]}" for r, g, h in zip(t["round"], t.generator, t.structure_hash)],
-                         "formula": t.formula.to_numpy(), "structure": [Structure.from_dict(json.loads(d)) for d in t.final_structure],
-                         "energy_per_atom": t.energy_per_atom.to_numpy(float), "round": t["round"].to_numpy(),
-                         "generator": t.generator.to_numpy(), "oracle": cfg["oracle"]})
+    return pd.DataFrame(
+        {
+            "id": [f"round {r}:{g}:{h[:10]}" for r, g, h in zip(t["round"], t.generator, t.structure_hash)],
+            "formula": t.formula.to_numpy(),
+            "structure": [Structure.from_dict(json.loads(d)) for d in t.final_structure],
+            "energy_per_atom": t.energy_per_atom.to_numpy(float),
+            "round": t["round"].to_numpy(),
+            "generator": t.generator.to_numpy(),
+            "oracle": cfg["oracle"],
+        }
+    )
 
-def validate_discovery(run_dir: Path | str, config: ValidationConfig | None = None, *, n_unstable: int = 20,
-                       max_e_hull_unstable: float = 0.1, seed: int = 0, client=None, scheduler: str | None = "local",
-                       progress: bool = False) -> Validation:
+
+def validate_discovery(
+    run_dir: Path | str,
+    config: ValidationConfig | None = None,
+    *,
+    n_unstable: int = 20,
+    max_e_hull_unstable: float = 0.1,
+    seed: int = 0,
+    client=None,
+    scheduler: str | None = "local",
+    progress: bool = False,
+) -> Validation:
     """Validate a discovery run at the higher levels: every in-scope composition it found stable (E_hull ≤ 0 at the
     run's level, recomputed here), plus up to `n_unstable` it found just above the hull (0 < E_hull ≤
     `max_e_hull_unstable`, a seeded sample) so that the base × higher confusion matrix has both rows."""
     from matdisco.cluster import client_or_new
+
     cands = discovery_candidates(run_dir)
     config = config or ValidationConfig()
     from dataclasses import replace
+
     config = replace(config, base_oracle=cands.oracle.iloc[0]) if len(cands) else config
     scope = validation_scope(cands.formula, config)
     inside = cands[cands.formula.isin(set(scope.formula[scope.in_scope]))].reset_index(drop=True)
     with client_or_new(client, scheduler, n_workers=config.n_workers) as cl:
         if len(inside):
             base_only = replace(config, oracles=())
-            first = validate_structures(inside.id, inside.structure, base_only, base_energies=inside.energy_per_atom, client=cl)
+            first = validate_structures(
+                inside.id, inside.structure, base_only, base_energies=inside.energy_per_atom, client=cl
+            )
             e = first.table.set_index("id").e_hull.reindex(inside.id).to_numpy(float)
             near = np.flatnonzero(~on_hull(e) & (e <= max_e_hull_unstable))
             pick = np.random.default_rng(seed).permutation(near)[:n_unstable]
             inside = inside.iloc[np.sort(np.concatenate([np.flatnonzero(on_hull(e)), pick]).astype(int))]
-        v = validate_structures(inside.id, inside.structure, config, base_energies=inside.energy_per_atom.to_numpy(), client=cl,
-                                progress=progress)
+        v = validate_structures(
+            inside.id,
+            inside.structure,
+            config,
+            base_energies=inside.energy_per_atom.to_numpy(),
+            client=cl,
+            progress=progress,
+        )
     v.scope = scope
     return v
 
@@ -571,7 +938,10 @@ def validate_discovery(run_dir: Path | str, config: ValidationConfig | None = No
 #: stable as Matbench Discovery counts it (E_hull ≤ 0), or every converged relaxation.
 EVALUATION_SELECTIONS = ("sun", "stable", "converged")
 
-def evaluation_candidates(evaluation, structures, *, select: str = "sun", store: OracleStore | None = None) -> pd.DataFrame:
+
+def evaluation_candidates(
+    evaluation, structures, *, select: str = "sun", store: OracleStore | None = None
+) -> pd.DataFrame:
     """The crystals of a `matdisco evaluate` run (`matdisco.evaluate.evaluate_structures` → `Evaluation`), ready for
     `validate_structures(c.id, c.structure, config, base_energies=c.energy_per_atom)`: the rows picked by `select`
     (`EVALUATION_SELECTIONS`), each at its oracle-relaxed structure and energy per atom, read from the evaluation's
@@ -581,18 +951,32 @@ def evaluation_candidates(evaluation, structures, *, select: str = "sun", store:
     t, cfg = evaluation.structures, evaluation.config
     structures = list(structures)
     if len(structures) != len(t):
-        raise ValueError(f"evaluation_candidates: {len(structures)} structures for an evaluation of {len(t)}; pass the crystals as submitted")
+        raise ValueError(
+            f"evaluation_candidates: {len(structures)} structures for an evaluation of {len(t)}; pass the crystals as "
+            f"submitted"
+        )
     picks = {"sun": t.stable & t.unique & t.novel, "stable": t.stable_mbd, "converged": t.converged}
-    if select not in picks: raise ValueError(f"evaluation_candidates: select must be one of {EVALUATION_SELECTIONS}, not {select!r}")
+    if select not in picks:
+        raise ValueError(f"evaluation_candidates: select must be one of {EVALUATION_SELECTIONS}, not {select!r}")
     keep = np.flatnonzero((picks[select] & t.converged).to_numpy(bool))
-    store = store if store is not None else shared_store("relaxations", cfg.oracle, fmax=cfg.fmax, max_steps=cfg.max_steps,
-                                                         timeout_s=cfg.timeout_s)
+    store = (
+        store
+        if store is not None
+        else shared_store("relaxations", cfg.oracle, fmax=cfg.fmax, max_steps=cfg.max_steps, timeout_s=cfg.timeout_s)
+    )
     rows = store.get(cfg.oracle, [structure_hash(structures[k]) for k in keep])
     missing = [t.id.iloc[k] for k, d in zip(keep, rows.final_structure) if not isinstance(d, str)]
     if missing:
-        raise KeyError(f"evaluation_candidates: {len(missing)} relaxations not in {store.path} (first: {missing[:3]}); "
-                       "was the evaluation run with another store or settings?")
-    return pd.DataFrame({"id": t.id.iloc[keep].astype(str).to_numpy(), "formula": t.formula.iloc[keep].to_numpy(),
-                         "structure": [Structure.from_dict(json.loads(d)) for d in rows.final_structure],
-                         "energy_per_atom": rows.energy_per_atom.to_numpy(float), "oracle": cfg.oracle})
-
+        raise KeyError(
+            f"evaluation_candidates: {len(missing)} relaxations not in {store.path} (first: {missing[:3]}); "
+            "was the evaluation run with another store or settings?"
+        )
+    return pd.DataFrame(
+        {
+            "id": t.id.iloc[keep].astype(str).to_numpy(),
+            "formula": t.formula.iloc[keep].to_numpy(),
+            "structure": [Structure.from_dict(json.loads(d)) for d in rows.final_structure],
+            "energy_per_atom": rows.energy_per_atom.to_numpy(float),
+            "oracle": cfg.oracle,
+        }
+    )
