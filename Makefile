@@ -1,5 +1,5 @@
 # matdisco: two commands.  `make reproduce` regenerates every figure on the `tiny` profile;
-# `make test` checks notebooks == library, runs the notebook tests and pytest.
+# `make test` lints, checks notebooks == library, runs the notebook tests and pytest.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -10,7 +10,7 @@ RUN_ID ?= $(PROFILE)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install test export-check nbtest pytest reproduce readme docs wheelhouse bench lock clean dft
+.PHONY: install test lint export-check nbtest pytest reproduce readme docs wheelhouse bench lock clean dft
 
 install: $(STAMP)
 
@@ -39,13 +39,18 @@ endif
 export-check: install
 	@.ci/check-export $(BIN)
 
+# ruff (settings in pyproject.toml): lint lib/, the notebooks, tests and benchmarks; their code is ruff-formatted
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check nbs tests bench
+
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
 	$(BIN)/pytest tests/ -q
 
-test: export-check nbtest pytest
+test: lint export-check nbtest pytest
 
 reproduce: install
 	$(BIN)/matdisco run --profile $(PROFILE) --out runs/$(RUN_ID)

@@ -51,7 +51,10 @@ def main():
         ox = oxidation_species(r.structure)
         if ox is not None and r.structure.is_ordered:
             species_sets.append(sorted(set(ox), key=str))
-    plain = lambda preds: [(p["probability"], {str(k): str(v) for k, v in p["substitutions"].items()}) for p in preds]
+
+    def plain(preds):
+        return [(p["probability"], {str(k): str(v) for k, v in p["substitutions"].items()}) for p in preds]
+
     t_theirs = t_ours = 0.0
     same = True
     n_sets = 0
@@ -127,7 +130,10 @@ def main():
                 "unique_pairwise": int((naive == np.arange(len(pool))).sum()),
             }
         )
-    fit = lambda col: float(np.polyfit(np.log([d["n"] for d in dedup]), np.log([d[col] for d in dedup]), 1)[0])
+
+    def fit(col):
+        return float(np.polyfit(np.log([d["n"] for d in dedup]), np.log([d[col] for d in dedup]), 1)[0])
+
     print(
         json.dumps(
             {

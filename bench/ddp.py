@@ -29,7 +29,10 @@ def run(kind, n, ranks, width, depth, q):
     torch.set_num_threads(ranks if kind == "threads" else 1)
     train, val = _data(n)
     cfg = TrainConfig(epochs=2, warmup_epochs=1, atoms_per_batch=2048)
-    make = lambda: CrystalGNN(width=width, depth=depth)
+
+    def make():
+        return CrystalGNN(width=width, depth=depth)
+
     with tempfile.TemporaryDirectory() as d:
         if kind == "ddp":
             _, hist = fit_data_parallel(make, train, val, processes=ranks, config=cfg, run_dir=d, progress=False)

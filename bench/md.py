@@ -16,7 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 
 def _calculator(name, potential, device):
-    import torch
     from matdisco.oracle import one_thread
 
     one_thread()
@@ -100,7 +99,6 @@ def main():
             torch.cuda.empty_cache()
         with ProcessPoolExecutor(a.processes, mp_context=mp.get_context("spawn")) as ex:
             for name in ("oracle", "ours"):
-                t0 = time.perf_counter()
                 futs = [
                     ex.submit(_rate, name, a.potential, device, reps[a.process_cell], a.steps)
                     for _ in range(a.processes)

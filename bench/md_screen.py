@@ -61,7 +61,6 @@ def prepare(a):
 
 
 def run(a):
-    import numpy as np
     from pymatgen.core import Structure
     from matdisco.md import MDConfig, md_classification, screen_conductors
 

@@ -100,13 +100,19 @@ def main():
                 ),
             }
         )
-    fit = lambda col: (
-        round(
-            float(np.polyfit(np.log([d["n"] for d in scaling]), np.log([max(d[col], 1e-6) for d in scaling]), 1)[0]), 2
+
+    def fit(col):
+        return (
+            round(
+                float(
+                    np.polyfit(np.log([d["n"] for d in scaling]), np.log([max(d[col], 1e-6) for d in scaling]), 1)[0]
+                ),
+                2,
+            )
+            if len(scaling) > 1
+            else None
         )
-        if len(scaling) > 1
-        else None
-    )
+
     n0 = a.naive_n
     t0 = time.perf_counter()
     naive = naive_unique(pool[:n0])

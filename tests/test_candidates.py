@@ -243,9 +243,10 @@ def test_substitution_predictions_equal_pymatgens_list_prediction(species):
     from matdisco.candidates import _predictor, substitution_predictions
 
     sp = [Species.from_str(s) for s in species]
-    as_plain = lambda preds: [
-        (p["probability"], {str(a): str(b) for a, b in p["substitutions"].items()}) for p in preds
-    ]
+
+    def as_plain(preds):
+        return [(p["probability"], {str(a): str(b) for a, b in p["substitutions"].items()}) for p in preds]
+
     for threshold in (1e-3, 1e-2):
         theirs = _predictor(threshold).list_prediction(sp, to_this_composition=False)
         assert as_plain(substitution_predictions(sp, threshold)) == as_plain(theirs) and len(theirs) > 0
@@ -275,7 +276,9 @@ def test_grouped_dedup_equals_pairwise_on_saps_orderings_supercells_and_shifted_
 def test_generation_does_not_depend_on_the_interpreters_hash_seed(mirror):
     """A resumed run may be a new process with another PYTHONHASHSEED: the candidates (and their order, which the
     loop's random draws index into) must not change with it. Set iteration over pymatgen `Species` once did."""
-    import os, subprocess, sys
+    import os
+    import subprocess
+    import sys
 
     script = (
         "import hashlib\n"

@@ -91,7 +91,7 @@ def test_arrhenius_recovers_the_activation_energy_of_walks_through_the_md_analys
     arrhenius_table: the fitted Ea is the walks' to 0.08 eV (each D carries ~0.1 decade of sampling noise, which over
     1/T from 1/1,500 to 1/1,000 K is ~0.06 eV) and the extrapolation is D(300 K) to the decades that error makes."""
     Ea, D0 = 0.3, 1e-2
-    rows, structure = [], None
+    rows = []
     for T in (1000.0, 1250.0, 1500.0):
         cfg = MDConfig(temperature_K=T, total_ps=30.0, discard_ps=5.0, sample_every=10)
         frames, base = _walk(D0 * np.exp(-Ea / (K_B_EV * T)), T, cfg, seed=int(T))

@@ -1,14 +1,11 @@
 """matdisco.data: registry, checksummed fetching, bad rows, outliers, splits (on the real mp2018_formation)."""
 
-import hashlib
 import io
 import subprocess
 import sys
 import tarfile
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 

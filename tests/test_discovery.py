@@ -14,7 +14,6 @@ from matdisco.discovery import (
     classify_hits,
     discovery_curve,
     discovery_dir,
-    elemental_references,
     enrichment_interval,
     enrichment_table,
     known_reduced_formulas,
@@ -27,6 +26,7 @@ from matdisco.discovery import (
 )
 from matdisco.metrics import HIT_VERDICTS
 from matdisco.oracle import OracleStore
+from matdisco.reference import elemental_references
 
 CFG = DiscoveryConfig(
     elements=("Li", "Mn", "O"),

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 

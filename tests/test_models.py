@@ -10,7 +10,6 @@ from matdisco.graphs import collate
 from matdisco.models import (
     CompositionModel,
     CrystalGNN,
-    GNNConfig,
     TargetNormalizer,
     composition_matrix,
     count_parameters,

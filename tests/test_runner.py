@@ -108,7 +108,10 @@ def test_export_check_fails_when_notebook_and_lib_differ(tmp_path):
     for item in ("nbs", "lib", ".ci", "settings.ini"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / item)
-    git = lambda *a: subprocess.run(["git", *a], cwd=work, check=True, capture_output=True)
+
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=work, check=True, capture_output=True)
+
     git("init", "-q")
     git("add", "-A")
     git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")

@@ -10,7 +10,6 @@ from matdisco.scaling import (
     SweepSpec,
     bootstrap_alpha,
     cell_key,
-    collect_sweep,
     fit_power_law,
     fit_saturating_power_law,
     run_sweep,
@@ -92,11 +91,17 @@ def test_model_selection_says_when_it_cannot_decide():
     from matdisco.scaling import model_selection
 
     n5, n8 = np.geomspace(100, 10_000, 5), np.geomspace(100, 10_000, 8)
-    pw = lambda n: 3 * n**-0.35
+
+    def pw(n):
+        return 3 * n**-0.35
+
     assert model_selection(fit_power_law(n5, pw(n5)), fit_saturating_power_law(n5, pw(n5)), 5).startswith(
         "undecidable: 5"
     )
-    floor = lambda n: 3 * n**-0.6 + 0.03
+
+    def floor(n):
+        return 3 * n**-0.6 + 0.03
+
     assert model_selection(fit_power_law(n8, floor(n8)), fit_saturating_power_law(n8, floor(n8)), 8) == "saturating"
 
 

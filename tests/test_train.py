@@ -74,7 +74,10 @@ def test_data_parallel_training_learns_and_a_killed_run_resumes_to_the_same_resu
     ds, _ = small
     sub = ds["train"].subset(slice(0, 160))
     cfg = TrainConfig(epochs=4, lr=3e-3, atoms_per_batch=1024, seed=5)
-    make = lambda: CrystalGNN(width=16, depth=2, cutoff=4.5)
+
+    def make():
+        return CrystalGNN(width=16, depth=2, cutoff=4.5)
+
     ref, h_ref = fit_data_parallel(
         make, sub, ds["val"], processes=2, config=cfg, run_dir=tmp_path / "ref", progress=False
     )
@@ -185,7 +188,10 @@ def test_nan_target_is_a_clear_error(small):
 def test_torchrun_launches_ddp_training_from_the_cli(mirror, tmp_path):
     """`torchrun --nproc_per_node 2 --no-python matdisco train`: two gloo ranks join from the environment,
     rank 0 writes the checkpoint and reports a test MAE below the mean predictor's on real data."""
-    import json, os, subprocess, sys
+    import json
+    import os
+    import subprocess
+    import sys
     from pathlib import Path
 
     bin_dir = Path(sys.executable).parent

@@ -8,7 +8,6 @@ import pytest
 from matdisco.validation import (
     R2SCAN_POTENTIALS,
     ValidationConfig,
-    discovery_candidates,
     higher_level_hull,
     level_agreement,
     mu_check,

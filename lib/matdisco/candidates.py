@@ -198,7 +198,6 @@ def _substitution_tables():
     """pymatgen's substitution model as arrays: its species (in the iteration order of its own species set, so that
     predictions come out in `list_prediction`'s order), their index by name, and C[a, b] = cond_prob(a → b)
     = exp(λ(a, b)) / p_x(b), computed with `math.exp` as pymatgen does, so the products are bit-identical."""
-    import math
 
     p = _predictor(1e-3).p  # the model does not depend on the threshold
     species = list(p.species)
@@ -571,7 +570,10 @@ def unique_groups(
         return out
     groups: dict[tuple, list[list]] = defaultdict(list)  # formula -> representatives [index, reduced or None]
     out = np.empty(len(structures), dtype=int)
-    reduced = lambda j: _matcher_reduced(structures[j], matcher)
+
+    def reduced(j):
+        return _matcher_reduced(structures[j], matcher)
+
     for i, s in enumerate(structures):
         members = groups[_key(s, key)]
         out[i] = i

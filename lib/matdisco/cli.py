@@ -12,7 +12,7 @@ import warnings
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from .data import DataError, REGISTRY, atomic_write_text, fetch, project_root, registry_table
+from .data import DataError, atomic_write_text, fetch, project_root, registry_table
 from .runner import EXPERIMENTS, PROFILES, StageFailed, run_pipeline
 
 # %% auto #0

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import re
 import shutil

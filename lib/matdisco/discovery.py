@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ from .metrics import mae, verified_precision
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
 from .oracle import OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, structure_hash
 from .oracle import single_points  # noqa: F401 (re-exported)
-from .reference import COVERAGE_TOLERANCE, ELEMENTAL_REFERENCE_TOLERANCE, ReferenceCoverage
-from .reference import elemental_references, hit_verdicts, known_reduced_formulas, later_known_stable
+from .reference import COVERAGE_TOLERANCE, ReferenceCoverage
+from .reference import hit_verdicts, known_reduced_formulas, later_known_stable
 from .reference import oracle_level_hull, relabel, space_index
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
 
@@ -137,12 +137,15 @@ def composition_filter(
     lowest = known.groupby("reduced_formula").e_form_oracle.min()
     perm = np.random.default_rng([config.seed, 1 << 21]).permutation(len(lowest))
     n_val = max(5, len(lowest) // 10)
-    part = lambda rows: GraphDataset(
-        [],
-        composition_matrix(list(lowest.index[rows])),
-        torch.tensor(lowest.to_numpy()[rows], dtype=torch.float32),
-        ids=list(lowest.index[rows]),
-    )
+
+    def part(rows):
+        return GraphDataset(
+            [],
+            composition_matrix(list(lowest.index[rows])),
+            torch.tensor(lowest.to_numpy()[rows], dtype=torch.float32),
+            ids=list(lowest.index[rows]),
+        )
+
     return train_ensemble(
         lambda: CompositionModel(config=CompositionConfig()),
         part(np.sort(perm[n_val:])),
@@ -204,7 +207,6 @@ def run_discovery(
     atomic_write_text(run_dir / "config.json", json.dumps({**asdict(config), "key": config.key()}, indent=2))
     store = OracleStore(run_dir / "oracle.sqlite")
     # reference at the oracle's level: every crystal of the space, oracle single points, elemental references by rule
-    t_ref = time.perf_counter()
     oref = relabel(
         config.oracle,
         elements=config.elements or None,
@@ -226,7 +228,10 @@ def run_discovery(
     # coverage is measured and reported per hit (a later snapshot's answers); it chooses nothing unless max_hull_gap is
     # set
     coverage = ReferenceCoverage(tolerance=COVERAGE_TOLERANCE if config.max_hull_gap is None else config.max_hull_gap)
-    in_coverage = lambda comp: config.max_hull_gap is None or coverage.covered(comp)
+
+    def in_coverage(comp):
+        return config.max_hull_gap is None or coverage.covered(comp)
+
     reference_structures = NoveltyChecker(ref.structure)
     log.info(
         "discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
@@ -242,7 +247,10 @@ def run_discovery(
     val = GraphDataset.from_structures(
         ref.structure.iloc[perm[:n_val]], ref.e_form_oracle.iloc[perm[:n_val]], cutoff=config.cutoff
     )
-    make_model = lambda: CrystalGNN(config=GNNConfig(width=config.width, depth=config.depth, cutoff=config.cutoff))
+
+    def make_model():
+        return CrystalGNN(config=GNNConfig(width=config.width, depth=config.depth, cutoff=config.cutoff))
+
     records, prev_models = [], None
     n_rounds = config.rounds if rounds is None else min(rounds, config.rounds)
     for r in range(n_rounds):
@@ -470,9 +478,14 @@ def run_discovery(
             ks = list(comps_in_arm) if compositions else []
             return (h_s + sum(hit_c[k] for k in ks)) / (n_s + len(ks)) if n_s + len(ks) else float("nan")
 
-        n_formulas = lambda m: int(pd.Series([c.reduced_formula for c in comps])[m].nunique())  # polymorphs count once
+        def n_formulas(m):
+            return int(pd.Series([c.reduced_formula for c in comps])[m].nunique())  # polymorphs count once
+
         covered = np.array([coverage.covered(c) for c in comps], bool)  # where MP's hull says the reference is complete
-        covered_compositions = lambda ks: [k for k in ks if coverage.covered(comp_pool[k])]
+
+        def covered_compositions(ks):
+            return [k for k in ks if coverage.covered(comp_pool[k])]
+
         gnn_pred = (
             np.concatenate([mean[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
         )
@@ -480,7 +493,10 @@ def run_discovery(
             np.concatenate([std[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
         )
         arity = np.array([len(c.elements) for c in comps], int)
-        gen_of = lambda items: pd.Series([c.generator for c in items], dtype=object).value_counts()
+
+        def gen_of(items):
+            return pd.Series([c.generator for c in items], dtype=object).value_counts()
+
         n_gen, n_pool = gen_of(cands), gen_of(pool)
         rec = {
             "round": r,
@@ -671,7 +687,10 @@ def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame
             ratio, low, high = enrichment_interval(
                 n["filtered_hits"], n["filtered_units"], n["control_hits"], n["control_units"]
             )
-            rate = lambda arm: n[f"{arm}_hits"] / n[f"{arm}_units"] if n[f"{arm}_units"] else float("nan")
+
+            def rate(arm):
+                return n[f"{arm}_hits"] / n[f"{arm}_units"] if n[f"{arm}_units"] else float("nan")
+
             rows.append(
                 {
                     "rounds": label,
@@ -887,11 +906,14 @@ def retrospective_compositions(
     sp = split_random(use)
     tr = use.set_index("row_index").loc[sp["train"] if n_train is None else sp["train"][:n_train]]
     va = use.set_index("row_index").loc[sp["val"]]
-    mk = lambda df: GraphDataset(
-        [],
-        composition_matrix(list(df.formula)),
-        torch.tensor(df.formation_energy_per_atom.to_numpy(), dtype=torch.float32),
-    )
+
+    def mk(df):
+        return GraphDataset(
+            [],
+            composition_matrix(list(df.formula)),
+            torch.tensor(df.formation_energy_per_atom.to_numpy(), dtype=torch.float32),
+        )
+
     torch.manual_seed(seed)
     model = CompositionModel(config=CompositionConfig(width=width))
     fit(
@@ -929,7 +951,10 @@ def rounds_figure(rounds: pd.DataFrame):
 
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.9))
     r = rounds["round"]
-    get = lambda c: rounds[c] if c in rounds else pd.Series(np.nan, index=rounds.index)
+
+    def get(c):
+        return rounds[c] if c in rounds else pd.Series(np.nan, index=rounds.index)
+
     for col, lab, st in (
         ("hit_rate_structural", "structural, filtered (per structure)", "C0o-"),
         ("control_hit_rate_structural", "structural, control arm", "C0o--"),

@@ -79,7 +79,10 @@ def run_energy_benchmark(
     }
     y_test = ds["test"].y.numpy().astype(float)
     hull = ReferenceHull.from_frame(train_df)
-    eh = lambda pred: hull.e_above_hull_many(test_df.formula, pred)
+
+    def eh(pred):
+        return hull.e_above_hull_many(test_df.formula, pred)
+
     eh_true = eh(y_test)
     preds = {"mean predictor": np.full(len(y_test), float(ds["train"].y.mean()))}
     lin = TargetNormalizer.fit(ds["train"].fractions, ds["train"].y)

@@ -187,7 +187,10 @@ def evaluate_structures(
         )
     t_relax = time.perf_counter()
     relaxed_rows = iter(done.to_dict("records"))
-    missing = lambda s: ", ".join(sorted({el.symbol for el in s.composition.elements} & set(unreferenced)))
+
+    def missing(s):
+        return ", ".join(sorted({el.symbol for el in s.composition.elements} & set(unreferenced)))
+
     res = pd.DataFrame(
         [
             next(relaxed_rows)
@@ -260,7 +263,10 @@ def evaluate_structures(
         table.stable[ok], table.unique[ok], table.novel[ok], n_submitted=n_submitted, known_composition=known[ok]
     )
     sun = table.stable & table.unique & table.novel
-    per_submitted = lambda mask: float(mask.sum() / n_submitted) if n_submitted else float("nan")
+
+    def per_submitted(mask):
+        return float(mask.sum() / n_submitted) if n_submitted else float("nan")
+
     wall = time.perf_counter() - t0
     metrics = {
         **m,

@@ -63,7 +63,10 @@ def stability_classification(e_hull_true, e_hull_pred, *, threshold: float = STA
     fp = int(np.sum(~true_stable & pred_stable))
     tn = int(np.sum(~true_stable & ~pred_stable))
     n = tp + fn + fp + tn
-    div = lambda a, b: a / b if b > 0 else float("nan")
+
+    def div(a, b):
+        return a / b if b > 0 else float("nan")
+
     precision, recall = div(tp, tp + fp), div(tp, tp + fn)
     prevalence = div(tp + fn, n)
     fpr, tnr, fnr = div(fp, fp + tn), div(tn, fp + tn), div(fn, tp + fn)
@@ -223,7 +226,10 @@ def sun_metrics(stable, unique, novel, *, n_submitted: int | None = None, known_
     submitted = relaxed if n_submitted is None else int(n_submitted)
     if submitted < relaxed:
         raise ValueError(f"sun_metrics: {n_submitted=} < {relaxed} relaxed structures")
-    div = lambda a, b: float(a) / b if b else float("nan")
+
+    def div(a, b):
+        return float(a) / b if b else float("nan")
+
     out = {
         "n_submitted": submitted,
         "n_relaxed": relaxed,

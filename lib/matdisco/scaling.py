@@ -5,11 +5,10 @@
 # %% ../../nbs/03a_scaling.ipynb #db762e0c85ed
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -291,7 +290,10 @@ def fit_saturating_power_law(n, err) -> dict:
 
     n, err = np.asarray(n, float), np.asarray(err, float)
     p0 = fit_power_law(n, err)
-    resid = lambda p: np.log(p[0] * n ** (-p[1]) + p[2]) - np.log(err)
+
+    def resid(p):
+        return np.log(p[0] * n ** (-p[1]) + p[2]) - np.log(err)
+
     r = least_squares(
         resid, x0=[p0["a"], max(p0["alpha"], 1e-3), 0.1 * err.min()], bounds=([0, 0, 0], [np.inf, 5, err.min()])
     )
@@ -314,17 +316,25 @@ def bootstrap_alpha(
     (len(n_values), n_seeds) (seeds only, which understates the uncertainty with few seeds)."""
     fitter = fit_power_law if form == "power" else fit_saturating_power_law
     errors = np.asarray(errors, float)
-    curve = lambda e: np.nanmean(e.reshape(len(e), -1), axis=1)
+
+    def curve(e):
+        return np.nanmean(e.reshape(len(e), -1), axis=1)
+
     point = fitter(n_values, curve(errors))
     rng = np.random.default_rng(seed)
     k = errors.shape[1]
     if errors.ndim == 3:
         m = errors.shape[2]
         resampled = f"seeds and test crystals ({k} seeds x {m} crystals)"
-        draw = lambda: errors[:, rng.integers(0, k, k)][:, :, rng.integers(0, m, m)]
+
+        def draw():
+            return errors[:, rng.integers(0, k, k)][:, :, rng.integers(0, m, m)]
     else:
         resampled = f"seeds only ({k} seeds)"
-        draw = lambda: errors[:, rng.integers(0, k, k)]
+
+        def draw():
+            return errors[:, rng.integers(0, k, k)]
+
     boots = [fitter(n_values, curve(draw())) for _ in range(n_boot)]
     lo, hi = np.percentile([b["alpha"] for b in boots], [50 * (1 - ci), 50 * (1 + ci)])
     return {
@@ -443,7 +453,7 @@ def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
     for k, (v, lab) in enumerate(
         [
             ("id_test_mae", "in distribution"),
-            ("ood_arity_mae", f"more elements than in training"),
+            ("ood_arity_mae", "more elements than in training"),
             ("ood_chemsys_mae", "held-out chemical systems"),
         ]
     ):

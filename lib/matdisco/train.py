@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .data import atomic_path, atomic_write_text
 from .graphs import CrystalGraph, batch_graphs, structure_to_graph
-from .models import CompositionModel, CrystalGNN, TargetNormalizer, build_model, composition_matrix
+from .models import CompositionModel, CrystalGNN, TargetNormalizer, composition_matrix
 from .models import count_parameters, load_model, save_model
 
 log = logging.getLogger("matdisco.train")
@@ -606,9 +606,10 @@ def screen(
     chunks = [range(i, min(i + chunk_size, len(structures))) for i in range(0, len(structures), chunk_size)]
     mean, std = np.full(len(structures), np.nan), np.full(len(structures), np.nan)
     with client_or_new(client, scheduler, n_workers=n_workers) as cl:
-        arrays = lambda ch: [
-            (structures[k].lattice.matrix, structures[k].atomic_numbers, structures[k].cart_coords) for k in ch
-        ]
+
+        def arrays(ch):
+            return [(structures[k].lattice.matrix, structures[k].atomic_numbers, structures[k].cart_coords) for k in ch]
+
         futs = {cl.submit(_screen_chunk, dirs, arrays(ch), tuple(volume_scales), pure=False): ch for ch in chunks}
         for f in tqdm(as_completed(futs), total=len(futs), desc="screening", disable=not progress):
             ch = futs[f]

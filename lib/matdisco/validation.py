@@ -704,7 +704,6 @@ def dft_validation(
     if rel.empty:
         return pd.DataFrame(columns=["kind", "id", "formula", "system", "n_sites", "level", "e_form", "wall_s"])
     rows = []
-    with_mu = rel.set_index("id")
     for f in dft_oracles:
         store = shared_store("single_points", f, **{**GPAW_SETTINGS, **(settings or {})})
         e = single_points(
