@@ -36,7 +36,7 @@ def main():
     )
     from matdisco.data import load_structures, read_index
     from matdisco.hull import ReferenceHull
-    from matdisco.reference import mp_known_formulas
+    from matdisco.reference import known_reduced_formulas
 
     idx = read_index()
     use = idx[~idx.is_outlier & idx.chemsys.notna()]
@@ -49,7 +49,7 @@ def main():
     reference = load_structures(use.row_index, progress=False).frame
     t_load = time.perf_counter() - t0
     parents = reference.set_index("row_index").loc[np.sort(rows)].reset_index()
-    known = mp_known_formulas()
+    known = known_reduced_formulas()
     skips = SkipLog()
     t0 = time.perf_counter()
     subs = []

@@ -325,7 +325,7 @@ def _elemental_references(args):
     "`matdisco elemental-references`: the per-element table, written to OUT/elemental_references.csv and printed."
     from pathlib import Path
     from .data import atomic_write_text
-    from .discovery import elemental_references
+    from matdisco.reference import elemental_references
     from .oracle import OracleStore, mp_reference_energies, one_thread
 
     one_thread()
