@@ -3,6 +3,7 @@ materials, elemental references checked against MP2020; acquisition and curves."
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,13 @@ import pytest
 
 from matdisco.discovery import (
     DiscoveryConfig,
+    Generated,
+    Pool,
+    RandomFilter,
+    Selection,
     acquisition_scores,
+    best_of_compositions,
+    control_sample,
     classify_hits,
     discovery_curve,
     discovery_dir,
@@ -21,11 +28,13 @@ from matdisco.discovery import (
     reference_frame,
     run_discovery,
     retrospective_score,
+    round_metrics,
     stable_materials,
+    structural_picks,
     verdict_counts,
 )
 from matdisco.metrics import HIT_VERDICTS
-from matdisco.oracle import OracleStore
+from matdisco.oracle import NamedOracle, OracleStore
 from matdisco.reference import elemental_references
 
 CFG = DiscoveryConfig(
@@ -417,3 +426,182 @@ def test_a_retrospective_run_scores_the_later_known_compositions_it_found(tmp_pa
     assert score["known_snapshot"] == "mp2018" and score["n_targets"] == 3
     assert score["found"] == ["AlInN2"] and score["recall"] == pytest.approx(1 / 3) and score["n_hits"] == 2
     assert stable_materials(tmp_path).set_index("formula").loc["AlInN2", "verdict"] == "verified_rediscovery"
+
+
+# ---- the loop as stages -------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "discovery"
+
+
+def profile_config(profile: str) -> DiscoveryConfig:
+    "The discovery experiment's `DiscoveryConfig` at `profile`: its notebook's parameters updated by the runner's."
+    from matdisco.runner import EXPERIMENTS
+
+    notebook = json.loads((Path(__file__).parents[1] / "nbs" / "experiments" / "05_discovery.ipynb").read_text())
+    parameters = {}
+    exec("".join(notebook["cells"][1]["source"]), parameters)
+    parameters.update(next(e for e in EXPERIMENTS if e.name == "discovery").params_for(profile))
+    fields = DiscoveryConfig.__dataclass_fields__
+    return DiscoveryConfig(**{k: tuple(v) if k == "elements" else v for k, v in parameters.items() if k in fields})
+
+
+def assert_same_rounds(run: Path, frozen: Path):
+    """The rounds table and every round's evaluated.csv of `run` equal the frozen ones: every pick, label and verdict;
+    floats to 1e-5 relative or 1e-6 absolute (the GNN's float32 sums differ in their last bits between processes);
+    timing aside."""
+    table = pd.read_csv(run / "rounds.csv")
+    table = table.drop(columns=timing_columns(table))
+    expected = pd.read_csv(frozen / "rounds.csv")
+    assert set(table.columns) == set(expected.columns)
+    pd.testing.assert_frame_equal(table[expected.columns], expected, check_exact=False, rtol=1e-5, atol=1e-6)
+    for r in range(len(expected)):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(run / f"round_{r}" / "evaluated.csv"),
+            pd.read_csv(frozen / f"round_{r}_evaluated.csv"),
+            check_exact=False,
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+@pytest.mark.parametrize("profile", ["smoke", pytest.param("tiny", marks=pytest.mark.slow)])
+def test_the_loop_of_stages_reproduces_the_monolithic_loop(mirror, tmp_path, profile):
+    """The fixtures were written by the loop before it became stages (one 428-line function, commit a21a83f), at
+    the discovery experiment's `smoke` and `tiny` parameters: the stages compute the same rounds, pick for pick."""
+    config = profile_config(profile)
+    run_discovery(config, tmp_path)
+    assert_same_rounds(discovery_dir(config, tmp_path), FIXTURES / profile)
+
+
+def _evaluated_table(rows: list[dict]) -> pd.DataFrame:
+    defaults = {
+        "composition": "",
+        "filtered": False,
+        "control": False,
+        "used_as_label": True,
+        "oracle_ok": True,
+        "converged": True,
+        "reference_covered": True,
+        "status": "new",
+        "n_elements": 3,
+        "pred_e_form": np.nan,
+        "pred_composition_model": np.nan,
+        "on_updated_hull": False,
+    }
+    table = pd.DataFrame([defaults | row for row in rows])
+    table["e_hull_vs_reference"] = table.e_hull_vs_current
+    return table
+
+
+def test_round_metrics_on_a_round_with_a_known_answer():
+    """Filtered arm: structures A (hit) and B (miss) and composition X, whose best of two structures is a hit (the
+    other is not): 2 hits of 3 units. Control: structure C (miss) and composition Y (one structure, a miss): 0 of 2.
+    A is also a control pick (drawn by both arms): control 1 of 3. Polymorphs A, A' count once as a material."""
+    evaluated = _evaluated_table(
+        [
+            {"formula": "A", "filtered": True, "control": True, "e_hull_vs_current": -0.01, "oracle_e_form": -1.0},
+            {"formula": "B", "filtered": True, "e_hull_vs_current": 0.20, "oracle_e_form": -0.5},
+            {
+                "formula": "C",
+                "control": True,
+                "e_hull_vs_current": 0.05,
+                "oracle_e_form": -0.7,
+                "reference_covered": False,
+            },
+            {"formula": "X", "composition": "X", "filtered": True, "e_hull_vs_current": 0.3, "oracle_e_form": -0.2},
+            {"formula": "X", "composition": "X", "filtered": True, "e_hull_vs_current": -0.1, "oracle_e_form": -0.9},
+            {"formula": "Y", "composition": "Y", "control": True, "e_hull_vs_current": 0.4, "oracle_e_form": -0.3},
+            {"formula": "A", "filtered": True, "e_hull_vs_current": -0.02, "oracle_e_form": -1.01, "status": "repeat"},
+        ]
+    )
+    evaluated.loc[evaluated.composition.eq("X"), "pred_composition_model"] = -0.5
+    evaluated.loc[evaluated.composition.eq("Y"), "pred_composition_model"] = -0.1
+    evaluated["pred_e_form"] = [-0.9, -0.6, -0.6, np.nan, np.nan, np.nan, -1.0]
+    evaluated["best_of_composition"] = best_of_compositions(evaluated)
+    assert list(evaluated.best_of_composition) == [False, False, False, False, True, True, False]
+    compositions = pd.DataFrame(
+        {"formula": ["X", "Y"], "filtered": [True, False], "control": [False, True], "covered": [True, True]}
+    )
+    m = round_metrics(evaluated, compositions)
+    assert m["filtered"] == 3 and m["control"] == 2 and m["evaluated"] == 7 and m["airss_structures"] == 3
+    assert m["hit_rate"] == pytest.approx(3 / 4)  # A, A' (a repeat), X of A, B, A', X
+    assert m["hit_rate_structural"] == pytest.approx(2 / 3) and m["hit_rate_compositional"] == 1.0
+    assert m["control_hit_rate"] == pytest.approx(1 / 3)  # A of A, C, Y
+    assert m["enrichment"] == pytest.approx((3 / 4) / (1 / 3))
+    assert m["hit_rate_new"] == pytest.approx(2 / 4)  # A', a repeat, is not new
+    assert m["control_hit_rate_covered"] == pytest.approx(1 / 2)  # C is outside coverage
+    assert m["evaluated_outside_coverage"] == 1
+    assert m["new_stable_vs_reference"] == 2  # A and X: polymorphs once
+    assert m["repeat_stable_vs_reference"] == 1
+    assert m["mae_before_retraining"] == pytest.approx(np.mean([0.1, 0.1, 0.1, 0.01]))
+    assert m["composition_model_mae"] == pytest.approx(np.mean([0.4, 0.2]))
+
+
+def test_the_control_arm_and_the_structural_picks():
+    rng = np.random.default_rng(0)
+    control = control_sample(rng, 10, 4)
+    assert len(control) == 4 and list(control) == sorted(set(control)) and control.max() < 10
+    assert list(control_sample(rng, 3, 5)) == [0, 1, 2] and len(control_sample(rng, 0, 5)) == 0
+    pool = Pool(candidates=list("abcde"), n_unique=5, n_novel=5, n_unique_novel=5)
+    selection = Selection(np.array([4, 1]), np.arange(5.0), np.ones(5))
+    picks = structural_picks(pool, selection, np.array([1, 2]))
+    assert picks.candidates == ["e", "b", "c"]  # the filter's, best first, then the control's others, each once
+    assert list(picks.filtered) == [True, True, False] and list(picks.control) == [False, True, True]
+    assert list(picks.predicted) == [4.0, 1.0, 2.0] and picks.composition == ["", "", ""]
+
+
+class ParentsLessOneSite:
+    "A user's generator (not a library class): each parent without its last site; it keeps what it made."
+
+    def __init__(self):
+        self.made = []
+
+    def __call__(self, context, state):
+        from matdisco.candidates import Candidate, SkipLog
+
+        candidates = []
+        for material_id, structure in zip(state.parents.material_id, state.parents.structure):
+            if len(structure) > 1:
+                candidates.append(
+                    Candidate(
+                        structure.copy().remove_sites([len(structure) - 1]), "substitution", parent_id=material_id
+                    )
+                )
+        self.made += candidates
+        return Generated(candidates, SkipLog())
+
+
+def test_each_stage_can_be_swapped_without_editing_the_library(mirror, tmp_path):
+    """A user's generator, the random filter and CHGNet as a plain ASE calculator object run the loop; the
+    calculator's labels are the named oracle's to round-off (same level: the reference is relabelled by name)."""
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    from matdisco.oracle import load_chgnet, run_oracle_batch, structure_hash
+
+    config = replace(CFG, rounds=1, budget=2, control_budget=1, n_parents=3, max_steps=20)
+    calculator = CHGNetCalculator(model=load_chgnet("0.3.0"), use_device="cpu")
+    generator = ParentsLessOneSite()
+    stages = {"generator": generator, "filter": RandomFilter(), "compositional": False, "oracle": calculator}
+    table = run_discovery(config, tmp_path, **stages)
+    work = discovery_dir(config, tmp_path)
+    evaluated = pd.read_csv(work / "round_0" / "evaluated.csv")
+    assert table.generated.iloc[0] == len(generator.made) > 0 and table.airss_structures.iloc[0] == 0
+    assert table.pool.iloc[0] > 0 and table.filtered.iloc[0] == min(config.budget, table.pool.iloc[0])
+    assert evaluated.pred_e_form.isna().all()  # the random filter predicts nothing
+    assert len(evaluated) == table.evaluated.iloc[0] and (evaluated.generator == "substitution").all()
+    mine = OracleStore(work / "oracle.sqlite").table(config.oracle).set_index("structure_hash")
+    assert len(mine) == len(evaluated)
+    picked = [c.structure for c in generator.made if structure_hash(c.structure) in mine.index]
+    named = run_oracle_batch(
+        picked,
+        OracleStore(tmp_path / "named.sqlite"),
+        oracle=config.oracle,
+        fmax=config.fmax,
+        max_steps=config.max_steps,
+        scheduler=None,
+        progress=False,
+    ).set_index("structure_hash")
+    assert len(named) == len(mine)
+    np.testing.assert_allclose(named.energy_per_atom, mine.energy_per_atom.reindex(named.index), atol=1e-6)
+    with pytest.raises(ValueError, match="not at the run's level"):
+        run_discovery(config, tmp_path, oracle=NamedOracle("sevennet-0"))

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, r
 from .hull import ReferenceHull
 from .metrics import mae, verified_precision
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
-from .oracle import OracleStore, cache_dir, formation_energy_per_atom, run_oracle_batch, structure_hash
+from .oracle import Oracle, OracleStore, as_oracle, cache_dir, formation_energy_per_atom, structure_hash
 from .oracle import single_points  # noqa: F401 (re-exported)
 from .reference import COVERAGE_TOLERANCE, ReferenceCoverage
 from .reference import hit_verdicts, known_reduced_formulas, later_known_stable
@@ -31,10 +32,15 @@ from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensem
 log = logging.getLogger("matdisco.discovery")
 
 # %% auto #0
-__all__ = ['log', 'GENERATORS', 'DiscoveryConfig', 'reference_frame', 'acquisition_scores', 'enrichment', 'composition_filter',
-           'pretrained_dir', 'discovery_dir', 'classify_hits', 'run_discovery', 'arm_counts', 'enrichment_interval',
-           'enrichment_table', 'stable_materials', 'verdict_counts', 'retrospective_score', 'discovery_curve',
-           'retrospective_structures', 'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
+__all__ = ['log', 'GENERATORS', 'EVALUATED_COLUMNS', 'CUMULATIVE_COLUMNS', 'DiscoveryConfig', 'reference_frame',
+           'acquisition_scores', 'enrichment', 'composition_filter', 'pretrained_dir', 'discovery_dir', 'classify_hits',
+           'DiscoveryContext', 'discovery_context', 'initial_known', 'train_energy_model', 'RoundState', 'start_round',
+           'Generated', 'Generator', 'SubstitutionSapsGenerator', 'Pool', 'candidate_pool', 'Selection', 'Filter',
+           'EnsembleFilter', 'RandomFilter', 'control_sample', 'Picks', 'structural_picks', 'CompositionalArm',
+           'label_picks', 'best_of_compositions', 'update_known', 'round_metrics', 'run_round', 'rounds_table',
+           'run_discovery', 'arm_counts', 'enrichment_interval', 'enrichment_table', 'stable_materials',
+           'verdict_counts', 'retrospective_score', 'discovery_curve', 'retrospective_structures',
+           'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
 # %% ../../nbs/07_discovery.ipynb #beaa1966eb04
 @dataclass(frozen=True)
@@ -73,6 +79,12 @@ class DiscoveryConfig:
     control_compositions: int = 1  # plus random compositions from the same pool (the compositional control arm)
     structures_per_composition: int = 3  # random (AIRSS-style) structures per composition, all relaxed, the best kept
     composition_epochs: int = 40
+    pretrain_lr: float = 3e-3  # round 0's ensemble (AdamW peak learning rate, after warm-up)
+    pretrain_warmup_epochs: int = 3
+    retrain_lr: float = 1e-3  # fine-tuning in rounds >= 1: lower, from the previous round's weights
+    retrain_warmup_epochs: int = 1
+    atoms_per_batch: int = 1024  # atom budget of a training batch (`train.atom_budget_batches`)
+    composition_lr: float = 3e-3
     oracle: str = "chgnet-0.3.0"
     fmax: float = 0.1
     max_steps: int = 100
@@ -153,7 +165,7 @@ def composition_filter(
         n_members=1,
         run_dir=run_dir,
         progress=progress,
-        config=TrainConfig(epochs=config.composition_epochs, lr=3e-3, seed=config.seed),
+        config=TrainConfig(epochs=config.composition_epochs, lr=config.composition_lr, seed=config.seed),
     )
 
 
@@ -193,21 +205,43 @@ def _round_rng(config: DiscoveryConfig, r: int) -> np.random.Generator:
     "Round r's own random stream, seeded from (seed, round): a resumed run draws what an uninterrupted one does."
     return np.random.default_rng([config.seed, r])
 
+# %% ../../nbs/07_discovery.ipynb #489e94961d77
+@dataclass
+class DiscoveryContext:
+    """What every round of a run shares: its `config`, folder and oracle store; the oracle-level reference
+    (`reference`, its `elemental` references μ and their `mu` lookup, `reference_hull`, `level_gap` to the data set's
+    DFT); what counts as known (`known_formulas`: the `known_snapshot`'s compositions; `reference_structures`); the
+    chemical space (`space_elements`, of which `ionic_space` can be charge-balanced); `coverage` of the reference hull;
+    and the energy model's fixed validation set (`validation`, from the reference rows `validation_rows`)."""
 
-def run_discovery(
-    config: DiscoveryConfig, run_dir: Path | str, *, rounds: int | None = None, progress: bool = False
-) -> pd.DataFrame:
-    """Run (or resume) the discovery loop; returns the per-round table (also `rounds.csv` in `run_dir` and in the
-    run's own folder `discovery_dir(config, run_dir)`, which holds every artefact: store, rounds, models)."""
-    from pymatgen.core import Structure
+    config: DiscoveryConfig
+    directory: Path
+    store: OracleStore
+    reference: pd.DataFrame
+    elemental: pd.DataFrame
+    mu: dict
+    reference_hull: ReferenceHull
+    level_gap: float
+    known_formulas: frozenset
+    reference_structures: NoveltyChecker
+    space_elements: list
+    ionic_space: list
+    coverage: ReferenceCoverage
+    validation: GraphDataset
+    validation_rows: set
 
-    out_dir = Path(run_dir)
-    run_dir = discovery_dir(config, out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", json.dumps({**asdict(config), "key": config.key()}, indent=2))
-    store = OracleStore(run_dir / "oracle.sqlite")
-    # reference at the oracle's level: every crystal of the space, oracle single points, elemental references by rule
-    oref = relabel(
+    def in_coverage(self, composition) -> bool:
+        "Whether a composition may be selected: anywhere unless `config.max_hull_gap` restricts it to covered ones."
+        return self.config.max_hull_gap is None or self.coverage.covered(composition)
+
+
+def discovery_context(config: DiscoveryConfig, run_dir: Path | str) -> DiscoveryContext:
+    """Set up a run in `discovery_dir(config, run_dir)`: its config file and oracle store, and the reference
+    relabelled by `config.oracle` (every crystal of the space, elemental references by rule; `reference.relabel`)."""
+    directory = discovery_dir(config, run_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(directory / "config.json", json.dumps({**asdict(config), "key": config.key()}, indent=2))
+    relabelled = relabel(
         config.oracle,
         elements=config.elements or None,
         scheduler="local" if config.n_workers > 1 else None,
@@ -217,410 +251,751 @@ def run_discovery(
         timeout_s=config.timeout_s,
         on_bad_reference=config.on_bad_reference,
     )
-    ref, elref = oref.frame, oref.elemental
-    elref.to_csv(run_dir / "elemental_references.csv", index=False)
-    refs = dict(zip(elref.element, elref.mu))
-    level_gap = oref.level_gap
-    ref_hull = oref.hull()
-    mp_formulas = known_reduced_formulas(config.known_snapshot)
-    space_elements = sorted(config.elements) if config.elements else sorted(set(elref.element))
-    ionic_space = ionic_elements(space_elements)
-    # coverage is measured and reported per hit (a later snapshot's answers); it chooses nothing unless max_hull_gap is
-    # set
-    coverage = ReferenceCoverage(tolerance=COVERAGE_TOLERANCE if config.max_hull_gap is None else config.max_hull_gap)
-
-    def in_coverage(comp):
-        return config.max_hull_gap is None or coverage.covered(comp)
-
-    reference_structures = NoveltyChecker(ref.structure)
+    reference = relabelled.frame
+    elemental = relabelled.elemental
+    elemental.to_csv(directory / "elemental_references.csv", index=False)
+    space_elements = sorted(config.elements) if config.elements else sorted(set(elemental.element))
+    # coverage is measured and reported per hit (a later snapshot's answers); it chooses nothing unless max_hull_gap
+    # is set
+    tolerance = COVERAGE_TOLERANCE if config.max_hull_gap is None else config.max_hull_gap
+    permutation = np.random.default_rng([config.seed, 1 << 20]).permutation(len(reference))
+    n_validation = max(10, len(reference) // 10)
+    validation = GraphDataset.from_structures(
+        reference.structure.iloc[permutation[:n_validation]],
+        reference.e_form_oracle.iloc[permutation[:n_validation]],
+        cutoff=config.cutoff,
+    )
     log.info(
         "discovery %s: %d reference crystals, %d flagged elemental references, level gap %.3f eV/atom",
-        run_dir.name,
-        len(ref),
-        int(elref.flagged.sum()),
-        level_gap,
+        directory.name,
+        len(reference),
+        int(elemental.flagged.sum()),
+        relabelled.level_gap,
     )
-    known = ref[["material_id", "reduced_formula", "structure", "e_form_oracle"]].assign(source="reference")
-    perm = np.random.default_rng([config.seed, 1 << 20]).permutation(len(ref))
-    n_val = max(10, len(ref) // 10)
-    val_rows = set(perm[:n_val].tolist())
-    val = GraphDataset.from_structures(
-        ref.structure.iloc[perm[:n_val]], ref.e_form_oracle.iloc[perm[:n_val]], cutoff=config.cutoff
+    return DiscoveryContext(
+        config=config,
+        directory=directory,
+        store=OracleStore(directory / "oracle.sqlite"),
+        reference=reference,
+        elemental=elemental,
+        mu=dict(zip(elemental.element, elemental.mu)),
+        reference_hull=relabelled.hull(),
+        level_gap=relabelled.level_gap,
+        known_formulas=known_reduced_formulas(config.known_snapshot),
+        reference_structures=NoveltyChecker(reference.structure),
+        space_elements=space_elements,
+        ionic_space=ionic_elements(space_elements),
+        coverage=ReferenceCoverage(tolerance=tolerance),
+        validation=validation,
+        validation_rows=set(permutation[:n_validation].tolist()),
     )
+
+
+def initial_known(context: DiscoveryContext) -> pd.DataFrame:
+    """The known set a run starts from: the oracle-level reference (`material_id`, `reduced_formula`, `structure`,
+    `e_form_oracle`, `source` = 'reference'); each round appends its labelled results (`update_known`)."""
+    columns = ["material_id", "reduced_formula", "structure", "e_form_oracle"]
+    return context.reference[columns].assign(source="reference")
+
+# %% ../../nbs/07_discovery.ipynb #b5944f8c3a5b
+def train_energy_model(
+    context: DiscoveryContext,
+    known: pd.DataFrame,
+    r: int,
+    previous: Ensemble | None,
+    directory: Path,
+    *,
+    progress: bool = False,
+) -> tuple[Ensemble, int]:
+    """The retrain stage: the energy model of round `r` and its training-set size. Round 0 pretrains an ensemble on
+    the whole oracle-level reference (kept machine-wide, `pretrained_dir`); later rounds fine-tune the `previous`
+    round's on every result so far plus a replay sample of `config.replay` reference crystals."""
+    config = context.config
+    reference_rows = [
+        k for k in range(len(known)) if known.source.iloc[k] == "reference" and k not in context.validation_rows
+    ]
+    found = [k for k in range(len(known)) if known.source.iloc[k] != "reference"]
+    warm = previous is not None
+    if warm and len(reference_rows) > config.replay:
+        replay = np.random.default_rng([config.seed, r, 1]).choice(reference_rows, size=config.replay, replace=False)
+        reference_rows = sorted(replay.tolist())
+    frame = known.iloc[reference_rows + found]
+    train = GraphDataset.from_structures(frame.structure, frame.e_form_oracle, cutoff=config.cutoff)
 
     def make_model():
         return CrystalGNN(config=GNNConfig(width=config.width, depth=config.depth, cutoff=config.cutoff))
 
-    records, prev_models = [], None
-    n_rounds = config.rounds if rounds is None else min(rounds, config.rounds)
-    for r in range(n_rounds):
-        rdir = run_dir / f"round_{r}"
-        rdir.mkdir(exist_ok=True)
-        done = rdir / "done.json"
-        rng = _round_rng(config, r)
-        wall = {}
-        t0 = time.perf_counter()
-        ref_train = [k for k in range(len(known)) if known.source.iloc[k] == "reference" and k not in val_rows]
-        found = [k for k in range(len(known)) if known.source.iloc[k] != "reference"]
-        if prev_models is not None and len(ref_train) > config.replay:  # fine-tune: every new result + a replay sample
-            ref_train = sorted(
-                np.random.default_rng([config.seed, r, 1]).choice(ref_train, size=config.replay, replace=False).tolist()
-            )
-        train_frame = known.iloc[ref_train + found]
-        train = GraphDataset.from_structures(train_frame.structure, train_frame.e_form_oracle, cutoff=config.cutoff)
-        warm = prev_models is not None
-        # round 0 pretrains on the whole oracle-level reference (shared across runs); later rounds fine-tune it
-        ens = train_ensemble(
-            make_model,
-            train,
-            val,
-            n_members=config.ensemble_size,
-            run_dir=rdir / "models" if warm else pretrained_dir(),
-            processes=config.train_processes,
-            warm_from=prev_models,
-            progress=progress,
-            config=TrainConfig(
-                epochs=config.retrain_epochs if warm else config.epochs,
-                lr=1e-3 if warm else 3e-3,
-                atoms_per_batch=1024,
-                seed=config.seed,
-                warmup_epochs=1 if warm else 3,
-            ),
-        )
-        prev_models = ens.dirs
-        wall["train_s"] = time.perf_counter() - t0
-        if done.exists():
-            rec = json.loads(done.read_text())
-            records.append(rec)
-            new = pd.read_pickle(rdir / "new_entries.pkl")
-            known = pd.concat([known, new], ignore_index=True)
-            log.info("round %d: finished earlier, reused", r)
-            continue
-        hull_now = oracle_level_hull(known)
-        stable_known = known[hull_now.e_above_hull_many(known.reduced_formula, known.e_form_oracle) <= 1e-6]
-        parents = stable_known[[len(s) <= config.max_sites for s in stable_known.structure]]
-        parents = parents.sample(n=min(config.n_parents, len(parents)), random_state=rng.integers(2**31))
-        t0 = time.perf_counter()
-        systems = sorted(
-            {
-                "-".join(sorted(c))
-                for c in [  # from elements that can be charge-balanced at all
-                    rng.choice(ionic_space, size=3, replace=False) for _ in range(config.n_systems)
-                ]
-            }
-        )
-        cands, skips = generate_candidates(
-            parents,
+    training = TrainConfig(
+        epochs=config.retrain_epochs if warm else config.epochs,
+        lr=config.retrain_lr if warm else config.pretrain_lr,
+        atoms_per_batch=config.atoms_per_batch,
+        seed=config.seed,
+        warmup_epochs=config.retrain_warmup_epochs if warm else config.pretrain_warmup_epochs,
+    )
+    ensemble = train_ensemble(
+        make_model,
+        train,
+        context.validation,
+        n_members=config.ensemble_size,
+        run_dir=directory / "models" if warm else pretrained_dir(),
+        processes=config.train_processes,
+        warm_from=previous.dirs if warm else None,
+        progress=progress,
+        config=training,
+    )
+    return ensemble, len(train)
+
+# %% ../../nbs/07_discovery.ipynb #f4acc17e88c6
+@dataclass
+class RoundState:
+    """Where a round starts: its number, folder and random stream (`rng`, seeded by (seed, round), so a resumed run
+    draws what an uninterrupted one does), the `known` crystals and their oracle-level `hull`, the round's energy
+    `model`, the stable known crystals that seed the structural generators (`parents`) and the chemical systems of
+    the compositional search. Stages draw from `rng` in the loop's order: parents, systems (here), the generator's
+    seed, the filter's, the control arm, the compositional arm."""
+
+    round: int
+    directory: Path
+    rng: np.random.Generator
+    known: pd.DataFrame
+    hull: ReferenceHull
+    model: Ensemble | None
+    parents: pd.DataFrame
+    chemical_systems: list
+
+
+def start_round(
+    context: DiscoveryContext, r: int, known: pd.DataFrame, model: Ensemble | None, directory: Path
+) -> RoundState:
+    """Round `r`'s `RoundState`: the hull of `known`, `config.n_parents` of its stable crystals of at most `max_sites`
+    sites (a seeded sample) and `config.n_systems` ternary systems of charge-balanceable elements."""
+    config = context.config
+    rng = _round_rng(config, r)
+    hull = oracle_level_hull(known)
+    stable_known = known[hull.e_above_hull_many(known.reduced_formula, known.e_form_oracle) <= 1e-6]
+    parents = stable_known[[len(s) <= config.max_sites for s in stable_known.structure]]
+    parents = parents.sample(n=min(config.n_parents, len(parents)), random_state=rng.integers(2**31))
+    draws = [rng.choice(context.ionic_space, size=3, replace=False) for _ in range(config.n_systems)]
+    systems = sorted({"-".join(sorted(elements)) for elements in draws})
+    return RoundState(r, directory, rng, known, hull, model, parents, systems)
+
+# %% ../../nbs/07_discovery.ipynb #f86cf65ace2e
+@dataclass
+class Generated:
+    "A generator's output: `candidates` (`candidates.Candidate`: structure, generator, parent) and its `skips`."
+
+    candidates: list
+    skips: SkipLog
+
+
+@runtime_checkable
+class Generator(Protocol):
+    "The generate stage: `generator(context, state) -> Generated`, drawing any randomness from `state.rng`."
+
+    def __call__(self, context: DiscoveryContext, state: RoundState) -> Generated: ...
+
+
+@dataclass
+class SubstitutionSapsGenerator:
+    """GNoME's structural generators: ionic substitutions and SAPS of the round's parents
+    (`candidates.generate_candidates`), kept to `max_sites` sites and the elements of the chemical space."""
+
+    def __call__(self, context: DiscoveryContext, state: RoundState) -> Generated:
+        config = context.config
+        candidates, skips = generate_candidates(
+            state.parents,
             chemical_systems=(),
-            reference_formulas=mp_formulas,
+            reference_formulas=context.known_formulas,
             max_atoms=config.max_sites,
-            seed=int(rng.integers(2**31)),
+            seed=int(state.rng.integers(2**31)),
             max_substitutions_per_parent=config.substitutions_per_parent,
             saps_per_parent=config.saps_per_parent,
             allowed_elements=config.elements or None,
         )
-        cands = [
-            c
-            for c in cands
-            if len(c.structure) <= config.max_sites
-            and {e.symbol for e in c.structure.composition.elements} <= set(space_elements)
-        ]
-        structs = [c.structure for c in cands]
-        wall["generate_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        uniq = is_unique(structs) if structs else np.zeros(0, bool)
-        novel = NoveltyChecker(known.structure).novel_mask(structs) if structs else np.zeros(0, bool)
-        pool = [c for c, u, n in zip(cands, uniq, novel) if u and n]
-        n_unique_novel = len(pool)  # then only where the reference hull is complete
-        pool = [c for c in pool if in_coverage(c.structure.composition)]
-        wall["dedup_novelty_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if pool:
-            big = config.n_workers > 1 and len(pool) >= 2000  # worth a Dask cluster; same numbers either way
-            mean, std = screen(
-                ens,
-                [c.structure for c in pool],
-                volume_scales=(0.96, 1.0, 1.04),
-                scheduler="local" if big else None,
-                n_workers=config.n_workers,
+        space = set(context.space_elements)
+
+        def in_space(c) -> bool:
+            return (
+                len(c.structure) <= config.max_sites and {e.symbol for e in c.structure.composition.elements} <= space
             )
-            eh_pred = hull_now.e_above_hull_many([c.structure.composition for c in pool], mean)
-            score = acquisition_scores(
-                eh_pred, std, kind=config.acquisition, kappa=config.kappa, seed=int(rng.integers(2**31))
-            )
-            chosen = np.argsort(score, kind="stable")[: config.budget]
-        else:
-            mean = std = eh_pred = np.zeros(0)
-            chosen = np.zeros(0, int)
-        # control arm: a uniform random sample of the same pool, evaluated by the same oracle (may overlap the filtered)
-        control = (
-            np.sort(rng.choice(len(pool), size=min(config.control_budget, len(pool)), replace=False))
-            if pool
-            else np.zeros(0, int)
-        )
-        idx_eval = np.concatenate([chosen, control[~np.isin(control, chosen)]]).astype(
-            int
-        )  # each structure relaxed once
-        arm_filtered, arm_control = np.isin(idx_eval, chosen), np.isin(idx_eval, control)
-        picked = [pool[k] for k in idx_eval]
-        # compositional arm: novel charge-balanced compositions ranked by the composition model, AIRSS-style random
-        # structures of each relaxed by the oracle, the lowest-energy one kept; plus random compositions as control
-        known_formulas = mp_formulas | set(known.reduced_formula)
-        comp_pool = [
-            f
-            for s in systems
-            for f in balanced_compositions(s.split("-"), max_atoms=config.max_sites)
-            if f not in known_formulas
-        ]
-        comp_pool = sorted(set(comp_pool))
-        n_comp_all = len(comp_pool)
-        comp_pool = [f for f in comp_pool if in_coverage(f)]
-        comp_pred = np.full(len(comp_pool), np.nan)
-        if comp_pool:
-            cmodel = composition_filter(known, config, rdir / "composition", progress=progress)
-            comp_pred = cmodel.predict(GraphDataset([], composition_matrix(comp_pool), None))[0]
-            c_chosen = np.argsort(hull_now.e_above_hull_many(comp_pool, comp_pred), kind="stable")[
-                : config.compositions_per_round
-            ]
-            c_control = np.sort(
-                rng.choice(len(comp_pool), size=min(config.control_compositions, len(comp_pool)), replace=False)
-            )
-        else:
-            c_chosen = c_control = np.zeros(0, int)
-        comp_eval = np.concatenate([c_chosen, c_control[~np.isin(c_control, c_chosen)]]).astype(int)
-        comp_of = np.full(len(picked), -1)  # index into comp_pool of each AIRSS structure, else -1
-        airss_skips = SkipLog()
-        for k in comp_eval:
-            for c in random_structures(
-                comp_pool[k],
-                config.structures_per_composition,
-                seed=int(rng.integers(2**31)),
-                max_atoms=config.max_sites,
-                skips=airss_skips,
-            ):
-                c.parent_id = comp_pool[k]
-                picked.append(c)
-                comp_of = np.append(comp_of, k)
-        n_airss = int((comp_of >= 0).sum())
-        arm_filtered = np.concatenate([arm_filtered, np.isin(comp_of[comp_of >= 0], c_chosen)])
-        arm_control = np.concatenate([arm_control, np.isin(comp_of[comp_of >= 0], c_control)])
-        wall["filter_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = run_oracle_batch(
-            [c.structure for c in picked],
-            store,
-            oracle=config.oracle,
-            fmax=config.fmax,
-            max_steps=config.max_steps,
-            timeout_s=config.timeout_s,
-            scheduler="local" if len(picked) > 1 else None,
+
+        return Generated([c for c in candidates if in_space(c)], skips)
+
+# %% ../../nbs/07_discovery.ipynb #51180c7859cf
+@dataclass
+class Pool:
+    """The candidates a filter chooses from: `candidates` unique among themselves, novel against every known crystal
+    and (with `max_hull_gap`) in covered systems; with the funnel's counts."""
+
+    candidates: list
+    n_unique: int
+    n_novel: int
+    n_unique_novel: int
+
+
+def candidate_pool(context: DiscoveryContext, state: RoundState, generated: Generated) -> Pool:
+    "The pool of a round's `generated` candidates: deduplicated, novel against `state.known`, within coverage."
+    structures = [c.structure for c in generated.candidates]
+    unique = is_unique(structures) if structures else np.zeros(0, bool)
+    novel = NoveltyChecker(state.known.structure).novel_mask(structures) if structures else np.zeros(0, bool)
+    pool = [c for c, u, n in zip(generated.candidates, unique, novel) if u and n]
+    covered = [c for c in pool if context.in_coverage(c.structure.composition)]
+    return Pool(covered, int(unique.sum()), int(novel.sum()), len(pool))
+
+# %% ../../nbs/07_discovery.ipynb #d673b9815454
+@dataclass
+class Selection:
+    """A filter's choice from a pool: `chosen` (pool indices, best first) and its predicted formation energy and
+    uncertainty of every pool candidate (eV/atom; NaN where it predicts none)."""
+
+    chosen: np.ndarray
+    predicted: np.ndarray
+    uncertainty: np.ndarray
+
+
+@runtime_checkable
+class Filter(Protocol):
+    "The filter (acquisition) stage: `filter(context, state, pool) -> Selection` of at most `config.budget`."
+
+    def __call__(self, context: DiscoveryContext, state: RoundState, pool: list) -> Selection: ...
+
+
+@dataclass
+class EnsembleFilter:
+    """GNoME's filter: the round's ensemble predicts each candidate's formation energy (mean and spread over members
+    and ±4 % volumes), the current hull turns it into E_hull, and `config.acquisition` ranks them
+    (`acquisition_scores`); the best `config.budget` are chosen."""
+
+    def __call__(self, context: DiscoveryContext, state: RoundState, pool: list) -> Selection:
+        config = context.config
+        if not pool:
+            return Selection(np.zeros(0, int), np.zeros(0), np.zeros(0))
+        big = config.n_workers > 1 and len(pool) >= 2000  # worth a Dask cluster; same numbers either way
+        mean, std = screen(
+            state.model,
+            [c.structure for c in pool],
+            volume_scales=(0.96, 1.0, 1.04),
+            scheduler="local" if big else None,
             n_workers=config.n_workers,
-            progress=progress,
-            meta=[
-                {"round": r, "generator": c.generator, "parent": c.parent_id, "filtered": bool(f), "control": bool(cc)}
-                for c, f, cc in zip(picked, arm_filtered, arm_control)
-            ],
         )
-        wall["oracle_s"] = time.perf_counter() - t0
-        ran = res.ok.to_numpy(bool)
-        converged = res.converged.to_numpy(bool) if "converged" in res else ran
-        ok = ran & (converged | config.use_unconverged)  # labels: converged ones unless the config says otherwise
-        relaxed = [Structure.from_dict(json.loads(s)) if o else None for s, o in zip(res.final_structure, ran)]
-        e_form = np.full(len(picked), np.nan)
-        if ok.any():
-            e_form[ok] = formation_energy_per_atom(
-                [relaxed[k] for k in np.flatnonzero(ok)], res.energy_per_atom.to_numpy(float)[ok], refs
-            )
-        comps = [c.structure.composition for c in picked]
-        eh_ref = ref_hull.e_above_hull_many(comps, e_form)
-        eh_now = hull_now.e_above_hull_many(comps, e_form)
-        earlier = NoveltyChecker(known.structure[known.source != "reference"])
-        status = np.array(
-            classify_hits(
-                [s if o else None for s, o in zip(relaxed, ok)],
-                known_structures=reference_structures,
-                mp_formulas=mp_formulas,
-                earlier=earlier,
-            ),
-            dtype=object,
+        e_hull = state.hull.e_above_hull_many([c.structure.composition for c in pool], mean)
+        seed = int(state.rng.integers(2**31))
+        score = acquisition_scores(e_hull, std, kind=config.acquisition, kappa=config.kappa, seed=seed)
+        return Selection(np.argsort(score, kind="stable")[: config.budget], mean, std)
+
+
+@dataclass
+class RandomFilter:
+    "A filter that knows nothing: `config.budget` candidates drawn uniformly from the pool (no predictions)."
+
+    def __call__(self, context: DiscoveryContext, state: RoundState, pool: list) -> Selection:
+        unknown = np.full(len(pool), np.nan)
+        if not pool:
+            return Selection(np.zeros(0, int), unknown, unknown)
+        chosen = state.rng.choice(len(pool), size=min(context.config.budget, len(pool)), replace=False)
+        return Selection(np.asarray(chosen, int), unknown, unknown)
+
+
+def control_sample(rng: np.random.Generator, n_pool: int, size: int) -> np.ndarray:
+    """The control arm: a uniform random sample of `size` indices of a pool of `n_pool` (sorted; all of it when
+    smaller), evaluated by the same oracle as the filter's picks, so the ratio of their hit rates is the filter's
+    enrichment."""
+    if not n_pool:
+        return np.zeros(0, int)
+    return np.sort(rng.choice(n_pool, size=min(size, n_pool), replace=False))
+
+# %% ../../nbs/07_discovery.ipynb #45144b3ec48d
+@dataclass
+class Picks:
+    """What the oracle evaluates in a round, one entry per structure: the `candidates`, whether each is a pick of
+    the filter (`filtered`) and/or of the control arm (`control`), the composition of the compositional arm it was
+    generated for (`composition`; '' for a structural pick) and the filters' predictions (eV/atom; NaN where none)."""
+
+    candidates: list
+    filtered: np.ndarray
+    control: np.ndarray
+    composition: list
+    predicted: np.ndarray
+    uncertainty: np.ndarray
+    predicted_composition: np.ndarray
+
+    def __add__(self, other: Picks) -> Picks:
+        return Picks(
+            self.candidates + other.candidates,
+            np.concatenate([self.filtered, other.filtered]).astype(bool),
+            np.concatenate([self.control, other.control]).astype(bool),
+            self.composition + other.composition,
+            np.concatenate([self.predicted, other.predicted]),
+            np.concatenate([self.uncertainty, other.uncertainty]),
+            np.concatenate([self.predicted_composition, other.predicted_composition]),
         )
-        status[ran & ~ok] = "unconverged"  # relaxed but stopped at max_steps: no label, no verdict
-        new = pd.DataFrame(
+
+
+def structural_picks(pool: Pool, selection: Selection, control: np.ndarray) -> Picks:
+    "The structural arm's `Picks`: the filter's choice, then the control arm's other picks (each relaxed once)."
+    evaluate = np.concatenate([selection.chosen, control[~np.isin(control, selection.chosen)]]).astype(int)
+    n = len(evaluate)
+    predicted = selection.predicted[evaluate] if len(pool.candidates) else np.full(n, np.nan)
+    uncertainty = selection.uncertainty[evaluate] if len(pool.candidates) else np.full(n, np.nan)
+    return Picks(
+        [pool.candidates[k] for k in evaluate],
+        np.isin(evaluate, selection.chosen),
+        np.isin(evaluate, control),
+        [""] * n,
+        np.asarray(predicted, float),
+        np.asarray(uncertainty, float),
+        np.full(n, np.nan),
+    )
+
+# %% ../../nbs/07_discovery.ipynb #e26084c80f82
+@dataclass
+class CompositionalArm:
+    """GNoME's compositional pipeline as one generator of picks: charge-balanced compositions of the round's chemical
+    systems that nobody knows (`candidates.balanced_compositions`), ranked by a composition model trained on every
+    known composition (`composition_filter`; the best `compositions_per_round`) beside a random control
+    (`control_compositions`), each given `structures_per_composition` AIRSS-style random structures
+    (`candidates.random_structures`), all relaxed by the oracle and the lowest-energy one kept.
+    `__call__` returns the arm's `Picks` and a table of its compositions (`formula`, `filtered`, `control`,
+    `predicted`, `covered`) in the order they were evaluated, and the funnel's counts."""
+
+    progress: bool = False
+
+    def __call__(self, context: DiscoveryContext, state: RoundState) -> tuple[Picks, pd.DataFrame, dict]:
+        config = context.config
+        known_formulas = context.known_formulas | set(state.known.reduced_formula)
+        pool = sorted(
             {
-                "material_id": [f"r{r}-{structure_hash(c.structure)[:10]}" for c in picked],
-                "reduced_formula": [c.reduced_formula for c in comps],
-                "structure": relaxed,
-                "e_form_oracle": e_form,
-                "source": [f"round_{r}:{c.generator}" for c in picked],
-                "status": status,
+                f
+                for s in state.chemical_systems
+                for f in balanced_compositions(s.split("-"), max_atoms=config.max_sites)
+                if f not in known_formulas
             }
-        )[ok].reset_index(drop=True)
-        known_next = pd.concat([known, new], ignore_index=True)
-        updated = oracle_level_hull(known_next)
-        on_updated = (
-            updated.e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6 if len(new) else np.zeros(0, bool)
         )
-        structural = comp_of < 0
-        stable = np.nan_to_num(eh_now, nan=np.inf) <= 0  # missing = unstable (Matbench Discovery)
-        below_ref = np.nan_to_num(eh_ref, nan=np.inf) <= 0
-        is_new = status == "new"
-        F, C = arm_filtered, arm_control
-        # a composition's result is its lowest-energy labelled structure (GNoME's AIRSS keeps the best of many)
-        best = {k: min(np.flatnonzero((comp_of == k) & ok), key=lambda i: e_form[i], default=None) for k in comp_eval}
-        comp_hit = {k: b is not None and bool(stable[b]) for k, b in best.items()}
-        comp_new_hit = {k: b is not None and bool(stable[b] and is_new[b]) for k, b in best.items()}
-
-        def rate(arm, comps_in_arm, *, structures=True, compositions=True, hit_s=stable, hit_c=comp_hit):
-            """Hits / units: the arm's structural picks count per structure, its compositions per composition (best
-            structure)."""
-            n_s = int((arm & structural).sum()) if structures else 0
-            h_s = int((hit_s & arm & structural).sum()) if structures else 0
-            ks = list(comps_in_arm) if compositions else []
-            return (h_s + sum(hit_c[k] for k in ks)) / (n_s + len(ks)) if n_s + len(ks) else float("nan")
-
-        def n_formulas(m):
-            return int(pd.Series([c.reduced_formula for c in comps])[m].nunique())  # polymorphs count once
-
-        covered = np.array([coverage.covered(c) for c in comps], bool)  # where MP's hull says the reference is complete
-
-        def covered_compositions(ks):
-            return [k for k in ks if coverage.covered(comp_pool[k])]
-
-        gnn_pred = (
-            np.concatenate([mean[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
+        n_all = len(pool)
+        pool = [f for f in pool if context.in_coverage(f)]
+        predicted = np.full(len(pool), np.nan)
+        chosen = control = np.zeros(0, int)
+        if pool:
+            model = composition_filter(state.known, config, state.directory / "composition", progress=self.progress)
+            predicted = model.predict(GraphDataset([], composition_matrix(pool), None))[0]
+            e_hull = state.hull.e_above_hull_many(pool, predicted)
+            chosen = np.argsort(e_hull, kind="stable")[: config.compositions_per_round]
+            control = control_sample(state.rng, len(pool), config.control_compositions)
+        evaluate = np.concatenate([chosen, control[~np.isin(control, chosen)]]).astype(int)
+        skips = SkipLog()
+        candidates, of = [], []
+        for k in evaluate:
+            for c in random_structures(
+                pool[k],
+                config.structures_per_composition,
+                seed=int(state.rng.integers(2**31)),
+                max_atoms=config.max_sites,
+                skips=skips,
+            ):
+                c.parent_id = pool[k]
+                candidates.append(c)
+                of.append(k)
+        of = np.asarray(of, int)
+        n = len(candidates)
+        picks = Picks(
+            candidates,
+            np.isin(of, chosen),
+            np.isin(of, control),
+            [pool[k] for k in of],
+            np.full(n, np.nan),
+            np.full(n, np.nan),
+            np.asarray([predicted[k] for k in of], float).reshape(n),
         )
-        gnn_std = (
-            np.concatenate([std[idx_eval], np.full(n_airss, np.nan)]) if len(pool) else np.full(len(picked), np.nan)
+        compositions = pd.DataFrame(
+            {
+                "formula": [pool[k] for k in evaluate],
+                "filtered": np.isin(evaluate, chosen),
+                "control": np.isin(evaluate, control),
+                "predicted": [predicted[k] for k in evaluate],
+                "covered": [bool(context.coverage.covered(pool[k])) for k in evaluate],
+            }
         )
-        arity = np.array([len(c.elements) for c in comps], int)
-
-        def gen_of(items):
-            return pd.Series([c.generator for c in items], dtype=object).value_counts()
-
-        n_gen, n_pool = gen_of(cands), gen_of(pool)
-        rec = {
-            "round": r,
-            "generated": len(cands),
-            "unique": int(uniq.sum()),
-            "novel": int(novel.sum()),
-            "unique_novel": n_unique_novel,
-            "pool": len(pool),
-            "outside_coverage": n_unique_novel - len(pool),
-            "filtered": int((F & structural).sum()),
-            "control": int((C & structural).sum()),
-            "evaluated": len(picked),
-            **{f"pool_{g}": int(n_pool.get(g, 0)) for g in GENERATORS},
-            **{f"generated_{g}": int(n_gen.get(g, 0)) for g in GENERATORS},
-            "pool_per_budget": len(pool) / max(config.budget, 1),
-            "oracle_ok": int(ran.sum()),
-            "oracle_unconverged": int((ran & ~converged).sum()),
-            "composition_pool": len(comp_pool),
-            "composition_pool_outside_coverage": n_comp_all - len(comp_pool),
-            "compositions_filtered": len(c_chosen),
-            "compositions_control": len(c_control),
-            "airss_structures": n_airss,
-            "hit_rate": rate(F, list(c_chosen)),
-            "hit_rate_structural": rate(F, [], compositions=False),
-            "hit_rate_compositional": rate(F, list(c_chosen), structures=False),
-            "hit_rate_new": rate(F, list(c_chosen), hit_s=stable & is_new, hit_c=comp_new_hit),
-            "control_hit_rate": rate(C, list(c_control)),
-            "hit_rate_covered": rate(F & covered, covered_compositions(c_chosen)),
-            "control_hit_rate_covered": rate(C & covered, covered_compositions(c_control)),
-            "evaluated_outside_coverage": int((~covered).sum()),
-            "control_hit_rate_structural": rate(C, [], compositions=False),
-            "control_hit_rate_compositional": rate(C, list(c_control), structures=False),
-            "enrichment": enrichment(rate(F, list(c_chosen)), rate(C, list(c_control))),
-            "enrichment_structural": enrichment(rate(F, [], compositions=False), rate(C, [], compositions=False)),
-            "enrichment_compositional": enrichment(
-                rate(F, list(c_chosen), structures=False), rate(C, list(c_control), structures=False)
-            ),
-            "mae_before_retraining": mae(e_form[ok & structural], gnn_pred[ok & structural])
-            if (ok & structural).any()
-            else float("nan"),
-            "mae_before_retraining_filtered": mae(e_form[ok & F & structural], gnn_pred[ok & F & structural])
-            if (ok & F & structural).any()
-            else float("nan"),
-            "composition_model_mae": mae(
-                [e_form[b] for b in best.values() if b is not None],
-                [comp_pred[k] for k, b in best.items() if b is not None],
-            )
-            if any(b is not None for b in best.values())
-            else float("nan"),
-            "new_stable_vs_reference": n_formulas(below_ref & is_new),
-            "rediscovered_stable_vs_reference": n_formulas(below_ref & (status == "rediscovered")),
-            "repeat_stable_vs_reference": n_formulas(below_ref & (status == "repeat")),
-            "new_stable_on_updated_hull": int(
-                new.reduced_formula[on_updated & (new.status == "new").to_numpy(bool)].nunique()
-            ),
-            "rediscovered_on_updated_hull": int(
-                new.reduced_formula[on_updated & (new.status == "rediscovered").to_numpy(bool)].nunique()
-            ),
-            "acquisition": config.acquisition,
-            "chemical_systems": ";".join(systems),
-            "skips": sum(int(s.table()["count"].sum()) for s in (skips, airss_skips) if len(s.table())),
-            **{
-                f"new_stable_vs_reference_{a}": n_formulas(below_ref & is_new & m)
-                for a, m in (
-                    ("binary", arity == 2),
-                    ("ternary", arity == 3),
-                    ("quaternary", arity == 4),
-                    ("5plus", arity >= 5),
-                )
-            },
-            "level_disagreement_mae": level_gap,
-            "train_size": len(train),
-            "reference_size": len(ref),
-            "flagged_elemental_references": ";".join(elref.element[elref.flagged]),
-            "oracle_relaxations_per_s": len(picked) / wall["oracle_s"]
-            if wall["oracle_s"] > 0 and len(picked)
-            else float("nan"),
-            **{f"wall_{k}": v for k, v in wall.items()},
+        funnel = {
+            "composition_pool": len(pool),
+            "composition_pool_outside_coverage": n_all - len(pool),
+            "compositions_filtered": len(chosen),
+            "compositions_control": len(control),
+            "skips": skips,
         }
-        new.to_pickle(rdir / "new_entries.pkl")
-        pd.DataFrame(
-            {
-                "formula": [c.reduced_formula for c in comps],
-                "generator": [c.generator for c in picked],
-                "n_elements": arity,
-                "filtered": F,
-                "control": C,
-                "best_of_composition": [comp_of[i] >= 0 and best.get(comp_of[i]) == i for i in range(len(picked))],
-                "pred_e_form": gnn_pred,
-                "pred_composition_model": [comp_pred[k] if k >= 0 else np.nan for k in comp_of],
-                "pred_std": gnn_std,
-                "oracle_e_form": e_form,
-                "converged": converged,
-                "used_as_label": ok,
-                "status": status,
-                "e_hull_vs_reference": eh_ref,
-                "e_hull_vs_current": eh_now,
-                "hull_gap": [coverage.hull_gap(c) for c in comps],
-                "reference_covered": covered,
-            }
-        ).to_csv(rdir / "evaluated.csv", index=False)
-        atomic_write_text(done, json.dumps(rec, indent=2, default=float))
-        log.info(
-            "round %d: evaluated %d, hit rate %.2f, new stable %d, rediscovered stable %d",
-            r,
-            len(picked),
-            rec["hit_rate"],
-            rec["new_stable_vs_reference"],
-            rec["rediscovered_stable_vs_reference"],
-        )
-        records.append(rec)
-        known = known_next
+        return picks, compositions, funnel
+
+# %% ../../nbs/07_discovery.ipynb #538ab1d9443a
+def label_picks(context: DiscoveryContext, state: RoundState, picks: Picks, results: pd.DataFrame) -> pd.DataFrame:
+    """The evaluate stage's table, one row per pick: its provenance and arms, the filters' predictions, the oracle's
+    label (formation energy at the oracle's level from the relaxed structure; `used_as_label` when it converged, or
+    also when not with `use_unconverged`), E_hull against the reference and the current hull, its verdict (`status`:
+    new / rediscovered / repeat / failed / unconverged, `classify_hits`) and the reference hull's coverage. Columns
+    `relaxed` (Structure or None) and `material_id` / `source` feed `update_known`."""
+    from pymatgen.core import Structure
+
+    config = context.config
+    ran = results.ok.to_numpy(bool)
+    converged = results.converged.to_numpy(bool) if "converged" in results else ran
+    ok = ran & (converged | config.use_unconverged)  # labels: converged ones unless the config says otherwise
+    relaxed = [Structure.from_dict(json.loads(s)) if o else None for s, o in zip(results.final_structure, ran)]
+    e_form = np.full(len(picks.candidates), np.nan)
+    if ok.any():
+        energies = results.energy_per_atom.to_numpy(float)[ok]
+        e_form[ok] = formation_energy_per_atom([relaxed[k] for k in np.flatnonzero(ok)], energies, context.mu)
+    compositions = [c.structure.composition for c in picks.candidates]
+    earlier = NoveltyChecker(state.known.structure[state.known.source != "reference"])
+    status = np.array(
+        classify_hits(
+            [s if o else None for s, o in zip(relaxed, ok)],
+            known_structures=context.reference_structures,
+            mp_formulas=context.known_formulas,
+            earlier=earlier,
+        ),
+        dtype=object,
+    )
+    status[ran & ~ok] = "unconverged"  # relaxed but stopped at max_steps: no label, no verdict
+    return pd.DataFrame(
+        {
+            "formula": [c.reduced_formula for c in compositions],
+            "generator": [c.generator for c in picks.candidates],
+            "n_elements": np.array([len(c.elements) for c in compositions], int),
+            "filtered": picks.filtered,
+            "control": picks.control,
+            "composition": picks.composition,
+            "pred_e_form": picks.predicted,
+            "pred_composition_model": picks.predicted_composition,
+            "pred_std": picks.uncertainty,
+            "oracle_ok": ran,
+            "oracle_e_form": e_form,
+            "converged": converged,
+            "used_as_label": ok,
+            "status": status,
+            "e_hull_vs_reference": context.reference_hull.e_above_hull_many(compositions, e_form),
+            "e_hull_vs_current": state.hull.e_above_hull_many(compositions, e_form),
+            "hull_gap": [context.coverage.hull_gap(c) for c in compositions],
+            "reference_covered": np.array([context.coverage.covered(c) for c in compositions], bool),
+            "relaxed": relaxed,
+            "material_id": [f"r{state.round}-{structure_hash(c.structure)[:10]}" for c in picks.candidates],
+            "source": [f"round_{state.round}:{c.generator}" for c in picks.candidates],
+        }
+    )
+
+
+def best_of_compositions(evaluated: pd.DataFrame) -> pd.Series:
+    """Whether each pick is its composition's result: the lowest-energy labelled structure of each composition of
+    the compositional arm (GNoME's AIRSS keeps the best of many; the first on a tie); False for structural picks."""
+    labelled = evaluated[evaluated.composition.ne("") & evaluated.used_as_label.astype(bool)]
+    best = labelled.groupby("composition", sort=False).oracle_e_form.idxmin()
+    return pd.Series(evaluated.index.isin(best.to_numpy()), index=evaluated.index)
+
+# %% ../../nbs/07_discovery.ipynb #5e7be1806760
+def update_known(known: pd.DataFrame, evaluated: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The hull-update stage: `known` with the round's labelled results appended (`material_id`, `reduced_formula`,
+    `structure` as relaxed, `e_form_oracle`, `source`, `status`); returns (known after, the new entries, whether
+    each new entry is on the updated hull)."""
+    labelled = evaluated[evaluated.used_as_label.astype(bool)]
+    new = pd.DataFrame(
+        {
+            "material_id": labelled.material_id,
+            "reduced_formula": labelled.formula,
+            "structure": labelled.relaxed,
+            "e_form_oracle": labelled.oracle_e_form.astype(float),
+            "source": labelled.source,
+            "status": labelled.status,
+        }
+    ).reset_index(drop=True)
+    after = pd.concat([known, new], ignore_index=True)
+    if not len(new):
+        return after, new, np.zeros(0, bool)
+    on_hull = oracle_level_hull(after).e_above_hull_many(new.reduced_formula, new.e_form_oracle) <= 1e-6
+    return after, new, np.asarray(on_hull, bool)
+
+# %% ../../nbs/07_discovery.ipynb #f78dde3703f0
+def _hit_rate(
+    evaluated: pd.DataFrame,
+    compositions: pd.DataFrame,
+    arm: np.ndarray,
+    composition_arm: np.ndarray,
+    hit: np.ndarray,
+    composition_hit: dict,
+    *,
+    structures: bool = True,
+) -> float:
+    """Hits / units of one arm: its structural picks (`arm` among the structural rows of `evaluated`) count per
+    structure, its compositions (`composition_arm` rows of `compositions`) per composition, a composition's hit
+    decided by its best structure (`composition_hit`). NaN without a unit."""
+    structural = evaluated.composition.eq("").to_numpy()
+    n_structures = int((arm & structural).sum()) if structures else 0
+    hits_structures = int((hit & arm & structural).sum()) if structures else 0
+    formulas = list(compositions.formula[composition_arm])
+    units = n_structures + len(formulas)
+    return (hits_structures + sum(composition_hit[f] for f in formulas)) / units if units else float("nan")
+
+
+def round_metrics(evaluated: pd.DataFrame, compositions: pd.DataFrame) -> dict:
+    """A round's metrics, a pure function of its evaluated picks (`label_picks`, with `best_of_composition` and
+    `on_updated_hull`) and its compositional arm's compositions (`CompositionalArm`). A hit is a pick with oracle
+    E_hull ≤ 0 on the hull before the round (a missing label is unstable, as in Matbench Discovery); hit rates count
+    structural picks per structure and compositions per composition (its best structure), for the filtered and the
+    control arm, overall, per kind, among new materials and in covered systems; enrichment is their ratio
+    (`enrichment`). Stable-material counts are compositions (polymorphs once), below the reference hull by verdict
+    (`status`) and arity, and on the updated hull. MAEs compare the filters' predictions with the oracle's labels."""
+    ev = evaluated.reset_index(drop=True)
+    structural = ev.composition.eq("").to_numpy()
+    filtered = ev.filtered.to_numpy(bool)
+    control = ev.control.to_numpy(bool)
+    labelled = ev.used_as_label.to_numpy(bool)
+    covered = ev.reference_covered.to_numpy(bool)
+    stable = ev.e_hull_vs_current.astype(float).fillna(np.inf).le(0).to_numpy()
+    below_reference = ev.e_hull_vs_reference.astype(float).fillna(np.inf).le(0).to_numpy()
+    status = ev.status.to_numpy(object)
+    is_new = status == "new"
+    best = ev[ev.best_of_composition.to_numpy(bool)]
+    best_stable = dict(zip(best.composition, stable[best.index]))
+    best_new_stable = dict(zip(best.composition, (stable & is_new)[best.index]))
+    composition_hit = {f: bool(best_stable.get(f, False)) for f in compositions.formula}
+    composition_new_hit = {f: bool(best_new_stable.get(f, False)) for f in compositions.formula}
+    chosen = compositions.filtered.to_numpy(bool)
+    random = compositions.control.to_numpy(bool)
+    none = np.zeros(len(compositions), bool)
+    covered_compositions = compositions.covered.to_numpy(bool)
+
+    def rate(arm, composition_arm, hit=stable, composition_hits=composition_hit, structures=True):
+        return _hit_rate(ev, compositions, arm, composition_arm, hit, composition_hits, structures=structures)
+
+    def n_formulas(mask) -> int:
+        return int(ev.formula[mask].nunique())  # polymorphs count once
+
+    def mae_where(mask, predicted) -> float:
+        return mae(ev.oracle_e_form[mask], ev[predicted][mask]) if mask.any() else float("nan")
+
+    arity = ev.n_elements.to_numpy(int)
+    on_updated = ev.on_updated_hull.to_numpy(bool)
+    new_entry = labelled & on_updated
+    hit_rate_filtered = rate(filtered, chosen)
+    hit_rate_control = rate(control, random)
+    structural_filtered = rate(filtered, none)
+    structural_control = rate(control, none)
+    compositional_filtered = rate(filtered, chosen, structures=False)
+    compositional_control = rate(control, random, structures=False)
+    return {
+        "filtered": int((filtered & structural).sum()),
+        "control": int((control & structural).sum()),
+        "evaluated": len(ev),
+        "oracle_ok": int(ev.oracle_ok.sum()),
+        "oracle_unconverged": int((ev.oracle_ok.to_numpy(bool) & ~ev.converged.to_numpy(bool)).sum()),
+        "airss_structures": int((~structural).sum()),
+        "hit_rate": hit_rate_filtered,
+        "hit_rate_structural": structural_filtered,
+        "hit_rate_compositional": compositional_filtered,
+        "hit_rate_new": rate(filtered, chosen, stable & is_new, composition_new_hit),
+        "control_hit_rate": hit_rate_control,
+        "hit_rate_covered": rate(filtered & covered, chosen & covered_compositions),
+        "control_hit_rate_covered": rate(control & covered, random & covered_compositions),
+        "evaluated_outside_coverage": int((~covered).sum()),
+        "control_hit_rate_structural": structural_control,
+        "control_hit_rate_compositional": compositional_control,
+        "enrichment": enrichment(hit_rate_filtered, hit_rate_control),
+        "enrichment_structural": enrichment(structural_filtered, structural_control),
+        "enrichment_compositional": enrichment(compositional_filtered, compositional_control),
+        "mae_before_retraining": mae_where(labelled & structural, "pred_e_form"),
+        "mae_before_retraining_filtered": mae_where(labelled & filtered & structural, "pred_e_form"),
+        "composition_model_mae": mae_where(ev.best_of_composition.to_numpy(bool), "pred_composition_model"),
+        "new_stable_vs_reference": n_formulas(below_reference & is_new),
+        "rediscovered_stable_vs_reference": n_formulas(below_reference & (status == "rediscovered")),
+        "repeat_stable_vs_reference": n_formulas(below_reference & (status == "repeat")),
+        "new_stable_on_updated_hull": n_formulas(new_entry & is_new),
+        "rediscovered_on_updated_hull": n_formulas(new_entry & (status == "rediscovered")),
+        **{
+            f"new_stable_vs_reference_{name}": n_formulas(below_reference & is_new & mask)
+            for name, mask in (
+                ("binary", arity == 2),
+                ("ternary", arity == 3),
+                ("quaternary", arity == 4),
+                ("5plus", arity >= 5),
+            )
+        },
+    }
+
+# %% ../../nbs/07_discovery.ipynb #7e3903ef5e21
+#: The columns of a round's `evaluated.csv` (`label_picks`' table less the in-memory ones)
+EVALUATED_COLUMNS = (
+    "formula",
+    "generator",
+    "n_elements",
+    "filtered",
+    "control",
+    "best_of_composition",
+    "pred_e_form",
+    "pred_composition_model",
+    "pred_std",
+    "oracle_e_form",
+    "converged",
+    "used_as_label",
+    "status",
+    "e_hull_vs_reference",
+    "e_hull_vs_current",
+    "hull_gap",
+    "reference_covered",
+)
+
+
+def _generator_counts(prefix: str, candidates: list) -> dict:
+    "How many of `candidates` each of `GENERATORS` made, as `{prefix}_{generator}`."
+    counts = pd.Series([c.generator for c in candidates], dtype=object).value_counts()
+    return {f"{prefix}_{g}": int(counts.get(g, 0)) for g in GENERATORS}
+
+
+def run_round(
+    context: DiscoveryContext,
+    state: RoundState,
+    *,
+    generator: Generator,
+    filter: Filter,
+    compositional: CompositionalArm | None,
+    oracle: Oracle,
+    progress: bool = False,
+) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """One round after training: generate → pool → filter (and control) → compositional arm → evaluate with the
+    oracle → label → update the hull → metrics. Returns (its record, its evaluated table, the known set after)."""
+    config = context.config
+    wall = {}
+    t0 = time.perf_counter()
+    generated = generator(context, state)
+    wall["generate_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pool = candidate_pool(context, state, generated)
+    wall["dedup_novelty_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    selection = filter(context, state, pool.candidates)
+    picks = structural_picks(pool, selection, control_sample(state.rng, len(pool.candidates), config.control_budget))
+    compositions, funnel = pd.DataFrame(columns=["formula", "filtered", "control", "predicted", "covered"]), {}
+    if compositional is not None:
+        composition_picks, compositions, funnel = compositional(context, state)
+        picks = picks + composition_picks
+    wall["filter_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    meta = [
+        {"round": state.round, "generator": c.generator, "parent": c.parent_id, "filtered": bool(f), "control": bool(k)}
+        for c, f, k in zip(picks.candidates, picks.filtered, picks.control)
+    ]
+    results = oracle.relax([c.structure for c in picks.candidates], context.store, meta=meta, progress=progress)
+    wall["oracle_s"] = time.perf_counter() - t0
+    evaluated = label_picks(context, state, picks, results)
+    evaluated["best_of_composition"] = best_of_compositions(evaluated)
+    known, new, on_hull = update_known(state.known, evaluated)
+    evaluated["on_updated_hull"] = False
+    evaluated.loc[evaluated.used_as_label.astype(bool), "on_updated_hull"] = on_hull
+    skips = [generated.skips] + ([funnel["skips"]] if "skips" in funnel else [])
+    record = {
+        "round": state.round,
+        "generated": len(generated.candidates),
+        "unique": pool.n_unique,
+        "novel": pool.n_novel,
+        "unique_novel": pool.n_unique_novel,
+        "pool": len(pool.candidates),
+        "outside_coverage": pool.n_unique_novel - len(pool.candidates),
+        **_generator_counts("pool", pool.candidates),
+        **_generator_counts("generated", generated.candidates),
+        "pool_per_budget": len(pool.candidates) / max(config.budget, 1),
+        **{k: v for k, v in funnel.items() if k != "skips"},
+        **round_metrics(evaluated, compositions),
+        "acquisition": config.acquisition,
+        "chemical_systems": ";".join(state.chemical_systems),
+        "skips": sum(int(s.table()["count"].sum()) for s in skips if len(s.table())),
+        "level_disagreement_mae": context.level_gap,
+        "reference_size": len(context.reference),
+        "flagged_elemental_references": ";".join(context.elemental.element[context.elemental.flagged]),
+        "oracle_relaxations_per_s": len(evaluated) / wall["oracle_s"]
+        if wall["oracle_s"] > 0 and len(evaluated)
+        else float("nan"),
+        **{f"wall_{k}": v for k, v in wall.items()},
+    }
+    new.to_pickle(state.directory / "new_entries.pkl")
+    evaluated[list(EVALUATED_COLUMNS)].to_csv(state.directory / "evaluated.csv", index=False)
+    return record, evaluated, known
+
+# %% ../../nbs/07_discovery.ipynb #2e9c7351bb52
+#: The cumulative columns of a run's rounds table
+CUMULATIVE_COLUMNS = (
+    "new_stable_vs_reference",
+    "rediscovered_stable_vs_reference",
+    "new_stable_on_updated_hull",
+    "new_stable_vs_reference_binary",
+    "new_stable_vs_reference_ternary",
+    "new_stable_vs_reference_quaternary",
+    "new_stable_vs_reference_5plus",
+)
+
+
+def rounds_table(records: list[dict]) -> pd.DataFrame:
+    "The per-round table of a run's records, with cumulative evaluated counts and stable-material counts."
     table = pd.DataFrame(records)
     if len(table):
         table["cumulative_evaluated"] = table.evaluated.cumsum()
-        for col in (
-            "new_stable_vs_reference",
-            "rediscovered_stable_vs_reference",
-            "new_stable_on_updated_hull",
-            *[f"new_stable_vs_reference_{a}" for a in ("binary", "ternary", "quaternary", "5plus")],
-        ):
-            table[f"cumulative_{col}"] = table[col].cumsum()
-    table.to_csv(run_dir / "rounds.csv", index=False)
-    table.to_csv(out_dir / "rounds.csv", index=False)
+        for column in CUMULATIVE_COLUMNS:
+            table[f"cumulative_{column}"] = table[column].cumsum()
+    return table
+
+
+def run_discovery(
+    config: DiscoveryConfig,
+    run_dir: Path | str,
+    *,
+    rounds: int | None = None,
+    progress: bool = False,
+    generator: Generator | None = None,
+    filter: Filter | None = None,
+    compositional: CompositionalArm | None | bool = True,
+    oracle: Oracle | str | object | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) the discovery loop; returns the per-round table (also `rounds.csv` in `run_dir` and in the
+    run's own folder `discovery_dir(config, run_dir)`, which holds every artefact: store, rounds, models).
+    Stages: `generator` (default `SubstitutionSapsGenerator`), `filter` (`EnsembleFilter`), `compositional`
+    (`CompositionalArm`; False leaves the arm out) and `oracle`: a name, an `Oracle`, or an ASE calculator, which is
+    taken to be at `config.oracle`'s level (the level the reference is relabelled at; one level per run)."""
+    settings = {"fmax": config.fmax, "max_steps": config.max_steps, "timeout_s": config.timeout_s}
+    if oracle is None or isinstance(oracle, str):
+        oracle = as_oracle(oracle or config.oracle, **settings, n_workers=config.n_workers)
+    elif not isinstance(oracle, Oracle):
+        oracle = as_oracle(oracle, name=config.oracle, **settings)
+    if oracle.name != config.oracle:
+        raise ValueError(f"oracle {oracle.name!r} is not at the run's level {config.oracle!r}: set config.oracle")
+    generator = SubstitutionSapsGenerator() if generator is None else generator
+    filter = EnsembleFilter() if filter is None else filter
+    compositional = CompositionalArm(progress=progress) if compositional is True else compositional or None
+    context = discovery_context(config, run_dir)
+    known = initial_known(context)
+    records, model = [], None
+    for r in range(config.rounds if rounds is None else min(rounds, config.rounds)):
+        directory = context.directory / f"round_{r}"
+        directory.mkdir(exist_ok=True)
+        t0 = time.perf_counter()
+        model, train_size = train_energy_model(context, known, r, model, directory, progress=progress)
+        trained = {"train_size": train_size, "wall_train_s": time.perf_counter() - t0}
+        done = directory / "done.json"
+        if done.exists():
+            records.append(json.loads(done.read_text()))
+            known = pd.concat([known, pd.read_pickle(directory / "new_entries.pkl")], ignore_index=True)
+            log.info("round %d: finished earlier, reused", r)
+            continue
+        state = start_round(context, r, known, model, directory)
+        stages = {"generator": generator, "filter": filter, "compositional": compositional, "oracle": oracle}
+        record, _, known = run_round(context, state, **stages, progress=progress)
+        record = {**record, **trained}
+        atomic_write_text(done, json.dumps(record, indent=2, default=float))
+        log.info(
+            "round %d: evaluated %d, hit rate %.2f, new stable %d, rediscovered stable %d",
+            r,
+            record["evaluated"],
+            record["hit_rate"],
+            record["new_stable_vs_reference"],
+            record["rediscovered_stable_vs_reference"],
+        )
+        records.append(record)
+    table = rounds_table(records)
+    table.to_csv(context.directory / "rounds.csv", index=False)
+    table.to_csv(Path(run_dir) / "rounds.csv", index=False)
     return table
 
 # %% ../../nbs/07_discovery.ipynb #fd93e86306f4

@@ -19,8 +19,8 @@ __all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_E
            'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom',
            'RelaxResult', 'structure_hash', 'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction',
            'gpaw_available', 'gpaw_elements', 'GPAWOracle', 'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom',
-           'TableOracle', 'OracleStore', 'run_oracle_batch', 'cache_dir', 'oracle_software', 'shared_store',
-           'single_points']
+           'TableOracle', 'OracleStore', 'run_oracle_batch', 'Oracle', 'NamedOracle', 'CalculatorOracle', 'as_oracle',
+           'cache_dir', 'oracle_software', 'shared_store', 'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -86,6 +86,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 from pathlib import Path
 
 import pandas as pd
@@ -585,6 +586,102 @@ def run_oracle_batch(
                 except Exception as e:  # a worker died: record the failure, keep going
                     store.add(RelaxResult(key, "", oracle, False, f"worker error: {type(e).__name__}: {e}"[:500]), m)
     return store.get(oracle, keys).reset_index()
+
+# %% ../../nbs/06_oracle.ipynb #c6594929180e
+@runtime_checkable
+class Oracle(Protocol):
+    """What the discovery loop (and any batch of relaxations) needs from an oracle: a `name` (its level of theory,
+    the key of its results in an `OracleStore`) and `relax(structures, store, *, meta, progress)`, which relaxes the
+    structures not yet in `store`, appends their results and returns the stored rows of all of them, in order
+    (`OracleStore.get`'s columns: `ok`, `converged`, `final_structure` as JSON, `energy_per_atom` at the level, ...)."""
+
+    name: str
+
+    def relax(self, structures, store: OracleStore, *, meta: list[dict] | None = None, progress: bool = False): ...
+
+
+@dataclass
+class NamedOracle:
+    """A registered oracle (`ORACLE_LEVELS`: CHGNet, SevenNet, GPAW) chosen by name; relaxations run in Dask worker
+    processes when there are several (`run_oracle_batch`)."""
+
+    name: str = "chgnet-0.3.0"
+    fmax: float = 0.05
+    max_steps: int = 300
+    timeout_s: float | None = 600
+    n_workers: int = 2
+
+    def relax(self, structures, store: OracleStore, *, meta: list[dict] | None = None, progress: bool = False):
+        structures = list(structures)
+        return run_oracle_batch(
+            structures,
+            store,
+            oracle=self.name,
+            fmax=self.fmax,
+            max_steps=self.max_steps,
+            timeout_s=self.timeout_s,
+            scheduler="local" if len(structures) > 1 else None,
+            n_workers=self.n_workers,
+            progress=progress,
+            meta=meta,
+        )
+
+
+@dataclass
+class CalculatorOracle:
+    """Any ASE `Calculator` as an oracle (your VASP, GPAW or MACE set-up), relaxing in this process with the same
+    protocol as the named oracles (`relax`: FIRE on a Fréchet cell filter). `name` declares its level of theory and
+    keys its results in a store; `energy_correction(structure, total_energy)` maps its raw energies to that level
+    (e.g. `mp2020_correction` for raw PBE)."""
+
+    calculator: object
+    name: str
+    fmax: float = 0.05
+    max_steps: int = 300
+    timeout_s: float | None = None
+    energy_correction: object = None
+
+    def relax(self, structures, store: OracleStore, *, meta: list[dict] | None = None, progress: bool = False):
+        from tqdm.auto import tqdm
+
+        structures = list(structures)
+        keys = [structure_hash(s) for s in structures]
+        done = store.done_keys(self.name)
+        meta = meta or [{}] * len(structures)
+        todo = {}
+        for structure, key, m in zip(structures, keys, meta):
+            if key not in done and key not in todo:
+                todo[key] = (structure, m)
+        for structure, m in tqdm(todo.values(), desc=f"oracle {self.name}", disable=not progress):
+            result = relax(
+                structure,
+                self.calculator,
+                oracle=self.name,
+                fmax=self.fmax,
+                max_steps=self.max_steps,
+                timeout_s=self.timeout_s,
+                energy_correction=self.energy_correction,
+            )
+            store.add(result, m)
+        return store.get(self.name, keys).reset_index()
+
+
+def as_oracle(oracle, **settings) -> Oracle:
+    """An `Oracle` from what a user passes: an `Oracle` as it is, a registered name (`NamedOracle`, with `settings`:
+    fmax, max_steps, timeout_s, n_workers), or an ASE `Calculator` (`CalculatorOracle`; `settings` must then name
+    its level: `name=...`)."""
+    if isinstance(oracle, str):
+        return NamedOracle(oracle, **settings)
+    if isinstance(oracle, Oracle):
+        return oracle
+    from ase.calculators.calculator import BaseCalculator
+
+    if isinstance(oracle, BaseCalculator):
+        if "name" not in settings:
+            raise ValueError("an ASE calculator as oracle needs name=... (its level of theory, e.g. 'my-pbe')")
+        settings = {k: v for k, v in settings.items() if k != "n_workers"}
+        return CalculatorOracle(oracle, **settings)
+    raise TypeError(f"not an oracle: {oracle!r} (pass a name of ORACLE_LEVELS, an Oracle or an ASE Calculator)")
 
 # %% ../../nbs/06_oracle.ipynb #9465fe4563c6
 import os
