@@ -860,6 +860,8 @@ def mlip_figure(
     """(a) held-out energy and force MAE vs training frames with power-law fits; (b) fine-tuned vs scratch on a new
     chemistry; (c) Li conductivity at 1,000 K from our potential's MD vs the oracle's, with GNoME's threshold."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
     from matdisco.scaling import fit_power_law
 
     fig, ax = plt.subplots(1, 3, figsize=(14, 4.2))
@@ -877,9 +879,10 @@ def mlip_figure(
             ax[0].axhline(baselines[col], color=c, ls="--", lw=0.8)
     ax[0].set(
         xlabel="training frames (growing by whole sources)",
-        ylabel="MAE on held-out compositions",
+        ylabel="MAE on held-out compositions (meV/atom; meV/Å)",
         title="(a) data scaling (dashed: mean / zero baselines)",
     )
+    ax[0].xaxis.set_minor_formatter(NullFormatter())  # decade labels only: the minor ones overlap
     ax[0].legend(fontsize=8)
     if transfer is not None and len(transfer):
         for (start, t), c in zip(transfer.groupby("start", sort=False), ("C2", "C3", "C4", "C5")):
@@ -891,6 +894,7 @@ def mlip_figure(
                 float(transfer.force_mae_zero_baseline_meV_A.iloc[0]), color="k", ls=":", lw=0.8, label="zero force"
             )
         ax[1].set_xscale("symlog", linthresh=1)
+        ax[1].set_xlim(0, 1.5 * max(float(transfer.n_frames.max()), 1.0))  # frame counts: no negative side
         ax[1].set_yscale("log")
         ax[1].legend(fontsize=7)
     ax[1].set(
