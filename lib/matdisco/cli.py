@@ -20,6 +20,8 @@ __all__ = ['log_to_file', 'main']
 
 # %% ../../nbs/96_cli.ipynb #641fe21357ec
 def _parser() -> argparse.ArgumentParser:
+    from matdisco.oracle import DEFAULT_ORACLE
+
     p = argparse.ArgumentParser(prog="matdisco", description="Reproducible AI-driven discovery of inorganic crystals.")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the experiment notebooks with papermill")
@@ -68,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         "chapter's rule (best of up to 3 relaxed mp2018 structures; flagged beyond the tolerance)",
     )
     e.add_argument("elements", nargs="*", help="element symbols (default: every element with an MP2020 reference)")
-    e.add_argument("--oracle", default="chgnet-0.3.0")
+    e.add_argument("--oracle", default=DEFAULT_ORACLE)
     e.add_argument(
         "--out", required=True, help="folder: elemental_references.csv and the oracle store (reruns reuse it)"
     )
@@ -79,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         help="single points of every mp2018_formation crystal with an oracle, into the machine-wide "
         "cache ($MATDISCO_CACHE or ~/.cache/matdisco), and the oracle-level reference table",
     )
-    rl.add_argument("--oracle", default="chgnet-0.3.0")
+    rl.add_argument("--oracle", default=DEFAULT_ORACLE)
     rl.add_argument(
         "--elements", nargs="*", help="only the chemical space of these elements (default: the whole data set)"
     )
@@ -96,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("path", help="a folder of CIFs, an extended-XYZ file, or a CSV with a CIF column")
     ev.add_argument("--reference", default="mp2018_formation", choices=["mp2018_formation"])
-    ev.add_argument("--oracle", default="chgnet-0.3.0")
+    ev.add_argument("--oracle", default=DEFAULT_ORACLE)
     ev.add_argument(
         "--matcher",
         default="disordered",

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .md import supercell_reps
 from .mlip_data import BOLTZMANN_EV_K
+from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def relax_selection(
     selected: pd.DataFrame,
     store,
     *,
-    oracle: str = "chgnet-0.3.0",
+    oracle: str = DEFAULT_ORACLE,
     relax_max_steps: int = 300,
     n_workers: int = 1,
     progress: bool = True,

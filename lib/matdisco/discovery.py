@@ -28,6 +28,7 @@ from .reference import COVERAGE_TOLERANCE, ReferenceCoverage
 from .reference import hit_verdicts, known_reduced_formulas, later_known_stable
 from .reference import oracle_level_hull, relabel, space_index
 from .train import Ensemble, GraphDataset, TrainConfig, fit, screen, train_ensemble
+from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger("matdisco.discovery")
 
@@ -85,7 +86,7 @@ class DiscoveryConfig:
     retrain_warmup_epochs: int = 1
     atoms_per_batch: int = 1024  # atom budget of a training batch (`train.atom_budget_batches`)
     composition_lr: float = 3e-3
-    oracle: str = "chgnet-0.3.0"
+    oracle: str = DEFAULT_ORACLE
     fmax: float = 0.1
     max_steps: int = 100
     timeout_s: float = 300

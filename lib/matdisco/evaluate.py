@@ -23,6 +23,7 @@ from .metrics import verified_precision
 from .oracle import formation_energy_per_atom, run_oracle_batch, shared_store
 from .reference import KNOWN_LIST, ReferenceCoverage, elemental_references, hit_verdicts, known_reduced_formulas
 from .reference import relabel
+from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ MATCHERS = {"ordered": structure_matcher, "disordered": disordered_matcher}
 class EvaluateConfig:
     "Settings of an evaluation; `key()` names its results (workers and scheduler do not change them)."
 
-    oracle: str = "chgnet-0.3.0"
+    oracle: str = DEFAULT_ORACLE
     reference: str = "mp2018_formation"  # the only reference set with structures here
     matcher: str = "disordered"  # MatterGen's default; or "ordered"
     fmax: float = 0.05  # eV/Å, FIRE on FrechetCellFilter (`matdisco.oracle.relax`)
@@ -399,7 +400,7 @@ def generator_samples(
     n_systems: int = 5,
     max_sites: int = 20,
     seed: int = 0,
-    oracle: str = "chgnet-0.3.0",
+    oracle: str = DEFAULT_ORACLE,
     scheduler: str | None = "local",
     n_workers: int = 2,
     client=None,
@@ -498,7 +499,7 @@ def generators_figure(table: pd.DataFrame, published: pd.DataFrame = PUBLISHED_S
 
 # %% ../../nbs/13_evaluate.ipynb #5f7088db1633
 def discovery_round_samples(
-    run_dir: Path | str, *, oracle: str = "chgnet-0.3.0"
+    run_dir: Path | str, *, oracle: str = DEFAULT_ORACLE
 ) -> dict[str, tuple[list[str], list[Structure]]]:
     """Per round of a discovery run (`discovery_dir(config, out)`): the candidates it sent to the oracle, as proposed
     (first frame of each trajectory), with ids 'round r:generator:arm:hash'. Keys 'round 0', 'round 1', …"""

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .data import DataError, atomic_path, config_key
+from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ BOLTZMANN_EV_K = 8.617333262e-5  # k_B in eV/K (CODATA 2018)
 class SamplingConfig:
     "How frames are drawn from each relaxed source structure (hashed into the frame set's folder name)."
 
-    oracle: str = "chgnet-0.3.0"
+    oracle: str = DEFAULT_ORACLE
     relaxation_every: int = 5
     rattle_temperatures_K: tuple = RATTLE_TEMPERATURES_K
     rattles_per_temperature: int = 2
@@ -331,7 +332,7 @@ def relaxed_sources(
     structures,
     store,
     *,
-    oracle: str = "chgnet-0.3.0",
+    oracle: str = DEFAULT_ORACLE,
     fmax: float = 0.05,
     max_steps: int = 300,
     n_workers: int = 2,

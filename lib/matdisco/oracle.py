@@ -15,12 +15,13 @@ from tqdm.auto import tqdm
 log = logging.getLogger("matdisco.oracle")
 
 # %% auto #0
-__all__ = ['log', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'MAGNETIC_ELEMENTS', 'GPAW_CELL_ANGLES',
-           'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies', 'formation_energy_per_atom',
-           'RelaxResult', 'structure_hash', 'relax', 'make_calculator', 'energy_correction_for', 'mp2020_correction',
-           'gpaw_available', 'gpaw_elements', 'GPAWOracle', 'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom',
-           'TableOracle', 'OracleStore', 'run_oracle_batch', 'Oracle', 'NamedOracle', 'CalculatorOracle', 'as_oracle',
-           'cache_dir', 'oracle_software', 'shared_store', 'single_points']
+__all__ = ['log', 'DEFAULT_ORACLE', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC', 'SPIN_POLARISED_ELEMENTS', 'MAGNETIC_ELEMENTS',
+           'GPAW_CELL_ANGLES', 'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies',
+           'formation_energy_per_atom', 'RelaxResult', 'structure_hash', 'relax', 'make_calculator',
+           'energy_correction_for', 'mp2020_correction', 'gpaw_available', 'gpaw_elements', 'GPAWOracle',
+           'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom', 'TableOracle', 'OracleStore', 'run_oracle_batch',
+           'Oracle', 'NamedOracle', 'CalculatorOracle', 'as_oracle', 'cache_dir', 'oracle_software', 'shared_store',
+           'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -205,6 +206,9 @@ def relax(
         )
 
 # %% ../../nbs/06_oracle.ipynb #f50689a50f66
+#: The oracle every experiment and command uses unless told otherwise: CHGNet 0.3.0 (MP2020-compatible PBE/PBE+U)
+DEFAULT_ORACLE = "chgnet-0.3.0"
+
 ORACLE_LEVELS = {
     "chgnet-0.3.0": "MP2020-PBE",
     "chgnet-r2scan": "r2SCAN",
@@ -217,7 +221,7 @@ ORACLE_LEVELS = {
 
 
 @functools.lru_cache(maxsize=4)
-def make_calculator(name: str = "chgnet-0.3.0"):
+def make_calculator(name: str = DEFAULT_ORACLE):
     "ASE calculator for a named oracle (cached per process; one torch thread)."
     one_thread()
     if name.startswith("chgnet-"):
@@ -545,7 +549,7 @@ def run_oracle_batch(
     structures,
     store: OracleStore,
     *,
-    oracle: str = "chgnet-0.3.0",
+    oracle: str = DEFAULT_ORACLE,
     fmax: float = 0.05,
     max_steps: int = 300,
     timeout_s: float | None = 600,
@@ -605,7 +609,7 @@ class NamedOracle:
     """A registered oracle (`ORACLE_LEVELS`: CHGNet, SevenNet, GPAW) chosen by name; relaxations run in Dask worker
     processes when there are several (`run_oracle_batch`)."""
 
-    name: str = "chgnet-0.3.0"
+    name: str = DEFAULT_ORACLE
     fmax: float = 0.05
     max_steps: int = 300
     timeout_s: float | None = 600
@@ -759,7 +763,7 @@ def _single_point_chunk(
 def single_points(
     structures,
     store: OracleStore | None = None,
-    oracle: str = "chgnet-0.3.0",
+    oracle: str = DEFAULT_ORACLE,
     *,
     scheduler: str | None = None,
     n_workers: int = 2,

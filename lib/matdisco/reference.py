@@ -16,6 +16,7 @@ from .data import load_structures, read_index
 from .hull import ReferenceHull
 from .metrics import mae
 from .oracle import OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store, single_points
+from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger("matdisco.reference")
 
@@ -89,7 +90,7 @@ def elemental_references(
     elements,
     store: OracleStore | None = None,
     *,
-    oracle: str = "chgnet-0.3.0",
+    oracle: str = DEFAULT_ORACLE,
     fmax: float = 0.1,
     max_steps: int = 100,
     timeout_s: float | None = 300,
@@ -250,7 +251,7 @@ class OracleReference:
 
 
 def relabel(
-    oracle: str = "chgnet-0.3.0",
+    oracle: str = DEFAULT_ORACLE,
     *,
     rows=None,
     elements=None,

@@ -20,6 +20,7 @@ from .hull import ReferenceHull
 from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store
 from .oracle import structure_hash
 from .reference import ELEMENTAL_REFERENCE_TOLERANCE, known_reduced_formulas, relabel, space_index
+from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class ValidationConfig:
     its own hull built from relaxations of every competing mp2018 phase and of the candidates with the same model.
     `max_phases`: chemical systems with more competing mp2018 crystals are left out and reported (cost)."""
 
-    base_oracle: str = "chgnet-0.3.0"
+    base_oracle: str = DEFAULT_ORACLE
     oracles: tuple = R2SCAN_POTENTIALS
     fmax: float = 0.1  # eV/Å, as the elemental references (`elemental_references`)
     max_steps: int = 200
