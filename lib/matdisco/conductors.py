@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'ROOM_TEMPERATURE_K', 'MIN_LOG10_D_ERROR', 'supercell_repeats', 'ordered_approximant', 'obelix_selection',
            'relax_selection', 'arrhenius_fit', 'run_log10_error', 'arrhenius_table', 'rank_correlation',
-           'conductors_figure']
+           'md_rank_correlations', 'conductors_figure']
 
 # %% ../../nbs/18_conductors.ipynb #8501f4ef4ad0
 #: Room temperature of the OBELiX measurements, in K (the convention of Arrhenius extrapolations in AIMD screening).
@@ -505,6 +505,20 @@ def rank_correlation(measured, simulated, *, lowest=None) -> dict:
         "p_value": float(stats.spearmanr(a[ok], b[ok]).pvalue),
         "kendall_tau": float(stats.kendalltau(a[ok], b[ok]).statistic),
     }
+
+# %% ../../nbs/18_conductors.ipynb #ca2c91f242d4
+def md_rank_correlations(md: pd.DataFrame) -> dict:
+    """Per calculator of a zero-shot MD table (one row per structure and `calculator`, with its σ(1,000 K)
+    `sigma_mS_cm`, whether its Li `diffusive`, and the measured room-temperature `sigma_S_cm`), the rank correlation
+    of simulated with measured σ (`rank_correlation`). A run whose Li did not diffuse has no resolved σ: it enters
+    tied at the bottom of its calculator's ranking. {} without those columns."""
+    if not {"sigma_S_cm", "sigma_mS_cm", "diffusive", "calculator"} <= set(md.columns):
+        return {}
+    correlations = {}
+    for name, runs in md.groupby("calculator"):
+        moved = runs.diffusive.astype(object).eq(True)
+        correlations[name] = rank_correlation(runs.sigma_S_cm, runs.sigma_mS_cm.where(moved), lowest=~moved)
+    return correlations
 
 # %% ../../nbs/18_conductors.ipynb #055081669be5
 def conductors_figure(
