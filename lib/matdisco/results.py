@@ -749,10 +749,10 @@ def _validation_rows(r):
 
 
 def _mlip_rows(r):
-    rows = []
-    held = r["metrics"].get("held_out", {})
-    level = f"oracle {r['metrics'].get('oracle', '')} labels"
-    rows.append(
+    m = r["metrics"]
+    held = m.get("held_out", {})
+    level = f"oracle {m.get('oracle', '')} labels"
+    rows = [
         _row(
             "held-out force MAE / zero-force baseline",
             held.get("force_mae_ratio_to_zero"),
@@ -760,18 +760,52 @@ def _mlip_rows(r):
             level=level,
             headline=True,
             fmt="{:.2f}",
-        )
-    )
-    rows.append(_row("held-out energy MAE", held.get("energy_mae_meV_atom"), "meV/atom", level=level, fmt="{:.0f}"))
-    rows.append(
+        ),
+        _row("held-out force MAE", held.get("force_mae_meV_A"), "meV/Å", level=level, fmt="{:.0f}"),
+        _row(
+            "held-out force MAE, zero-force baseline", held.get("force_mae_zero_baseline_meV_A"), "meV/Å", fmt="{:.0f}"
+        ),
+        _row("held-out energy MAE", held.get("energy_mae_meV_atom"), "meV/atom", level=level, fmt="{:.0f}"),
         _row(
             "held-out energy MAE, mean baseline",
             held.get("energy_mae_mean_baseline_meV_atom"),
             "meV/atom",
             level=level,
             fmt="{:.0f}",
+        ),
+    ]
+    for column, what in (("energy_error_meV_atom", "energy"), ("force_mae_meV_A", "force")):
+        fit = m.get("power_law", {}).get(column)
+        if fit:
+            value = _interval(fit.get("alpha"), fit.get("alpha_lo"), fit.get("alpha_hi"))
+            rows.append(_row(f"learning curve: {what} MAE ∝ N^−α, α", value, "1", level=level))
+    zero_shot = {t["start"]: t for t in m.get("scored_sets", {}).get("transfer", []) if t.get("n_frames") == 0}
+    for start in ("SevenNet-0", "our pretrained student"):
+        if start in zero_shot:
+            rows.append(
+                _row(
+                    f"transfer, zero-shot: {start} force MAE / zero force",
+                    zero_shot[start].get("force_mae_ratio_to_zero"),
+                    "1",
+                    level=level,
+                    fmt="{:.2f}",
+                )
+            )
+    cls = m.get("classification", {})
+    if cls.get("n"):
+        accuracy = _interval(cls.get("accuracy"), cls.get("accuracy_lo95"), cls.get("accuracy_hi95"), 100, "{:.0f}")
+        majority = cls.get("majority_baseline_accuracy")
+        shown = f"{accuracy} (majority class {100 * majority:.0f})" if majority is not None else accuracy
+        rows.append(_row(f"zero-shot MD: superionic accuracy, n = {cls['n']}", shown, "%", level=level))
+        rows.append(_row("zero-shot MD: MCC", cls.get("MCC"), "1", level=level, fmt="{:.2f}"))
+        rows.append(
+            _row("zero-shot MD: Spearman ρ of log D vs the oracle", cls.get("spearman_log_D"), "1", fmt="{:.2f}")
         )
-    )
+        rows.append(
+            _row("zero-shot MD: mean log10(D ours / D oracle)", cls.get("mean_log10_ratio_D"), "1", fmt="{:+.2f}")
+        )
+    if m.get("speedup_ours_vs_oracle"):
+        rows.append(_row("MD steps/s, ours / oracle (one process)", m["speedup_ours_vs_oracle"], "1", fmt="{:.1f}"))
     return rows
 
 
@@ -916,6 +950,16 @@ def _mlip_caveats(r) -> list[str]:
         notes.append(
             f"Zero-shot MD: {md.get('total_ps')} ps at {md.get('temperature_K'):,.0f} K (GNoME: 50 ps); labels at "
             f"{cls['threshold_mS_cm']:,.0f} mS/cm, the threshold these runs resolve ({whose})."
+        )
+    melted = m.get("md_frameworks_melted", {})
+    if melted:
+        counts = ", ".join(f"{name} {v['melted']} of {v['runs']}" for name, v in melted.items())
+        notes.append(f"Frameworks that melted in the zero-shot MD (their Li moves through a liquid): {counts}.")
+    held = m.get("held_out", {})
+    if held.get("force_mae_ratio_to_zero", 0) > 0.35:
+        notes.append(
+            f"The from-scratch student's held-out forces are {held['force_mae_ratio_to_zero']:.2f}x the zero-force "
+            "baseline (target: 0.35x): it is not yet an MD potential, and its MD metrics measure that."
         )
     return notes
 
