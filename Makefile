@@ -10,7 +10,7 @@ RUN_ID ?= $(PROFILE)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install test lint export-check nbtest pytest reproduce readme docs wheelhouse bench lock clean dft
+.PHONY: install test lint export-check nbtest pytest reproduce readme docs wheelhouse datapack gpu-run bench lock clean dft
 
 install: $(STAMP)
 
@@ -77,6 +77,24 @@ wheelhouse: install
 # Real DFT (GPAW 26.7.0 + libxc 7.0.0, serial) for matdisco.validation: not part of `make test`; the tests that need it
 # skip with the reason where it is absent. Builds once into .dft/ (about 2-6 min), then only checks.
 DFT_PREFIX := .dft
+# The air-gapped GPU node, in two calls on one warm machine (at most 64 MiB travels with each): first
+# `make install WHEELHOUSE=wheelhouse` with wheelhouse/ carried (made here by `make wheelhouse PYTHON_VERSION=3.12
+# HAVE=.ci/h200-packages.txt`), then `make gpu-run` with data/ carried (filled here by `make datapack`: every data set
+# with a mirror copy, verified by its sha256; about 54 MB). gpu-run uses the installed venv as it is (no index there),
+# runs GPU_PROFILE into runs/GPU_PROFILE and writes GPU_OUT: the manifest, the run log and results.tar.gz (results
+# files, figures, per-stage times), each under 16 MiB.
+GPU_PROFILE ?= gpu
+GPU_OUT ?= runs/$(GPU_PROFILE)-out
+datapack: install
+	$(BIN)/matdisco data fetch --offline $$($(BIN)/python -c 'from matdisco.data import REGISTRY, mirror_dir; m = mirror_dir(); print(" ".join(n for n in REGISTRY if m is not None and (m / n).is_dir()))')
+	@du -sh --exclude=cache data | sed 's/^/data pack: /'
+
+gpu-run:
+	@test -x $(BIN)/matdisco || { echo "gpu-run: no $(VENV) here; first: make install WHEELHOUSE=<wheelhouse folder>"; exit 1; }
+	$(BIN)/python -c 'import torch; print("torch", torch.__version__, "cuda" if torch.cuda.is_available() else "NO CUDA: running on CPU")'
+	MATDISCO_MIRROR= $(BIN)/matdisco run --profile $(GPU_PROFILE) --out runs/$(GPU_PROFILE); status=$$?; \
+	  $(BIN)/python .ci/gpu-archive runs/$(GPU_PROFILE) $(GPU_OUT); exit $$status
+
 dft: install
 	PREFIX=$(DFT_PREFIX) VENV=$(VENV) CONSTRAINTS=constraints.txt bash .ci/install-dft
 

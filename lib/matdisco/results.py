@@ -51,7 +51,7 @@ RESULTS_SCHEMA = {
     "properties": {
         "matdisco_results": {"const": RESULTS_VERSION},
         "experiment": {"type": "string", "minLength": 1},
-        "profile": {"enum": ["smoke", "tiny", "cpu", "gpu"]},
+        "profile": {"enum": ["smoke", "tiny", "cpu", "gpu", "paper"]},
         "seed": {"type": "integer"},
         "date": {"type": "string", "format": "date-time"},
         "metrics": {"type": "object"},
