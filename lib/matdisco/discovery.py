@@ -536,15 +536,13 @@ def structural_picks(pool: Pool, selection: Selection, control: np.ndarray) -> P
     "The structural arm's `Picks`: the filter's choice, then the control arm's other picks (each relaxed once)."
     evaluate = np.concatenate([selection.chosen, control[~np.isin(control, selection.chosen)]]).astype(int)
     n = len(evaluate)
-    predicted = selection.predicted[evaluate] if len(pool.candidates) else np.full(n, np.nan)
-    uncertainty = selection.uncertainty[evaluate] if len(pool.candidates) else np.full(n, np.nan)
     return Picks(
         [pool.candidates[k] for k in evaluate],
         np.isin(evaluate, selection.chosen),
         np.isin(evaluate, control),
         [""] * n,
-        np.asarray(predicted, float),
-        np.asarray(uncertainty, float),
+        np.asarray(selection.predicted[evaluate], float),
+        np.asarray(selection.uncertainty[evaluate], float),
         np.full(n, np.nan),
     )
 

@@ -545,6 +545,18 @@ def _relax_task(structure_dict: dict, oracle: str, fmax: float, max_steps: int, 
     )
 
 
+def _pending(structures: list, store: OracleStore, oracle: str, meta: list[dict] | None) -> tuple[list, dict]:
+    """The structure hashes of `structures`, and {hash: (structure, its meta)} of those `store` lacks for `oracle`,
+    each once (a batch relaxes a structure once however often it appears)."""
+    keys = [structure_hash(s) for s in structures]
+    done = store.done_keys(oracle)
+    todo = {}
+    for structure, key, m in zip(structures, keys, meta or [{}] * len(structures)):
+        if key not in done and key not in todo:
+            todo[key] = (structure, m)
+    return keys, todo
+
+
 def run_oracle_batch(
     structures,
     store: OracleStore,
@@ -564,12 +576,7 @@ def run_oracle_batch(
     from tqdm.auto import tqdm
 
     structures = list(structures)
-    keys = [structure_hash(s) for s in structures]
-    done = store.done_keys(oracle)
-    todo = {}
-    for k, (s, key) in enumerate(zip(structures, keys)):
-        if key not in done and key not in todo:
-            todo[key] = (s, (meta or [{}] * len(structures))[k])
+    keys, todo = _pending(structures, store, oracle, meta)
     log.info("oracle batch %s: %d structures, %d to relax", oracle, len(structures), len(todo))
     if todo and scheduler is None and client is None:
         for key, (s, m) in tqdm(todo.items(), desc=f"oracle {oracle}", disable=not progress):
@@ -648,14 +655,7 @@ class CalculatorOracle:
     def relax(self, structures, store: OracleStore, *, meta: list[dict] | None = None, progress: bool = False):
         from tqdm.auto import tqdm
 
-        structures = list(structures)
-        keys = [structure_hash(s) for s in structures]
-        done = store.done_keys(self.name)
-        meta = meta or [{}] * len(structures)
-        todo = {}
-        for structure, key, m in zip(structures, keys, meta):
-            if key not in done and key not in todo:
-                todo[key] = (structure, m)
+        keys, todo = _pending(list(structures), store, self.name, meta)
         for structure, m in tqdm(todo.values(), desc=f"oracle {self.name}", disable=not progress):
             result = relax(
                 structure,
