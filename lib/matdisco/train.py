@@ -214,6 +214,153 @@ class _Stop(Exception):
     pass
 
 
+def _fresh_loop_state() -> dict:
+    "The loop state of a run that has not trained yet."
+    return {
+        "epoch": -1,
+        "best_val_mae": float("inf"),
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "history": [],
+        "elapsed_s": 0.0,
+    }
+
+
+def _resume_or_start(
+    model, train: GraphDataset, config: TrainConfig, last: Path, normalizer: TargetNormalizer | None, world: int
+) -> tuple[TargetNormalizer, dict, dict | None]:
+    """(normaliser, loop state, checkpoint) of a run: from `last` when it exists (the model's weights and config are
+    loaded from it; a checkpoint of another `TrainConfig` is refused), else a fresh state and `normalizer`, or a
+    normaliser (and the model's `avg_num_neighbors`) fitted on `train` when None."""
+    if not last.exists():
+        if normalizer is None:
+            normalizer = TargetNormalizer.fit(train.fractions, train.y)
+            if isinstance(model, CrystalGNN):
+                model.config.avg_num_neighbors = train.mean_neighbors()
+        return normalizer, _fresh_loop_state(), None
+    ck = torch.load(last, map_location="cpu", weights_only=False)
+    if ck["train_config"] != asdict(config):
+        raise ValueError(f"{last}: checkpoint was written with a different TrainConfig; use a new run folder")
+    model.config = type(model.config)(**ck["config"])
+    model.load_state_dict(ck["state_dict"])
+    state = ck["loop"]
+    if state.get("world_size", 1) != world:
+        log.warning(
+            "%s: resuming with %d processes, checkpoint written with %d: batches will differ",
+            last.parent,
+            world,
+            state.get("world_size", 1),
+        )
+    log.info("resuming %s from epoch %d", last.parent, state["epoch"] + 1)
+    return TargetNormalizer.from_state_dict(ck["normalizer"]), state, ck
+
+
+def _train_epoch(
+    net, model, train: GraphDataset, targets: torch.Tensor, opt, config: TrainConfig, epoch: int, *, device, world: int
+) -> tuple[float, int]:
+    """One epoch of optimiser steps on this rank's share of `train` (normalised `targets`), batches of
+    `atoms_per_batch / world` atoms drawn with the seed of (`config.seed`, `epoch`). Returns (sum of the Huber loss
+    times the batch size, items seen)."""
+    rank = distributed_rank_world()[0]
+    model.train()
+    loss_fn = torch.nn.HuberLoss(delta=config.huber_delta)
+    n_atoms = train.n_atoms if len(train.n_atoms) else np.ones(len(train), int)
+    batches = atom_budget_batches(n_atoms, config.atoms_per_batch // world, np.random.default_rng([config.seed, epoch]))
+    if world > 1:
+        batches = batches[rank : len(batches) // world * world : world]  # same step count on every rank
+    total, count = 0.0, 0
+    for idx in batches:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            pred = net(_inputs(model, train, idx, device)).float()
+        loss = loss_fn(pred, targets[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        total += loss.detach().item() * len(idx)
+        count += len(idx)
+    return total, count
+
+
+def _record_epoch(state: dict, row: dict) -> bool:
+    "Append an epoch's `row` to the loop `state` and update its best epoch; True if validation improved."
+    state["elapsed_s"] = row["elapsed_s"]
+    state["history"].append(row)
+    improved = row["val_mae"] < state["best_val_mae"]
+    if improved:
+        state.update(best_val_mae=row["val_mae"], best_epoch=row["epoch"], bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    state["epoch"] = row["epoch"]
+    return improved
+
+
+def _write_checkpoint(run_dir: Path, model, normalizer, opt, sched, config: TrainConfig, state: dict):
+    "`run_dir/last.pt` (everything a resumed run needs) and `metrics.csv`, both written atomically."
+    checkpoint = {
+        "config": asdict(model.config),
+        "state_dict": model.state_dict(),
+        "normalizer": normalizer.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "train_config": asdict(config),
+        "loop": state,
+    }
+    with atomic_path(run_dir / "last.pt") as tmp:
+        torch.save(checkpoint, tmp)
+    with atomic_path(run_dir / "metrics.csv") as tmp:
+        pd.DataFrame(state["history"]).to_csv(tmp, index=False)
+
+
+def _data_parallel(model, device, world: int):
+    """`model` itself in one process, else wrapped in `DistributedDataParallel` (it broadcasts rank 0's parameters,
+    then all-reduces gradients in backward)."""
+    if world == 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+def _optimiser(model, config: TrainConfig, checkpoint: dict | None) -> tuple:
+    "AdamW and its warm-up + cosine schedule (`_lr_lambda`); resumed from `checkpoint` with the torch RNG state."
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
+    if checkpoint is not None:
+        opt.load_state_dict(checkpoint["optimizer"])
+        sched.load_state_dict(checkpoint["scheduler"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+    return opt, sched
+
+
+def _should_stop(state: dict, config: TrainConfig, world: int) -> bool:
+    "Early stopping (`patience` epochs without improvement) or the time budget (`max_minutes`, rank 0's clock)."
+    if state["bad_epochs"] >= config.patience:
+        log.info("early stop at epoch %d (best %d)", state["epoch"], state["best_epoch"])
+        return True
+    if _from_rank0(bool(config.max_minutes) and state["elapsed_s"] > 60 * config.max_minutes, world):
+        log.info("time budget reached at epoch %d", state["epoch"])
+        return True
+    return False
+
+
+def _finish(model, run_dir: Path, state: dict, rank: int):
+    "Load the best weights into `model`; rank 0 writes `run_dir/done.json`."
+    best, _, _ = load_model(run_dir / "best.pt")
+    model.load_state_dict(best.state_dict())
+    model.config = best.config
+    if rank == 0:
+        summary = {
+            "best_epoch": state["best_epoch"],
+            "best_val_mae": state["best_val_mae"],
+            "epochs_run": state["epoch"] + 1,
+            "elapsed_s": state["elapsed_s"],
+            "n_params": count_parameters(model),
+        }
+        atomic_write_text(run_dir / "done.json", json.dumps(summary))
+
+
 def fit(
     model,
     train: GraphDataset,
@@ -242,147 +389,37 @@ def fit(
     rank, world = distributed_rank_world()
     device = pick_device(device)
     torch.manual_seed(config.seed)
-    last, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
-        if ck["train_config"] != asdict(config):
-            raise ValueError(f"{last}: checkpoint was written with a different TrainConfig; use a new run folder")
-        model.config = type(model.config)(**ck["config"])
-        model.load_state_dict(ck["state_dict"])
-        normalizer = TargetNormalizer.from_state_dict(ck["normalizer"])
-        state = ck["loop"]
-        if state.get("world_size", 1) != world:
-            log.warning(
-                "%s: resuming with %d processes, checkpoint written with %d: batches will differ",
-                run_dir,
-                world,
-                state.get("world_size", 1),
-            )
-        log.info("resuming %s from epoch %d", run_dir, state["epoch"] + 1)
-    elif normalizer is None:
-        normalizer = TargetNormalizer.fit(train.fractions, train.y)
-        if isinstance(model, CrystalGNN):
-            model.config.avg_num_neighbors = train.mean_neighbors()
-    if not last.exists():
-        state = {
-            "epoch": -1,
-            "best_val_mae": float("inf"),
-            "best_epoch": -1,
-            "bad_epochs": 0,
-            "history": [],
-            "elapsed_s": 0.0,
-        }
+    normalizer, state, ck = _resume_or_start(model, train, config, run_dir / "last.pt", normalizer, world)
     state["world_size"] = world
     model.to(device)
     normalizer.to(device)
-    net = model
-    if world > 1:  # broadcasts rank 0's parameters, then all-reduces gradients in backward
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    net = _data_parallel(model, device, world)
     val_share = val.subset(slice(rank, None, world))
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
-    if last.exists():
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["torch_rng"])
-    yn_train = normalizer.normalize(train.y.to(device), train.fractions.to(device)).cpu()
-    n_atoms = train.n_atoms if len(train.n_atoms) else np.ones(len(train), int)
-    loss_fn = torch.nn.HuberLoss(delta=config.huber_delta)
-    use_amp = device.type == "cuda"
-    bar = tqdm(
-        range(state["epoch"] + 1, config.epochs),
-        desc=f"train {run_dir.name}",
-        unit="epoch",
-        disable=not progress or rank > 0,
-    )
+    opt, sched = _optimiser(model, config, ck)
+    targets = normalizer.normalize(train.y.to(device), train.fractions.to(device)).cpu()
+    epochs = range(state["epoch"] + 1, config.epochs)
+    bar = tqdm(epochs, desc=f"train {run_dir.name}", unit="epoch", disable=not progress or rank > 0)
     t_start = time.perf_counter() - state["elapsed_s"]
     for epoch in bar:
-        model.train()
         t0 = time.perf_counter()
-        tot, cnt = 0.0, 0
-        batches = atom_budget_batches(
-            n_atoms, config.atoms_per_batch // world, np.random.default_rng([config.seed, epoch])
-        )
-        if world > 1:
-            batches = batches[rank : len(batches) // world * world : world]  # same step count on every rank
-        for idx in batches:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                pred = net(_inputs(model, train, idx, device)).float()
-            loss = loss_fn(pred, yn_train[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            tot += loss.detach().item() * len(idx)
-            cnt += len(idx)
+        tot, cnt = _train_epoch(net, model, train, targets, opt, config, epoch, device=device, world=world)
         sched.step()
         val_pred = predict(model, normalizer, val_share, device=device)
         abs_err, tot, cnt = _all_sum([float(np.abs(val_pred - val_share.y.numpy()).sum()), tot, cnt], world)
-        val_mae = abs_err / len(val)
-        state["elapsed_s"] = time.perf_counter() - t_start
-        state["history"].append(
-            {
-                "epoch": epoch,
-                "train_loss": tot / max(cnt, 1),
-                "val_mae": val_mae,
-                "lr": opt.param_groups[0]["lr"],
-                "epoch_s": time.perf_counter() - t0,
-                "elapsed_s": state["elapsed_s"],
-            }
-        )
-        improved = val_mae < state["best_val_mae"]
-        if improved:
-            state.update(best_val_mae=val_mae, best_epoch=epoch, bad_epochs=0)
-            if rank == 0:
-                save_model(best_path, model, normalizer, epoch=epoch, val_mae=val_mae)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch
+        row = {"epoch": epoch, "train_loss": tot / max(cnt, 1), "val_mae": abs_err / len(val)}
+        row.update(lr=opt.param_groups[0]["lr"], epoch_s=time.perf_counter() - t0)
+        row["elapsed_s"] = time.perf_counter() - t_start
+        if _record_epoch(state, row) and rank == 0:
+            save_model(run_dir / "best.pt", model, normalizer, epoch=epoch, val_mae=row["val_mae"])
         if rank == 0:
-            with atomic_path(last) as tmp:
-                torch.save(
-                    {
-                        "config": asdict(model.config),
-                        "state_dict": model.state_dict(),
-                        "normalizer": normalizer.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "torch_rng": torch.get_rng_state(),
-                        "train_config": asdict(config),
-                        "loop": state,
-                    },
-                    tmp,
-                )
-            with atomic_path(run_dir / "metrics.csv") as tmp:
-                pd.DataFrame(state["history"]).to_csv(tmp, index=False)
+            _write_checkpoint(run_dir, model, normalizer, opt, sched, config, state)
         _barrier(world)
-        bar.set_postfix(val_mae=f"{val_mae:.4f}", best=f"{state['best_val_mae']:.4f}")
+        bar.set_postfix(val_mae=f"{row['val_mae']:.4f}", best=f"{state['best_val_mae']:.4f}")
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             raise _Stop(f"stopped after epoch {epoch}")
-        if state["bad_epochs"] >= config.patience:
-            log.info("early stop at epoch %d (best %d)", epoch, state["best_epoch"])
+        if _should_stop(state, config, world):
             break
-        if _from_rank0(bool(config.max_minutes) and state["elapsed_s"] > 60 * config.max_minutes, world):
-            log.info("time budget reached at epoch %d", epoch)
-            break
-    best, _, _ = load_model(best_path)
-    model.load_state_dict(best.state_dict())
-    model.config = best.config
-    if rank == 0:
-        atomic_write_text(
-            run_dir / "done.json",
-            json.dumps(
-                {
-                    "best_epoch": state["best_epoch"],
-                    "best_val_mae": state["best_val_mae"],
-                    "epochs_run": state["epoch"] + 1,
-                    "elapsed_s": state["elapsed_s"],
-                    "n_params": count_parameters(model),
-                }
-            ),
-        )
+    _finish(model, run_dir, state, rank)
     return pd.DataFrame(state["history"])
 
 
