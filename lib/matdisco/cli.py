@@ -19,11 +19,8 @@ from .runner import EXPERIMENTS, PROFILES, StageFailed, run_pipeline
 __all__ = ['log_to_file', 'main']
 
 # %% ../../nbs/96_cli.ipynb #641fe21357ec
-def _parser() -> argparse.ArgumentParser:
-    from matdisco.oracle import DEFAULT_ORACLE
-
-    p = argparse.ArgumentParser(prog="matdisco", description="Reproducible AI-driven discovery of inorganic crystals.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _add_run_command(sub):
+    "`matdisco run`: the experiment notebooks through papermill."
     r = sub.add_parser("run", help="run the experiment notebooks with papermill")
     r.add_argument("--profile", choices=PROFILES, default="tiny")
     r.add_argument("--only", action="append", metavar="NAME", help="run only this experiment (repeatable)")
@@ -37,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also copy every figure here (default: only the run folder's "
         "figures/; pass figures to replace the committed reference figures)",
     )
+
+
+def _add_data_commands(sub):
+    "`matdisco data list|fetch` (the registered data sets) and `matdisco experiments`."
     d = sub.add_parser("data", help="registered data sets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     dsub.add_parser("list", help="list registered data sets and whether they are present")
@@ -48,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--offline", action="store_true", help="never try the public URL")
     f.add_argument("--allow-unpinned", action="store_true", help="accept files whose checksum is not pinned (mp_20)")
     sub.add_parser("experiments", help="list registered experiments")
+
+
+def _add_train_command(sub):
+    "`matdisco train`: one GNN on the fixed split (DDP under `torchrun`)."
     t = sub.add_parser(
         "train",
         help="train one GNN on the fixed mp2018_formation split; DDP under torchrun "
@@ -64,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--atoms-per-batch", type=int, default=2048, help="atoms per optimiser step, over all ranks")
     t.add_argument("--max-minutes", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
+
+
+def _add_oracle_commands(sub):
+    "`matdisco elemental-references` and `matdisco relabel`: the oracle's level of theory."
+    from matdisco.oracle import DEFAULT_ORACLE
+
     e = sub.add_parser(
         "elemental-references",
         help="each element's oracle reference against MP2020's, by the discovery "
@@ -91,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         "--scheduler", default="local", help="'local' (a new LocalCluster) or a running scheduler's address"
     )
     rl.add_argument("--out", required=True, help="folder: oracle_reference.csv, elemental_references.csv, summary.json")
+
+
+def _add_evaluate_command(sub):
+    "`matdisco evaluate`: S.U.N. of any crystals after oracle relaxation."
+    from matdisco.oracle import DEFAULT_ORACLE
+
     ev = sub.add_parser(
         "evaluate",
         help="relax any crystals with an oracle and score them: S.U.N. (MatterGen), E_hull "
@@ -124,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for structures.csv, systems.csv, skipped.csv, metrics.json and "
         "the E_hull histogram (default: evaluate-<name of PATH>)",
     )
+
+
+def _add_results_commands(sub):
+    "`matdisco results collect` and `matdisco report`: reference results and their tables."
     rs = sub.add_parser("results", help="reference results: collect a run's results files into results/<profile>/")
     rsub = rs.add_subparsers(dest="results_cmd", required=True)
     rc = rsub.add_parser("collect", help="copy RUN_DIR's results files (and figures) to results/<profile>/")
@@ -147,6 +168,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also write README (e.g. README.md) from nbs/index.ipynb, its headline table rendered from "
         "the given folders (the first folder that has an experiment wins)",
     )
+
+
+def _add_docs_command(sub):
+    "`matdisco docs`: the offline docs site."
     dc = sub.add_parser("docs", help="build the docs site offline (Sphinx + myst-nb) and check every link and image")
     dc.add_argument(
         "--run",
@@ -160,6 +185,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also render the front page and a chapter page in headless Chromium, PNGs into DIR",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    "The `matdisco` command line: one subcommand per task, each added by its own function."
+    p = argparse.ArgumentParser(prog="matdisco", description="Reproducible AI-driven discovery of inorganic crystals.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _add_run_command(sub)
+    _add_data_commands(sub)
+    _add_train_command(sub)
+    _add_oracle_commands(sub)
+    _add_evaluate_command(sub)
+    _add_results_commands(sub)
+    _add_docs_command(sub)
     return p
 
 

@@ -272,6 +272,48 @@ def relax_selection(
 MIN_LOG10_D_ERROR = 0.05
 
 
+def _arrhenius_ols(y, design, observed) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of `y` (log10 D) on `design` over the `observed` runs: (θ, covariance) with one common error
+    estimated from the residuals (NaN covariance with two runs)."""
+    theta, *_ = np.linalg.lstsq(design[observed], y[observed], rcond=None)
+    dof = int(observed.sum()) - 2
+    residual = y[observed] - design[observed] @ theta
+    s2 = float(residual @ residual / dof) if dof > 0 else np.nan
+    return theta, s2 * np.linalg.inv(design[observed].T @ design[observed])
+
+
+def _arrhenius_tobit(y, design, observed, upper, log10_errors) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum likelihood of `y` (log10 D) on `design` with per-run errors `log10_errors` (at least
+    `MIN_LOG10_D_ERROR`): `observed` runs through the normal density, `upper` bounds through its CDF (Tobit).
+    Returns (θ, covariance from the likelihood's curvature), started from least squares on the observed runs."""
+    from scipy import optimize, stats
+
+    theta, *_ = np.linalg.lstsq(design[observed], y[observed], rcond=None)
+    err = np.asarray(log10_errors, dtype=float)
+    s = np.maximum(np.where(np.isfinite(err), err, MIN_LOG10_D_ERROR), MIN_LOG10_D_ERROR)
+
+    def negative_log_likelihood(th):
+        z = (y - design @ th) / s
+        return 0.5 * np.sum(z[observed] ** 2) - np.sum(stats.norm.logcdf(z[upper]))
+
+    options = {"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000}
+    theta = optimize.minimize(negative_log_likelihood, theta, method="Nelder-Mead", options=options).x
+    z = (y - design @ theta) / s
+    mills = np.exp(stats.norm.logpdf(z) - stats.norm.logcdf(z))  # φ/Φ: curvature of -log Φ(z) is mills (mills + z)
+    weight = np.where(observed, 1.0 / s**2, np.where(upper, mills * (mills + z) / s**2, 0.0))
+    return theta, np.linalg.inv((design * weight[:, None]).T @ design)
+
+
+def _no_arrhenius_fit(n_observed: int, n_censored: int, new_temperature_K: float) -> dict:
+    "The keys of `arrhenius_fit`'s result, every estimate NaN."
+    names = ("Ea_eV", "Ea_std_eV", "Ea_lo_eV", "Ea_hi_eV", "D0_cm2_s")
+    out = {"n_temperatures": n_observed, "n_censored": n_censored, **dict.fromkeys(names, np.nan)}
+    out["T_new_K"] = new_temperature_K
+    out.update(dict.fromkeys(("D_new_cm2_s", "sigma_new_mS_cm", "sigma_new_lo_mS_cm", "sigma_new_hi_mS_cm"), np.nan))
+    out["reason"] = ""
+    return out
+
+
 def arrhenius_fit(
     temperatures_K,
     diffusivities_cm2_s,
@@ -295,7 +337,6 @@ def arrhenius_fit(
     given the `structure` the MD ran (carrier density), σ (mS/cm) with its 95 % interval. NaN with `reason` with fewer
     than two uncensored runs at distinct temperatures, and no extrapolation when E_a is not positive."""
     from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
-    from scipy import optimize, stats
     from matdisco.metrics import Z_95
 
     T = np.asarray(temperatures_K, dtype=float)
@@ -304,71 +345,30 @@ def arrhenius_fit(
     usable = np.isfinite(T) & np.isfinite(D) & (D > 0)
     observed = usable & ~bound
     upper = usable & bound & (log10_errors is not None)
-    out = {
-        "n_temperatures": int(observed.sum()),
-        "n_censored": int(upper.sum()),
-        "Ea_eV": np.nan,
-        "Ea_std_eV": np.nan,
-        "Ea_lo_eV": np.nan,
-        "Ea_hi_eV": np.nan,
-        "D0_cm2_s": np.nan,
-        "T_new_K": new_temperature_K,
-        "D_new_cm2_s": np.nan,
-        "sigma_new_mS_cm": np.nan,
-        "sigma_new_lo_mS_cm": np.nan,
-        "sigma_new_hi_mS_cm": np.nan,
-        "reason": "",
-    }
+    out = _no_arrhenius_fit(int(observed.sum()), int(upper.sum()), new_temperature_K)
     if observed.sum() < 2 or len(np.unique(T[observed])) < 2:
+        n = int(observed.sum())
         out["reason"] = (
-            f"{int(observed.sum())} temperature(s) where the Li diffused with a positive diffusivity; "
-            "an Arrhenius fit needs 2"
+            f"{n} temperature(s) where the Li diffused with a positive diffusivity; an Arrhenius fit needs 2"
         )
         return out
     x = 1.0 / (BOLTZMANN_EV_K * T * np.log(10))
     y = np.log10(np.where(usable, D, 1.0))
     design = np.column_stack([np.ones(len(T)), -x])
-    theta, *_ = np.linalg.lstsq(design[observed], y[observed], rcond=None)
     if log10_errors is None:
-        dof = int(observed.sum()) - 2
-        residual = y[observed] - design[observed] @ theta
-        s2 = float(residual @ residual / dof) if dof > 0 else np.nan
-        cov = s2 * np.linalg.inv(design[observed].T @ design[observed])
+        theta, cov = _arrhenius_ols(y, design, observed)
     else:
-        err = np.asarray(log10_errors, dtype=float)
-        s = np.maximum(np.where(np.isfinite(err), err, MIN_LOG10_D_ERROR), MIN_LOG10_D_ERROR)
-
-        def negative_log_likelihood(th):
-            z = (y - design @ th) / s
-            return 0.5 * np.sum(z[observed] ** 2) - np.sum(stats.norm.logcdf(z[upper]))
-
-        theta = optimize.minimize(
-            negative_log_likelihood,
-            theta,
-            method="Nelder-Mead",
-            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000},
-        ).x
-        z = (y - design @ theta) / s
-        mills = np.exp(stats.norm.logpdf(z) - stats.norm.logcdf(z))  # φ/Φ: curvature of -log Φ(z) is mills (mills + z)
-        weight = np.where(observed, 1.0 / s**2, np.where(upper, mills * (mills + z) / s**2, 0.0))
-        cov = np.linalg.inv((design * weight[:, None]).T @ design)
+        theta, cov = _arrhenius_tobit(y, design, observed, upper, log10_errors)
     ea = float(theta[1])
     ea_std = float(np.sqrt(cov[1, 1])) if np.isfinite(cov[1, 1]) else np.nan
     gradient = np.array([1.0, -1.0 / (BOLTZMANN_EV_K * new_temperature_K * np.log(10))])
     log_d_new = float(gradient @ theta)
     log_d_std = float(np.sqrt(gradient @ cov @ gradient)) if np.all(np.isfinite(cov)) else np.nan
-    out.update(
-        Ea_eV=ea,
-        Ea_std_eV=ea_std,
-        Ea_lo_eV=ea - Z_95 * ea_std,
-        Ea_hi_eV=ea + Z_95 * ea_std,
-        D0_cm2_s=float(10 ** theta[0]),
-        D_new_cm2_s=10**log_d_new,
-    )
+    out.update(Ea_eV=ea, Ea_std_eV=ea_std, Ea_lo_eV=ea - Z_95 * ea_std, Ea_hi_eV=ea + Z_95 * ea_std)
+    out.update(D0_cm2_s=float(10 ** theta[0]), D_new_cm2_s=10**log_d_new)
     if not ea > 0:  # D falling with T is no thermally activated hopping: an extrapolation would be meaningless
-        out.update(
-            D_new_cm2_s=np.nan, reason=f"activation energy {ea:.2f} eV <= 0 (D does not rise with T): no extrapolation"
-        )
+        reason = f"activation energy {ea:.2f} eV <= 0 (D does not rise with T): no extrapolation"
+        out.update(D_new_cm2_s=np.nan, reason=reason)
         return out
     if structure is not None:
         factor = get_conversion_factor(structure, specie, new_temperature_K)

@@ -24,8 +24,8 @@ from .train import GraphDataset, TrainConfig, fit, predict, train_ensemble, trai
 log = logging.getLogger("matdisco.energy_benchmark")
 
 # %% auto #0
-__all__ = ['log', 'split_frames', 'regression_row', 'run_energy_benchmark', 'parity_figure', 'uncertainty_columns',
-           'uncertainty_figure']
+__all__ = ['log', 'split_frames', 'regression_row', 'chgnet_cross_level', 'run_energy_benchmark', 'parity_figure',
+           'uncertainty_columns', 'uncertainty_figure']
 
 # %% ../../nbs/12_energy_benchmark.ipynb #08502e435007
 def split_frames(*, n_train: int | None, n_val: int | None, n_test: int | None, seed: int = 0, progress: bool = False):
@@ -53,6 +53,125 @@ def regression_row(name: str, y_true, y_pred, e_hull_true, e_hull_pred) -> dict:
     }
 
 
+def _composition_predictions(
+    ds: dict, train_config: TrainConfig, composition: CompositionConfig | None, run_dir: Path, progress: bool
+) -> np.ndarray:
+    "The composition-only model, trained (resumably, keyed by its configuration) on `ds['train']`, on `ds['test']`."
+    torch.manual_seed(train_config.seed)  # before the model is built: its initial weights come from this seed
+    comp_model = CompositionModel(config=composition or CompositionConfig())
+    comp_dir = run_dir / "composition" / training_key(comp_model, ds["train"], ds["val"], train_config)[0]
+    fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=comp_dir, progress=progress)
+    cm, cn, _ = load_model(comp_dir / "best.pt")
+    return predict(cm, cn, ds["test"])
+
+
+def chgnet_cross_level(
+    test_df: pd.DataFrame, y_test, eh_true, e_hull, gnn_mean, gnn_e_hull, *, k: int, seed: int, progress: bool
+) -> tuple[np.ndarray, list]:
+    """CHGNet zero-shot on a seeded *random* subset of `k` test crystals (the first k rows are not representative),
+    with the GNN on exactly that subset. CHGNet's formation energies are MP2020-level (its MP2020-compatible totals
+    minus MP2020 elemental references); the labels and the hull are pre-2020 DFT. Its error therefore includes the gap
+    between the two levels, so its rows go to a separate cross-level table, never into the same-level metrics.
+    Returns (CHGNet's formation energy per test row, NaN outside the subset; the two table rows). `e_hull` maps
+    formation energies of every test row to E_hull."""
+    chg_col = np.full(len(y_test), np.nan)
+    if k <= 0:
+        return chg_col, []
+    from matdisco.oracle import chgnet_energies, formation_energy_per_atom, mp_reference_energies
+
+    sub = np.sort(np.random.default_rng(seed).choice(len(test_df), size=k, replace=False))
+    e_tot = chgnet_energies(test_df.structure.iloc[sub], progress=progress)
+    ef_chgnet = formation_energy_per_atom(test_df.structure.iloc[sub], e_tot, mp_reference_energies())
+    chg_col[sub] = ef_chgnet
+    name = f"CHGNet 0.3.0 zero-shot ({k} random test crystals)"
+    chgnet_row = regression_row(name, y_test[sub], ef_chgnet, eh_true[sub], e_hull(chg_col)[sub])
+    gnn_row = regression_row(
+        f"GNN ensemble (same {k} crystals)", y_test[sub], gnn_mean[sub], eh_true[sub], gnn_e_hull[sub]
+    )
+    return chg_col, [
+        {**chgnet_row, "level": "MP2020-compatible predictions vs pre-2020 labels (error includes the level gap)"},
+        {**gnn_row, "level": "pre-2020 labels, trained at that level"},
+    ]
+
+
+def _benchmark_summary(
+    predictions: pd.DataFrame, y_test, ens, frames: tuple, gnn, train_config, processes: int
+) -> dict:
+    "Uncertainty quality, sizes and settings of one benchmark (`run_energy_benchmark`'s 'summary')."
+    train_df, val_df, test_df = frames
+    unc_mean, unc_std, unc_label = uncertainty_columns(predictions)
+    err = np.abs(predictions[unc_mean].to_numpy() - y_test)
+    mean, std = predictions.gnn_mean.to_numpy(), predictions.gnn_std.to_numpy()
+    tta_mean, tta_std = predictions.gnn_tta_mean.to_numpy(), predictions.gnn_tta_std.to_numpy()
+    return {
+        "uncertainty": unc_label,
+        "spearman_abs_error_vs_uncertainty": spearman(err, predictions[unc_std]),
+        "spearman_abs_error_vs_std": spearman(np.abs(mean - y_test), std) if len(ens.members) > 1 else None,
+        "spearman_abs_error_vs_tta_std": spearman(np.abs(tta_mean - y_test), tta_std),
+        "n_params_gnn": count_parameters(ens.members[0][0]),
+        "n_train": len(train_df),
+        "n_val": len(val_df),
+        "n_test": len(test_df),
+        "avg_num_neighbors": ens.members[0][0].config.avg_num_neighbors,
+        "gnn_config": asdict(gnn),
+        "train_config": asdict(train_config),
+        "processes": processes,
+        "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in ens.dirs],
+        "gnn_dirs": [str(d) for d in ens.dirs],
+    }
+
+
+def _predictions_table(
+    test_df: pd.DataFrame, y_test, preds: dict, gnn: tuple, tta: tuple, chgnet, eh_true, eh_gnn
+) -> pd.DataFrame:
+    """One row per test crystal: label, the GNN ensemble's (mean, std) with and without volume TTA, the linear,
+    composition and CHGNet predictions (eV/atom) and the true and GNN E_hull."""
+    return pd.DataFrame(
+        {
+            "material_id": test_df.material_id,
+            "formula": test_df.formula,
+            "y_true": y_test,
+            "gnn_mean": gnn[0],
+            "gnn_std": gnn[1],
+            "gnn_tta_mean": tta[0],
+            "gnn_tta_std": tta[1],
+            "linear": preds["per-element linear"],
+            "composition": preds["composition model"],
+            "chgnet": chgnet,
+            "e_hull_true": eh_true,
+            "e_hull_gnn": eh_gnn,
+        }
+    )
+
+
+def _gnn_ensemble(
+    ds: dict,
+    test_df,
+    gnn: GNNConfig,
+    train_config: TrainConfig,
+    size: int,
+    tta_scales,
+    run_dir: Path,
+    *,
+    progress,
+    processes,
+) -> tuple:
+    """Train (resumably) an ensemble of `size` GNNs on `ds['train']`; returns it, its (mean, std) on `ds['test']`, and
+    its (mean, std) with volume test-time augmentation over `tta_scales` on `test_df`'s structures."""
+    ens = train_ensemble(
+        lambda: CrystalGNN(config=GNNConfig(**asdict(gnn))),
+        ds["train"],
+        ds["val"],
+        n_members=size,
+        config=train_config,
+        run_dir=run_dir / "gnn",
+        progress=progress,
+        processes=processes,
+    )
+    tta = ens.predict_structures(list(test_df.structure), volume_scales=tta_scales)
+    return ens, ens.predict(ds["test"]), tta
+
+
 def run_energy_benchmark(
     train_df,
     val_df,
@@ -73,10 +192,8 @@ def run_energy_benchmark(
     (`train.fit_data_parallel`)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ds = {
-        k: GraphDataset.from_frame(df, cutoff=gnn.cutoff, progress=progress)
-        for k, df in (("train", train_df), ("val", val_df), ("test", test_df))
-    }
+    frames = {"train": train_df, "val": val_df, "test": test_df}
+    ds = {k: GraphDataset.from_frame(df, cutoff=gnn.cutoff, progress=progress) for k, df in frames.items()}
     y_test = ds["test"].y.numpy().astype(float)
     hull = ReferenceHull.from_frame(train_df)
 
@@ -87,104 +204,31 @@ def run_energy_benchmark(
     preds = {"mean predictor": np.full(len(y_test), float(ds["train"].y.mean()))}
     lin = TargetNormalizer.fit(ds["train"].fractions, ds["train"].y)
     preds["per-element linear"] = lin.reference(ds["test"].fractions).double().numpy()
-    torch.manual_seed(train_config.seed)  # before the model is built: its initial weights come from this seed
-    comp_model = CompositionModel(config=composition or CompositionConfig())
-    comp_dir = run_dir / "composition" / training_key(comp_model, ds["train"], ds["val"], train_config)[0]
-    fit(comp_model, ds["train"], ds["val"], config=train_config, run_dir=comp_dir, progress=progress)
-    cm, cn, _ = load_model(comp_dir / "best.pt")
-    preds["composition model"] = predict(cm, cn, ds["test"])
-    ens = train_ensemble(
-        lambda: CrystalGNN(config=GNNConfig(**asdict(gnn))),
-        ds["train"],
-        ds["val"],
-        n_members=ensemble_size,
-        config=train_config,
-        run_dir=run_dir / "gnn",
-        progress=progress,
-        processes=processes,
+    preds["composition model"] = _composition_predictions(ds, train_config, composition, run_dir, progress)
+    ens, (mean, std), (tta_mean, tta_std) = _gnn_ensemble(
+        ds, test_df, gnn, train_config, ensemble_size, tta_scales, run_dir, progress=progress, processes=processes
     )
-    mean, std = ens.predict(ds["test"])
     preds[f"GNN ensemble (n={ensemble_size})"] = mean
-    tta_mean, tta_std = ens.predict_structures(list(test_df.structure), volume_scales=tta_scales)
     preds[f"GNN ensemble + volume TTA {tuple(tta_scales)}"] = tta_mean
     eh_pred = {name: eh(v) for name, v in preds.items()}  # each prediction's E_hull, computed once
     eh_gnn = eh_pred[f"GNN ensemble (n={ensemble_size})"]
     rows = [regression_row(name, y_test, v, eh_true, eh_pred[name]) for name, v in preds.items()]
-    # CHGNet zero-shot on a seeded *random* subset (the first k rows are not representative), with the GNN on exactly
-    # that subset. CHGNet's formation energies are MP2020-level (its MP2020-compatible totals minus MP2020 elemental
-    # references); the labels and the hull are pre-2020 DFT. Its error therefore includes the gap between the two
-    # levels, so its rows go to a separate cross-level table and never into the same-level `metrics`.
     k = min(chgnet_n, len(test_df))
-    chg_col = np.full(len(y_test), np.nan)
-    cross = []
-    if k > 0:
-        from matdisco.oracle import chgnet_energies, formation_energy_per_atom, mp_reference_energies
-
-        sub = np.sort(np.random.default_rng(train_config.seed).choice(len(test_df), size=k, replace=False))
-        e_tot = chgnet_energies(test_df.structure.iloc[sub], progress=progress)
-        ef_chgnet = formation_energy_per_atom(test_df.structure.iloc[sub], e_tot, mp_reference_energies())
-        chg_col[sub] = ef_chgnet
-        cross.append(
-            {
-                **regression_row(
-                    f"CHGNet 0.3.0 zero-shot ({k} random test crystals)",
-                    y_test[sub],
-                    ef_chgnet,
-                    eh_true[sub],
-                    eh(chg_col)[sub],
-                ),
-                "level": "MP2020-compatible predictions vs pre-2020 labels (error includes the level gap)",
-            }
-        )
-        cross.append(
-            {
-                **regression_row(
-                    f"GNN ensemble (same {k} crystals)", y_test[sub], mean[sub], eh_true[sub], eh_gnn[sub]
-                ),
-                "level": "pre-2020 labels, trained at that level",
-            }
-        )
-    metrics = pd.DataFrame(rows).assign(level="pre-2020 labels, trained at that level")
-    predictions = pd.DataFrame(
-        {
-            "material_id": test_df.material_id,
-            "formula": test_df.formula,
-            "y_true": y_test,
-            "gnn_mean": mean,
-            "gnn_std": std,
-            "gnn_tta_mean": tta_mean,
-            "gnn_tta_std": tta_std,
-            "linear": preds["per-element linear"],
-            "composition": preds["composition model"],
-            "chgnet": chg_col,
-            "e_hull_true": eh_true,
-            "e_hull_gnn": eh_gnn,
-        }
+    chg_col, cross = chgnet_cross_level(
+        test_df, y_test, eh_true, eh, mean, eh_gnn, k=k, seed=train_config.seed, progress=progress
     )
-    unc_mean, unc_std, unc_label = uncertainty_columns(predictions)
+    metrics = pd.DataFrame(rows).assign(level="pre-2020 labels, trained at that level")
+    predictions = _predictions_table(test_df, y_test, preds, (mean, std), (tta_mean, tta_std), chg_col, eh_true, eh_gnn)
+    unc_mean, unc_std, _ = uncertainty_columns(predictions)
     err = np.abs(predictions[unc_mean].to_numpy() - y_test)
-    summary = {
-        "uncertainty": unc_label,
-        "spearman_abs_error_vs_uncertainty": spearman(err, predictions[unc_std]),
-        "spearman_abs_error_vs_std": spearman(np.abs(mean - y_test), std) if ensemble_size > 1 else None,
-        "spearman_abs_error_vs_tta_std": spearman(np.abs(tta_mean - y_test), tta_std),
-        "n_params_gnn": count_parameters(ens.members[0][0]),
-        "n_train": len(train_df),
-        "n_val": len(val_df),
-        "n_test": len(test_df),
-        "avg_num_neighbors": ens.members[0][0].config.avg_num_neighbors,
-        "gnn_config": asdict(gnn),
-        "train_config": asdict(train_config),
-        "processes": processes,
-        "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in ens.dirs],
-        "gnn_dirs": [str(d) for d in ens.dirs],
-    }
     return {
         "metrics": metrics,
         "cross_level": pd.DataFrame(cross),
         "predictions": predictions,
         "calibration": calibration_table(err, predictions[unc_std]),
-        "summary": summary,
+        "summary": _benchmark_summary(
+            predictions, y_test, ens, (train_df, val_df, test_df), gnn, train_config, processes
+        ),
     }
 
 # %% ../../nbs/12_energy_benchmark.ipynb #b4d2798c600c

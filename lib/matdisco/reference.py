@@ -86,6 +86,62 @@ def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: 
     return later[keep].reset_index(drop=True)
 
 
+def _elemental_candidates(elements, max_structures: int) -> tuple[dict, pd.DataFrame | None, pd.DataFrame]:
+    """Per element, its up to `max_structures` lowest-energy non-outlier mp2018 structures (index rows); their
+    structures (by row index; None if there are none); and the mirror's `elemental_structures` of the elements
+    mp2018 has no crystal of (F, S, Se, Br, I, H, Ce, Eu, Rh)."""
+    from matdisco.data import load_elemental_structures
+
+    idx = read_index()
+    cands = {
+        el: idx[(idx.chemsys == el) & ~idx.is_outlier]
+        .sort_values(["formation_energy_per_atom", "n_sites"])
+        .head(max_structures)
+        for el in elements
+    }
+    wanted = pd.concat([c for c in cands.values()] + [idx.iloc[:0]])
+    tab = load_structures(wanted.row_index, progress=False).frame.set_index("row_index") if len(wanted) else None
+    mirror = load_elemental_structures()
+    mirror = mirror[mirror.element.isin([el for el in elements if not len(cands[el])])].reset_index(drop=True)
+    return cands, tab, mirror
+
+
+def _reference_row(el: str, labels: list, energies, *, mu_mp: float, tolerance: float, fallback: str | None) -> dict:
+    """One element's row of `elemental_references` from the oracle `energies` (eV/atom, inf where it failed) of its
+    structures `labels`: the lowest, where within `tolerance` of MP2020's `mu_mp`; else MP2020's value, flagged, with
+    the reason, unless `fallback` (why MP2020's value cannot stand in) says otherwise: then it raises."""
+    mu_oracle, best = float("nan"), None
+    if np.isfinite(energies).any():
+        mu_oracle, best = float(energies.min()), labels[int(np.argmin(energies))]
+    delta = mu_oracle - mu_mp
+    ok = np.isfinite(mu_oracle) and np.isfinite(mu_mp) and abs(delta) <= tolerance
+    if ok:
+        mu, source = mu_oracle, f"oracle-relaxed {best}"
+    else:
+        why = (
+            f"no elemental structure of {el} in mp2018_formation or elemental_structures"
+            if not labels
+            else f"oracle failed on every {el} structure"
+            if not np.isfinite(mu_oracle)
+            else f"oracle reference of {el} ({best}) is {delta:+.3f} eV/atom from MP2020's (tolerance {tolerance})"
+        )
+        if fallback is not None or not np.isfinite(mu_mp):
+            raise ValueError(f"elemental reference for {el}: {why}" + (fallback or ""))
+        mu, source = mu_mp, f"MP2020 reference ({why})"
+        log.warning("elemental reference for %s: %s; using MP2020's %.4f eV/atom", el, why, mu_mp)
+    return {
+        "element": el,
+        "mu": mu,
+        "mu_oracle": mu_oracle,
+        "mu_mp2020": mu_mp,
+        "delta": delta,
+        "structure": best,
+        "n_structures": len(labels),
+        "source": source,
+        "flagged": not ok,
+    }
+
+
 def elemental_references(
     elements,
     store: OracleStore | None = None,
@@ -109,30 +165,20 @@ def elemental_references(
     mu_mp2020, delta (oracle − MP2020), structure (mp-id of the best one), n_structures, source, flagged.
     The relaxations go to `store` (default: the machine-wide `shared_store('relaxations', oracle, fmax=…, max_steps=…,
     timeout_s=…)`), all elements in one batch (on Dask with `scheduler`/`client`)."""
-    from matdisco.data import load_elemental_structures
     from matdisco.oracle import ORACLE_LEVELS, mp_reference_energies
 
     if on_bad_reference not in ("mp2020", "raise"):
         raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
-    mp2020_level = ORACLE_LEVELS.get(oracle) == "MP2020-PBE"
+    fallback = None  # MP2020's value may stand in for a bad oracle reference
+    if ORACLE_LEVELS.get(oracle) != "MP2020-PBE":
+        fallback = f"; oracle {oracle!r} is not MP2020-compatible, so MP2020's value cannot stand in"
+    elif on_bad_reference == "raise":
+        fallback = ""
     if store is None:
         store = shared_store("relaxations", oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s)
-    idx = read_index()
-    mp = mp_reference_energies()
-    rows = []
-    cands = {
-        el: idx[(idx.chemsys == el) & ~idx.is_outlier]
-        .sort_values(["formation_energy_per_atom", "n_sites"])
-        .head(max_structures)
-        for el in elements
-    }
-    wanted = pd.concat([c for c in cands.values()] + [idx.iloc[:0]])
-    tab = load_structures(wanted.row_index, progress=False).frame.set_index("row_index") if len(wanted) else None
-    # elements mp2018 has no crystal of (F, S, Se, Br, I, H, Ce, Eu, Rh): the mirror's starting structures
-    mirror = load_elemental_structures()
-    mirror = mirror[mirror.element.isin([el for el in elements if not len(cands[el])])].reset_index(drop=True)
+    cands, tab, mirror = _elemental_candidates(elements, max_structures)
     structures = (list(tab.structure) if tab is not None else []) + list(mirror.structure)
-    energy, mirror_energy = {}, np.array([])
+    energies = np.array([])
     if structures:
         res = run_oracle_batch(
             structures,
@@ -147,56 +193,19 @@ def elemental_references(
             progress=False,
         )
         energies = np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
-        n_mp2018 = 0 if tab is None else len(tab)
-        energy = dict(zip(tab.index, energies[:n_mp2018])) if tab is not None else {}
-        mirror_energy = energies[n_mp2018:]
+    n_mp2018 = 0 if tab is None else len(tab)
+    energy = dict(zip(tab.index, energies[:n_mp2018])) if tab is not None else {}
+    mirror_energy = energies[n_mp2018:]
+    mp = mp_reference_energies()
+    rows = []
     for el in elements:
         cand = cands[el]
-        labels = list(cand.material_id) if len(cand) else list(mirror.label[mirror.element == el])
-        e = (
-            np.array([energy.get(r, np.inf) for r in cand.row_index])
-            if len(cand)  # a row whose CIF failed: no energy
-            else mirror_energy[(mirror.element == el).to_numpy()]
-        )
-        mu_oracle, best = float("nan"), None
-        if np.isfinite(e).any():
-            mu_oracle, best = float(e.min()), labels[int(np.argmin(e))]
-        mu_mp = mp.get(el, float("nan"))
-        delta = mu_oracle - mu_mp
-        ok = np.isfinite(mu_oracle) and np.isfinite(mu_mp) and abs(delta) <= tolerance
-        if ok:
-            mu, source = mu_oracle, f"oracle-relaxed {best}"
+        if len(cand):  # a row whose CIF failed has no energy
+            labels, e = list(cand.material_id), np.array([energy.get(r, np.inf) for r in cand.row_index])
         else:
-            why = (
-                f"no elemental structure of {el} in mp2018_formation or elemental_structures"
-                if not labels
-                else f"oracle failed on every {el} structure"
-                if not np.isfinite(mu_oracle)
-                else f"oracle reference of {el} ({best}) is {delta:+.3f} eV/atom from MP2020's (tolerance {tolerance})"
-            )
-            if on_bad_reference == "raise" or not mp2020_level or not np.isfinite(mu_mp):
-                raise ValueError(
-                    f"elemental reference for {el}: {why}"
-                    + (
-                        ""
-                        if mp2020_level
-                        else f"; oracle {oracle!r} is not MP2020-compatible, so MP2020's value cannot stand in"
-                    )
-                )
-            mu, source = mu_mp, f"MP2020 reference ({why})"
-            log.warning("elemental reference for %s: %s; using MP2020's %.4f eV/atom", el, why, mu_mp)
+            labels, e = list(mirror.label[mirror.element == el]), mirror_energy[(mirror.element == el).to_numpy()]
         rows.append(
-            {
-                "element": el,
-                "mu": mu,
-                "mu_oracle": mu_oracle,
-                "mu_mp2020": mu_mp,
-                "delta": delta,
-                "structure": best,
-                "n_structures": len(labels),
-                "source": source,
-                "flagged": not ok,
-            }
+            _reference_row(el, labels, e, mu_mp=mp.get(el, float("nan")), tolerance=tolerance, fallback=fallback)
         )
     return pd.DataFrame(rows)
 

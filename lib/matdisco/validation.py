@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERANCE', 'HULL_ROUNDOFF', 'PHASE_COLUMNS',
            'MAX_DFT_SITES', 'DFT_ORACLES', 'EVALUATION_SELECTIONS', 'on_hull', 'arity_group', 'ValidationConfig',
            'elements_with_structures', 'validation_scope', 'competing_phases', 'LevelHull', 'higher_level_hull',
-           'Validation', 'validate_structures', 'retention_table', 'level_correlation', 'stability_confusion',
-           'level_agreement', 'mu_check', 'retention_by_scope', 'dft_validation', 'dft_agreement', 'validation_figure',
-           'discovery_candidates', 'validate_discovery', 'evaluation_candidates']
+           'Validation', 'LevelResult', 'base_level', 'higher_level', 'validate_structures', 'retention_table',
+           'level_correlation', 'stability_confusion', 'level_agreement', 'mu_check', 'retention_by_scope',
+           'dft_validation', 'dft_agreement', 'validation_figure', 'discovery_candidates', 'validate_discovery',
+           'evaluation_candidates']
 
 # %% ../../nbs/14_validation.ipynb #a2ad72f008fb
 #: The two r2SCAN-level potentials whose weights ship in their wheels (no download): CHGNet fine-tuned on MP's r2SCAN
@@ -285,6 +286,136 @@ class Validation:
     relaxed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def _in_scope_inputs(ids, structures, config: ValidationConfig, base_energies) -> tuple:
+    """(scope, ids, structures, base energies or None, info table) of the in-scope inputs (`validation_scope`); `info`
+    holds one row per kept candidate: id, formula, arity, status and the source of its chemical potentials."""
+    ids = [str(i) for i in ids]
+    structures = list(structures)
+    scope = validation_scope([s.composition.reduced_formula for s in structures], config)
+    inside = set(scope.formula[scope.in_scope])
+    keep = [k for k, s in enumerate(structures) if s.composition.reduced_formula in inside]
+    ids = [ids[k] for k in keep]
+    structures = [structures[k] for k in keep]
+    base_e = None if base_energies is None else np.asarray(base_energies, float)[keep]
+    formulas = [s.composition.reduced_formula for s in structures]
+    info = pd.DataFrame(
+        {"id": ids, "formula": formulas, "n_elements": [len(s.composition.elements) for s in structures]}
+    )
+    info["arity"] = info.n_elements.map(arity_group)
+    info["status"] = _status(info.formula)
+    info["mu_source"] = info.formula.map(scope.drop_duplicates("formula").set_index("formula").mu_source)
+    return scope, ids, structures, base_e, info
+
+
+def _relax_at(structures, oracle: str, config: ValidationConfig, client, progress: bool) -> pd.DataFrame:
+    "`run_oracle_batch` of `structures` with `oracle` into the validation's store for that level."
+    return run_oracle_batch(
+        structures,
+        config.store(oracle),
+        oracle=oracle,
+        fmax=config.fmax,
+        max_steps=config.max_steps,
+        timeout_s=config.timeout_s,
+        client=client,
+        progress=progress,
+    )
+
+
+@dataclass
+class LevelResult:
+    "One level of theory's part of a validation: candidate rows, competing phases, relaxed structures and costs."
+
+    rows: pd.DataFrame
+    phases: pd.DataFrame
+    relaxed: pd.DataFrame | None
+    cost: list
+    wall_s: float
+
+
+def base_level(
+    structures, base_e, info: pd.DataFrame, systems, config: ValidationConfig, *, client, progress: bool
+) -> tuple[LevelResult, list]:
+    """The candidates at `config.base_oracle`'s level against the project's reference rule (`relabel` of the
+    competing phases of `systems`). Without `base_e` (eV/atom) the candidates are relaxed with the base oracle first.
+    Returns the level's result and the structures the higher levels start from (relaxed where that succeeded)."""
+    t0 = time.perf_counter()
+    base = config.base_oracle
+    cost = []
+    if base_e is None:
+        res = _relax_at(structures, base, config, client, progress)
+        base_e = np.where(res.ok.fillna(0).astype(bool), res.energy_per_atom.to_numpy(float), np.nan)
+        structures = [
+            Structure.from_dict(json.loads(d)) if isinstance(d, str) else s
+            for d, s in zip(res.final_structure, structures)
+        ]
+        cost.append({"level": base, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())})
+    ref = relabel(base, rows=competing_phases(systems).row_index, client=client, progress=False)
+    mu = dict(zip(ref.elemental.element, ref.elemental.mu))
+    e_form = formation_energy_per_atom(structures, base_e, mu)
+    e_hull = ref.hull().e_above_hull_many(list(info.formula), e_form)
+    rows = info.assign(level=base, e_form=e_form, e_hull=e_hull, converged=True, ok=np.isfinite(e_form), reason="")
+    phases = ref.frame.assign(
+        level=base,
+        formula=ref.frame.reduced_formula,
+        e_form=ref.frame.e_form_oracle,
+        energy_per_atom=ref.frame.energy_per_atom_oracle,
+        e_form_dft=ref.frame.formation_energy_per_atom,
+    )[PHASE_COLUMNS]
+    return LevelResult(rows, phases, None, cost, time.perf_counter() - t0), structures
+
+
+def higher_level(
+    oracle: str, structures, info: pd.DataFrame, systems, config: ValidationConfig, *, client, progress: bool
+) -> LevelResult:
+    """The candidates relaxed with `oracle`, against that level's own hull (`higher_level_hull` of `systems`)."""
+    t0 = time.perf_counter()
+    lh = higher_level_hull(systems, oracle, config, client=client, progress=progress)
+    res = _relax_at(structures, oracle, config, client, progress)
+    ok = res.ok.fillna(0).astype(bool).to_numpy()
+    final = [
+        Structure.from_dict(json.loads(d)) if good else s for d, good, s in zip(res.final_structure, ok, structures)
+    ]
+    e = np.where(ok, res.energy_per_atom.to_numpy(float), np.nan)
+    ef = formation_energy_per_atom(final, e, lh.mu)
+    rows = info.assign(
+        level=oracle,
+        e_form=ef,
+        e_hull=lh.hull.e_above_hull_many(list(info.formula), ef),
+        converged=res.converged.fillna(0).astype(bool).to_numpy(),
+        ok=ok,
+        reason=res.reason.fillna("").to_numpy(),
+    )
+    phases = lh.phases.assign(level=oracle, e_form_dft=lh.phases.formation_energy_per_atom)[PHASE_COLUMNS]
+    phase_structures = pd.DataFrame(
+        {
+            "level": oracle,
+            "kind": "phase",
+            "id": lh.phases.material_id,
+            "formula": lh.phases.formula,
+            "n_sites": lh.phases.n_sites,
+            "structure_json": lh.phases.final_structure,
+        }
+    )
+    candidate_structures = pd.DataFrame(
+        {
+            "level": oracle,
+            "kind": "candidate",
+            "id": info.id,
+            "formula": info.formula,
+            "n_sites": [len(s) for s in structures],
+            "structure_json": [
+                d if good else json.dumps(s.as_dict()) for d, good, s in zip(res.final_structure, ok, structures)
+            ],
+        }
+    )
+    cost = [
+        {"level": oracle, "role": "competing phases", "n": len(lh.phases), "s_per_structure": lh.s_per_structure},
+        {"level": oracle, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())},
+    ]
+    relaxed = pd.concat([phase_structures, candidate_structures], ignore_index=True)
+    return LevelResult(rows, phases, relaxed, cost, time.perf_counter() - t0)
+
+
 def validate_structures(
     ids,
     structures,
@@ -303,145 +434,28 @@ def validate_structures(
     are listed in `scope` and not computed."""
     from matdisco.cluster import client_or_new
 
-    ids = [str(i) for i in ids]
-    structures = list(structures)
-    scope = validation_scope([s.composition.reduced_formula for s in structures], config)
-    inside = set(scope.formula[scope.in_scope])
-    keep = [k for k, s in enumerate(structures) if s.composition.reduced_formula in inside]
-    ids = [ids[k] for k in keep]
-    structures = [structures[k] for k in keep]
-    base_e = None if base_energies is None else np.asarray(base_energies, float)[keep]
-    systems = sorted({frozenset(e.symbol for e in s.composition.elements) for s in structures}, key=sorted)
-    formulas = [s.composition.reduced_formula for s in structures]
-    info = pd.DataFrame(
-        {"id": ids, "formula": formulas, "n_elements": [len(s.composition.elements) for s in structures]}
-    )
-    info["arity"] = info.n_elements.map(arity_group)
-    info["status"] = _status(info.formula)
-    info["mu_source"] = info.formula.map(scope.drop_duplicates("formula").set_index("formula").mu_source)
-    rows, phases, cost, wall, relaxed = [], [], [], {}, []
+    scope, ids, structures, base_e, info = _in_scope_inputs(ids, structures, config, base_energies)
     if not structures:
-        return Validation(pd.DataFrame(), scope, pd.DataFrame(), pd.DataFrame(), config, wall)
+        return Validation(pd.DataFrame(), scope, pd.DataFrame(), pd.DataFrame(), config, {})
+    systems = sorted({frozenset(e.symbol for e in s.composition.elements) for s in structures}, key=sorted)
     with client_or_new(client, scheduler, n_workers=config.n_workers) as cl:
-        t0 = time.perf_counter()
-        base = config.base_oracle
-        if base_e is None:
-            res = run_oracle_batch(
-                structures,
-                config.store(base),
-                oracle=base,
-                fmax=config.fmax,
-                max_steps=config.max_steps,
-                timeout_s=config.timeout_s,
-                client=cl,
-                progress=progress,
-            )
-            base_e = np.where(res.ok.fillna(0).astype(bool), res.energy_per_atom.to_numpy(float), np.nan)
-            structures = [
-                Structure.from_dict(json.loads(d)) if isinstance(d, str) else s
-                for d, s in zip(res.final_structure, structures)
-            ]
-            cost.append(
-                {"level": base, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())}
-            )
-        ref = relabel(base, rows=competing_phases(systems).row_index, client=cl, progress=False)
-        mu = dict(zip(ref.elemental.element, ref.elemental.mu))
-        e_form = formation_energy_per_atom(structures, base_e, mu)
-        rows.append(
-            info.assign(
-                level=base,
-                e_form=e_form,
-                e_hull=ref.hull().e_above_hull_many(formulas, e_form),
-                converged=True,
-                ok=np.isfinite(e_form),
-                reason="",
-            )
-        )
-        phases.append(
-            ref.frame.assign(
-                level=base,
-                formula=ref.frame.reduced_formula,
-                e_form=ref.frame.e_form_oracle,
-                energy_per_atom=ref.frame.energy_per_atom_oracle,
-                e_form_dft=ref.frame.formation_energy_per_atom,
-            )[PHASE_COLUMNS]
-        )
-        wall[base] = time.perf_counter() - t0
+        base, structures = base_level(structures, base_e, info, systems, config, client=cl, progress=progress)
+        levels = [(config.base_oracle, base)]
         for oracle in config.oracles:
-            t0 = time.perf_counter()
-            lh = higher_level_hull(systems, oracle, config, client=cl, progress=progress)
-            res = run_oracle_batch(
-                structures,
-                config.store(oracle),
-                oracle=oracle,
-                fmax=config.fmax,
-                max_steps=config.max_steps,
-                timeout_s=config.timeout_s,
-                client=cl,
-                progress=progress,
+            levels.append(
+                (oracle, higher_level(oracle, structures, info, systems, config, client=cl, progress=progress))
             )
-            ok = res.ok.fillna(0).astype(bool).to_numpy()
-            final = [
-                Structure.from_dict(json.loads(d)) if good else s
-                for d, good, s in zip(res.final_structure, ok, structures)
-            ]
-            e = np.where(ok, res.energy_per_atom.to_numpy(float), np.nan)
-            ef = formation_energy_per_atom(final, e, lh.mu)
-            rows.append(
-                info.assign(
-                    level=oracle,
-                    e_form=ef,
-                    e_hull=lh.hull.e_above_hull_many(formulas, ef),
-                    converged=res.converged.fillna(0).astype(bool).to_numpy(),
-                    ok=ok,
-                    reason=res.reason.fillna("").to_numpy(),
-                )
-            )
-            phases.append(lh.phases.assign(level=oracle, e_form_dft=lh.phases.formation_energy_per_atom)[PHASE_COLUMNS])
-            relaxed += [
-                pd.DataFrame(
-                    {
-                        "level": oracle,
-                        "kind": "phase",
-                        "id": lh.phases.material_id,
-                        "formula": lh.phases.formula,
-                        "n_sites": lh.phases.n_sites,
-                        "structure_json": lh.phases.final_structure,
-                    }
-                ),
-                pd.DataFrame(
-                    {
-                        "level": oracle,
-                        "kind": "candidate",
-                        "id": ids,
-                        "formula": formulas,
-                        "n_sites": [len(s) for s in structures],
-                        "structure_json": [
-                            d if good else json.dumps(s.as_dict())
-                            for d, good, s in zip(res.final_structure, ok, structures)
-                        ],
-                    }
-                ),
-            ]
-            cost += [
-                {
-                    "level": oracle,
-                    "role": "competing phases",
-                    "n": len(lh.phases),
-                    "s_per_structure": lh.s_per_structure,
-                },
-                {"level": oracle, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())},
-            ]
-            wall[oracle] = time.perf_counter() - t0
-    table = pd.concat(rows, ignore_index=True)
+    results = [lv for _, lv in levels]
+    table = pd.concat([lv.rows for lv in results], ignore_index=True)
     table["level_of_theory"] = table.level.map(lambda o: ORACLE_LEVELS.get(o, o))
+    relaxed = [lv.relaxed for lv in results if lv.relaxed is not None]
     return Validation(
         table,
         scope,
-        pd.concat(phases, ignore_index=True),
-        pd.DataFrame(cost),
+        pd.concat([lv.phases for lv in results], ignore_index=True),
+        pd.DataFrame([c for lv in results for c in lv.cost]),
         config,
-        wall,
+        {name: lv.wall_s for name, lv in levels},
         pd.concat(relaxed, ignore_index=True) if relaxed else pd.DataFrame(),
     )
 
