@@ -78,55 +78,23 @@ def _composition_deviation(structure, counts: dict, multiplier: int) -> float:
     return max(abs(got[el.symbol] / multiplier - amt) / amt for el, amt in target.items())
 
 # %% ../../nbs/18_conductors.ipynb #3d55cb27e8b1
-def ordered_approximant(
-    structure, *, max_atoms: int = 200, max_multiplier: int = 8, tolerance: float = 0.05, seed: int = 0
-):
-    """An ordered cell standing in for a partially occupied `structure` (pymatgen), or None with the reason.
-
-    Returns `(approximant, info)`: `info` has `multiplier` (supercell of the CIF's cell), `n_atoms`, `ordering`
-    ('ordered' when the CIF already is, else 'random': a seeded random filling of each group of equivalent partial sites
-    with whole numbers of atoms), `composition_deviation` (largest relative error of an element's amount) and `reason`
-    (empty on success). The smallest multiplier whose rounding keeps every element within `tolerance` wins; one
-    whose cell would exceed `max_atoms` is refused, as is an approximant without Li."""
-    from pymatgen.core import Structure
-
-    info = {
-        "multiplier": 1,
-        "n_atoms": len(structure),
-        "ordering": "ordered",
-        "composition_deviation": 0.0,
-        "reason": "",
-    }
-    if structure.is_ordered:
-        if len(structure) > max_atoms:
-            return None, info | {"ordering": None, "reason": f"cell of {len(structure)} atoms > max_atoms {max_atoms}"}
-        return structure.copy(), info
-    groups = _partial_site_groups(structure)
-    best = None
+def _smallest_multiplier(structure, groups: dict, max_multiplier: int, tolerance: float):
+    """(multiplier, rounded counts, composition deviation) of the smallest supercell multiplier up to
+    `max_multiplier` whose whole-number filling of the partial-site `groups` keeps every element within `tolerance`;
+    None if there is none."""
     for m in range(1, max_multiplier + 1):
         counts = _rounded_counts(groups, m)
         dev = _composition_deviation(structure, counts, m)
         if dev <= tolerance:
-            best = (m, counts, dev)
-            break
-    if best is None:
-        return None, info | {
-            "multiplier": None,
-            "n_atoms": None,
-            "ordering": None,
-            "composition_deviation": np.nan,
-            "reason": f"no supercell up to x{max_multiplier} reproduces the composition to {tolerance:.0%}",
-        }
-    m, _, dev = best
-    n_atoms = sum(1 for s in structure if s.is_ordered) * m + sum(c for cs in best[1].values() for _, c in cs)
-    if n_atoms > max_atoms:
-        return None, info | {
-            "multiplier": m,
-            "n_atoms": n_atoms,
-            "ordering": None,
-            "composition_deviation": dev,
-            "reason": f"approximant of {n_atoms} atoms > max_atoms {max_atoms}",
-        }
+            return m, counts, dev
+    return None
+
+
+def _random_filling(structure, m: int, seed: int):
+    """The `m`-fold supercell of `structure` with each group of equivalent partial sites filled by whole numbers of
+    atoms at seeded random positions; oxidation states removed."""
+    from pymatgen.core import Structure
+
     sc = structure.copy()
     sc.make_supercell(supercell_repeats(sc.lattice, m))
     rng = np.random.default_rng(seed)
@@ -142,17 +110,79 @@ def ordered_approximant(
             k += c
     out = Structure(sc.lattice, species, coords)
     out.remove_oxidation_states()
+    return out
+
+
+def ordered_approximant(
+    structure, *, max_atoms: int = 200, max_multiplier: int = 8, tolerance: float = 0.05, seed: int = 0
+):
+    """An ordered cell standing in for a partially occupied `structure` (pymatgen), or None with the reason.
+
+    Returns `(approximant, info)`: `info` has `multiplier` (supercell of the CIF's cell), `n_atoms`, `ordering`
+    ('ordered' when the CIF already is, else 'random': a seeded random filling of each group of equivalent partial sites
+    with whole numbers of atoms), `composition_deviation` (largest relative error of an element's amount) and `reason`
+    (empty on success). The smallest multiplier whose rounding keeps every element within `tolerance` wins; one
+    whose cell would exceed `max_atoms` is refused, as is an approximant without Li."""
+    info = {
+        "multiplier": 1,
+        "n_atoms": len(structure),
+        "ordering": "ordered",
+        "composition_deviation": 0.0,
+        "reason": "",
+    }
+    if structure.is_ordered:
+        if len(structure) > max_atoms:
+            return None, info | {"ordering": None, "reason": f"cell of {len(structure)} atoms > max_atoms {max_atoms}"}
+        return structure.copy(), info
+    best = _smallest_multiplier(structure, _partial_site_groups(structure), max_multiplier, tolerance)
+    if best is None:
+        reason = f"no supercell up to x{max_multiplier} reproduces the composition to {tolerance:.0%}"
+        failed = {"multiplier": None, "n_atoms": None, "ordering": None, "composition_deviation": np.nan}
+        return None, info | failed | {"reason": reason}
+    m, counts, dev = best
+    n_atoms = sum(1 for s in structure if s.is_ordered) * m + sum(c for cs in counts.values() for _, c in cs)
+    refused = {"multiplier": m, "n_atoms": n_atoms, "ordering": None, "composition_deviation": dev}
+    if n_atoms > max_atoms:
+        return None, info | refused | {"reason": f"approximant of {n_atoms} atoms > max_atoms {max_atoms}"}
+    out = _random_filling(structure, m, seed)
     if "Li" not in {e.symbol for e in out.composition.elements}:
-        return None, info | {
-            "multiplier": m,
-            "n_atoms": len(out),
-            "ordering": None,
-            "composition_deviation": dev,
-            "reason": "the approximant has no Li",
-        }
+        return None, info | refused | {"n_atoms": len(out), "reason": "the approximant has no Li"}
     return out, info | {"multiplier": m, "n_atoms": len(out), "ordering": "random", "composition_deviation": dev}
 
 # %% ../../nbs/18_conductors.ipynb #e909eb9d5d45
+def _obelix_problem(r, elements) -> str | None:
+    "Why OBELiX row `r` cannot enter the MD set before its approximant is built (element, CIF, Li site, σ), or None."
+    from pymatgen.core import Composition
+
+    if elements is not None:
+        try:
+            outside = not {e.symbol for e in Composition(r.formula).elements} <= set(elements)
+        except (ValueError, TypeError):
+            outside = True
+        if outside:
+            return "an element outside the chosen space"
+    if r.structure is None:
+        return "no CIF"
+    if not r.cif_has_li:
+        return "the CIF lists no Li site"
+    if not (np.isfinite(r.sigma_S_cm) and r.sigma_S_cm > 0):
+        return f"conductivity not a number: {r.sigma_text!r}"
+    return None
+
+
+def _spread_over_sigma(usable: pd.DataFrame, n: int, left: list) -> pd.DataFrame:
+    """One entry per approximant composition, then `n` spread evenly over log10 σ (sorted); the others are appended
+    to `left` with the reason."""
+    dup = usable.duplicated("approximant_formula")
+    left += [(i, "another entry of the same composition was kept") for i in usable.ID[dup]]
+    u = usable[~dup].sort_values("sigma_S_cm").reset_index(drop=True)
+    if len(u) > n:
+        pick = np.unique(np.round(np.linspace(0, len(u) - 1, n)).astype(int))
+        left += [(i, "not drawn (sample size)") for i in u.ID.drop(index=pick)]
+        u = u.loc[pick].reset_index(drop=True)
+    return u
+
+
 def obelix_selection(
     table: pd.DataFrame,
     n: int,
@@ -170,27 +200,10 @@ def obelix_selection(
     bounds the MD cell: the approximant repeated to `min_length` Å per axis (`matdisco.md.md_supercell`'s rule).
     `elements`: keep only entries whose formula uses no other element (a closed chemical space).
     `left_out`: `ID` and `reason`."""
-    from pymatgen.core import Composition
-
-    def outside(formula) -> bool:
-        try:
-            return not {e.symbol for e in Composition(formula).elements} <= set(elements)
-        except (ValueError, TypeError):
-            return True
-
     left, usable = [], []
     for r in table.sort_values("ID").itertuples(index=False):
-        if elements is not None and outside(r.formula):
-            left.append((r.ID, "an element outside the chosen space"))
-            continue
-        if r.structure is None:
-            left.append((r.ID, "no CIF"))
-            continue
-        if not r.cif_has_li:
-            left.append((r.ID, "the CIF lists no Li site"))
-            continue
-        if not (np.isfinite(r.sigma_S_cm) and r.sigma_S_cm > 0):
-            left.append((r.ID, f"conductivity not a number: {r.sigma_text!r}"))
+        if (problem := _obelix_problem(r, elements)) is not None:
+            left.append((r.ID, problem))
             continue
         approx, info = ordered_approximant(
             r.structure, max_atoms=max_atoms, max_multiplier=max_multiplier, tolerance=tolerance, seed=seed
@@ -202,28 +215,13 @@ def obelix_selection(
         if md_atoms > max_atoms:
             left.append((r.ID, f"MD supercell of {md_atoms} atoms > max_atoms {max_atoms}"))
             continue
-        usable.append(
-            {
-                "ID": r.ID,
-                "formula": r.formula,
-                "sigma_S_cm": r.sigma_S_cm,
-                "family": r.family,
-                "approximant": approx,
-                "approximant_formula": approx.composition.reduced_formula,
-            }
-            | info
-            | {"md_atoms": md_atoms}
-        )
+        entry = {"ID": r.ID, "formula": r.formula, "sigma_S_cm": r.sigma_S_cm, "family": r.family}
+        entry |= {"approximant": approx, "approximant_formula": approx.composition.reduced_formula}
+        usable.append(entry | info | {"md_atoms": md_atoms})
     u = pd.DataFrame(usable)
     if u.empty:
         return u, pd.DataFrame(left, columns=["ID", "reason"])
-    dup = u.duplicated("approximant_formula")
-    left += [(i, "another entry of the same composition was kept") for i in u.ID[dup]]
-    u = u[~dup].sort_values("sigma_S_cm").reset_index(drop=True)
-    if len(u) > n:
-        pick = np.unique(np.round(np.linspace(0, len(u) - 1, n)).astype(int))
-        left += [(i, "not drawn (sample size)") for i in u.ID.drop(index=pick)]
-        u = u.loc[pick].reset_index(drop=True)
+    u = _spread_over_sigma(u, n, left)
     return u, pd.DataFrame(left, columns=["ID", "reason"])
 
 # %% ../../nbs/18_conductors.ipynb #a118f59d3167
@@ -304,6 +302,19 @@ def _arrhenius_tobit(y, design, observed, upper, log10_errors) -> tuple[np.ndarr
     return theta, np.linalg.inv((design * weight[:, None]).T @ design)
 
 
+def _extrapolated_sigma(structure, specie: str, temperature_K: float, log_d: float, log_d_std: float) -> dict:
+    "σ (mS/cm) and its 95 % interval at `temperature_K` from log10 D and its error (Nernst–Einstein, `structure`)."
+    from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
+    from matdisco.metrics import Z_95
+
+    factor = get_conversion_factor(structure, specie, temperature_K)
+    return {
+        "sigma_new_mS_cm": 10**log_d * factor,
+        "sigma_new_lo_mS_cm": 10 ** (log_d - Z_95 * log_d_std) * factor,
+        "sigma_new_hi_mS_cm": 10 ** (log_d + Z_95 * log_d_std) * factor,
+    }
+
+
 def _no_arrhenius_fit(n_observed: int, n_censored: int, new_temperature_K: float) -> dict:
     "The keys of `arrhenius_fit`'s result, every estimate NaN."
     names = ("Ea_eV", "Ea_std_eV", "Ea_lo_eV", "Ea_hi_eV", "D0_cm2_s")
@@ -336,7 +347,6 @@ def arrhenius_fit(
     error cannot be estimated: two uncensored runs and no `log10_errors`), D0 (cm²/s), D at `new_temperature_K` and,
     given the `structure` the MD ran (carrier density), σ (mS/cm) with its 95 % interval. NaN with `reason` with fewer
     than two uncensored runs at distinct temperatures, and no extrapolation when E_a is not positive."""
-    from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
     from matdisco.metrics import Z_95
 
     T = np.asarray(temperatures_K, dtype=float)
@@ -371,12 +381,7 @@ def arrhenius_fit(
         out.update(D_new_cm2_s=np.nan, reason=reason)
         return out
     if structure is not None:
-        factor = get_conversion_factor(structure, specie, new_temperature_K)
-        out.update(
-            sigma_new_mS_cm=10**log_d_new * factor,
-            sigma_new_lo_mS_cm=10 ** (log_d_new - Z_95 * log_d_std) * factor,
-            sigma_new_hi_mS_cm=10 ** (log_d_new + Z_95 * log_d_std) * factor,
-        )
+        out.update(_extrapolated_sigma(structure, specie, new_temperature_K, log_d_new, log_d_std))
     return out
 
 # %% ../../nbs/18_conductors.ipynb #a16d9d7521e0
@@ -392,6 +397,36 @@ def run_log10_error(row) -> float:
     if np.isfinite(d) and np.isfinite(d_std) and d > 0:
         return float(d_std / (d * np.log(10)))
     return np.nan
+
+
+def _arrhenius_inputs(md_table: pd.DataFrame) -> pd.DataFrame:
+    """`md_table` with the columns the Arrhenius fits use: `fit_temperature_K` (the analysed temperature where there
+    is one), `_diffusive`, `_melted`, `_ran`, `_fit_D` (D where the Li diffused, else the detection floor, else D)
+    and `_log10_error` (`run_log10_error`)."""
+    missing = pd.Series(np.nan, index=md_table.index)
+    D = md_table["D_cm2_s"] if "D_cm2_s" in md_table else missing
+    T = md_table["temperature_K"].astype(float)
+    if "analysed_temperature_K" in md_table:
+        analysed = md_table["analysed_temperature_K"].astype(float)
+        T = analysed.where(np.isfinite(analysed), T)
+
+    def flag(col, default):
+        return (
+            md_table[col].fillna(default).astype(bool) if col in md_table else pd.Series(default, index=md_table.index)
+        )
+
+    diffusive, melted = flag("diffusive", True), flag("framework_melted", False)
+    floor = md_table["D_floor_cm2_s"] if "D_floor_cm2_s" in md_table else missing
+    bound = floor.where(np.isfinite(floor.astype(float)), D)
+    return md_table.assign(
+        D_cm2_s=D,
+        fit_temperature_K=T,
+        _diffusive=diffusive,
+        _melted=melted,
+        _ran=np.isfinite(D),
+        _fit_D=np.where(diffusive, D, bound),
+        _log10_error=[run_log10_error(r) for r in md_table.to_dict("records")],
+    )
 
 
 def arrhenius_table(
@@ -411,30 +446,7 @@ def arrhenius_table(
     rows = []
     if md_table.empty:
         return pd.DataFrame(rows)
-    D = md_table["D_cm2_s"] if "D_cm2_s" in md_table else pd.Series(np.nan, index=md_table.index)
-    T = md_table["temperature_K"].astype(float)
-    if "analysed_temperature_K" in md_table:
-        analysed = md_table["analysed_temperature_K"].astype(float)
-        T = analysed.where(np.isfinite(analysed), T)
-
-    def flag(col, default):
-        return (
-            md_table[col].fillna(default).astype(bool) if col in md_table else pd.Series(default, index=md_table.index)
-        )
-
-    diffusive, melted = flag("diffusive", True), flag("framework_melted", False)
-    floor = md_table["D_floor_cm2_s"] if "D_floor_cm2_s" in md_table else pd.Series(np.nan, index=md_table.index)
-    bound = floor.where(np.isfinite(floor.astype(float)), D)
-    t = md_table.assign(
-        D_cm2_s=D,
-        fit_temperature_K=T,
-        _diffusive=diffusive,
-        _melted=melted,
-        _ran=np.isfinite(D),
-        _fit_D=np.where(diffusive, D, bound),
-        _log10_error=[run_log10_error(r) for r in md_table.to_dict("records")],
-    )
-    for (sid, calc), g in t.groupby(["structure", "calculator"], sort=True):
+    for (sid, calc), g in _arrhenius_inputs(md_table).groupby(["structure", "calculator"], sort=True):
         use = g[g._ran & ~g._melted] if exclude_melted else g[g._ran]
         errors = use._log10_error.where(use._diffusive, use._log10_error[use._diffusive].median())
         fit = arrhenius_fit(
@@ -453,17 +465,9 @@ def arrhenius_table(
                 f"{fit['reason']} ({n_ran} run(s): {n_slow} without Li diffusion beyond vibration, "
                 f"{n_melt} with a framework past Lindemann)"
             )
-        rows.append(
-            {
-                "structure": sid,
-                "calculator": calc,
-                "n_runs": n_ran,
-                "n_not_diffusive": n_slow,
-                "n_melted": n_melt,
-                "below_detection": bool(n_ran > 0 and n_vibrating_crystal == n_ran),
-            }
-            | fit
-        )
+        counts = {"n_runs": n_ran, "n_not_diffusive": n_slow, "n_melted": n_melt}
+        below = bool(n_ran > 0 and n_vibrating_crystal == n_ran)
+        rows.append({"structure": sid, "calculator": calc, **counts, "below_detection": below} | fit)
     return pd.DataFrame(rows)
 
 

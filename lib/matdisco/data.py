@@ -29,11 +29,11 @@ from tqdm.auto import tqdm
 log = logging.getLogger("matdisco.data")
 
 # %% auto #0
-__all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'FIXED_SPLIT_SEED', 'KNOWN_COMPOSITION_SOURCES',
-           'project_root', 'data_dir', 'mirror_dir', 'DataError', 'sha256_file', 'tar_content_sha256', 'atomic_path',
-           'atomic_write_text', 'config_key', 'DataFile', 'DataSet', 'record_read', 'fetch', 'available',
-           'registry_table', 'read_index', 'cif_problem', 'parse_cif', 'CrystalTable', 'StructureCache',
-           'load_structures', 'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample',
+__all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'CRYSTAL_COLUMNS', 'FIXED_SPLIT_SEED',
+           'KNOWN_COMPOSITION_SOURCES', 'project_root', 'data_dir', 'mirror_dir', 'DataError', 'sha256_file',
+           'tar_content_sha256', 'atomic_path', 'atomic_write_text', 'config_key', 'DataFile', 'DataSet', 'record_read',
+           'fetch', 'available', 'registry_table', 'read_index', 'cif_problem', 'parse_cif', 'CrystalTable',
+           'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample',
            'load_mp_formation_compositions', 'load_mp_elemental_refs', 'load_perov5', 'load_known_compositions',
            'load_elemental_structures', 'load_obelix']
 
@@ -852,6 +852,62 @@ class StructureCache:
                 )
 
 
+def _parse_cifs(tar_path: Path, todo: list[int], n_jobs: int | None, progress: bool) -> dict:
+    """{row: (Structure or None, reason or None)} for the mp2018 rows `todo`, parsed from `tar_path` in `n_jobs`
+    processes (one inside a daemon process such as a Dask worker), in chunks of 200 CIFs."""
+    import multiprocessing
+
+    texts = _read_cif_texts(tar_path, set(todo))
+    parsed = {r: (None, "missing CIF file in cifs.tar.gz") for r in todo if r not in texts}
+    items = [(r, texts[r]) for r in todo if r in texts]
+    n_jobs = n_jobs or min(os.cpu_count() or 1, 8)
+    if multiprocessing.current_process().daemon:
+        n_jobs = 1  # e.g. inside a Dask worker: no child processes
+    chunks = [items[i : i + 200] for i in range(0, len(items), 200)]
+    bar = tqdm(total=len(items), desc="parsing CIFs", unit="cif", disable=not progress)
+    if n_jobs > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(n_jobs) as ex:
+            for res in ex.map(_parse_many, chunks):
+                for r, st, why in res:
+                    parsed[r] = (st, why)
+                bar.update(len(res))
+    else:
+        for ch in chunks:
+            for r, st, why in _parse_many(ch):
+                parsed[r] = (st, why)
+            bar.update(len(ch))
+    bar.close()
+    return parsed
+
+
+def _row_problem(rec, parse_problem: str | None, keep_outliers: bool) -> str | None:
+    "Why an index row `rec` cannot be used (its CIF, a missing target, an outlier unless kept), or None."
+    lo, hi = FORMATION_ENERGY_BOUNDS
+    y = rec.formation_energy_per_atom
+    if parse_problem is not None:
+        return parse_problem
+    if y is None or not np.isfinite(y):
+        return f"target formation_energy_per_atom is {y}"
+    if rec.is_outlier and not keep_outliers:
+        return f"outlier: formation energy {y:.3f} eV/atom outside FORMATION_ENERGY_BOUNDS [{lo}, {hi}]"
+    return None
+
+
+#: The columns of `CrystalTable.frame` (mp2018_formation).
+CRYSTAL_COLUMNS = [
+    "row_index",
+    "material_id",
+    "structure",
+    "formation_energy_per_atom",
+    "formula",
+    "reduced_formula",
+    "chemsys",
+    "n_elements",
+    "n_sites",
+    "is_outlier",
+]
+
+
 def load_structures(
     rows=None,
     *,
@@ -877,50 +933,16 @@ def load_structures(
     cache = StructureCache(data_dir() / "cache" / f"mp2018_formation-structures-{tar_sha[:16]}.npz")
     todo = [int(r) for r in idx.row_index if int(r) not in cache]
     if todo:
-        texts = _read_cif_texts(paths["cifs.tar.gz"], set(todo))
-        parsed = {r: (None, "missing CIF file in cifs.tar.gz") for r in todo if r not in texts}
-        items = [(r, texts[r]) for r in todo if r in texts]
-        n_jobs = n_jobs or min(os.cpu_count() or 1, 8)
-        import multiprocessing
-
-        if multiprocessing.current_process().daemon:
-            n_jobs = 1  # e.g. inside a Dask worker: no child processes
-        chunks = [items[i : i + 200] for i in range(0, len(items), 200)]
-        bar = tqdm(total=len(items), desc="parsing CIFs", unit="cif", disable=not progress)
-        if n_jobs > 1 and len(chunks) > 1:
-            with ProcessPoolExecutor(n_jobs) as ex:
-                for res in ex.map(_parse_many, chunks):
-                    for r, st, why in res:
-                        parsed[r] = (st, why)
-                    bar.update(len(res))
-        else:
-            for ch in chunks:
-                for r, st, why in _parse_many(ch):
-                    parsed[r] = (st, why)
-                bar.update(len(ch))
-        bar.close()
-        cache.update(parsed)
-    cache = {r: cache.get(r) for r in idx.row_index.astype(int)}
+        cache.update(_parse_cifs(paths["cifs.tar.gz"], todo, n_jobs, progress))
     good, bad = [], []
-    lo, hi = FORMATION_ENERGY_BOUNDS
     for rec in idx.itertuples(index=False):
-        s, why = cache[int(rec.row_index)]
-        y = rec.formation_energy_per_atom
-        if why is None and (y is None or not np.isfinite(y)):
-            why = f"target formation_energy_per_atom is {y}"
-        if why is None and rec.is_outlier and not keep_outliers:
-            why = f"outlier: formation energy {y:.3f} eV/atom outside FORMATION_ENERGY_BOUNDS [{lo}, {hi}]"
-        if why is not None:
-            bad.append(
-                {
-                    "row_index": rec.row_index,
-                    "material_id": rec.material_id,
-                    "file": f"cifs.tar.gz:data/{rec.row_index}.cif",
-                    "reason": why,
-                }
-            )
+        s, why = cache.get(int(rec.row_index))
+        why = _row_problem(rec, why, keep_outliers)
+        if why is None:
+            good.append({**rec._asdict(), "structure": s})
             continue
-        good.append({**rec._asdict(), "structure": s})
+        file = f"cifs.tar.gz:data/{rec.row_index}.cif"
+        bad.append({"row_index": rec.row_index, "material_id": rec.material_id, "file": file, "reason": why})
     bad_df = pd.DataFrame(bad, columns=["row_index", "material_id", "file", "reason"])
     if strict and len(bad_df):
         b = bad_df.iloc[0]
@@ -930,19 +952,7 @@ def load_structures(
         )
     for b in bad_df.itertuples():
         log.warning("mp2018_formation row %s (%s, %s) skipped: %s", b.row_index, b.material_id, b.file, b.reason)
-    cols = [
-        "row_index",
-        "material_id",
-        "structure",
-        "formation_energy_per_atom",
-        "formula",
-        "reduced_formula",
-        "chemsys",
-        "n_elements",
-        "n_sites",
-        "is_outlier",
-    ]
-    frame = pd.DataFrame(good, columns=cols).reset_index(drop=True)
+    frame = pd.DataFrame(good, columns=CRYSTAL_COLUMNS).reset_index(drop=True)
     return CrystalTable(frame=frame, bad_rows=bad_df, checksums={f: sha256_file(p) for f, p in paths.items()})
 
 # %% ../../nbs/00_data.ipynb #1090ae374908

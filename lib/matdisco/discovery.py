@@ -731,24 +731,19 @@ def _hit_rate(
     return (hits_structures + sum(composition_hit[f] for f in formulas)) / units if units else float("nan")
 
 
-def round_metrics(evaluated: pd.DataFrame, compositions: pd.DataFrame) -> dict:
-    """A round's metrics, a pure function of its evaluated picks (`label_picks`, with `best_of_composition` and
-    `on_updated_hull`) and its compositional arm's compositions (`CompositionalArm`). A hit is a pick with oracle
-    E_hull ≤ 0 on the hull before the round (a missing label is unstable, as in Matbench Discovery); hit rates count
-    structural picks per structure and compositions per composition (its best structure), for the filtered and the
-    control arm, overall, per kind, among new materials and in covered systems; enrichment is their ratio
-    (`enrichment`). Stable-material counts are compositions (polymorphs once), below the reference hull by verdict
-    (`status`) and arity, and on the updated hull. MAEs compare the filters' predictions with the oracle's labels."""
-    ev = evaluated.reset_index(drop=True)
-    structural = ev.composition.eq("").to_numpy()
+def _stable(ev: pd.DataFrame, column: str) -> np.ndarray:
+    "E_hull in `column` ≤ 0; a missing label is unstable (Matbench Discovery)."
+    return ev[column].astype(float).fillna(np.inf).le(0).to_numpy()
+
+
+def _round_hit_rates(ev: pd.DataFrame, compositions: pd.DataFrame) -> dict:
+    """`round_metrics`' hit rates and enrichments of the filtered and control arms: overall, structural,
+    compositional, among new materials and in covered systems (`_hit_rate`)."""
+    stable = _stable(ev, "e_hull_vs_current")
+    is_new = ev.status.to_numpy(object) == "new"
     filtered = ev.filtered.to_numpy(bool)
     control = ev.control.to_numpy(bool)
-    labelled = ev.used_as_label.to_numpy(bool)
     covered = ev.reference_covered.to_numpy(bool)
-    stable = ev.e_hull_vs_current.astype(float).fillna(np.inf).le(0).to_numpy()
-    below_reference = ev.e_hull_vs_reference.astype(float).fillna(np.inf).le(0).to_numpy()
-    status = ev.status.to_numpy(object)
-    is_new = status == "new"
     best = ev[ev.best_of_composition.to_numpy(bool)]
     best_stable = dict(zip(best.composition, stable[best.index]))
     best_new_stable = dict(zip(best.composition, (stable & is_new)[best.index]))
@@ -762,58 +757,77 @@ def round_metrics(evaluated: pd.DataFrame, compositions: pd.DataFrame) -> dict:
     def rate(arm, composition_arm, hit=stable, composition_hits=composition_hit, structures=True):
         return _hit_rate(ev, compositions, arm, composition_arm, hit, composition_hits, structures=structures)
 
-    def n_formulas(mask) -> int:
-        return int(ev.formula[mask].nunique())  # polymorphs count once
-
-    def mae_where(mask, predicted) -> float:
-        return mae(ev.oracle_e_form[mask], ev[predicted][mask]) if mask.any() else float("nan")
-
-    arity = ev.n_elements.to_numpy(int)
-    on_updated = ev.on_updated_hull.to_numpy(bool)
-    new_entry = labelled & on_updated
-    hit_rate_filtered = rate(filtered, chosen)
-    hit_rate_control = rate(control, random)
-    structural_filtered = rate(filtered, none)
-    structural_control = rate(control, none)
-    compositional_filtered = rate(filtered, chosen, structures=False)
-    compositional_control = rate(control, random, structures=False)
+    overall = (rate(filtered, chosen), rate(control, random))
+    structural = (rate(filtered, none), rate(control, none))
+    compositional = (rate(filtered, chosen, structures=False), rate(control, random, structures=False))
     return {
-        "filtered": int((filtered & structural).sum()),
-        "control": int((control & structural).sum()),
-        "evaluated": len(ev),
-        "oracle_ok": int(ev.oracle_ok.sum()),
-        "oracle_unconverged": int((ev.oracle_ok.to_numpy(bool) & ~ev.converged.to_numpy(bool)).sum()),
-        "airss_structures": int((~structural).sum()),
-        "hit_rate": hit_rate_filtered,
-        "hit_rate_structural": structural_filtered,
-        "hit_rate_compositional": compositional_filtered,
+        "hit_rate": overall[0],
+        "hit_rate_structural": structural[0],
+        "hit_rate_compositional": compositional[0],
         "hit_rate_new": rate(filtered, chosen, stable & is_new, composition_new_hit),
-        "control_hit_rate": hit_rate_control,
+        "control_hit_rate": overall[1],
         "hit_rate_covered": rate(filtered & covered, chosen & covered_compositions),
         "control_hit_rate_covered": rate(control & covered, random & covered_compositions),
         "evaluated_outside_coverage": int((~covered).sum()),
-        "control_hit_rate_structural": structural_control,
-        "control_hit_rate_compositional": compositional_control,
-        "enrichment": enrichment(hit_rate_filtered, hit_rate_control),
-        "enrichment_structural": enrichment(structural_filtered, structural_control),
-        "enrichment_compositional": enrichment(compositional_filtered, compositional_control),
-        "mae_before_retraining": mae_where(labelled & structural, "pred_e_form"),
-        "mae_before_retraining_filtered": mae_where(labelled & filtered & structural, "pred_e_form"),
-        "composition_model_mae": mae_where(ev.best_of_composition.to_numpy(bool), "pred_composition_model"),
+        "control_hit_rate_structural": structural[1],
+        "control_hit_rate_compositional": compositional[1],
+        "enrichment": enrichment(*overall),
+        "enrichment_structural": enrichment(*structural),
+        "enrichment_compositional": enrichment(*compositional),
+    }
+
+
+def _round_stable_counts(ev: pd.DataFrame) -> dict:
+    """`round_metrics`' stable-material counts: compositions (polymorphs once) below the reference hull by verdict
+    (`status`) and arity, and labelled ones on the updated hull."""
+    below_reference = _stable(ev, "e_hull_vs_reference")
+    status = ev.status.to_numpy(object)
+    is_new = status == "new"
+    arity = ev.n_elements.to_numpy(int)
+    new_entry = ev.used_as_label.to_numpy(bool) & ev.on_updated_hull.to_numpy(bool)
+
+    def n_formulas(mask) -> int:
+        return int(ev.formula[mask].nunique())  # polymorphs count once
+
+    arities = (("binary", arity == 2), ("ternary", arity == 3), ("quaternary", arity == 4), ("5plus", arity >= 5))
+    return {
         "new_stable_vs_reference": n_formulas(below_reference & is_new),
         "rediscovered_stable_vs_reference": n_formulas(below_reference & (status == "rediscovered")),
         "repeat_stable_vs_reference": n_formulas(below_reference & (status == "repeat")),
         "new_stable_on_updated_hull": n_formulas(new_entry & is_new),
         "rediscovered_on_updated_hull": n_formulas(new_entry & (status == "rediscovered")),
-        **{
-            f"new_stable_vs_reference_{name}": n_formulas(below_reference & is_new & mask)
-            for name, mask in (
-                ("binary", arity == 2),
-                ("ternary", arity == 3),
-                ("quaternary", arity == 4),
-                ("5plus", arity >= 5),
-            )
-        },
+        **{f"new_stable_vs_reference_{name}": n_formulas(below_reference & is_new & m) for name, m in arities},
+    }
+
+
+def round_metrics(evaluated: pd.DataFrame, compositions: pd.DataFrame) -> dict:
+    """A round's metrics, a pure function of its evaluated picks (`label_picks`, with `best_of_composition` and
+    `on_updated_hull`) and its compositional arm's compositions (`CompositionalArm`). A hit is a pick with oracle
+    E_hull ≤ 0 on the hull before the round (a missing label is unstable, as in Matbench Discovery); hit rates count
+    structural picks per structure and compositions per composition (its best structure), for the filtered and the
+    control arm, overall, per kind, among new materials and in covered systems; enrichment is their ratio
+    (`enrichment`). Stable-material counts are compositions (polymorphs once), below the reference hull by verdict
+    (`status`) and arity, and on the updated hull. MAEs compare the filters' predictions with the oracle's labels."""
+    ev = evaluated.reset_index(drop=True)
+    structural = ev.composition.eq("").to_numpy()
+    filtered = ev.filtered.to_numpy(bool)
+    labelled = ev.used_as_label.to_numpy(bool)
+
+    def mae_where(mask, predicted) -> float:
+        return mae(ev.oracle_e_form[mask], ev[predicted][mask]) if mask.any() else float("nan")
+
+    return {
+        "filtered": int((filtered & structural).sum()),
+        "control": int((ev.control.to_numpy(bool) & structural).sum()),
+        "evaluated": len(ev),
+        "oracle_ok": int(ev.oracle_ok.sum()),
+        "oracle_unconverged": int((ev.oracle_ok.to_numpy(bool) & ~ev.converged.to_numpy(bool)).sum()),
+        "airss_structures": int((~structural).sum()),
+        **_round_hit_rates(ev, compositions),
+        "mae_before_retraining": mae_where(labelled & structural, "pred_e_form"),
+        "mae_before_retraining_filtered": mae_where(labelled & filtered & structural, "pred_e_form"),
+        "composition_model_mae": mae_where(ev.best_of_composition.to_numpy(bool), "pred_composition_model"),
+        **_round_stable_counts(ev),
     }
 
 # %% ../../nbs/07_discovery.ipynb #7e3903ef5e21

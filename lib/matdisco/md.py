@@ -24,7 +24,7 @@ __all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FR
            'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime',
            'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold', 'diffusivity_agreement',
            'md_classification', 'make_md_calculator', 'md_trajectory_path', 'calculator_tag', 'screen_conductors',
-           'md_reference_dir', 'md_reference_key', 'oracle_md_reference', 'md_speed']
+           'md_reference_dir', 'md_reference_key', 'md_reference_meta', 'oracle_md_reference', 'md_speed']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = (
@@ -517,6 +517,42 @@ def _read_reference(folder: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
     return table, meta
 
 
+def _failed_runs(structures: dict, table: pd.DataFrame) -> set:
+    "Keys of `structures` whose MD is missing from `table` or failed (`reason` starting with 'md:')."
+    failed = set(structures) - set(table.structure if len(table) else [])
+    if "reason" in table:
+        failed |= set(table.structure[table.reason.astype(str).str.startswith("md:")])
+    return failed
+
+
+def md_reference_meta(structures: dict, oracle: str, config: MDConfig, key: str, cache: Path) -> dict:
+    """The provenance of an oracle-MD reference: key, oracle and its software, MD settings, each structure's formula,
+    size and trajectory checksum, git commit, packages, Python, hardware and creation time."""
+    from matdisco.oracle import oracle_software
+    from matdisco.data import sha256_file
+    from matdisco.runner import environment_info, git_commit
+
+    trajectories = {k: md_trajectory_path(cache, oracle, config, k) for k in structures}
+    env = environment_info()
+
+    def entry(k, s) -> dict:
+        checksum = sha256_file(trajectories[k]) if trajectories[k].exists() else None
+        return {"formula": s.composition.reduced_formula, "n_sites": len(s), "trajectory_sha256": checksum}
+
+    return {
+        "key": key,
+        "oracle": oracle,
+        "software": oracle_software(oracle),
+        "config": asdict(config),
+        "structures": {k: entry(k, s) for k, s in structures.items()},
+        "git": git_commit(),
+        "packages": env["packages"],
+        "python": env["python"],
+        "hardware": {k: env[k] for k in ("platform", "cpu_count", "device", "device_name")},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def oracle_md_reference(
     structures: dict,
     oracle: str,
@@ -537,10 +573,6 @@ def oracle_md_reference(
     in the table. A reference whose files disagree with their key is refused with the file named. A run that failed
     or was lost is not frozen into a reference: the table is returned but nothing is written (the next call retries
     the missing runs; the finished trajectories are reused)."""
-    from matdisco.oracle import oracle_software
-    from matdisco.data import sha256_file
-    from matdisco.runner import environment_info, git_commit
-
     key = md_reference_key(structures, oracle, config)
     cache = Path(cache)
     for folder in stores if stores is not None else (md_reference_dir(), cache):
@@ -549,50 +581,18 @@ def oracle_md_reference(
             log.info("oracle-MD reference %s read from %s (%d structures)", key, folder, len(found[0]))
             return found
     log.info("oracle-MD reference %s: %d structures to run with %s", key, len(structures), oracle)
-    table = screen_conductors(
-        structures,
-        {"oracle": oracle},
-        config,
-        cache,
-        kinisi_errors=kinisi_errors,
-        n_workers=n_workers,
-        progress=progress,
-    )
+    run = {"kinisi_errors": kinisi_errors, "n_workers": n_workers, "progress": progress}
+    table = screen_conductors(structures, {"oracle": oracle}, config, cache, **run)
     if info is not None and len(table):
         table = table.merge(info, left_on="structure", right_index=True, how="left")
-    failed = set(structures) - set(table.structure if len(table) else [])
-    if "reason" in table:
-        failed |= set(table.structure[table.reason.astype(str).str.startswith("md:")])
-    if failed:
+    if failed := _failed_runs(structures, table):
+        lost = ", ".join(sorted(failed))[:300]
+        n = len(structures)
         log.warning(
-            "oracle-MD reference %s not stored: %d of %d runs failed or were lost (%s)",
-            key,
-            len(failed),
-            len(structures),
-            ", ".join(sorted(failed))[:300],
+            "oracle-MD reference %s not stored: %d of %d runs failed or were lost (%s)", key, len(failed), n, lost
         )
         return table, {"key": key, "oracle": oracle, "structures": {}, "incomplete": sorted(failed)}
-    trajectories = {k: md_trajectory_path(cache, oracle, config, k) for k in structures}
-    env = environment_info()
-    meta = {
-        "key": key,
-        "oracle": oracle,
-        "software": oracle_software(oracle),
-        "config": asdict(config),
-        "structures": {
-            k: {
-                "formula": s.composition.reduced_formula,
-                "n_sites": len(s),
-                "trajectory_sha256": sha256_file(trajectories[k]) if trajectories[k].exists() else None,
-            }
-            for k, s in structures.items()
-        },
-        "git": git_commit(),
-        "packages": env["packages"],
-        "python": env["python"],
-        "hardware": {k: env[k] for k in ("platform", "cpu_count", "device", "device_name")},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    meta = md_reference_meta(structures, oracle, config, key, cache)
     for target in [cache] + ([Path(out_dir)] if out_dir is not None else []):
         target.mkdir(parents=True, exist_ok=True)
         with atomic_path(target / f"md-reference-{key}.csv") as tmp:

@@ -125,6 +125,31 @@ class _Timeout(Exception):
     pass
 
 
+def _trajectory_recorder(atoms, frames: list, *, t0: float, timeout_s: float | None, with_stress: bool):
+    """An optimiser observer that appends each step's positions, cell, numbers, energy, forces (and stress) to
+    `frames`; it raises past `timeout_s` (from `t0`) and on a non-finite energy or force."""
+
+    def record():
+        if timeout_s is not None and time.perf_counter() - t0 > timeout_s:
+            raise _Timeout(f"timeout after {timeout_s} s")
+        e = float(atoms.get_potential_energy())
+        f = atoms.get_forces()
+        if not np.isfinite(e) or not np.all(np.isfinite(f)):
+            raise FloatingPointError(f"non-finite energy or forces ({e})")
+        frames.append(
+            {
+                "positions": atoms.get_positions().tolist(),
+                "cell": atoms.cell[:].tolist(),
+                "numbers": atoms.numbers.tolist(),
+                "energy": e,
+                "forces": f.tolist(),
+                "stress": atoms.get_stress().tolist() if with_stress else None,
+            }
+        )
+
+    return record
+
+
 def relax(
     structure,
     calculator,
@@ -149,28 +174,8 @@ def relax(
     try:
         atoms = AseAtomsAdaptor.get_atoms(structure)
         atoms.calc = calculator
-        target = FrechetCellFilter(atoms) if relax_cell else atoms
-        opt = FIRE(target, logfile=None)
-
-        def record():
-            if timeout_s is not None and time.perf_counter() - t0 > timeout_s:
-                raise _Timeout(f"timeout after {timeout_s} s")
-            e = float(atoms.get_potential_energy())
-            f = atoms.get_forces()
-            if not np.isfinite(e) or not np.all(np.isfinite(f)):
-                raise FloatingPointError(f"non-finite energy or forces ({e})")
-            frames.append(
-                {
-                    "positions": atoms.get_positions().tolist(),
-                    "cell": atoms.cell[:].tolist(),
-                    "numbers": atoms.numbers.tolist(),
-                    "energy": e,
-                    "forces": f.tolist(),
-                    "stress": atoms.get_stress().tolist() if relax_cell else None,
-                }
-            )
-
-        opt.attach(record, interval=1)
+        opt = FIRE(FrechetCellFilter(atoms) if relax_cell else atoms, logfile=None)
+        opt.attach(_trajectory_recorder(atoms, frames, t0=t0, timeout_s=timeout_s, with_stress=relax_cell), interval=1)
         converged = bool(opt.run(fmax=fmax, steps=max_steps))
         final = AseAtomsAdaptor.get_structure(atoms)
         e_final = frames[-1]["energy"] if frames else float(atoms.get_potential_energy())
@@ -178,31 +183,14 @@ def relax(
         if energy_correction is not None:
             e_final = energy_correction(final, e_final)
             e_init = energy_correction(structure, e_init)
-        return RelaxResult(
-            key,
-            formula,
-            oracle,
-            True,
-            "",
-            converged,
-            len(frames) - 1,
-            e_final / len(final),
-            e_init / len(final),
-            final.as_dict(),
-            frames,
-            time.perf_counter() - t0,
-        )
+        n = len(final)
+        outcome = (True, "", converged, len(frames) - 1, e_final / n, e_init / n, final.as_dict(), frames)
+        return RelaxResult(key, formula, oracle, *outcome, time.perf_counter() - t0)
     except Exception as e:  # any failure becomes a recorded result with its reason
+        reason = f"{type(e).__name__}: {e}"[:500]
+        wall = time.perf_counter() - t0
         return RelaxResult(
-            key,
-            formula,
-            oracle,
-            False,
-            f"{type(e).__name__}: {e}"[:500],
-            False,
-            max(len(frames) - 1, 0),
-            frames=frames,
-            wall_s=time.perf_counter() - t0,
+            key, formula, oracle, False, reason, False, max(len(frames) - 1, 0), frames=frames, wall_s=wall
         )
 
 # %% ../../nbs/06_oracle.ipynb #f50689a50f66
@@ -760,6 +748,26 @@ def _single_point_chunk(
     return out, time.perf_counter() - t0
 
 
+def _single_point_results(structures: list, keys: list, name: str, result: tuple) -> list:
+    """`RelaxResult`s (no relaxation: converged, 0 steps) of one chunk of single points, `result` = (energies per
+    atom, the chunk's wall time); the wall time is shared evenly (exact for chunk_size=1, as for DFT)."""
+    energies, seconds = result
+    return [
+        RelaxResult(
+            key,
+            s.composition.reduced_formula,
+            name,
+            bool(np.isfinite(e)),
+            "" if np.isfinite(e) else "non-finite energy or oracle failure",
+            True,
+            0,
+            float(e),
+            wall_s=seconds / len(keys),
+        )
+        for s, key, e in zip(structures, keys, energies)
+    ]
+
+
 def single_points(
     structures,
     store: OracleStore | None = None,
@@ -785,52 +793,32 @@ def single_points(
     if oracle.startswith("gpaw-"):
         structures = [gpaw_cell(s) for s in structures]  # keyed by the cell computed
     name = f"{oracle}:sp"
-    keys = [structure_hash(s) for s in structures]
-    done = store.done_keys(name)
-    todo, seen = [], set()
-    for k, key in enumerate(keys):
-        if key not in done and key not in seen:
-            todo.append(k)
-            seen.add(key)
+    keys, pending = _pending(structures, store, name, None)
+    todo = list(pending)
     chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
     if todo:
         log.info(
             "single points %s: %d structures, %d to compute in %d chunks", oracle, len(keys), len(todo), len(chunks)
         )
 
+    def compute(ks) -> tuple:
+        "The chunk's arguments of `_single_point_chunk`."
+        return [pending[k][0].as_dict() for k in ks], oracle, settings
+
     def save(ks, result):
-        energies, seconds = result  # the chunk's wall time is shared evenly: exact for chunk_size=1 (DFT)
-        store.add_many(
-            [
-                RelaxResult(
-                    keys[k],
-                    structures[k].composition.reduced_formula,
-                    name,
-                    bool(np.isfinite(e)),
-                    "" if np.isfinite(e) else "non-finite energy or oracle failure",
-                    True,
-                    0,
-                    float(e),
-                    wall_s=seconds / len(ks),
-                )
-                for k, e in zip(ks, energies)
-            ]
-        )
+        store.add_many(_single_point_results([pending[k][0] for k in ks], ks, name, result))
 
     bar = tqdm(total=len(todo), desc=f"single points {oracle}", disable=not progress or not todo)
     if chunks and scheduler is None and client is None:
         for ks in chunks:
-            save(ks, _single_point_chunk([structures[k].as_dict() for k in ks], oracle, settings))
+            save(ks, _single_point_chunk(*compute(ks)))
             bar.update(len(ks))
     elif chunks:
         from dask.distributed import as_completed
         from matdisco.cluster import client_or_new
 
         with client_or_new(client, scheduler, n_workers=n_workers) as cl:
-            futs = {
-                cl.submit(_single_point_chunk, [structures[k].as_dict() for k in ks], oracle, settings, pure=False): ks
-                for ks in chunks
-            }
+            futs = {cl.submit(_single_point_chunk, *compute(ks), pure=False): ks for ks in chunks}
             for f in as_completed(futs):
                 ks = futs[f]
                 try:

@@ -106,6 +106,14 @@ def _elemental_candidates(elements, max_structures: int) -> tuple[dict, pd.DataF
     return cands, tab, mirror
 
 
+def _relaxed_energies(structures: list, store, **batch) -> np.ndarray:
+    "Oracle energy per atom (eV/atom) of each relaxed structure, inf where it failed (`run_oracle_batch`'s `batch`)."
+    if not structures:
+        return np.array([])
+    res = run_oracle_batch(structures, store, progress=False, **batch)
+    return np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
+
+
 def _reference_row(el: str, labels: list, energies, *, mu_mp: float, tolerance: float, fallback: str | None) -> dict:
     """One element's row of `elemental_references` from the oracle `energies` (eV/atom, inf where it failed) of its
     structures `labels`: the lowest, where within `tolerance` of MP2020's `mu_mp`; else MP2020's value, flagged, with
@@ -178,21 +186,8 @@ def elemental_references(
         store = shared_store("relaxations", oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s)
     cands, tab, mirror = _elemental_candidates(elements, max_structures)
     structures = (list(tab.structure) if tab is not None else []) + list(mirror.structure)
-    energies = np.array([])
-    if structures:
-        res = run_oracle_batch(
-            structures,
-            store,
-            oracle=oracle,
-            fmax=fmax,
-            max_steps=max_steps,
-            timeout_s=timeout_s,
-            scheduler=scheduler,
-            n_workers=n_workers,
-            client=client,
-            progress=False,
-        )
-        energies = np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
+    batch = {"oracle": oracle, "fmax": fmax, "max_steps": max_steps, "timeout_s": timeout_s, "scheduler": scheduler}
+    energies = _relaxed_energies(structures, store, **batch, n_workers=n_workers, client=client)
     n_mp2018 = 0 if tab is None else len(tab)
     energy = dict(zip(tab.index, energies[:n_mp2018])) if tab is not None else {}
     mirror_energy = energies[n_mp2018:]

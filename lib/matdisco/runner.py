@@ -705,6 +705,79 @@ def _kernel_env():
         )
 
 
+def _stages_to_run(experiments: list[Experiment], only) -> list[Experiment]:
+    "The `experiments` named in `only` (all when None), in registry order; an unknown name is refused."
+    names = [e.name for e in experiments]
+    for o in only or []:
+        if o not in names:
+            raise ValueError(f"unknown experiment {o!r}; registered: {', '.join(names)}")
+    return [e for e in experiments if not only or e.name in only]
+
+
+def _execute_notebook(exp: Experiment, params: dict, stage_dir: Path, nb_dir: Path, run_dir: Path, progress: bool):
+    "Papermill execution of `exp`'s notebook into `stage_dir`; the kernel's output goes to `run_dir/run.log`."
+    import papermill as pm
+
+    with open(run_dir / "run.log", "ab", buffering=0) as kernel_output:
+        pm.execute_notebook(
+            str(nb_dir / exp.notebook),
+            str(stage_dir / exp.notebook),
+            parameters=params,
+            cwd=str(stage_dir),
+            progress_bar=progress,
+            kernel_name="python3",
+            log_output=True,
+            kernel_manager_class=_kernel_manager_logging_to(kernel_output),
+        )
+
+
+def _run_stage(exp: Experiment, params: dict, run: dict, *, force: bool, progress: bool):
+    """Run one stage into `run_dir/stages/<name>` unless a complete one with the same `params` is there (`force`:
+    cleared and rerun). `run` holds the run's run_dir, nb_dir, figures_dir, profile, seed and `stages` (the
+    manifest's, updated here). A failed notebook marks the stage failed in the manifest and raises `StageFailed`."""
+    import papermill as pm
+    from matdisco.results import write_stage_results
+
+    run_dir, stages = run["run_dir"], run["stages"]
+    stage_dir = run_dir / "stages" / exp.name
+    done = stage_dir / "done.json"
+    if force and stage_dir.exists():  # --force: nothing of the old stage (models, rounds, cells) is reused
+        log.info("stage %s: --force, clearing %s", exp.name, stage_dir)
+        shutil.rmtree(stage_dir)
+    if done.exists() and not force and json.loads(done.read_text()).get("parameters") == params:
+        log.info("stage %s: already complete, skipped", exp.name)
+        stages.setdefault(exp.name, {})["skipped_on_resume"] = True
+        return
+    manifest = {"profile": run["profile"], "seed": run["seed"], "stages": stages}
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    done.unlink(missing_ok=True)
+    stages[exp.name] = {"status": "running", "notebook": exp.notebook, "parameters": params}
+    write_manifest(run_dir, **manifest, status="running")
+    t0 = time.perf_counter()
+    try:
+        _execute_notebook(exp, params, stage_dir, run["nb_dir"], run_dir, progress)
+    except pm.PapermillExecutionError as e:
+        wall = time.perf_counter() - t0
+        stages[exp.name].update(
+            status="failed", wall_s=round(wall, 2), error=f"{e.ename}: {e.evalue}", cell=e.exec_count
+        )
+        write_manifest(run_dir, **manifest, status="failed")
+        raise StageFailed(
+            f"stage {exp.name!r} failed in cell {e.exec_count} of {exp.notebook}: {e.ename}: {e.evalue} "
+            f"(executed notebook: {stage_dir / exp.notebook})"
+        ) from None
+    wall = time.perf_counter() - t0
+    figs = sorted((stage_dir / "figures").glob("*.*")) if (stage_dir / "figures").exists() else []
+    run["figures_dir"].mkdir(parents=True, exist_ok=True)
+    for f in figs:
+        shutil.copy2(f, run["figures_dir"] / f.name)
+    stages[exp.name].update(status="complete", wall_s=round(wall, 2), figures=[f.name for f in figs])
+    atomic_write_text(done, json.dumps({"parameters": params, "wall_s": round(wall, 2), "git": git_commit()}, indent=2))
+    write_manifest(run_dir, **manifest, status="running")
+    write_stage_results(run_dir, exp.name)  # results.json: metrics, published values, provenance
+    log.info("stage %s: complete in %.1f s, figures %s", exp.name, wall, [f.name for f in figs])
+
+
 def run_pipeline(
     profile: str = "tiny",
     *,
@@ -721,90 +794,33 @@ def run_pipeline(
     into `out` (default `runs/<profile>`); return the run folder. Each stage's figures are copied to `figures_dir`
     (default: the run's own `figures/`; the committed reference figures in the project's `figures/` change only
     when it is passed explicitly)."""
-    import papermill as pm
-    from matdisco.results import write_stage_results
-
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
-    experiments = EXPERIMENTS if experiments is None else experiments
-    nb_dir = Path(notebooks_dir) if notebooks_dir else experiments_dir()
-    names = [e.name for e in experiments]
-    for o in only or []:
-        if o not in names:
-            raise ValueError(f"unknown experiment {o!r}; registered: {', '.join(names)}")
-    todo = [e for e in experiments if not only or e.name in only]
-    run_dir = Path(out) if out else project_root() / "runs" / profile
-    run_dir = run_dir.resolve()
+    todo = _stages_to_run(EXPERIMENTS if experiments is None else experiments, only)
+    run_dir = (Path(out) if out else project_root() / "runs" / profile).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    figures_dir = Path(figures_dir) if figures_dir else run_dir / "figures"  # the reference figures/ only when asked
     handler = _setup_logging(run_dir)
     os.environ["MATDISCO_RUN_DIR"] = str(run_dir)
     os.environ["MATDISCO_PROFILE"] = profile
-    os.environ.setdefault(
-        "TQDM_MININTERVAL", "5"
-    )  # progress bars in executed notebooks and run.log: one update per 5 s
+    os.environ.setdefault("TQDM_MININTERVAL", "5")  # progress bars in executed notebooks and run.log: one per 5 s
     _kernel_env()
     man_path = run_dir / "manifest.json"
-    stages = json.loads(man_path.read_text()).get("stages", {}) if man_path.exists() else {}
+    run = {
+        "run_dir": run_dir,
+        "nb_dir": Path(notebooks_dir) if notebooks_dir else experiments_dir(),
+        "figures_dir": Path(figures_dir) if figures_dir else run_dir / "figures",  # reference figures/ only when asked
+        "profile": profile,
+        "seed": seed,
+        "stages": json.loads(man_path.read_text()).get("stages", {}) if man_path.exists() else {},
+    }
     log.info("run %s: profile=%s seed=%d stages=%s", run_dir, profile, seed, [e.name for e in todo])
     try:
         for exp in tqdm(todo, desc=f"matdisco run ({profile})", unit="stage", disable=not progress):
             stage_dir = run_dir / "stages" / exp.name
-            params = {
-                **exp.params_for(profile),
-                "profile": profile,
-                "seed": seed,
-                "out_dir": str(stage_dir),
-                "figures_dir": str(stage_dir / "figures"),
-            }
-            done = stage_dir / "done.json"
-            if force and stage_dir.exists():  # --force: nothing of the old stage (models, rounds, cells) is reused
-                log.info("stage %s: --force, clearing %s", exp.name, stage_dir)
-                shutil.rmtree(stage_dir)
-            if done.exists() and not force and json.loads(done.read_text()).get("parameters") == params:
-                log.info("stage %s: already complete, skipped", exp.name)
-                stages.setdefault(exp.name, {})["skipped_on_resume"] = True
-                continue
-            stage_dir.mkdir(parents=True, exist_ok=True)
-            done.unlink(missing_ok=True)
-            stages[exp.name] = {"status": "running", "notebook": exp.notebook, "parameters": params}
-            write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="running")
-            t0 = time.perf_counter()
-            try:
-                with open(run_dir / "run.log", "ab", buffering=0) as kernel_output:
-                    pm.execute_notebook(
-                        str(nb_dir / exp.notebook),
-                        str(stage_dir / exp.notebook),
-                        parameters=params,
-                        cwd=str(stage_dir),
-                        progress_bar=progress,
-                        kernel_name="python3",
-                        log_output=True,
-                        kernel_manager_class=_kernel_manager_logging_to(kernel_output),
-                    )
-            except pm.PapermillExecutionError as e:
-                wall = time.perf_counter() - t0
-                stages[exp.name].update(
-                    status="failed", wall_s=round(wall, 2), error=f"{e.ename}: {e.evalue}", cell=e.exec_count
-                )
-                write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="failed")
-                raise StageFailed(
-                    f"stage {exp.name!r} failed in cell {e.exec_count} of {exp.notebook}: {e.ename}: {e.evalue} "
-                    f"(executed notebook: {stage_dir / exp.notebook})"
-                ) from None
-            wall = time.perf_counter() - t0
-            figs = sorted((stage_dir / "figures").glob("*.*")) if (stage_dir / "figures").exists() else []
-            figures_dir.mkdir(parents=True, exist_ok=True)
-            for f in figs:
-                shutil.copy2(f, figures_dir / f.name)
-            stages[exp.name].update(status="complete", wall_s=round(wall, 2), figures=[f.name for f in figs])
-            atomic_write_text(
-                done, json.dumps({"parameters": params, "wall_s": round(wall, 2), "git": git_commit()}, indent=2)
-            )
-            write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="running")
-            write_stage_results(run_dir, exp.name)  # results.json: metrics, published values, provenance
-            log.info("stage %s: complete in %.1f s, figures %s", exp.name, wall, [f.name for f in figs])
-        write_manifest(run_dir, profile=profile, seed=seed, stages=stages, status="complete")
+            params = {**exp.params_for(profile), "profile": profile, "seed": seed, "out_dir": str(stage_dir)}
+            params["figures_dir"] = str(stage_dir / "figures")
+            _run_stage(exp, params, run, force=force, progress=progress)
+        write_manifest(run_dir, profile=profile, seed=seed, stages=run["stages"], status="complete")
     finally:
         _teardown_logging(handler)
     return run_dir

@@ -25,13 +25,13 @@ from .oracle import DEFAULT_ORACLE
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERANCE', 'HULL_ROUNDOFF', 'PHASE_COLUMNS',
-           'MAX_DFT_SITES', 'DFT_ORACLES', 'EVALUATION_SELECTIONS', 'on_hull', 'arity_group', 'ValidationConfig',
-           'elements_with_structures', 'validation_scope', 'competing_phases', 'LevelHull', 'higher_level_hull',
-           'Validation', 'LevelResult', 'base_level', 'higher_level', 'validate_structures', 'retention_table',
-           'level_correlation', 'stability_confusion', 'level_agreement', 'mu_check', 'retention_by_scope',
-           'dft_validation', 'dft_agreement', 'validation_figure', 'discovery_candidates', 'validate_discovery',
-           'evaluation_candidates']
+__all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERANCE', 'HULL_ROUNDOFF', 'LEVEL_HULL_COLUMNS',
+           'PHASE_COLUMNS', 'MAX_DFT_SITES', 'DFT_ORACLES', 'EVALUATION_SELECTIONS', 'on_hull', 'arity_group',
+           'ValidationConfig', 'elements_with_structures', 'validation_scope', 'competing_phases', 'LevelHull',
+           'competing_structures', 'higher_level_hull', 'Validation', 'LevelResult', 'base_level', 'higher_level',
+           'validate_structures', 'retention_table', 'level_correlation', 'stability_confusion', 'level_agreement',
+           'mu_check', 'retention_by_scope', 'dft_selection', 'dft_validation', 'dft_agreement', 'validation_figure',
+           'discovery_candidates', 'validate_discovery', 'evaluation_candidates']
 
 # %% ../../nbs/14_validation.ipynb #a2ad72f008fb
 #: The two r2SCAN-level potentials whose weights ship in their wheels (no download): CHGNet fine-tuned on MP's r2SCAN
@@ -162,6 +162,66 @@ class LevelHull:
     wall_s: float = 0.0
 
 
+def competing_structures(systems) -> pd.DataFrame:
+    """Every competing mp2018 crystal of `systems` (`competing_phases`), plus the mirror's `elemental_structures`
+    starting crystals of the elements mp2018 has no crystal of (negative `row_index`, formation energy 0)."""
+    from matdisco.data import load_elemental_structures
+
+    frame = load_structures(competing_phases(systems).row_index, progress=False).frame
+    needed = {e for s in systems for e in s}
+    mirror = load_elemental_structures()
+    mirror = mirror[mirror.element.isin(needed - set(frame.chemsys))]
+    elemental = pd.DataFrame(
+        {
+            "row_index": -1 - np.arange(len(mirror)),
+            "material_id": mirror.label.to_numpy(),
+            "structure": mirror.structure.to_numpy(),
+            "formation_energy_per_atom": 0.0,
+            "reduced_formula": [s.composition.reduced_formula for s in mirror.structure],
+            "chemsys": mirror.element.to_numpy(),
+        }
+    )
+    return pd.concat([frame, elemental], ignore_index=True)
+
+
+#: The columns of `LevelHull.phases`.
+LEVEL_HULL_COLUMNS = [
+    "row_index",
+    "material_id",
+    "formula",
+    "chemsys",
+    "n_sites",
+    "energy_per_atom",
+    "e_form",
+    "converged",
+    "formation_energy_per_atom",
+    "final_structure",
+]
+
+
+def _converged_phases(frame: pd.DataFrame, res: pd.DataFrame, oracle: str) -> pd.DataFrame:
+    """`frame`'s crystals with their relaxations `res` at `oracle`'s level, converged ones only (an unconverged
+    energy is not that phase's); the others are logged."""
+    frame = frame.assign(
+        energy_per_atom=res.energy_per_atom.to_numpy(float),
+        ok=res.ok.fillna(0).astype(bool).to_numpy(),
+        converged=res.converged.fillna(0).astype(bool).to_numpy(),
+        formula=frame.reduced_formula,
+        final_structure=res.final_structure.to_numpy(),
+        n_sites=frame.structure.map(len),
+    )
+    usable = frame.ok & frame.converged
+    if (~usable).any():
+        log.warning(
+            "%s: %d of %d competing phases failed or did not converge and are left out: %s",
+            oracle,
+            int((~usable).sum()),
+            len(frame),
+            ", ".join(frame.material_id[~usable].astype(str)[:10]),
+        )
+    return frame[usable].copy()
+
+
 def higher_level_hull(
     systems,
     oracle: str,
@@ -177,30 +237,8 @@ def higher_level_hull(
     elemental crystals (the project's rule; no MP2020 check, since raw r2SCAN totals are on another scale), formation
     energies against those μ. A phase whose relaxation failed is left out and logged; an element with no relaxed
     elemental crystal raises."""
-    from matdisco.data import load_elemental_structures
-
     t0 = time.perf_counter()
-    rows = competing_phases(systems)
-    frame = load_structures(rows.row_index, progress=False).frame
-    needed = {e for s in systems for e in s}
-    mirror = load_elemental_structures()
-    mirror = mirror[mirror.element.isin(needed - set(frame.chemsys))]  # elements mp2018 has no crystal of
-    frame = pd.concat(
-        [
-            frame,
-            pd.DataFrame(
-                {
-                    "row_index": -1 - np.arange(len(mirror)),
-                    "material_id": mirror.label.to_numpy(),
-                    "structure": mirror.structure.to_numpy(),
-                    "formation_energy_per_atom": 0.0,
-                    "reduced_formula": [s.composition.reduced_formula for s in mirror.structure],
-                    "chemsys": mirror.element.to_numpy(),
-                }
-            ),
-        ],
-        ignore_index=True,
-    )
+    frame = competing_structures(systems)
     res = run_oracle_batch(
         list(frame.structure),
         config.store(oracle),
@@ -213,24 +251,7 @@ def higher_level_hull(
         client=client,
         progress=progress,
     )
-    frame = frame.assign(
-        energy_per_atom=res.energy_per_atom.to_numpy(float),
-        ok=res.ok.fillna(0).astype(bool).to_numpy(),
-        converged=res.converged.fillna(0).astype(bool).to_numpy(),
-        formula=frame.reduced_formula,
-        final_structure=res.final_structure.to_numpy(),
-        n_sites=frame.structure.map(len),
-    )
-    usable = frame.ok & frame.converged  # converged relaxations only: an unconverged energy is not that phase's
-    if (~usable).any():
-        log.warning(
-            "%s: %d of %d competing phases failed or did not converge and are left out: %s",
-            oracle,
-            int((~usable).sum()),
-            len(frame),
-            ", ".join(frame.material_id[~usable].astype(str)[:10]),
-        )
-    ok = frame[usable].copy()
+    ok = _converged_phases(frame, res, oracle)
     elemental = ok[~ok.chemsys.str.contains("-")]
     mu = elemental.groupby("chemsys").energy_per_atom.min().to_dict()
     needed = {e for s in systems for e in s}
@@ -240,21 +261,9 @@ def higher_level_hull(
             f"out"
         )
     ok["e_form"] = formation_energy_per_atom(list(ok.structure), ok.energy_per_atom.to_numpy(), mu)
-    cols = [
-        "row_index",
-        "material_id",
-        "formula",
-        "chemsys",
-        "n_sites",
-        "energy_per_atom",
-        "e_form",
-        "converged",
-        "formation_energy_per_atom",
-        "final_structure",
-    ]
     return LevelHull(
         oracle,
-        ok[cols].reset_index(drop=True),
+        ok[LEVEL_HULL_COLUMNS].reset_index(drop=True),
         mu,
         ReferenceHull.from_frame(ok, energy_col="e_form"),
         float(res.wall_s.mean()),
@@ -658,6 +667,57 @@ MAX_DFT_SITES = 8
 DFT_ORACLES = ("gpaw-pbe", "gpaw-r2scan")
 
 
+def dft_selection(
+    v: Validation, geometry_level: str, *, max_sites: int, phases: bool, max_candidates: int | None, seed: int
+) -> tuple[pd.DataFrame, dict]:
+    """The structures `dft_validation` computes, at `geometry_level`'s relaxed geometries (`structure`: GPAW's cell),
+    and {element: id of its μ structure} (that level's lowest elemental crystal). Rules: see `dft_validation`."""
+    from matdisco.oracle import MAGNETIC_ELEMENTS, gpaw_cell, gpaw_elements
+
+    rel = v.relaxed[v.relaxed.level == geometry_level].copy()
+    rel["structure"] = rel.structure_json.map(lambda d: gpaw_cell(Structure.from_dict(json.loads(d))))
+    ph = v.phases[v.phases.level == geometry_level].set_index("material_id")
+    elemental = ph[~ph.formula.map(lambda f: len(Composition(f).elements) > 1)]
+    lowest = elemental.reset_index().sort_values("energy_per_atom").drop_duplicates("formula")
+    mu_ids = {Composition(f).elements[0].symbol: i for f, i in zip(lowest.formula, lowest.material_id)}
+    small = rel.set_index("id").n_sites.le(max_sites)
+    ok_elements = ({el for el, i in mu_ids.items() if small.get(i, False)} & gpaw_elements()) - MAGNETIC_ELEMENTS
+    is_element = rel.formula.map(lambda f: len(Composition(f).elements) == 1)
+    rel = rel[
+        rel.n_sites.le(max_sites)
+        & rel.formula.map(lambda f: {e.symbol for e in Composition(f).elements} <= ok_elements)
+        & (~is_element | rel.id.isin(set(mu_ids.values())))  # of the elements, only each μ structure
+        & (phases | rel.kind.eq("candidate") | rel.id.isin(set(mu_ids.values())))
+    ]
+    rel = rel.drop_duplicates("id").reset_index(drop=True)
+    if max_candidates is not None:
+        candidates = rel.index[rel.kind.eq("candidate")]
+        rel = rel.drop(index=np.random.default_rng(seed).permutation(candidates)[max_candidates:])
+    if not phases:
+        els = {e.symbol for f in rel.formula[rel.kind.eq("candidate")] for e in Composition(f).elements}
+        rel = rel[rel.kind.eq("candidate") | rel.id.isin({mu_ids[e] for e in els})]
+    return rel.reset_index(drop=True), mu_ids
+
+
+def _dft_level(rel: pd.DataFrame, mu_ids: dict, functional: str, settings, **cluster) -> pd.DataFrame:
+    """GPAW single points of `rel`'s structures with `functional` (cached, resumable) and their formation energies
+    against the μ structures among them; `cluster`: `single_points`'s scheduler, n_workers, client, progress."""
+    from matdisco.oracle import GPAW_SETTINGS, single_points
+
+    store = shared_store("single_points", functional, **{**GPAW_SETTINGS, **(settings or {})})
+    e = single_points(list(rel.structure), store, functional, chunk_size=1, settings=settings, **cluster)
+    got = store.get(f"{functional}:sp", [structure_hash(s) for s in rel.structure])
+    energy = dict(zip(rel.id, e))
+    mu = {el: energy[i] for el, i in mu_ids.items() if i in energy}  # the μ structures computed
+    ef = [
+        formation_energy_per_atom([s], [energy[i]], mu)[0] if np.isfinite(energy[i]) else np.nan
+        for i, s in zip(rel.id, rel.structure)
+    ]
+    return rel[["kind", "id", "formula", "n_sites"]].assign(
+        level=functional, e_form=ef, wall_s=got.wall_s.to_numpy(float)
+    )
+
+
 def dft_validation(
     v: Validation,
     *,
@@ -685,63 +745,14 @@ def dft_validation(
     in the machine-wide single-point store of each functional and settings (resumable; failures stored as NaN).
     `settings` update `GPAW_SETTINGS` (smoke runs only: the comparison's numbers need the defaults). Cells with a
     skewed angle are computed in their Niggli-reduced form (`gpaw_cell`)."""
-    from matdisco.oracle import GPAW_SETTINGS, MAGNETIC_ELEMENTS, gpaw_cell, gpaw_elements, single_points
-
     geometry_level = geometry_level or v.config.oracles[0]
-    rel = v.relaxed[v.relaxed.level == geometry_level].copy()
-    rel["structure"] = rel.structure_json.map(lambda d: gpaw_cell(Structure.from_dict(json.loads(d))))
-    ph = v.phases[v.phases.level == geometry_level].set_index("material_id")
-    elemental = ph[~ph.formula.map(lambda f: len(Composition(f).elements) > 1)]
-    mu_ids = {
-        Composition(f).elements[0].symbol: i
-        for f, i in elemental.reset_index()
-        .sort_values("energy_per_atom")
-        .drop_duplicates("formula")[["formula", "material_id"]]
-        .itertuples(index=False)
-    }
-    small = rel.set_index("id").n_sites.le(max_sites)
-    ok_elements = ({el for el, i in mu_ids.items() if small.get(i, False)} & gpaw_elements()) - MAGNETIC_ELEMENTS
-    is_element = rel.formula.map(lambda f: len(Composition(f).elements) == 1)
-    rel = rel[
-        rel.n_sites.le(max_sites)
-        & rel.formula.map(lambda f: {e.symbol for e in Composition(f).elements} <= ok_elements)
-        & (~is_element | rel.id.isin(set(mu_ids.values())))  # of the elements, only each μ structure
-        & (phases | rel.kind.eq("candidate") | rel.id.isin(set(mu_ids.values())))
-    ]
-    rel = rel.drop_duplicates("id").reset_index(drop=True)
-    if max_candidates is not None:
-        candidates = rel.index[rel.kind.eq("candidate")]
-        rel = rel.drop(index=np.random.default_rng(seed).permutation(candidates)[max_candidates:])
-    if not phases:
-        els = {e.symbol for f in rel.formula[rel.kind.eq("candidate")] for e in Composition(f).elements}
-        rel = rel[rel.kind.eq("candidate") | rel.id.isin({mu_ids[e] for e in els})]
-    rel = rel.reset_index(drop=True)
+    rel, mu_ids = dft_selection(
+        v, geometry_level, max_sites=max_sites, phases=phases, max_candidates=max_candidates, seed=seed
+    )
     if rel.empty:
         return pd.DataFrame(columns=["kind", "id", "formula", "system", "n_sites", "level", "e_form", "wall_s"])
-    rows = []
-    for f in dft_oracles:
-        store = shared_store("single_points", f, **{**GPAW_SETTINGS, **(settings or {})})
-        e = single_points(
-            list(rel.structure),
-            store,
-            f,
-            chunk_size=1,
-            scheduler=scheduler,
-            n_workers=n_workers,
-            client=client,
-            progress=progress,
-            settings=settings,
-        )
-        got = store.get(f"{f}:sp", [structure_hash(s) for s in rel.structure])
-        energy = dict(zip(rel.id, e))
-        mu = {el: energy[i] for el, i in mu_ids.items() if i in energy}  # the μ structures computed
-        ef = [
-            formation_energy_per_atom([s], [energy[i]], mu)[0] if np.isfinite(energy[i]) else np.nan
-            for i, s in zip(rel.id, rel.structure)
-        ]
-        rows.append(
-            rel[["kind", "id", "formula", "n_sites"]].assign(level=f, e_form=ef, wall_s=got.wall_s.to_numpy(float))
-        )
+    cluster = {"scheduler": scheduler, "n_workers": n_workers, "client": client, "progress": progress}
+    rows = [_dft_level(rel, mu_ids, f, settings, **cluster) for f in dft_oracles]
     # the potentials' formation energies of the same structures, for the comparison
     for lv in v.config.oracles:
         p = v.phases[v.phases.level == lv].set_index("material_id").e_form
@@ -775,6 +786,82 @@ def dft_agreement(dft: pd.DataFrame, *, reference: str = "gpaw-r2scan") -> pd.Da
     return pd.DataFrame(out)
 
 # %% ../../nbs/14_validation.ipynb #f1c9585975b2
+def _retention_panel(ax, retention: pd.DataFrame, levels: list, base: str, status: str):
+    "Retention by arity at each higher level (Wilson 95 % bars, n annotated) beside GNoME's DFT r2SCAN retention."
+    groups = ["binary/ternary", "quaternary+"]
+    w = 0.8 / (len(levels) + 1)
+    x = np.arange(len(groups))
+    r = retention[retention.status == status].set_index(["level", "arity"])
+    for k, lv in enumerate(levels):
+        vals = [r.retention.get((lv, g), np.nan) for g in groups]
+        ns = [int(r.n_base_stable.get((lv, g), 0)) for g in groups]
+        lo = [r.retention_lo.get((lv, g), np.nan) for g in groups]
+        hi = [r.retention_hi.get((lv, g), np.nan) for g in groups]
+        err = np.array([np.subtract(vals, lo), np.subtract(hi, vals)])
+        label = f"{lv} ({ORACLE_LEVELS.get(lv, lv)} potential)"
+        bars = ax.bar(x + k * w, vals, w, yerr=np.nan_to_num(err), capsize=3, label=label)
+        for bar, n in zip(bars, ns):
+            ax.annotate(f"n={n}", (bar.get_x() + bar.get_width() / 2, 0.02), ha="center", fontsize=8, rotation=90)
+    gnome = [GNOME_R2SCAN_RETENTION[g] for g in groups]
+    ax.bar(x + len(levels) * w, gnome, w, color="0.6", label="GNoME (DFT r2SCAN)")
+    ax.set_xticks(x + w * len(levels) / 2, groups)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"share of {base}-stable ({status})\nstill on the hull (E_hull ≤ 0)")
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _delta_hull_panel(ax, table: pd.DataFrame, levels: list, base: str):
+    "Histogram of each higher level's E_hull minus the base level's, per candidate."
+    e = _wide(table)
+    bins = np.linspace(-0.5, 0.5, 41)
+    for lv in levels:
+        if lv in e and base in e:
+            d = (e[lv] - e[base]).dropna()
+            ax.hist(d.clip(-0.5, 0.5), bins=bins, histtype="step", lw=1.5, label=f"{lv} (n={len(d)})")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel(f"ΔE_hull = E_hull(r2SCAN level) − E_hull({base}) (eV/atom)")
+    ax.set_ylabel("candidates")
+    ax.legend(fontsize=8)
+
+
+def _diagonal(ax):
+    "The y = x line over the panel's current limits."
+    lim = [min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])]
+    ax.plot(lim, lim, "k--", lw=0.8)
+
+
+def _dft_parity_panel(ax, dft: pd.DataFrame):
+    "Formation energy of every level against GPAW r2SCAN on the DFT subset (compounds only), with each MAE."
+    comp = dft[dft.formula.map(lambda f: len(Composition(f).elements) > 1)]
+    w = comp.pivot_table(index=["kind", "id"], columns="level", values="e_form", aggfunc="first")
+    for k, lv in enumerate([c for c in w.columns if c != "gpaw-r2scan"]):
+        both = w[[lv, "gpaw-r2scan"]].dropna()
+        mae = (both[lv] - both["gpaw-r2scan"]).abs().mean()
+        label = f"{lv} (MAE {mae * 1000:.0f} meV/atom, n={len(both)})"
+        ax.scatter(both["gpaw-r2scan"], both[lv], s=16, marker="os^xd"[k % 5], label=label)
+    _diagonal(ax)
+    ax.set_xlabel("formation energy, GPAW r2SCAN (eV/atom)")
+    ax.set_ylabel("formation energy, other level (eV/atom)")
+    ax.legend(fontsize=7)
+    ax.set_title(f"DFT subset (≤ {int(dft.n_sites.max())} sites)", fontsize=9)
+
+
+def _level_parity_panel(ax, v: Validation, a: str, b: str):
+    "Formation energy at level `a` against level `b`: the competing phases and the candidates."
+    p = v.phases
+    pa = p[p.level == a].drop_duplicates("material_id").set_index("material_id").e_form
+    pb = p[p.level == b].drop_duplicates("material_id").set_index("material_id").e_form
+    common = pa.index.intersection(pb.index)
+    ax.scatter(pa[common], pb[common], s=8, alpha=0.6, label=f"competing phases (n={len(common)})")
+    wide = _wide(v.table, "e_form")
+    ca, cb = wide[[a, b]].dropna().T.values if {a, b} <= set(wide.columns) else ([], [])
+    ax.scatter(ca, cb, s=14, marker="x", color="C3", label=f"candidates (n={len(ca)})")
+    _diagonal(ax)
+    ax.set_xlabel(f"formation energy, {a} (eV/atom)")
+    ax.set_ylabel(f"formation energy, {b} (eV/atom)")
+    ax.legend(fontsize=8)
+
+
 def validation_figure(
     v: Validation, retention: pd.DataFrame, *, status: str = "new", title: str = "", dft: pd.DataFrame | None = None
 ):
@@ -787,80 +874,12 @@ def validation_figure(
     base = v.config.base_oracle
     levels = list(v.config.oracles)
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.4))
-    groups = ["binary/ternary", "quaternary+"]
-    w = 0.8 / (len(levels) + 1)
-    x = np.arange(len(groups))
-    r = retention[retention.status == status].set_index(["level", "arity"])
-    for k, lv in enumerate(levels):
-        vals = [r.retention.get((lv, g), np.nan) for g in groups]
-        ns = [int(r.n_base_stable.get((lv, g), 0)) for g in groups]
-        lo = [r.retention_lo.get((lv, g), np.nan) for g in groups]
-        hi = [r.retention_hi.get((lv, g), np.nan) for g in groups]
-        err = np.array([np.subtract(vals, lo), np.subtract(hi, vals)])
-        bars = ax[0].bar(
-            x + k * w,
-            vals,
-            w,
-            yerr=np.nan_to_num(err),
-            capsize=3,
-            label=f"{lv} ({ORACLE_LEVELS.get(lv, lv)} potential)",
-        )
-        for bar, n in zip(bars, ns):
-            ax[0].annotate(f"n={n}", (bar.get_x() + bar.get_width() / 2, 0.02), ha="center", fontsize=8, rotation=90)
-    ax[0].bar(
-        x + len(levels) * w, [GNOME_R2SCAN_RETENTION[g] for g in groups], w, color="0.6", label="GNoME (DFT r2SCAN)"
-    )
-    ax[0].set_xticks(x + w * len(levels) / 2, groups)
-    ax[0].set_ylim(0, 1.05)
-    ax[0].set_ylabel(f"share of {base}-stable ({status})\nstill on the hull (E_hull ≤ 0)")
-    ax[0].legend(fontsize=7, loc="lower right")
-    e = _wide(v.table)
-    bins = np.linspace(-0.5, 0.5, 41)
-    for lv in levels:
-        if lv in e and base in e:
-            d = (e[lv] - e[base]).dropna()
-            ax[1].hist(d.clip(-0.5, 0.5), bins=bins, histtype="step", lw=1.5, label=f"{lv} (n={len(d)})")
-    ax[1].axvline(0, color="k", lw=0.8)
-    ax[1].set_xlabel(f"ΔE_hull = E_hull(r2SCAN level) − E_hull({base}) (eV/atom)")
-    ax[1].set_ylabel("candidates")
-    ax[1].legend(fontsize=8)
+    _retention_panel(ax[0], retention, levels, base, status)
+    _delta_hull_panel(ax[1], v.table, levels, base)
     if dft is not None and len(dft) and "gpaw-r2scan" in set(dft.level):
-        comp = dft[dft.formula.map(lambda f: len(Composition(f).elements) > 1)]
-        w = comp.pivot_table(index=["kind", "id"], columns="level", values="e_form", aggfunc="first")
-        for k, lv in enumerate([c for c in w.columns if c != "gpaw-r2scan"]):
-            both = w[[lv, "gpaw-r2scan"]].dropna()
-            mae = (both[lv] - both["gpaw-r2scan"]).abs().mean()
-            ax[2].scatter(
-                both["gpaw-r2scan"],
-                both[lv],
-                s=16,
-                marker="os^xd"[k % 5],
-                label=f"{lv} (MAE {mae * 1000:.0f} meV/atom, n={len(both)})",
-            )
-        lim = [min(ax[2].get_xlim()[0], ax[2].get_ylim()[0]), max(ax[2].get_xlim()[1], ax[2].get_ylim()[1])]
-        ax[2].plot(lim, lim, "k--", lw=0.8)
-        ax[2].set_xlabel("formation energy, GPAW r2SCAN (eV/atom)")
-        ax[2].set_ylabel("formation energy, other level (eV/atom)")
-        ax[2].legend(fontsize=7)
-        ax[2].set_title(f"DFT subset (≤ {int(dft.n_sites.max())} sites)", fontsize=9)
+        _dft_parity_panel(ax[2], dft)
     elif len(levels) >= 2:
-        a, b = levels[:2]
-        p = v.phases
-        pa = p[p.level == a].drop_duplicates("material_id").set_index("material_id").e_form
-        pb = p[p.level == b].drop_duplicates("material_id").set_index("material_id").e_form
-        common = pa.index.intersection(pb.index)
-        ax[2].scatter(pa[common], pb[common], s=8, alpha=0.6, label=f"competing phases (n={len(common)})")
-        ca, cb = (
-            _wide(v.table, "e_form")[[a, b]].dropna().T.values
-            if {a, b} <= set(_wide(v.table, "e_form").columns)
-            else ([], [])
-        )
-        ax[2].scatter(ca, cb, s=14, marker="x", color="C3", label=f"candidates (n={len(ca)})")
-        lim = [min(ax[2].get_xlim()[0], ax[2].get_ylim()[0]), max(ax[2].get_xlim()[1], ax[2].get_ylim()[1])]
-        ax[2].plot(lim, lim, "k--", lw=0.8)
-        ax[2].set_xlabel(f"formation energy, {a} (eV/atom)")
-        ax[2].set_ylabel(f"formation energy, {b} (eV/atom)")
-        ax[2].legend(fontsize=8)
+        _level_parity_panel(ax[2], v, *levels[:2])
     else:
         ax[2].axis("off")
     fig.suptitle(
