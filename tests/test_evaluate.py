@@ -181,3 +181,32 @@ def test_matchers_and_rmsd_reproduce_mattergens_own_code():
     for r in fixture["rmsd"]:
         ours = rmsd_angstrom(Structure.from_dict(r["original"]), Structure.from_dict(r["relaxed"]))
         assert ours == pytest.approx(r["rmsd_angstrom"], abs=1e-6), r["name"]
+
+
+FROZEN = Path(__file__).parent / "fixtures" / "evaluate"
+
+
+def assert_same_table(got: pd.DataFrame, frozen: pd.DataFrame, *, rtol: float = 1e-5, atol: float = 1e-6):
+    "Same rows and columns; numbers to `rtol`/`atol` (CPU round-off of the oracle), everything else exactly."
+    got = got[list(frozen.columns)].reset_index(drop=True)
+    assert len(got) == len(frozen)
+    for col in frozen.columns:
+        if pd.api.types.is_float_dtype(frozen[col]):
+            np.testing.assert_allclose(got[col].astype(float), frozen[col], rtol=rtol, atol=atol, err_msg=col)
+        else:
+            assert got[col].fillna("").astype(str).tolist() == frozen[col].fillna("").astype(str).tolist(), col
+
+
+def test_the_evaluation_of_known_li_o_crystals_is_what_it_was_before_the_refactor(known):
+    """The table and metrics were written by `evaluate_structures` before it was split into steps (one 183-line
+    function, commit 23d9709), for the same crystals and settings as the `known` fixture: the refactor changed no
+    number, flag or verdict."""
+    assert_same_table(
+        known.structures, pd.read_csv(FROZEN / "evaluate_li_o.csv", keep_default_na=False, na_values=[""])
+    )
+    frozen = json.loads((FROZEN / "evaluate_li_o_metrics.json").read_text())
+    for k, v in frozen.items():
+        if isinstance(v, float):
+            assert known.metrics[k] == pytest.approx(v, rel=1e-5, abs=1e-6, nan_ok=True), k
+        elif k != "config":  # the config key includes the data checksums, not the code
+            assert known.metrics[k] == v, k

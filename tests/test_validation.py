@@ -1,6 +1,8 @@
 """matdisco.validation: candidates and every competing phase recomputed at r2SCAN level with two potentials shipped in
 their wheels (CHGNet r2scan, SevenNet 7net-mf-0 R2SCAN), each against its own hull, on real mp2018 binaries."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,3 +215,14 @@ def test_dft_subset_of_sampled_candidates_takes_only_their_elements_references(l
     assert (dft.e_form[dft.kind == "phase"] == 0).all() and (dft.wall_s > 0).all()
     again = dft_validation(v, max_sites=4, phases=False, max_candidates=1, seed=0, settings=TEST_DFT, scheduler=None)
     pd.testing.assert_frame_equal(d, again)  # the same sample, from the store
+
+
+def test_the_validation_of_li_o_binaries_is_what_it_was_before_the_refactor(li_o):
+    """Table and competing phases written by `validate_structures` before it was split into steps (one 159-line
+    function, commit 23d9709), for the same crystals and settings as the `li_o` fixture: no number moved."""
+    from test_evaluate import assert_same_table
+
+    _, v = li_o
+    frozen = Path(__file__).parent / "fixtures" / "validation"
+    assert_same_table(v.table, pd.read_csv(frozen / "validation_li_o.csv"))
+    assert_same_table(v.phases, pd.read_csv(frozen / "validation_li_o_phases.csv"))

@@ -34,7 +34,8 @@ __all__ = ['log', 'SUN_MATCHER_KWARGS', 'SUBSTITUTION_RADIUS_TOLERANCE', 'SUBSTI
            'Candidate', 'SkipLog', 'candidates_table', 'oxidation_species', 'substitution_predictions',
            'ionic_substitutions', 'symmetry_orbits', 'distinct_subsets', 'saps_candidates', 'likely_replacements',
            'ionic_elements', 'balanced_compositions', 'random_structures', 'unique_groups', 'is_unique',
-           'NoveltyChecker', 'naive_unique', 'generate_candidates', 'mark_unique_and_novel', 'candidates_figure']
+           'NoveltyChecker', 'naive_unique', 'composition_search', 'generate_candidates', 'mark_unique_and_novel',
+           'candidates_figure']
 
 # %% ../../nbs/05_candidates.ipynb #0c50caa1e850
 #: MatterGen's modified Hume-Rothery rule for elements that may substitute on one site (its `do_elements_substitute`,
@@ -266,6 +267,28 @@ def _predictions(names: tuple, threshold: float):
     return _prediction_paths(names, threshold)
 
 
+def _substitution_model_paths(structure: Structure, threshold: float, parent_id, skips: SkipLog):
+    """The substitution model's view of `structure`: (its species `names`, each site's index into them, their
+    counts, the model's substitution paths and probabilities), or None with the reason logged in `skips`."""
+    if not structure.is_ordered:
+        skips.add("substitution", "disordered parent", parent_id)
+        return None
+    site_species = oxidation_species(structure)
+    if site_species is None:
+        skips.add("substitution", "no oxidation states", parent_id)
+        return None
+    names = sorted({str(s) for s in site_species})
+    pos = {n: k for k, n in enumerate(names)}
+    site_u = np.array([pos[str(s)] for s in site_species])  # each site's species, as an index into `names`
+    counts = np.bincount(site_u, minlength=len(names))
+    try:
+        paths, probs = _predictions(tuple(names), threshold)
+    except ValueError:
+        skips.add("substitution", "species not in substitution model", parent_id)
+        return None
+    return names, site_u, counts, paths, probs
+
+
 def ionic_substitutions(
     structure: Structure,
     *,
@@ -281,22 +304,10 @@ def ionic_substitutions(
     """Substituted versions of `structure` ranked by substitution probability × `novelty_weight` (if the new reduced
     formula is not in `reference_formulas`). pymatgen's defaults: threshold 1e-3, no re-weighting, charge balanced."""
     skips = skips if skips is not None else SkipLog()
-    if not structure.is_ordered:
-        skips.add("substitution", "disordered parent", parent_id)
+    model = _substitution_model_paths(structure, threshold, parent_id, skips)
+    if model is None:
         return []
-    site_species = oxidation_species(structure)
-    if site_species is None:
-        skips.add("substitution", "no oxidation states", parent_id)
-        return []
-    names = sorted({str(s) for s in site_species})
-    pos = {n: k for k, n in enumerate(names)}
-    site_u = np.array([pos[str(s)] for s in site_species])  # each site's species, as an index into `names`
-    counts = np.bincount(site_u, minlength=len(names))
-    try:
-        paths, probs = _predictions(tuple(names), threshold)
-    except ValueError:
-        skips.add("substitution", "species not in substitution model", parent_id)
-        return []
+    names, site_u, counts, paths, probs = model
     index = _substitution_tables()[1]
     symbol_of, oxi_of = _species_attributes()
     own = np.array([index[n] for n in names])
@@ -318,20 +329,15 @@ def ionic_substitutions(
             continue
         formula = Composition(dict(zip(new_symbols, counts.tolist()))).reduced_formula
         score = float(prob) * (novelty_weight if formula not in reference_formulas else 1.0)
-        out.append(
-            (
-                score,
-                new_symbols[site_u].tolist(),
-                {own_symbols[i]: new_symbols[i] for i in range(len(own)) if path[i] != own[i]},
-            )
-        )
+        substitution = {own_symbols[i]: new_symbols[i] for i in range(len(own)) if path[i] != own[i]}
+        out.append((score, new_symbols[site_u].tolist(), substitution))
     out.sort(key=lambda c: -c[0])  # stable: ties keep the model's order
-    return [
+    return [  # structures only for the ones kept
         Candidate(
             Structure(structure.lattice, symbols, structure.frac_coords), "substitution", parent_id, subs, None, score
         )
         for score, symbols, subs in out[:max_candidates]
-    ]  # structures only for the ones kept
+    ]
 
 # %% ../../nbs/05_candidates.ipynb #e3fbfe05e2cb
 def symmetry_orbits(structure: Structure, *, symprec: float = 0.1) -> list[dict]:
@@ -634,6 +640,41 @@ def naive_unique(structures: list[Structure], *, matcher: StructureMatcher | Non
     return out
 
 # %% ../../nbs/05_candidates.ipynb #8d29cada4c41
+def composition_search(
+    chemical_systems,
+    reference_formulas,
+    compositions_per_system: int,
+    structures_per_composition: int,
+    *,
+    oxidation_states_set: str,
+    max_atoms: int,
+    seed: int,
+    skips: SkipLog,
+    progress: bool = False,
+) -> list[Candidate]:
+    """GNoME's compositional route: per chemical system ('Li-Fe-O'), its charge-balanced compositions
+    (`balanced_compositions`) not in `reference_formulas` first, and random (AIRSS-style) structures of each
+    (`random_structures`, seeds drawn from `seed`)."""
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    cands = []
+    for system in tqdm(list(chemical_systems), desc="composition search", disable=not progress):
+        formulas = balanced_compositions(
+            system.split("-"), oxidation_states_set=oxidation_states_set, max_atoms=max_atoms
+        )
+        if not formulas:
+            skips.add("random_search", "no charge-balanced composition", system)
+            continue
+        novel_first = sorted(formulas, key=lambda f: (f in reference_formulas, f))
+        for f in novel_first[:compositions_per_system]:
+            seed_f = int(rng.integers(2**31))
+            for c in random_structures(f, structures_per_composition, seed=seed_f, max_atoms=max_atoms, skips=skips):
+                c.parent_id = system
+                cands.append(c)
+    return cands
+
+
 def generate_candidates(
     parents: pd.DataFrame | None = None,
     *,
@@ -679,21 +720,9 @@ def generate_candidates(
             skips.add("saps", "no likely replacement", rec.material_id)
             continue
         cands += saps_candidates(s, repl, parent_id=rec.material_id, max_per_prototype=saps_per_parent, skips=skips)
-    rng = np.random.default_rng(seed)
-    for system in tqdm(list(chemical_systems), desc="composition search", disable=not progress):
-        formulas = balanced_compositions(
-            system.split("-"), oxidation_states_set=oxidation_states_set, max_atoms=max_atoms
-        )
-        if not formulas:
-            skips.add("random_search", "no charge-balanced composition", system)
-            continue
-        novel_first = sorted(formulas, key=lambda f: (f in reference_formulas, f))
-        for f in novel_first[:compositions_per_system]:
-            for c in random_structures(
-                f, structures_per_composition, seed=int(rng.integers(2**31)), max_atoms=max_atoms, skips=skips
-            ):
-                c.parent_id = system
-                cands.append(c)
+    search = {"oxidation_states_set": oxidation_states_set, "max_atoms": max_atoms, "seed": seed, "progress": progress}
+    per_system = (compositions_per_system, structures_per_composition)
+    cands += composition_search(chemical_systems, reference_formulas, *per_system, skips=skips, **search)
     return cands, skips
 
 

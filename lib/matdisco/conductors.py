@@ -525,6 +525,52 @@ def md_rank_correlations(md: pd.DataFrame) -> dict:
     return correlations
 
 # %% ../../nbs/18_conductors.ipynb #055081669be5
+def _arrhenius_panel(ax, m: pd.DataFrame, ar: pd.DataFrame, names: dict, calculator: str):
+    "log10 D vs 1000/T per structure (open: Li only vibrated) with the Arrhenius line where it was extrapolated."
+    for sid, g in m.groupby("structure") if len(m) else []:
+        g = g[np.isfinite(g.D_cm2_s) & (g.D_cm2_s > 0)] if "D_cm2_s" in g else g.iloc[:0]
+        if g.empty:
+            continue
+        T = g.analysed_temperature_K.fillna(g.temperature_K) if "analysed_temperature_K" in g else g.temperature_K
+        moved = g.diffusive.fillna(True).astype(bool) if "diffusive" in g else pd.Series(True, index=g.index)
+        line = ax.plot(1000 / T[moved], np.log10(g.D_cm2_s[moved]), "o", label=names.get(sid, sid[:8]))[0]
+        ax.plot(1000 / T[~moved], np.log10(g.D_cm2_s[~moved]), "o", mfc="none", color=line.get_color())
+        fit = ar[ar.structure == sid]
+        if len(fit) and np.isfinite(fit.D_new_cm2_s.iloc[0]):
+            x = np.linspace(1000 / g.temperature_K.max(), 1000 / ROOM_TEMPERATURE_K, 20)
+            log_d = np.log10(fit.D0_cm2_s.iloc[0]) - fit.Ea_eV.iloc[0] / (BOLTZMANN_EV_K * 1000 / x) / np.log(10)
+            ax.plot(x, log_d, "--", color=line.get_color(), lw=0.8)
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel("log10 D_Li (cm²/s); open: Li only vibrated")
+    if len(m):
+        ax.legend(fontsize=6, ncol=2)
+    ax.set_title(f"Arrhenius fits ({calculator} MD), extrapolated to {ROOM_TEMPERATURE_K:.0f} K")
+
+
+def _measured_panel(ax, j: pd.DataFrame):
+    """Extrapolated σ(300 K) vs measured σ (log10, mS/cm) with Spearman's ρ; structures below detection in every run
+    drawn as grey triangles under the lowest point."""
+    rc = rank_correlation(j.sigma_S_cm, j.sigma_new_mS_cm)
+    ok = np.isfinite(j.sigma_new_mS_cm) & (j.sigma_new_mS_cm > 0)
+    ax.scatter(np.log10(j.sigma_S_cm[ok] * 1e3), np.log10(j.sigma_new_mS_cm[ok]))
+    for r in j[ok].itertuples():
+        ax.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), np.log10(r.sigma_new_mS_cm)), fontsize=6)
+    if "below_detection" in j:
+        low = j.below_detection.fillna(False).astype(bool) & ~ok
+        floor = np.log10(j.sigma_new_mS_cm[ok].min()) - 1 if ok.any() else 0.0
+        label = "Li only vibrated in every run (below detection)"
+        ax.scatter(
+            np.log10(j.sigma_S_cm[low] * 1e3), np.full(int(low.sum()), floor), marker="v", color="gray", label=label
+        )
+        for r in j[low].itertuples():
+            ax.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), floor), fontsize=6, color="gray")
+        if low.any():
+            ax.legend(fontsize=7, loc="upper left")
+    ax.set_xlabel("log10 σ measured, room temperature (mS/cm)")
+    ax.set_ylabel(f"log10 σ simulated, {ROOM_TEMPERATURE_K:.0f} K (mS/cm)")
+    ax.set_title(f"OBELiX: Spearman ρ = {rc['spearman_rho']:.2f} (p = {rc['p_value']:.2g}), n = {rc['n']} of {len(j)}")
+
+
 def conductors_figure(
     md_table: pd.DataFrame,
     arrhenius: pd.DataFrame,
@@ -541,53 +587,9 @@ def conductors_figure(
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     m = md_table[md_table.calculator == calculator] if len(md_table) else md_table
     ar = arrhenius[arrhenius.calculator == calculator] if len(arrhenius) else arrhenius
-    names = dict(zip(measured.structure, measured.formula))
-    for sid, g in m.groupby("structure") if len(m) else []:
-        g = g[np.isfinite(g.D_cm2_s) & (g.D_cm2_s > 0)] if "D_cm2_s" in g else g.iloc[:0]
-        if g.empty:
-            continue
-        T = g.analysed_temperature_K.fillna(g.temperature_K) if "analysed_temperature_K" in g else g.temperature_K
-        moved = g.diffusive.fillna(True).astype(bool) if "diffusive" in g else pd.Series(True, index=g.index)
-        line = ax1.plot(1000 / T[moved], np.log10(g.D_cm2_s[moved]), "o", label=names.get(sid, sid[:8]))[0]
-        ax1.plot(1000 / T[~moved], np.log10(g.D_cm2_s[~moved]), "o", mfc="none", color=line.get_color())
-        fit = ar[ar.structure == sid]
-        if len(fit) and np.isfinite(fit.D_new_cm2_s.iloc[0]):
-            x = np.linspace(1000 / g.temperature_K.max(), 1000 / ROOM_TEMPERATURE_K, 20)
-            ax1.plot(
-                x,
-                np.log10(fit.D0_cm2_s.iloc[0]) - fit.Ea_eV.iloc[0] / (BOLTZMANN_EV_K * 1000 / x) / np.log(10),
-                "--",
-                color=line.get_color(),
-                lw=0.8,
-            )
-    ax1.set_xlabel("1000 / T (1/K)")
-    ax1.set_ylabel("log10 D_Li (cm²/s); open: Li only vibrated")
-    if len(m):
-        ax1.legend(fontsize=6, ncol=2)
-    ax1.set_title(f"Arrhenius fits ({calculator} MD), extrapolated to {ROOM_TEMPERATURE_K:.0f} K")
+    _arrhenius_panel(ax1, m, ar, dict(zip(measured.structure, measured.formula)), calculator)
     j = measured.merge(ar, on="structure", how="left") if len(ar) else measured.assign(sigma_new_mS_cm=np.nan)
-    rc = rank_correlation(j.sigma_S_cm, j.sigma_new_mS_cm)
-    ok = np.isfinite(j.sigma_new_mS_cm) & (j.sigma_new_mS_cm > 0)
-    ax2.scatter(np.log10(j.sigma_S_cm[ok] * 1e3), np.log10(j.sigma_new_mS_cm[ok]))
-    for r in j[ok].itertuples():
-        ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), np.log10(r.sigma_new_mS_cm)), fontsize=6)
-    if "below_detection" in j:
-        low = j.below_detection.fillna(False).astype(bool) & ~ok
-        floor = np.log10(j.sigma_new_mS_cm[ok].min()) - 1 if ok.any() else 0.0
-        ax2.scatter(
-            np.log10(j.sigma_S_cm[low] * 1e3),
-            np.full(int(low.sum()), floor),
-            marker="v",
-            color="gray",
-            label="Li only vibrated in every run (below detection)",
-        )
-        for r in j[low].itertuples():
-            ax2.annotate(r.formula, (np.log10(r.sigma_S_cm * 1e3), floor), fontsize=6, color="gray")
-        if low.any():
-            ax2.legend(fontsize=7, loc="upper left")
-    ax2.set_xlabel("log10 σ measured, room temperature (mS/cm)")
-    ax2.set_ylabel(f"log10 σ simulated, {ROOM_TEMPERATURE_K:.0f} K (mS/cm)")
-    ax2.set_title(f"OBELiX: Spearman ρ = {rc['spearman_rho']:.2f} (p = {rc['p_value']:.2g}), n = {rc['n']} of {len(j)}")
+    _measured_panel(ax2, j)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

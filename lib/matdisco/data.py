@@ -1185,6 +1185,61 @@ def _reduced_formula(formula: str, integral_only: bool) -> str | None:
 _KNOWN_COMPOSITIONS_FORMAT = "3: e_hull_mp, e_form_mp"
 
 
+def _known_composition_rows(paths: dict, *, mirror) -> pd.DataFrame:
+    """One row per (formula, id, source) over mp2018_formation, mp_formation_compositions and every
+    `known_compositions` source (`KNOWN_COMPOSITION_SOURCES`), with `kind`, `e_form`/`e_hull` where the source gives
+    them and the pymatgen `reduced_formula` (integral formulas only, except for computed sources); unparsable ones
+    dropped."""
+    mp_formation = load_mp_formation_compositions(mirror=mirror)
+    mp2018 = read_index(mirror=mirror).dropna(subset=["reduced_formula"])
+    mp2018_rows = {
+        "formula": mp2018.reduced_formula,
+        "material_id": mp2018.material_id.astype(str),
+        "source": "existing_mp2018",
+        "kind": "mp",
+        "e_form": mp2018.formation_energy_per_atom.where(~mp2018.is_outlier),
+    }
+    mp_formation_rows = {
+        "formula": mp_formation.composition,
+        "material_id": mp_formation.task_id,
+        "source": "existing_mp_formation_84k",
+        "kind": "mp",
+        "e_form": mp_formation.formation_energy_per_atom,
+    }
+    parts = [pd.DataFrame(mp2018_rows), pd.DataFrame(mp_formation_rows)]
+    for source, (files, formula_column, id_column, kind, values) in KNOWN_COMPOSITION_SOURCES.items():
+        for name in files:
+            part = _read_known_source(paths[name], formula_column, id_column, values)
+            parts.append(part.assign(source=source, kind=kind))
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows[rows.formula.ne("")]
+    unique = rows[["formula", "kind"]].drop_duplicates()
+    unique["reduced_formula"] = [
+        _reduced_formula(f, integral_only=k != "computed") for f, k in zip(unique.formula, unique.kind)
+    ]
+    return rows.merge(unique, on=["formula", "kind"], how="left").dropna(subset=["reduced_formula"])
+
+
+def _known_table(rows: pd.DataFrame) -> pd.DataFrame:
+    "The merged known list of `load_known_compositions` from `_known_composition_rows`."
+    from pymatgen.core import Composition
+
+    flags = pd.crosstab(rows.reduced_formula, rows.source).gt(0).add_prefix("in_")
+    kinds = pd.crosstab(rows.reduced_formula, rows.kind).gt(0)
+    table = flags.reset_index()
+    table["known_mp"] = kinds.reindex(columns=["mp", "icsd_mp"], fill_value=False).any(axis=1).to_numpy()
+    observed = kinds.reindex(columns=["icsd_mp", "experimental"], fill_value=False)
+    table["known_experimental"] = observed.any(axis=1).to_numpy()
+    table["known"] = table.known_mp | table.known_experimental
+    table.insert(1, "n_elements", [len(Composition(f).elements) for f in table.reduced_formula])
+    mp_ids = rows[rows.material_id.str.startswith("mp-")].groupby("reduced_formula").material_id.first()
+    table["example_mp_id"] = table.reduced_formula.map(mp_ids).fillna("")
+    lowest = rows.groupby("reduced_formula")[["e_hull", "e_form"]].min()  # per composition: its lowest polymorph
+    table["e_hull_mp"] = table.reduced_formula.map(lowest.e_hull)
+    table["e_form_mp"] = table.reduced_formula.map(lowest.e_form)
+    return table
+
+
 def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     """The merged 'known' list: one row per reduced formula (pymatgen's; 'O2', 'N2' for diatomic elements) found in any
     registered source of `known_compositions`, `mp2018_formation` or `mp_formation_compositions`, with one `in_<source>`
@@ -1203,54 +1258,7 @@ def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     cache = _cache_file("known_compositions", digest)
     if cache.exists():
         return pd.read_pickle(cache)
-    mp_formation = load_mp_formation_compositions(mirror=mirror)
-    mp2018 = read_index(mirror=mirror).dropna(subset=["reduced_formula"])
-    parts = [
-        pd.DataFrame(
-            {
-                "formula": mp2018.reduced_formula,
-                "material_id": mp2018.material_id.astype(str),
-                "source": "existing_mp2018",
-                "kind": "mp",
-                "e_form": mp2018.formation_energy_per_atom.where(~mp2018.is_outlier),
-            }
-        ),
-        pd.DataFrame(
-            {
-                "formula": mp_formation.composition,
-                "material_id": mp_formation.task_id,
-                "source": "existing_mp_formation_84k",
-                "kind": "mp",
-                "e_form": mp_formation.formation_energy_per_atom,
-            }
-        ),
-    ]
-    for source, (files, formula_column, id_column, kind, values) in KNOWN_COMPOSITION_SOURCES.items():
-        for name in files:
-            part = _read_known_source(paths[name], formula_column, id_column, values)
-            parts.append(part.assign(source=source, kind=kind))
-    rows = pd.concat(parts, ignore_index=True)
-    rows = rows[rows.formula.ne("")]
-    unique = rows[["formula", "kind"]].drop_duplicates()
-    unique["reduced_formula"] = [
-        _reduced_formula(f, integral_only=k != "computed") for f, k in zip(unique.formula, unique.kind)
-    ]
-    rows = rows.merge(unique, on=["formula", "kind"], how="left").dropna(subset=["reduced_formula"])
-    flags = pd.crosstab(rows.reduced_formula, rows.source).gt(0).add_prefix("in_")
-    kinds = pd.crosstab(rows.reduced_formula, rows.kind).gt(0)
-    table = flags.reset_index()
-    table["known_mp"] = kinds.reindex(columns=["mp", "icsd_mp"], fill_value=False).any(axis=1).to_numpy()
-    observed = kinds.reindex(columns=["icsd_mp", "experimental"], fill_value=False)
-    table["known_experimental"] = observed.any(axis=1).to_numpy()
-    table["known"] = table.known_mp | table.known_experimental
-    from pymatgen.core import Composition
-
-    table.insert(1, "n_elements", [len(Composition(f).elements) for f in table.reduced_formula])
-    mp_ids = rows[rows.material_id.str.startswith("mp-")].groupby("reduced_formula").material_id.first()
-    table["example_mp_id"] = table.reduced_formula.map(mp_ids).fillna("")
-    lowest = rows.groupby("reduced_formula")[["e_hull", "e_form"]].min()  # per composition: its lowest polymorph
-    table["e_hull_mp"] = table.reduced_formula.map(lowest.e_hull)
-    table["e_form_mp"] = table.reduced_formula.map(lowest.e_form)
+    table = _known_table(_known_composition_rows(paths, mirror=mirror))
     with atomic_path(cache) as tmp:
         table.to_pickle(tmp)
     return table

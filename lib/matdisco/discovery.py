@@ -37,9 +37,9 @@ __all__ = ['log', 'GENERATORS', 'EVALUATED_COLUMNS', 'CUMULATIVE_COLUMNS', 'Disc
            'acquisition_scores', 'enrichment', 'composition_filter', 'pretrained_dir', 'discovery_dir', 'classify_hits',
            'DiscoveryContext', 'discovery_context', 'initial_known', 'train_energy_model', 'RoundState', 'start_round',
            'Generated', 'Generator', 'SubstitutionSapsGenerator', 'Pool', 'candidate_pool', 'Selection', 'Filter',
-           'EnsembleFilter', 'RandomFilter', 'control_sample', 'Picks', 'structural_picks', 'CompositionalArm',
-           'label_picks', 'best_of_compositions', 'update_known', 'round_metrics', 'run_round', 'rounds_table',
-           'run_discovery', 'arm_counts', 'enrichment_interval', 'enrichment_table', 'stable_materials',
+           'EnsembleFilter', 'RandomFilter', 'control_sample', 'Picks', 'structural_picks', 'unknown_compositions',
+           'CompositionalArm', 'label_picks', 'best_of_compositions', 'update_known', 'round_metrics', 'run_round',
+           'rounds_table', 'run_discovery', 'arm_counts', 'enrichment_interval', 'enrichment_table', 'stable_materials',
            'verdict_counts', 'retrospective_score', 'discovery_curve', 'retrospective_structures',
            'retrospective_compositions', 'rounds_figure', 'retrospective_figure']
 
@@ -547,6 +547,37 @@ def structural_picks(pool: Pool, selection: Selection, control: np.ndarray) -> P
     )
 
 # %% ../../nbs/07_discovery.ipynb #e26084c80f82
+def unknown_compositions(context: DiscoveryContext, state: RoundState) -> tuple[list, int]:
+    """The charge-balanced compositions of the round's chemical systems (`balanced_compositions`, at most
+    `max_sites` atoms) that nobody knows, sorted, within the reference's coverage; and how many there were before the
+    coverage cut."""
+    known_formulas = context.known_formulas | set(state.known.reduced_formula)
+    pool = sorted(
+        {
+            f
+            for s in state.chemical_systems
+            for f in balanced_compositions(s.split("-"), max_atoms=context.config.max_sites)
+            if f not in known_formulas
+        }
+    )
+    return [f for f in pool if context.in_coverage(f)], len(pool)
+
+
+def _random_structures_of(compositions: list, config: DiscoveryConfig, rng, skips: SkipLog) -> tuple[list, np.ndarray]:
+    """`structures_per_composition` random structures of each composition (a seed drawn from `rng` per composition);
+    returns them and the index of the composition each came from."""
+    candidates, of = [], []
+    for k, formula in enumerate(compositions):
+        seed = int(rng.integers(2**31))
+        for c in random_structures(
+            formula, config.structures_per_composition, seed=seed, max_atoms=config.max_sites, skips=skips
+        ):
+            c.parent_id = formula
+            candidates.append(c)
+            of.append(k)
+    return candidates, np.asarray(of, int)
+
+
 @dataclass
 class CompositionalArm:
     """GNoME's compositional pipeline as one generator of picks: charge-balanced compositions of the round's chemical
@@ -559,51 +590,30 @@ class CompositionalArm:
 
     progress: bool = False
 
-    def __call__(self, context: DiscoveryContext, state: RoundState) -> tuple[Picks, pd.DataFrame, dict]:
+    def rank(self, context: DiscoveryContext, state: RoundState, pool: list) -> tuple:
+        """(predicted formation energies, indices of the `compositions_per_round` lowest predicted E_hull, indices of
+        the random control) of the composition `pool`."""
         config = context.config
-        known_formulas = context.known_formulas | set(state.known.reduced_formula)
-        pool = sorted(
-            {
-                f
-                for s in state.chemical_systems
-                for f in balanced_compositions(s.split("-"), max_atoms=config.max_sites)
-                if f not in known_formulas
-            }
-        )
-        n_all = len(pool)
-        pool = [f for f in pool if context.in_coverage(f)]
-        predicted = np.full(len(pool), np.nan)
-        chosen = control = np.zeros(0, int)
-        if pool:
-            model = composition_filter(state.known, config, state.directory / "composition", progress=self.progress)
-            predicted = model.predict(GraphDataset([], composition_matrix(pool), None))[0]
-            e_hull = state.hull.e_above_hull_many(pool, predicted)
-            chosen = np.argsort(e_hull, kind="stable")[: config.compositions_per_round]
-            control = control_sample(state.rng, len(pool), config.control_compositions)
+        if not pool:
+            return np.full(0, np.nan), np.zeros(0, int), np.zeros(0, int)
+        model = composition_filter(state.known, config, state.directory / "composition", progress=self.progress)
+        predicted = model.predict(GraphDataset([], composition_matrix(pool), None))[0]
+        e_hull = state.hull.e_above_hull_many(pool, predicted)
+        chosen = np.argsort(e_hull, kind="stable")[: config.compositions_per_round]
+        return predicted, chosen, control_sample(state.rng, len(pool), config.control_compositions)
+
+    def __call__(self, context: DiscoveryContext, state: RoundState) -> tuple[Picks, pd.DataFrame, dict]:
+        pool, n_all = unknown_compositions(context, state)
+        predicted, chosen, control = self.rank(context, state, pool)
         evaluate = np.concatenate([chosen, control[~np.isin(control, chosen)]]).astype(int)
         skips = SkipLog()
-        candidates, of = [], []
-        for k in evaluate:
-            for c in random_structures(
-                pool[k],
-                config.structures_per_composition,
-                seed=int(state.rng.integers(2**31)),
-                max_atoms=config.max_sites,
-                skips=skips,
-            ):
-                c.parent_id = pool[k]
-                candidates.append(c)
-                of.append(k)
-        of = np.asarray(of, int)
+        candidates, of_evaluated = _random_structures_of([pool[k] for k in evaluate], context.config, state.rng, skips)
+        of = evaluate[of_evaluated] if len(of_evaluated) else np.zeros(0, int)
         n = len(candidates)
+        nan = np.full(n, np.nan)
+        predicted_of = np.asarray([predicted[k] for k in of], float).reshape(n)
         picks = Picks(
-            candidates,
-            np.isin(of, chosen),
-            np.isin(of, control),
-            [pool[k] for k in of],
-            np.full(n, np.nan),
-            np.full(n, np.nan),
-            np.asarray([predicted[k] for k in of], float).reshape(n),
+            candidates, np.isin(of, chosen), np.isin(of, control), [pool[k] for k in of], nan, nan.copy(), predicted_of
         )
         compositions = pd.DataFrame(
             {
@@ -859,6 +869,58 @@ def _generator_counts(prefix: str, candidates: list) -> dict:
     return {f"{prefix}_{g}": int(counts.get(g, 0)) for g in GENERATORS}
 
 
+def _round_picks(context: DiscoveryContext, state: RoundState, pool: Pool, filter: Filter, compositional) -> tuple:
+    """(picks, the compositional arm's compositions, its funnel): the filter's selection and the control sample of
+    `pool`, plus the compositional arm's picks when there is one."""
+    selection = filter(context, state, pool.candidates)
+    control = control_sample(state.rng, len(pool.candidates), context.config.control_budget)
+    picks = structural_picks(pool, selection, control)
+    compositions, funnel = pd.DataFrame(columns=["formula", "filtered", "control", "predicted", "covered"]), {}
+    if compositional is not None:
+        composition_picks, compositions, funnel = compositional(context, state)
+        picks = picks + composition_picks
+    return picks, compositions, funnel
+
+
+def _relax_picks(context: DiscoveryContext, state: RoundState, picks: Picks, oracle: Oracle, progress: bool):
+    "The oracle's relaxations of a round's `picks` into the run's store, each with its round, generator and arm."
+    meta = [
+        {"round": state.round, "generator": c.generator, "parent": c.parent_id, "filtered": bool(f), "control": bool(k)}
+        for c, f, k in zip(picks.candidates, picks.filtered, picks.control)
+    ]
+    return oracle.relax([c.structure for c in picks.candidates], context.store, meta=meta, progress=progress)
+
+
+def _round_record(context, state, generated: Generated, pool: Pool, funnel: dict, metrics: dict, wall: dict) -> dict:
+    "One row of the rounds table: the funnel's counts, `round_metrics`, provenance and wall times."
+    config = context.config
+    skips = [generated.skips] + ([funnel["skips"]] if "skips" in funnel else [])
+    n_evaluated = metrics["evaluated"]
+    rate = n_evaluated / wall["oracle_s"] if wall["oracle_s"] > 0 and n_evaluated else float("nan")
+    return {
+        "round": state.round,
+        "generated": len(generated.candidates),
+        "unique": pool.n_unique,
+        "novel": pool.n_novel,
+        "unique_novel": pool.n_unique_novel,
+        "pool": len(pool.candidates),
+        "outside_coverage": pool.n_unique_novel - len(pool.candidates),
+        **_generator_counts("pool", pool.candidates),
+        **_generator_counts("generated", generated.candidates),
+        "pool_per_budget": len(pool.candidates) / max(config.budget, 1),
+        **{k: v for k, v in funnel.items() if k != "skips"},
+        **metrics,
+        "acquisition": config.acquisition,
+        "chemical_systems": ";".join(state.chemical_systems),
+        "skips": sum(int(s.table()["count"].sum()) for s in skips if len(s.table())),
+        "level_disagreement_mae": context.level_gap,
+        "reference_size": len(context.reference),
+        "flagged_elemental_references": ";".join(context.elemental.element[context.elemental.flagged]),
+        "oracle_relaxations_per_s": rate,
+        **{f"wall_{k}": v for k, v in wall.items()},
+    }
+
+
 def run_round(
     context: DiscoveryContext,
     state: RoundState,
@@ -871,7 +933,6 @@ def run_round(
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """One round after training: generate → pool → filter (and control) → compositional arm → evaluate with the
     oracle → label → update the hull → metrics. Returns (its record, its evaluated table, the known set after)."""
-    config = context.config
     wall = {}
     t0 = time.perf_counter()
     generated = generator(context, state)
@@ -880,50 +941,18 @@ def run_round(
     pool = candidate_pool(context, state, generated)
     wall["dedup_novelty_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    selection = filter(context, state, pool.candidates)
-    picks = structural_picks(pool, selection, control_sample(state.rng, len(pool.candidates), config.control_budget))
-    compositions, funnel = pd.DataFrame(columns=["formula", "filtered", "control", "predicted", "covered"]), {}
-    if compositional is not None:
-        composition_picks, compositions, funnel = compositional(context, state)
-        picks = picks + composition_picks
+    picks, compositions, funnel = _round_picks(context, state, pool, filter, compositional)
     wall["filter_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    meta = [
-        {"round": state.round, "generator": c.generator, "parent": c.parent_id, "filtered": bool(f), "control": bool(k)}
-        for c, f, k in zip(picks.candidates, picks.filtered, picks.control)
-    ]
-    results = oracle.relax([c.structure for c in picks.candidates], context.store, meta=meta, progress=progress)
+    results = _relax_picks(context, state, picks, oracle, progress)
     wall["oracle_s"] = time.perf_counter() - t0
     evaluated = label_picks(context, state, picks, results)
     evaluated["best_of_composition"] = best_of_compositions(evaluated)
     known, new, on_hull = update_known(state.known, evaluated)
     evaluated["on_updated_hull"] = False
     evaluated.loc[evaluated.used_as_label.astype(bool), "on_updated_hull"] = on_hull
-    skips = [generated.skips] + ([funnel["skips"]] if "skips" in funnel else [])
-    record = {
-        "round": state.round,
-        "generated": len(generated.candidates),
-        "unique": pool.n_unique,
-        "novel": pool.n_novel,
-        "unique_novel": pool.n_unique_novel,
-        "pool": len(pool.candidates),
-        "outside_coverage": pool.n_unique_novel - len(pool.candidates),
-        **_generator_counts("pool", pool.candidates),
-        **_generator_counts("generated", generated.candidates),
-        "pool_per_budget": len(pool.candidates) / max(config.budget, 1),
-        **{k: v for k, v in funnel.items() if k != "skips"},
-        **round_metrics(evaluated, compositions),
-        "acquisition": config.acquisition,
-        "chemical_systems": ";".join(state.chemical_systems),
-        "skips": sum(int(s.table()["count"].sum()) for s in skips if len(s.table())),
-        "level_disagreement_mae": context.level_gap,
-        "reference_size": len(context.reference),
-        "flagged_elemental_references": ";".join(context.elemental.element[context.elemental.flagged]),
-        "oracle_relaxations_per_s": len(evaluated) / wall["oracle_s"]
-        if wall["oracle_s"] > 0 and len(evaluated)
-        else float("nan"),
-        **{f"wall_{k}": v for k, v in wall.items()},
-    }
+    metrics = round_metrics(evaluated, compositions)
+    record = _round_record(context, state, generated, pool, funnel, metrics, wall)
     new.to_pickle(state.directory / "new_entries.pkl")
     evaluated[list(EVALUATED_COLUMNS)].to_csv(state.directory / "evaluated.csv", index=False)
     return record, evaluated, known
@@ -1178,6 +1207,34 @@ def discovery_curve(order: np.ndarray, is_hit: np.ndarray) -> np.ndarray:
     return np.cumsum(np.asarray(is_hit, bool)[np.asarray(order)])
 
 
+def _benchmark_result(orders: dict, truth: np.ndarray, predicted_mae: float) -> dict:
+    """A retrospective benchmark's result: discovery curves of each acquisition order over the pool, the lift table,
+    pool size, hits and the model's MAE on the pool."""
+    curves = pd.DataFrame({k: discovery_curve(o, truth) for k, o in orders.items()})
+    curves.insert(0, "evaluated", np.arange(1, len(truth) + 1))
+    return {
+        "curves": curves,
+        "summary": _lift_table(curves, truth),
+        "pool_size": len(truth),
+        "hits": int(truth.sum()),
+        "predicted_mae": predicted_mae,
+    }
+
+
+def _heldout_systems_split(use: pd.DataFrame, n_heldout_systems: int, n_train: int | None, rng) -> tuple:
+    """(training rows, pool index): `n_heldout_systems` chemical systems of ≥ 3 crystals and ≥ 2 elements drawn with
+    `rng` form the pool; training draws `n_train` crystals (all if None) from every other chemical system."""
+    counts = use.groupby("chemsys").size()
+    eligible = np.sort(counts[(counts >= 3) & (counts.index.str.count("-") >= 1)].index.to_numpy())
+    held = set(rng.choice(eligible, size=min(n_heldout_systems, len(eligible)), replace=False))
+    pool_idx = use[use.chemsys.isin(held)]
+    # training: crystals outside the held-out systems *and* outside their subsystems' exact chemsys
+    train_idx = use[~use.chemsys.isin(held)]
+    if n_train:
+        return np.sort(rng.permutation(train_idx.row_index.to_numpy())[:n_train]), pool_idx
+    return train_idx.row_index.to_numpy(), pool_idx
+
+
 def retrospective_structures(
     *,
     n_heldout_systems: int = 60,
@@ -1196,52 +1253,29 @@ def retrospective_structures(
     idx = read_index()
     use = idx[~idx.is_outlier & idx.chemsys.notna()]
     full_hull = ReferenceHull.from_frame(use)
-    rng = np.random.default_rng(seed)
-    counts = use.groupby("chemsys").size()
-    eligible = np.sort(counts[(counts >= 3) & (counts.index.str.count("-") >= 1)].index.to_numpy())
-    held = set(rng.choice(eligible, size=min(n_heldout_systems, len(eligible)), replace=False))
-    pool_idx = use[use.chemsys.isin(held)]
-    # training: crystals outside the held-out systems *and* outside their subsystems' exact chemsys
-    train_idx = use[~use.chemsys.isin(held)]
-    train_rows = (
-        np.sort(rng.permutation(train_idx.row_index.to_numpy())[:n_train])
-        if n_train
-        else train_idx.row_index.to_numpy()
-    )
-    frame = load_structures(
-        np.concatenate([train_rows, pool_idx.row_index.to_numpy()]), progress=False
-    ).frame.set_index("row_index")
+    train_rows, pool_idx = _heldout_systems_split(use, n_heldout_systems, n_train, np.random.default_rng(seed))
+    rows = np.concatenate([train_rows, pool_idx.row_index.to_numpy()])
+    frame = load_structures(rows, progress=False).frame.set_index("row_index")
     tr = frame.loc[train_rows].reset_index()
     pool = frame.loc[pool_idx.row_index].reset_index()
     n_val = max(50, len(tr) // 10)
-    dtr = GraphDataset.from_frame(tr.iloc[n_val:])
-    dval = GraphDataset.from_frame(tr.iloc[:n_val])
     ens = train_ensemble(
         lambda: CrystalGNN(width=width, depth=depth),
-        dtr,
-        dval,
+        GraphDataset.from_frame(tr.iloc[n_val:]),
+        GraphDataset.from_frame(tr.iloc[:n_val]),
         n_members=ensemble_size,
         config=TrainConfig(epochs=epochs, lr=3e-3, atoms_per_batch=1024, seed=seed),
         run_dir=run_dir / "models",
         progress=progress,
     )
     mean, std = ens.predict(GraphDataset.from_frame(pool))
-    train_hull = ReferenceHull.from_frame(tr)
-    eh_pred = train_hull.e_above_hull_many(pool.formula, mean)
+    eh_pred = ReferenceHull.from_frame(tr).e_above_hull_many(pool.formula, mean)
     truth = full_hull.e_above_hull_many(pool.formula, pool.formation_energy_per_atom) <= 1e-6
     orders = {
         k: np.argsort(acquisition_scores(eh_pred, std, kind=k, kappa=kappa, seed=seed))
         for k in ("greedy", "lcb", "random")
     }
-    curves = pd.DataFrame({k: discovery_curve(o, truth) for k, o in orders.items()})
-    curves.insert(0, "evaluated", np.arange(1, len(pool) + 1))
-    return {
-        "curves": curves,
-        "summary": _lift_table(curves, truth),
-        "pool_size": len(pool),
-        "hits": int(truth.sum()),
-        "predicted_mae": mae(pool.formation_energy_per_atom, mean),
-    }
+    return _benchmark_result(orders, truth, mae(pool.formation_energy_per_atom, mean))
 
 
 def _lift_table(curves: pd.DataFrame, truth: np.ndarray, budgets=(0.05, 0.1, 0.2)) -> pd.DataFrame:
@@ -1263,6 +1297,25 @@ def _lift_table(curves: pd.DataFrame, truth: np.ndarray, budgets=(0.05, 0.1, 0.2
     return pd.DataFrame(rows)
 
 
+def _composition_dataset(formulas, formation_energies=None) -> GraphDataset:
+    "A composition-only dataset (no graphs) of `formulas`, with targets (eV/atom) where given."
+    y = None if formation_energies is None else torch.tensor(np.asarray(formation_energies), dtype=torch.float32)
+    return GraphDataset([], composition_matrix(list(formulas)), y)
+
+
+def _absent_compositions(use: pd.DataFrame, n_pool: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of `n_pool` compositions of `mp_formation_compositions` absent from mp2018 (`use`), one row per
+    reduced formula (`reduced`), inside `FORMATION_ENERGY_BOUNDS` (mp2018_formation's outlier rule)."""
+    from matdisco.data import load_mp_formation_compositions
+    from pymatgen.core import Composition
+
+    comps = load_mp_formation_compositions()
+    comps = comps.assign(reduced=[Composition(c).reduced_formula for c in comps.composition])
+    absent = comps[~comps.reduced.isin(set(use.reduced_formula))].drop_duplicates("reduced")
+    absent = absent[absent.formation_energy_per_atom.between(*FORMATION_ENERGY_BOUNDS)]
+    return absent.sample(n=min(n_pool, len(absent)), random_state=seed).reset_index(drop=True)
+
+
 def retrospective_compositions(
     *,
     n_pool: int = 3000,
@@ -1274,60 +1327,37 @@ def retrospective_compositions(
     progress: bool = False,
 ) -> dict:
     "Composition-space benchmark with real DFT labels from `mp_formation_compositions` (see above)."
-    from matdisco.data import load_mp_formation_compositions, split_random
-    from matdisco.models import CompositionConfig, CompositionModel, composition_matrix
+    from matdisco.data import split_random
+    from matdisco.models import CompositionConfig, CompositionModel
     from matdisco.oracle import TableOracle
     from matdisco.train import predict
-    from pymatgen.core import Composition
 
     run_dir = Path(run_dir)
     idx = read_index()
     use = idx[~idx.is_outlier & idx.chemsys.notna()]
     hull = ReferenceHull.from_frame(use)
-    comps = load_mp_formation_compositions()
-    comps = comps.assign(reduced=[Composition(c).reduced_formula for c in comps.composition])
-    absent = comps[~comps.reduced.isin(set(use.reduced_formula))].drop_duplicates("reduced")
-    absent = absent[
-        absent.formation_energy_per_atom.between(*FORMATION_ENERGY_BOUNDS)
-    ]  # same outlier rule as mp2018_formation
-    pool = absent.sample(n=min(n_pool, len(absent)), random_state=seed).reset_index(drop=True)
+    pool = _absent_compositions(use, n_pool, seed)
     sp = split_random(use)
     tr = use.set_index("row_index").loc[sp["train"] if n_train is None else sp["train"][:n_train]]
     va = use.set_index("row_index").loc[sp["val"]]
-
-    def mk(df):
-        return GraphDataset(
-            [],
-            composition_matrix(list(df.formula)),
-            torch.tensor(df.formation_energy_per_atom.to_numpy(), dtype=torch.float32),
-        )
-
     torch.manual_seed(seed)
     model = CompositionModel(config=CompositionConfig(width=width))
     fit(
         model,
-        mk(tr),
-        mk(va),
+        _composition_dataset(tr.formula, tr.formation_energy_per_atom),
+        _composition_dataset(va.formula, va.formation_energy_per_atom),
         config=TrainConfig(epochs=epochs, lr=3e-3, seed=seed),
         run_dir=run_dir / "composition",
         progress=progress,
     )
     _, norm, _ = load_model(run_dir / "composition" / "best.pt")
-    pred = predict(model, norm, GraphDataset([], composition_matrix(list(pool.reduced)), None))
+    pred = predict(model, norm, _composition_dataset(pool.reduced))
     oracle = TableOracle(dict(zip(pool.reduced, pool.formation_energy_per_atom)), name="mp_formation_compositions")
     truth_e = np.array([oracle(f).energy_per_atom for f in pool.reduced])
     truth = hull.e_above_hull_many(pool.reduced, truth_e) <= 0
     eh_pred = hull.e_above_hull_many(pool.reduced, pred)
     orders = {"greedy": np.argsort(eh_pred), "random": np.random.default_rng(seed).permutation(len(pool))}
-    curves = pd.DataFrame({k: discovery_curve(o, truth) for k, o in orders.items()})
-    curves.insert(0, "evaluated", np.arange(1, len(pool) + 1))
-    return {
-        "curves": curves,
-        "summary": _lift_table(curves, truth),
-        "pool_size": len(pool),
-        "hits": int(truth.sum()),
-        "predicted_mae": mae(truth_e, pred),
-    }
+    return _benchmark_result(orders, truth, mae(truth_e, pred))
 
 # %% ../../nbs/07_discovery.ipynb #35c36704cd01
 def rounds_figure(rounds: pd.DataFrame):

@@ -848,6 +848,69 @@ def power_law_bootstrap(
     }
 
 # %% ../../nbs/16_mlip.ipynb #15c83c1ffb78
+def _scaling_panel(ax, curve: pd.DataFrame, baselines: dict | None):
+    "Held-out energy and force MAE vs training frames, power-law fits of the means, dashed trivial baselines."
+    from matplotlib.ticker import NullFormatter
+    from matdisco.scaling import fit_power_law
+
+    g = curve.groupby("n_frames")[["energy_mae_meV_atom", "force_mae_meV_A"]].mean().reset_index()
+    for col, lab, c in (("energy_mae_meV_atom", "energy (meV/atom)", "C0"), ("force_mae_meV_A", "force (meV/Å)", "C1")):
+        ax.loglog(curve.n_frames, curve[col], "o", color=c, alpha=0.4)
+        if len(g) >= 2:
+            f = fit_power_law(g.n_frames, g[col])
+            n = np.geomspace(g.n_frames.min(), g.n_frames.max(), 50)
+            ax.loglog(n, f["a"] * n ** (-f["alpha"]), "-", color=c, label=f"{lab}: α = {f['alpha']:.2f}")
+        else:
+            ax.loglog(g.n_frames, g[col], "-", color=c, label=lab)
+    for col, c in (("energy_mae_meV_atom", "C0"), ("force_mae_meV_A", "C1")):
+        if baselines and np.isfinite(baselines.get(col, np.nan)):
+            ax.axhline(baselines[col], color=c, ls="--", lw=0.8)
+    ax.set(
+        xlabel="training frames (growing by whole sources)",
+        ylabel="MAE on held-out compositions (meV/atom; meV/Å)",
+        title="(a) data scaling (dashed: mean / zero baselines)",
+    )
+    ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: the minor ones overlap
+    ax.legend(fontsize=8)
+
+
+def _transfer_panel(ax, transfer: pd.DataFrame | None):
+    "Force and energy MAE of each start (scratch, our student, SevenNet-0) vs frames of the new chemistry."
+    if transfer is not None and len(transfer):
+        for (start, t), c in zip(transfer.groupby("start", sort=False), ("C2", "C3", "C4", "C5")):
+            t = t.sort_values("n_frames")
+            ax.plot(t.n_frames, t.force_mae_meV_A, "o-", color=c, label=f"{start}: force")
+            ax.plot(t.n_frames, t.energy_mae_meV_atom, "s--", color=c, label=f"{start}: energy")
+        if "force_mae_zero_baseline_meV_A" in transfer:
+            zero = float(transfer.force_mae_zero_baseline_meV_A.iloc[0])
+            ax.axhline(zero, color="k", ls=":", lw=0.8, label="zero force")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(0, 1.5 * max(float(transfer.n_frames.max()), 1.0))  # frame counts: no negative side
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    ax.set(
+        xlabel="frames of the new chemistry (0: zero-shot)",
+        ylabel="MAE (meV/Å; meV/atom)",
+        title="(b) transfer to hotter frames of new compositions",
+    )
+
+
+def _md_panel(ax, md: pd.DataFrame | None, threshold_log10: float):
+    "σ_Li of the potential's MD against the oracle's (log-log), with the classification threshold on both axes."
+    if md is not None and len(md) and {"calculator", "sigma_mS_cm"} <= set(md.columns):
+        w = md.pivot_table(index="structure", columns="calculator", values="sigma_mS_cm", aggfunc="first")
+        names = [c for c in w.columns if c != "oracle"]
+        if "oracle" in w.columns and names:
+            x, y = w["oracle"].clip(lower=1e-3), w[names[0]].clip(lower=1e-3)
+            ax.loglog(x, y, "o")
+            lo, hi = min(x.min(), y.min(), 1.0) / 2, max(x.max(), y.max(), 100.0) * 2
+            ax.plot([lo, hi], [lo, hi], "k:", lw=1)
+            ax.axvline(10**threshold_log10, color="r", lw=0.8)
+            ax.axhline(10**threshold_log10, color="r", lw=0.8)
+            ax.set_ylabel(f"σ_Li, {names[0]} potential (mS/cm)")
+    ax.set(xlabel="σ_Li, oracle MD (mS/cm)", title="(c) zero-shot MD at 1,000 K")
+
+
 def mlip_figure(
     curve: pd.DataFrame,
     transfer: pd.DataFrame | None = None,
@@ -860,60 +923,11 @@ def mlip_figure(
     """(a) held-out energy and force MAE vs training frames with power-law fits; (b) fine-tuned vs scratch on a new
     chemistry; (c) Li conductivity at 1,000 K from our potential's MD vs the oracle's, with GNoME's threshold."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
-
-    from matdisco.scaling import fit_power_law
 
     fig, ax = plt.subplots(1, 3, figsize=(14, 4.2))
-    g = curve.groupby("n_frames")[["energy_mae_meV_atom", "force_mae_meV_A"]].mean().reset_index()
-    for col, lab, c in (("energy_mae_meV_atom", "energy (meV/atom)", "C0"), ("force_mae_meV_A", "force (meV/Å)", "C1")):
-        ax[0].loglog(curve.n_frames, curve[col], "o", color=c, alpha=0.4)
-        if len(g) >= 2:
-            f = fit_power_law(g.n_frames, g[col])
-            n = np.geomspace(g.n_frames.min(), g.n_frames.max(), 50)
-            ax[0].loglog(n, f["a"] * n ** (-f["alpha"]), "-", color=c, label=f"{lab}: α = {f['alpha']:.2f}")
-        else:
-            ax[0].loglog(g.n_frames, g[col], "-", color=c, label=lab)
-    for col, c in (("energy_mae_meV_atom", "C0"), ("force_mae_meV_A", "C1")):
-        if baselines and np.isfinite(baselines.get(col, np.nan)):
-            ax[0].axhline(baselines[col], color=c, ls="--", lw=0.8)
-    ax[0].set(
-        xlabel="training frames (growing by whole sources)",
-        ylabel="MAE on held-out compositions (meV/atom; meV/Å)",
-        title="(a) data scaling (dashed: mean / zero baselines)",
-    )
-    ax[0].xaxis.set_minor_formatter(NullFormatter())  # decade labels only: the minor ones overlap
-    ax[0].legend(fontsize=8)
-    if transfer is not None and len(transfer):
-        for (start, t), c in zip(transfer.groupby("start", sort=False), ("C2", "C3", "C4", "C5")):
-            t = t.sort_values("n_frames")
-            ax[1].plot(t.n_frames, t.force_mae_meV_A, "o-", color=c, label=f"{start}: force")
-            ax[1].plot(t.n_frames, t.energy_mae_meV_atom, "s--", color=c, label=f"{start}: energy")
-        if "force_mae_zero_baseline_meV_A" in transfer:
-            ax[1].axhline(
-                float(transfer.force_mae_zero_baseline_meV_A.iloc[0]), color="k", ls=":", lw=0.8, label="zero force"
-            )
-        ax[1].set_xscale("symlog", linthresh=1)
-        ax[1].set_xlim(0, 1.5 * max(float(transfer.n_frames.max()), 1.0))  # frame counts: no negative side
-        ax[1].set_yscale("log")
-        ax[1].legend(fontsize=7)
-    ax[1].set(
-        xlabel="frames of the new chemistry (0: zero-shot)",
-        ylabel="MAE (meV/Å; meV/atom)",
-        title="(b) transfer to hotter frames of new compositions",
-    )
-    if md is not None and len(md) and {"calculator", "sigma_mS_cm"} <= set(md.columns):
-        w = md.pivot_table(index="structure", columns="calculator", values="sigma_mS_cm", aggfunc="first")
-        names = [c for c in w.columns if c != "oracle"]
-        if "oracle" in w.columns and names:
-            x, y = w["oracle"].clip(lower=1e-3), w[names[0]].clip(lower=1e-3)
-            ax[2].loglog(x, y, "o")
-            lo, hi = min(x.min(), y.min(), 1.0) / 2, max(x.max(), y.max(), 100.0) * 2
-            ax[2].plot([lo, hi], [lo, hi], "k:", lw=1)
-            ax[2].axvline(10**threshold_log10, color="r", lw=0.8)
-            ax[2].axhline(10**threshold_log10, color="r", lw=0.8)
-            ax[2].set_ylabel(f"σ_Li, {names[0]} potential (mS/cm)")
-    ax[2].set(xlabel="σ_Li, oracle MD (mS/cm)", title="(c) zero-shot MD at 1,000 K")
+    _scaling_panel(ax[0], curve, baselines)
+    _transfer_panel(ax[1], transfer)
+    _md_panel(ax[2], md, threshold_log10)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -279,47 +279,23 @@ def relabel(
         use = use[use.row_index.isin(set(int(r) for r in rows))]
     frame = load_structures(use.row_index, progress=progress).frame
     t1 = time.perf_counter()
-    e = single_points(
-        list(frame.structure),
-        None,
-        oracle,
-        scheduler=scheduler,
-        n_workers=n_workers,
-        client=client,
-        chunk_size=chunk_size,
-        progress=progress,
-    )
+    cluster = {"scheduler": scheduler, "n_workers": n_workers, "client": client}
+    e = single_points(list(frame.structure), None, oracle, chunk_size=chunk_size, progress=progress, **cluster)
     t2 = time.perf_counter()
     present = sorted({el for c in frame.chemsys for el in c.split("-")})
-    elref = elemental_references(
-        present,
-        oracle=oracle,
-        fmax=fmax,
-        max_steps=max_steps,
-        timeout_s=timeout_s,
-        on_bad_reference=on_bad_reference,
-        scheduler=scheduler,
-        n_workers=n_workers,
-        client=client,
-    )
+    relaxation = {"fmax": fmax, "max_steps": max_steps, "timeout_s": timeout_s}
+    elref = elemental_references(present, oracle=oracle, on_bad_reference=on_bad_reference, **relaxation, **cluster)
     mu = dict(zip(elref.element, elref.mu))
-    frame = frame.assign(energy_per_atom_oracle=e)
     ok = np.isfinite(e)
-    frame = frame[ok].reset_index(drop=True)
+    frame = frame.assign(energy_per_atom_oracle=e)[ok].reset_index(drop=True)
     frame["e_form_oracle"] = formation_energy_per_atom(
         list(frame.structure), frame.energy_per_atom_oracle.to_numpy(), mu
     )
     if (~ok).any():
-        log.warning(
-            "relabel %s: %d of %d single points failed; those crystals are left out", oracle, int((~ok).sum()), len(ok)
-        )
-    return OracleReference(
-        frame,
-        elref,
-        oracle,
-        int((~ok).sum()),
-        {"load": t1 - t0, "single_points": t2 - t1, "elemental_references": time.perf_counter() - t2},
-    )
+        n_failed = int((~ok).sum())
+        log.warning("relabel %s: %d of %d single points failed; those crystals are left out", oracle, n_failed, len(ok))
+    wall = {"load": t1 - t0, "single_points": t2 - t1, "elemental_references": time.perf_counter() - t2}
+    return OracleReference(frame, elref, oracle, int((~ok).sum()), wall)
 
 # %% ../../nbs/06a_reference.ipynb #4acc04012375
 #: Largest accepted hull gap (eV/atom) between mp2018_formation's DFT hull and MP's at a candidate's composition:

@@ -403,33 +403,21 @@ def _n_ticks(ax, N):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
-    "Three panels: ID error vs N per model size with power-law fits and 95 % bands; (N, params) heat map; ID vs OOD."
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+def _id_scaling_panel(ax, ds: xr.Dataset, n_boot: int):
+    "ID test MAE vs N per model size: seed mean ± std, bootstrap power-law fit with its 95 % band."
     N = ds.n_train.values.astype(float)
     grid = np.geomspace(N.min(), N.max(), 50)
-    ax = axes[0]
     for k, p in enumerate(ds.n_params.values):
         e = ds.id_test_mae.sel(n_params=p).transpose("n_train", "seed").values
-        b = bootstrap_alpha(
-            N,
-            ds.id_test_abs_error.sel(n_params=p).transpose("n_train", "seed", ...).values
-            if "id_test_abs_error" in ds
-            else e,
-            n_boot=n_boot,
-        )
+        if "id_test_abs_error" in ds:
+            errors = ds.id_test_abs_error.sel(n_params=p).transpose("n_train", "seed", ...).values
+        else:
+            errors = e
+        b = bootstrap_alpha(N, errors, n_boot=n_boot)
         lo, hi = _band(grid, b["samples"])
         ax.errorbar(N, 1000 * np.nanmean(e, 1), yerr=1000 * np.nanstd(e, 1), fmt="o", color=f"C{k}", capsize=3)
-        ax.plot(
-            grid,
-            1000 * b["a"] * grid ** -b["alpha"],
-            color=f"C{k}",
-            label=f"{int(p):,} params: α = {b['alpha']:.2f} [{b['alpha_lo']:.2f}, {b['alpha_hi']:.2f}]",
-        )
+        label = f"{int(p):,} params: α = {b['alpha']:.2f} [{b['alpha_lo']:.2f}, {b['alpha_hi']:.2f}]"
+        ax.plot(grid, 1000 * b["a"] * grid ** -b["alpha"], color=f"C{k}", label=label)
         ax.fill_between(grid, 1000 * lo, 1000 * hi, color=f"C{k}", alpha=0.15)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -437,26 +425,18 @@ def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
     ax.set_ylabel("ID test MAE (meV/atom)")
     _n_ticks(ax, N)
     ax.legend(fontsize=7)
-    m = 1000 * ds.id_test_mae.mean("seed").to_pandas()
-    sns.heatmap(
-        m.T.iloc[::-1],
-        annot=True,
-        fmt=".0f",
-        cmap="viridis_r",
-        ax=axes[1],
-        cbar_kws={"label": "ID test MAE (meV/atom)"},
-    )
-    axes[1].set_xlabel("training crystals N")
-    axes[1].set_ylabel("model parameters")
-    ax = axes[2]
+
+
+def _ood_panel(ax, ds: xr.Dataset):
+    "The largest model's MAE vs N in distribution and on the two out-of-distribution sets, each with its exponent."
+    N = ds.n_train.values.astype(float)
     p = ds.n_params.values.max()
-    for k, (v, lab) in enumerate(
-        [
-            ("id_test_mae", "in distribution"),
-            ("ood_arity_mae", "more elements than in training"),
-            ("ood_chemsys_mae", "held-out chemical systems"),
-        ]
-    ):
+    sets = [
+        ("id_test_mae", "in distribution"),
+        ("ood_arity_mae", "more elements than in training"),
+        ("ood_chemsys_mae", "held-out chemical systems"),
+    ]
+    for k, (v, lab) in enumerate(sets):
         e = ds[v].sel(n_params=p).transpose("n_train", "seed").values
         f = fit_power_law(N, np.nanmean(e, 1))
         ax.plot(N, 1000 * np.nanmean(e, 1), "o-", color=f"C{k}", label=f"{lab}: α = {f['alpha']:.2f}")
@@ -467,5 +447,21 @@ def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
     _n_ticks(ax, N)
     ax.set_title(f"largest model ({int(p):,} params)", fontsize=9)
     ax.legend(fontsize=7)
+
+
+def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
+    "Three panels: ID error vs N per model size with power-law fits and 95 % bands; (N, params) heat map; ID vs OOD."
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    _id_scaling_panel(axes[0], ds, n_boot)
+    m = 1000 * ds.id_test_mae.mean("seed").to_pandas()
+    colorbar = {"label": "ID test MAE (meV/atom)"}
+    sns.heatmap(m.T.iloc[::-1], annot=True, fmt=".0f", cmap="viridis_r", ax=axes[1], cbar_kws=colorbar)
+    axes[1].set_xlabel("training crystals N")
+    axes[1].set_ylabel("model parameters")
+    _ood_panel(axes[2], ds)
     fig.tight_layout()
     return fig
