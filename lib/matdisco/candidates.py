@@ -65,7 +65,7 @@ def substitution_groups(composition) -> list[list[str]]:
         groups[root(e)].append(e)
     return [g for g in groups.values() if len(g) > 1]
 
-
+# %% ../../nbs/05_candidates.ipynb #6d73c44b1163
 def as_alloy(structure: Structure) -> Structure | None:
     "`structure` with each substitution group's sites made one mixed site (group's atomic fractions); None if no group."
     groups = substitution_groups(structure.composition)
@@ -82,7 +82,7 @@ def as_alloy(structure: Structure) -> Structure | None:
     out.replace_species(mixed)
     return out
 
-
+# %% ../../nbs/05_candidates.ipynb #62a623a3b3ea
 class DisorderedStructureMatcher(StructureMatcher):
     "MatterGen's default matcher for uniqueness and novelty (see above), MatterGen's tolerances."
 
@@ -116,7 +116,7 @@ class DisorderedStructureMatcher(StructureMatcher):
             return False
         return super().fit(a, b)
 
-
+# %% ../../nbs/05_candidates.ipynb #163b63769581
 def disordered_matcher() -> DisorderedStructureMatcher:
     "MatterGen's default (disordered) matcher for S.U.N."
     return DisorderedStructureMatcher()
@@ -147,7 +147,7 @@ class Candidate:
             "score": self.score,
         }
 
-
+# %% ../../nbs/05_candidates.ipynb #4110c71b89c0
 class SkipLog:
     "Counts skipped inputs by (generator, reason), keeping a few examples of each."
 
@@ -168,7 +168,7 @@ class SkipLog:
             columns=["generator", "reason", "count", "examples"],
         )
 
-
+# %% ../../nbs/05_candidates.ipynb #bb56e5b82438
 def candidates_table(cands: list[Candidate]) -> pd.DataFrame:
     "Tidy table of candidates (one row each, provenance columns)."
     return pd.DataFrame([c.record() for c in cands])
@@ -193,7 +193,7 @@ def _predictor(threshold: float):
 
     return SubstitutionPredictor(threshold=threshold)
 
-
+# %% ../../nbs/05_candidates.ipynb #963388e0b1ad
 @functools.lru_cache(maxsize=1)
 def _substitution_tables():
     """pymatgen's substitution model as arrays: its species (in the iteration order of its own species set, so that
@@ -209,14 +209,14 @@ def _substitution_tables():
     C = np.array([[math.exp(lam.get(frozenset((a, b)), p.alpha)) / px[j] for j, b in enumerate(names)] for a in names])
     return species, index, C
 
-
+# %% ../../nbs/05_candidates.ipynb #e2003223d99c
 @functools.lru_cache(maxsize=1)
 def _species_attributes():
     "Element symbol and oxidation state of every species of the model, by its index (no `Species` hashing later)."
     S = _substitution_tables()[0]
     return np.array([s.symbol for s in S], dtype=object), np.array([float(s.oxi_state) for s in S])
 
-
+# %% ../../nbs/05_candidates.ipynb #6ab8331b5d81
 def _prediction_paths(names: tuple, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(paths, probabilities) of `substitution_predictions` for species given by name: path[i] = index of species i's
     replacement."""
@@ -248,7 +248,7 @@ def _prediction_paths(names: tuple, threshold: float) -> tuple[np.ndarray, np.nd
     distinct = np.array([len(set(p)) == k for p in paths.tolist()], dtype=bool)
     return paths[distinct], prefix[distinct]
 
-
+# %% ../../nbs/05_candidates.ipynb #34c356c4702e
 def substitution_predictions(species, threshold: float = 1e-3) -> list[dict]:
     """pymatgen's `SubstitutionPredictor(threshold=threshold).list_prediction(species, to_this_composition=False)`
     (Hautier et al., Inorg. Chem. 50, 656 (2011)): the same predictions, probabilities and order (tested), with the
@@ -261,12 +261,12 @@ def substitution_predictions(species, threshold: float = 1e-3) -> list[dict]:
         for p, pr in zip(paths.tolist(), probs)
     ]
 
-
+# %% ../../nbs/05_candidates.ipynb #791e64efad49
 @functools.lru_cache(maxsize=4096)
 def _predictions(names: tuple, threshold: float):
     return _prediction_paths(names, threshold)
 
-
+# %% ../../nbs/05_candidates.ipynb #e21186dd1262
 def _substitution_model_paths(structure: Structure, threshold: float, parent_id, skips: SkipLog):
     """The substitution model's view of `structure`: (its species `names`, each site's index into them, their
     counts, the model's substitution paths and probabilities), or None with the reason logged in `skips`."""
@@ -288,7 +288,7 @@ def _substitution_model_paths(structure: Structure, threshold: float, parent_id,
         return None
     return names, site_u, counts, paths, probs
 
-
+# %% ../../nbs/05_candidates.ipynb #16a7ce4a09a7
 def ionic_substitutions(
     structure: Structure,
     *,
@@ -348,7 +348,7 @@ def symmetry_orbits(structure: Structure, *, symprec: float = 0.1) -> list[dict]
         for idx, w in zip(sym.equivalent_indices, sym.wyckoff_symbols)
     ]
 
-
+# %% ../../nbs/05_candidates.ipynb #8005c28f679c
 def _site_permutations(structure: Structure, indices: list[int], symprec: float) -> np.ndarray:
     "Permutations of `indices` induced by the space-group operations of `structure` (rows: operations)."
     ops = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_operations(cartesian=False)
@@ -364,7 +364,7 @@ def _site_permutations(structure: Structure, indices: list[int], symprec: float)
             perms.append(j)
     return np.unique(np.array(perms), axis=0) if perms else np.arange(len(f))[None]
 
-
+# %% ../../nbs/05_candidates.ipynb #efc07e7f5e6b
 def distinct_subsets(n: int, k: int, perms: np.ndarray, *, limit: int = 20_000) -> list[tuple]:
     "Subsets of size k of range(n), one per orbit of the permutation group `perms` (canonical = lexicographic min)."
     seen, out = set(), []
@@ -378,7 +378,7 @@ def distinct_subsets(n: int, k: int, perms: np.ndarray, *, limit: int = 20_000) 
             out.append(canon)
     return out
 
-
+# %% ../../nbs/05_candidates.ipynb #d3eecedfa439
 def saps_candidates(
     structure: Structure,
     replacements: dict[str, list[str]],
@@ -433,7 +433,7 @@ def saps_candidates(
                         return out
     return out
 
-
+# %% ../../nbs/05_candidates.ipynb #15b65f7a6348
 def likely_replacements(
     structure: Structure, *, top: int = 2, min_prob: float = 1e-3, allowed_elements=None
 ) -> dict[str, list[str]]:
@@ -456,7 +456,7 @@ def likely_replacements(
             out[sp.symbol] = [o.symbol for _, o in cands]
     return out
 
-
+# %% ../../nbs/05_candidates.ipynb #0a628448bb27
 @functools.lru_cache(maxsize=1)
 def _substitution_probability():
     from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
@@ -472,7 +472,7 @@ def ionic_elements(elements, *, oxidation_states_set: str = "icsd24") -> list[st
     attr = f"oxidation_states_{oxidation_states_set}"
     return sorted(e for e in set(elements) if not hasattr(SmactElement(e), attr) or getattr(SmactElement(e), attr))
 
-
+# %% ../../nbs/05_candidates.ipynb #3ae08ccdc30d
 def balanced_compositions(
     elements: list[str], *, max_stoich: int = 4, oxidation_states_set: str = "icsd24", max_atoms: int = 20
 ) -> list[str]:
@@ -494,7 +494,7 @@ def balanced_compositions(
             out.add(comp.reduced_formula)
     return sorted(out)
 
-
+# %% ../../nbs/05_candidates.ipynb #920fa6fb2c7c
 def random_structures(
     formula: str,
     n: int,
@@ -549,13 +549,13 @@ def _key(s: Structure, key: str) -> tuple:
         return (f,)
     raise ValueError(f"unknown dedup key {key!r}: only 'formula' is exact with respect to StructureMatcher")
 
-
+# %% ../../nbs/05_candidates.ipynb #1a87b808f682
 def _matcher_reduced(s: Structure, matcher: StructureMatcher) -> Structure:
     """The structure `matcher.fit` compares: its own Niggli + primitive reduction (pymatgen's
     `StructureMatcher._get_reduced_structure`, the private helper `fit` calls), computed once per structure here."""
     return matcher._get_reduced_structure(Structure.from_sites(s), matcher._primitive_cell, niggli=True)
 
-
+# %% ../../nbs/05_candidates.ipynb #e84656e05187
 def unique_groups(
     structures: list[Structure], *, key: str = "formula", matcher: StructureMatcher | None = None
 ) -> np.ndarray:
@@ -597,13 +597,13 @@ def unique_groups(
             members.append([i, None])
     return out
 
-
+# %% ../../nbs/05_candidates.ipynb #ea1649920eec
 def is_unique(structures, **kw) -> np.ndarray:
     "True for the first occurrence of each distinct structure."
     rep = unique_groups(structures, **kw)
     return rep == np.arange(len(structures))
 
-
+# %% ../../nbs/05_candidates.ipynb #5bf8b5410002
 class NoveltyChecker:
     """Is a structure absent from the reference set? (same formula and a `StructureMatcher` match = known).
     `ids` (default: positions) name the reference structures for `match`."""
@@ -628,7 +628,7 @@ class NoveltyChecker:
     def novel_mask(self, structures) -> np.ndarray:
         return np.array([self.is_novel(s) for s in structures], dtype=bool)
 
-
+# %% ../../nbs/05_candidates.ipynb #f27049b64131
 def naive_unique(structures: list[Structure], *, matcher: StructureMatcher | None = None) -> np.ndarray:
     "Pairwise baseline (no grouping): O(n²) `StructureMatcher` calls. For benchmarks and tests only."
     matcher = matcher or structure_matcher()
@@ -674,7 +674,7 @@ def composition_search(
                 cands.append(c)
     return cands
 
-
+# %% ../../nbs/05_candidates.ipynb #2430467e9479
 def generate_candidates(
     parents: pd.DataFrame | None = None,
     *,
@@ -725,7 +725,7 @@ def generate_candidates(
     cands += composition_search(chemical_systems, reference_formulas, *per_system, skips=skips, **search)
     return cands, skips
 
-
+# %% ../../nbs/05_candidates.ipynb #7c7b89ca7848
 def mark_unique_and_novel(
     cands: list[Candidate], reference: NoveltyChecker, *, key: str = "formula", known_formulas: frozenset | None = None
 ) -> pd.DataFrame:
@@ -745,7 +745,7 @@ def mark_unique_and_novel(
     )
     return table
 
-
+# %% ../../nbs/05_candidates.ipynb #099412a5d9d6
 def candidates_figure(table: pd.DataFrame, skips: pd.DataFrame | None = None):
     "Candidates per generator (unique, novel), per arity, and the most used prototypes (parents)."
     import matplotlib.pyplot as plt

@@ -35,7 +35,7 @@ def _add_run_command(sub):
         "figures/; pass figures to replace the committed reference figures)",
     )
 
-
+# %% ../../nbs/96_cli.ipynb #cce6b3acdddc
 def _add_data_commands(sub):
     "`matdisco data list|fetch` (the registered data sets) and `matdisco experiments`."
     d = sub.add_parser("data", help="registered data sets")
@@ -50,7 +50,7 @@ def _add_data_commands(sub):
     f.add_argument("--allow-unpinned", action="store_true", help="accept files whose checksum is not pinned (mp_20)")
     sub.add_parser("experiments", help="list registered experiments")
 
-
+# %% ../../nbs/96_cli.ipynb #d53eb105e93e
 def _add_train_command(sub):
     "`matdisco train`: one GNN on the fixed split (DDP under `torchrun`)."
     t = sub.add_parser(
@@ -70,7 +70,7 @@ def _add_train_command(sub):
     t.add_argument("--max-minutes", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
 
-
+# %% ../../nbs/96_cli.ipynb #055913c314d9
 def _add_oracle_commands(sub):
     "`matdisco elemental-references` and `matdisco relabel`: the oracle's level of theory."
     from matdisco.oracle import DEFAULT_ORACLE
@@ -103,7 +103,7 @@ def _add_oracle_commands(sub):
     )
     rl.add_argument("--out", required=True, help="folder: oracle_reference.csv, elemental_references.csv, summary.json")
 
-
+# %% ../../nbs/96_cli.ipynb #9dfb0716b7e4
 def _add_evaluate_command(sub):
     "`matdisco evaluate`: S.U.N. of any crystals after oracle relaxation."
     from matdisco.oracle import DEFAULT_ORACLE
@@ -142,7 +142,7 @@ def _add_evaluate_command(sub):
         "the E_hull histogram (default: evaluate-<name of PATH>)",
     )
 
-
+# %% ../../nbs/96_cli.ipynb #2829de7021c6
 def _add_results_commands(sub):
     "`matdisco results collect` and `matdisco report`: reference results and their tables."
     rs = sub.add_parser("results", help="reference results: collect a run's results files into results/<profile>/")
@@ -169,7 +169,7 @@ def _add_results_commands(sub):
         "the given folders (the first folder that has an experiment wins)",
     )
 
-
+# %% ../../nbs/96_cli.ipynb #642fbd8275e5
 def _add_docs_command(sub):
     "`matdisco docs`: the offline docs site."
     dc = sub.add_parser("docs", help="build the docs site offline (Sphinx + myst-nb) and check every link and image")
@@ -186,7 +186,7 @@ def _add_docs_command(sub):
         help="also render the front page and a chapter page in headless Chromium, PNGs into DIR",
     )
 
-
+# %% ../../nbs/96_cli.ipynb #0e9788955d26
 def _parser() -> argparse.ArgumentParser:
     "The `matdisco` command line: one subcommand per task, each added by its own function."
     p = argparse.ArgumentParser(prog="matdisco", description="Reproducible AI-driven discovery of inorganic crystals.")
@@ -200,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_docs_command(sub)
     return p
 
-
+# %% ../../nbs/96_cli.ipynb #30b232d92f2d
 def _docs(args):
     "`matdisco docs`: stage, build, check; optionally screenshot in a headless browser."
     from .docs import browser_screenshots, build_docs, check_site, stage_docs
@@ -230,7 +230,7 @@ def _docs(args):
         for shot in browser_screenshots(html, ["index.html", "methods/07_discovery.html"], args.screenshots):
             print(f"screenshot: {shot}")
 
-
+# %% ../../nbs/96_cli.ipynb #e066298ec628
 def _report(args):
     "`matdisco report`: render results files; optionally write the README from nbs/index.ipynb and the results."
     from .results import load_results, merged_results, reference_results_dirs, render_readme, render_report
@@ -255,7 +255,7 @@ def _report(args):
     else:
         print(text)
 
-
+# %% ../../nbs/96_cli.ipynb #b6b0dbeee5ef
 @contextmanager
 def log_to_file(path):
     """Send what libraries say to the log file `path` (appended): log records of INFO and up, Python warnings, and
@@ -280,7 +280,7 @@ def log_to_file(path):
             root.handlers = saved_handlers
             root.setLevel(saved_level)
 
-
+# %% ../../nbs/96_cli.ipynb #5f2d07d35749
 def _evaluate(args) -> dict:
     """`matdisco evaluate`: read, relax (resumable: the relaxation store keeps every finished structure), score, write,
     print. Library output goes to `<out>/evaluate.log`."""
@@ -322,7 +322,7 @@ def _evaluate(args) -> dict:
     print(f"written: {out}/structures.csv, metrics.json, systems.csv, evaluate_e_hull.png|pdf; library log: {log_path}")
     return ev.metrics
 
-
+# %% ../../nbs/96_cli.ipynb #07d19937f9fc
 def _relabel(args) -> dict:
     "`matdisco relabel`: relabel (resumable: the cache keeps every finished chunk), write the tables, print a summary."
     import json
@@ -360,7 +360,7 @@ def _relabel(args) -> dict:
     print(json.dumps(summary, indent=2, default=float))
     return summary
 
-
+# %% ../../nbs/96_cli.ipynb #098bae46c201
 def _elemental_references(args):
     "`matdisco elemental-references`: the per-element table, written to OUT/elemental_references.csv and printed."
     from pathlib import Path
@@ -379,7 +379,7 @@ def _elemental_references(args):
     print(t.drop(columns=["source"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return t
 
-
+# %% ../../nbs/96_cli.ipynb #038eb68a4972
 def _train(args) -> dict:
     "`matdisco train`: fit on the fixed split (every rank builds its own graphs), then rank 0 scores the test split."
     import json
@@ -419,7 +419,7 @@ def _train(args) -> dict:
         torch.distributed.destroy_process_group()
     return res
 
-
+# %% ../../nbs/96_cli.ipynb #8e1bcf6e73c2
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `matdisco` command."
     args = _parser().parse_args(argv)

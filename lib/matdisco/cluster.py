@@ -25,7 +25,7 @@ def worker_pre_spawn_env() -> dict:
     env = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
     return {k: v for k, v in env.items() if k not in TORCH_UNFRIENDLY_PRE_SPAWN_ENV}
 
-
+# %% ../../nbs/08_cluster.ipynb #300b5e9e82c5
 def local_cluster(n_workers: int = 2):
     """A `LocalCluster` of `n_workers` single-threaded worker processes whose environment keeps glibc's malloc defaults.
     Workers are spawned with a copy of this process's environment, and an earlier default `LocalCluster` leaves the
@@ -42,7 +42,7 @@ def local_cluster(n_workers: int = 2):
     finally:
         os.environ.update(held)
 
-
+# %% ../../nbs/08_cluster.ipynb #9b0281f21c5e
 @contextmanager
 def dask_client(scheduler: str = "local", *, n_workers: int = 2):
     """A `dask.distributed.Client` for the duration of the block: on a new `local_cluster(n_workers)` when
@@ -58,7 +58,7 @@ def dask_client(scheduler: str = "local", *, n_workers: int = 2):
         if cluster is not None:
             cluster.close()
 
-
+# %% ../../nbs/08_cluster.ipynb #0a49621ce2b4
 def client_or_new(client=None, scheduler: str = "local", *, n_workers: int = 2):
     "Context manager: `client` itself when one is given (left open), else a new `dask_client(scheduler, n_workers)`."
     from contextlib import nullcontext

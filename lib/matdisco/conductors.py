@@ -36,7 +36,7 @@ def _partial_site_groups(structure, ndigits: int = 4) -> dict:
             groups[tuple(sorted((str(sp), round(float(o), ndigits)) for sp, o in site.species.items()))].append(i)
     return dict(groups)
 
-
+# %% ../../nbs/18_conductors.ipynb #67bd7332ba14
 def _rounded_counts(groups: dict, multiplier: int) -> dict:
     "Whole numbers of each species on each site group of a `multiplier`-fold supercell (never more atoms than sites)."
     out = {}
@@ -48,7 +48,7 @@ def _rounded_counts(groups: dict, multiplier: int) -> dict:
         out[key] = counts
     return out
 
-
+# %% ../../nbs/18_conductors.ipynb #c49c82799ec1
 def supercell_repeats(lattice, multiplier: int) -> list[int]:
     """Repeats along a, b, c whose product is `multiplier`: each prime factor, largest first, goes on the shortest axis
     so far."""
@@ -62,7 +62,7 @@ def supercell_repeats(lattice, multiplier: int) -> list[int]:
         reps[int(np.argmin([lattice.abc[i] * reps[i] for i in range(3)]))] *= f
     return reps
 
-
+# %% ../../nbs/18_conductors.ipynb #ddc6fcae6687
 def _composition_deviation(structure, counts: dict, multiplier: int) -> float:
     "Largest relative deviation of an element's amount in the rounded supercell from the CIF's (per original cell)."
     from pymatgen.core import Composition
@@ -89,7 +89,7 @@ def _smallest_multiplier(structure, groups: dict, max_multiplier: int, tolerance
             return m, counts, dev
     return None
 
-
+# %% ../../nbs/18_conductors.ipynb #14e28e838977
 def _random_filling(structure, m: int, seed: int):
     """The `m`-fold supercell of `structure` with each group of equivalent partial sites filled by whole numbers of
     atoms at seeded random positions; oxidation states removed."""
@@ -112,7 +112,7 @@ def _random_filling(structure, m: int, seed: int):
     out.remove_oxidation_states()
     return out
 
-
+# %% ../../nbs/18_conductors.ipynb #4a40f5412fb8
 def ordered_approximant(
     structure, *, max_atoms: int = 200, max_multiplier: int = 8, tolerance: float = 0.05, seed: int = 0
 ):
@@ -169,7 +169,7 @@ def _obelix_problem(r, elements) -> str | None:
         return f"conductivity not a number: {r.sigma_text!r}"
     return None
 
-
+# %% ../../nbs/18_conductors.ipynb #c7de3f13aacd
 def _spread_over_sigma(usable: pd.DataFrame, n: int, left: list) -> pd.DataFrame:
     """One entry per approximant composition, then `n` spread evenly over log10 σ (sorted); the others are appended
     to `left` with the reason."""
@@ -182,7 +182,7 @@ def _spread_over_sigma(usable: pd.DataFrame, n: int, left: list) -> pd.DataFrame
         u = u.loc[pick].reset_index(drop=True)
     return u
 
-
+# %% ../../nbs/18_conductors.ipynb #d3414ffb50e3
 def obelix_selection(
     table: pd.DataFrame,
     n: int,
@@ -279,7 +279,7 @@ def _arrhenius_ols(y, design, observed) -> tuple[np.ndarray, np.ndarray]:
     s2 = float(residual @ residual / dof) if dof > 0 else np.nan
     return theta, s2 * np.linalg.inv(design[observed].T @ design[observed])
 
-
+# %% ../../nbs/18_conductors.ipynb #dfb1e64b3177
 def _arrhenius_tobit(y, design, observed, upper, log10_errors) -> tuple[np.ndarray, np.ndarray]:
     """Maximum likelihood of `y` (log10 D) on `design` with per-run errors `log10_errors` (at least
     `MIN_LOG10_D_ERROR`): `observed` runs through the normal density, `upper` bounds through its CDF (Tobit).
@@ -301,7 +301,7 @@ def _arrhenius_tobit(y, design, observed, upper, log10_errors) -> tuple[np.ndarr
     weight = np.where(observed, 1.0 / s**2, np.where(upper, mills * (mills + z) / s**2, 0.0))
     return theta, np.linalg.inv((design * weight[:, None]).T @ design)
 
-
+# %% ../../nbs/18_conductors.ipynb #69d7a2f55a80
 def _extrapolated_sigma(structure, specie: str, temperature_K: float, log_d: float, log_d_std: float) -> dict:
     "σ (mS/cm) and its 95 % interval at `temperature_K` from log10 D and its error (Nernst–Einstein, `structure`)."
     from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
@@ -314,7 +314,7 @@ def _extrapolated_sigma(structure, specie: str, temperature_K: float, log_d: flo
         "sigma_new_hi_mS_cm": 10 ** (log_d + Z_95 * log_d_std) * factor,
     }
 
-
+# %% ../../nbs/18_conductors.ipynb #93d08550f03a
 def _no_arrhenius_fit(n_observed: int, n_censored: int, new_temperature_K: float) -> dict:
     "The keys of `arrhenius_fit`'s result, every estimate NaN."
     names = ("Ea_eV", "Ea_std_eV", "Ea_lo_eV", "Ea_hi_eV", "D0_cm2_s")
@@ -324,7 +324,7 @@ def _no_arrhenius_fit(n_observed: int, n_censored: int, new_temperature_K: float
     out["reason"] = ""
     return out
 
-
+# %% ../../nbs/18_conductors.ipynb #c7e5d96a694a
 def arrhenius_fit(
     temperatures_K,
     diffusivities_cm2_s,
@@ -398,7 +398,7 @@ def run_log10_error(row) -> float:
         return float(d_std / (d * np.log(10)))
     return np.nan
 
-
+# %% ../../nbs/18_conductors.ipynb #9f62dcc988fd
 def _arrhenius_inputs(md_table: pd.DataFrame) -> pd.DataFrame:
     """`md_table` with the columns the Arrhenius fits use: `fit_temperature_K` (the analysed temperature where there
     is one), `_diffusive`, `_melted`, `_ran`, `_fit_D` (D where the Li diffused, else the detection floor, else D)
@@ -428,7 +428,7 @@ def _arrhenius_inputs(md_table: pd.DataFrame) -> pd.DataFrame:
         _log10_error=[run_log10_error(r) for r in md_table.to_dict("records")],
     )
 
-
+# %% ../../nbs/18_conductors.ipynb #40fc0d09095f
 def arrhenius_table(
     md_table: pd.DataFrame,
     structures: dict,
@@ -470,7 +470,7 @@ def arrhenius_table(
         rows.append({"structure": sid, "calculator": calc, **counts, "below_detection": below} | fit)
     return pd.DataFrame(rows)
 
-
+# %% ../../nbs/18_conductors.ipynb #1d504a823231
 def rank_correlation(measured, simulated, *, lowest=None) -> dict:
     """Spearman's ρ (with its two-sided p-value) and Kendall's τ between two conductivity lists, over the pairs where
     both are finite and positive; `n` counts those pairs. ρ is NaN with fewer than three pairs. `lowest` (booleans,
@@ -546,7 +546,7 @@ def _arrhenius_panel(ax, m: pd.DataFrame, ar: pd.DataFrame, names: dict, calcula
         ax.legend(fontsize=6, ncol=2)
     ax.set_title(f"Arrhenius fits ({calculator} MD), extrapolated to {ROOM_TEMPERATURE_K:.0f} K")
 
-
+# %% ../../nbs/18_conductors.ipynb #704eb19f5524
 def _measured_panel(ax, j: pd.DataFrame):
     """Extrapolated σ(300 K) vs measured σ (log10, mS/cm) with Spearman's ρ; structures below detection in every run
     drawn as grey triangles under the lowest point."""
@@ -570,7 +570,7 @@ def _measured_panel(ax, j: pd.DataFrame):
     ax.set_ylabel(f"log10 σ simulated, {ROOM_TEMPERATURE_K:.0f} K (mS/cm)")
     ax.set_title(f"OBELiX: Spearman ρ = {rc['spearman_rho']:.2f} (p = {rc['p_value']:.2g}), n = {rc['n']} of {len(j)}")
 
-
+# %% ../../nbs/18_conductors.ipynb #34c53f992762
 def conductors_figure(
     md_table: pd.DataFrame,
     arrhenius: pd.DataFrame,

@@ -48,14 +48,14 @@ def project_root() -> Path:
                 return p
     return Path.cwd()
 
-
+# %% ../../nbs/00_data.ipynb #381f1dc98136
 def data_dir() -> Path:
     "Folder where fetched data sets and parse caches are stored (`MATDISCO_DATA`, default `<root>/data`)."
     d = Path(os.environ.get("MATDISCO_DATA", project_root() / "data"))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
-
+# %% ../../nbs/00_data.ipynb #bd000953916d
 def mirror_dir() -> Path | None:
     "The local read-only mirror (`MATDISCO_MIRROR`, default `<root>/../shared/data` when it exists), or None."
     env = os.environ.get("MATDISCO_MIRROR")
@@ -68,7 +68,7 @@ def mirror_dir() -> Path | None:
 class DataError(Exception):
     "A data problem reported in one clear sentence naming the data set, file and (where known) row."
 
-
+# %% ../../nbs/00_data.ipynb #149813b786ac
 def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     "Hex sha256 of a file's bytes."
     h = hashlib.sha256()
@@ -77,7 +77,7 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
             h.update(b)
     return h.hexdigest()
 
-
+# %% ../../nbs/00_data.ipynb #86a27a90e359
 def tar_content_sha256(path: Path | str) -> str:
     """sha256 over the sorted (member name, member sha256) pairs of a tar archive's regular files.
     Independent of how the archive was packed (order, mtimes, owners, compression), so a tarball
@@ -92,7 +92,7 @@ def tar_content_sha256(path: Path | str) -> str:
         h.update(f"{name}\t{digest}\n".encode())
     return h.hexdigest()
 
-
+# %% ../../nbs/00_data.ipynb #4bf631192e97
 @contextmanager
 def atomic_path(dest: Path | str):
     "Yield a temporary path beside `dest`; on success it is renamed onto `dest` (atomic on POSIX), on error removed."
@@ -110,14 +110,14 @@ def atomic_path(dest: Path | str):
         if os.path.exists(tmp):
             os.remove(tmp)
 
-
+# %% ../../nbs/00_data.ipynb #2a95b431a6df
 def atomic_write_text(dest: Path | str, text: str) -> Path:
     "Write `text` to `dest` atomically."
     with atomic_path(dest) as tmp:
         Path(tmp).write_text(text)
     return Path(dest)
 
-
+# %% ../../nbs/00_data.ipynb #cacd01241ac3
 def config_key(config, *, datasets: tuple = ("mp2018_formation",), length: int = 12) -> str:
     """Hash of an artefact's *full* configuration (a dataclass or a JSON-able mapping) and of the registered sha256
     of every file of `datasets` it reads. Artefact folders (models, sweep cells, discovery runs) are named by it, so
@@ -140,7 +140,7 @@ class DataFile:
     content_sha256: str | None = None  # for tarballs assembled from upstream members
     archive_member_re: str | None = None  # if set, `url` is an archive and members matching this are repacked
 
-
+# %% ../../nbs/00_data.ipynb #3f316cadac44
 @dataclass(frozen=True)
 class DataSet:
     "A registered data set."
@@ -473,7 +473,7 @@ def record_read(dataset: str, path: Path, sha256: str) -> None:
         with open(p, "a") as f:
             f.write(json.dumps(rec) + "\n")
 
-
+# %% ../../nbs/00_data.ipynb #ebdafefb0dd3
 def _verified(ds: DataSet, df: DataFile, path: Path, *, allow_unpinned: bool = False) -> str:
     "Return the sha256 of `path` if it matches the registry, else raise DataError."
     got = sha256_file(path)
@@ -494,12 +494,12 @@ def _verified(ds: DataSet, df: DataFile, path: Path, *, allow_unpinned: bool = F
         "The file is corrupt or a different version; delete it and fetch again."
     )
 
-
+# %% ../../nbs/00_data.ipynb #8e8476455e16
 def _download(url: str, dest: Path, timeout: float = 60) -> None:
     with urllib.request.urlopen(url, timeout=timeout) as r, open(dest, "wb") as f:
         shutil.copyfileobj(r, f)
 
-
+# %% ../../nbs/00_data.ipynb #60b0ff3e96b1
 def _repack_members(archive: Path, member_re: str, dest: Path) -> None:
     "Repack the members of `archive` matching `member_re` (group 1 = new name) into a deterministic tar.gz."
     pat = re.compile(member_re)
@@ -517,7 +517,7 @@ def _repack_members(archive: Path, member_re: str, dest: Path) -> None:
             ti.mode = 0o644
             out.addfile(ti, io.BytesIO(data))
 
-
+# %% ../../nbs/00_data.ipynb #5fe54ae19ea0
 def fetch(
     name: str,
     *,
@@ -575,13 +575,13 @@ def fetch(
         raise DataError(f"cannot fetch {name}/{df.name}: " + "; ".join(errors))
     return out
 
-
+# %% ../../nbs/00_data.ipynb #631acab101d4
 def available(name: str, *, dest: Path | str | None = None) -> bool:
     "True when every file of data set `name` is present under the data folder (not verified)."
     folder = (Path(dest) if dest is not None else data_dir()) / name
     return all((folder / f.name).exists() for f in REGISTRY[name].files)
 
-
+# %% ../../nbs/00_data.ipynb #a46e43edee68
 def registry_table() -> pd.DataFrame:
     "The registry as a table, with whether each data set is present locally and in the mirror."
     m = mirror_dir()
@@ -625,13 +625,13 @@ def _read_cif_texts(tar_path: Path, rows: set[int] | None = None) -> dict[int, s
                 out[row] = tf.extractfile(m).read().decode()
     return out
 
-
+# %% ../../nbs/00_data.ipynb #cf52f45de885
 def _cache_file(kind: str, sha: str) -> Path:
     d = data_dir() / "cache"
     d.mkdir(parents=True, exist_ok=True)
     return d / f"mp2018_formation-{kind}-{sha[:16]}.pkl"
 
-
+# %% ../../nbs/00_data.ipynb #ebb501730b87
 def read_index(*, mirror="default") -> pd.DataFrame:
     """Cheap per-row table of mp2018_formation (no structure parsing): row_index, material_id,
     formation_energy_per_atom, formula, chemsys, n_elements, n_sites, is_outlier. Cached."""
@@ -700,7 +700,7 @@ def _cif_number(v) -> float:
     except ValueError:
         return float("nan")
 
-
+# %% ../../nbs/00_data.ipynb #0521e6f67630
 def cif_problem(text: str) -> str | None:
     """What makes `text` an invalid crystal CIF, read before pymatgen builds a structure (which reports a truncated
     atom loop as 'zip() argument 2 is longer than argument 1' and a NaN coordinate as 'no structures'); None if fine."""
@@ -734,7 +734,7 @@ def cif_problem(text: str) -> str | None:
                 return f"data_{name}: {k} has a non-numeric value {bad[0]!r}"
     return None
 
-
+# %% ../../nbs/00_data.ipynb #ab89428be376
 def parse_cif(text: str, *, source: str | None = None):
     """Parse one CIF into an ordered `Structure`; return (structure, None) or (None, reason). The reason says what
     is wrong (truncated loop, NaN coordinate or cell, unknown element, partial occupancy, or pymatgen's own error)
@@ -744,7 +744,7 @@ def parse_cif(text: str, *, source: str | None = None):
         return None, f"{source}: {reason}" if source else reason
     return reason, None
 
-
+# %% ../../nbs/00_data.ipynb #2c35f3ee71d7
 def _parse_cif(text: str):
     """The structure, or the reason why there is none. `cif_problem` reads the raw CIF only when pymatgen fails or
     builds a non-finite structure, so valid files are parsed once."""
@@ -772,7 +772,7 @@ def _parse_cif(text: str):
         return "partial occupancy (disordered structure)"
     return s
 
-
+# %% ../../nbs/00_data.ipynb #b3115d88806a
 def _parse_many(items: list[tuple[int, str]]) -> list[tuple[int, object, str | None]]:
     out = []
     for row, text in items:
@@ -800,7 +800,7 @@ class CrystalTable:
             f"{int(self.frame.is_outlier.sum()) if len(self.frame) else 0} outliers flagged"
         )
 
-
+# %% ../../nbs/00_data.ipynb #1632afb28309
 class StructureCache:
     """Parsed structures as compact arrays (lattices, atomic numbers, fractional coordinates) in one `.npz`, so a
     subset of rows is rebuilt without unpickling the whole data set; rows that failed keep their reason."""
@@ -851,7 +851,7 @@ class StructureCache:
                     bad=np.array(json.dumps({str(k): v for k, v in self._bad.items()})),
                 )
 
-
+# %% ../../nbs/00_data.ipynb #3e8474efe99c
 def _parse_cifs(tar_path: Path, todo: list[int], n_jobs: int | None, progress: bool) -> dict:
     """{row: (Structure or None, reason or None)} for the mp2018 rows `todo`, parsed from `tar_path` in `n_jobs`
     processes (one inside a daemon process such as a Dask worker), in chunks of 200 CIFs."""
@@ -879,7 +879,7 @@ def _parse_cifs(tar_path: Path, todo: list[int], n_jobs: int | None, progress: b
     bar.close()
     return parsed
 
-
+# %% ../../nbs/00_data.ipynb #214bd0c911fc
 def _row_problem(rec, parse_problem: str | None, keep_outliers: bool) -> str | None:
     "Why an index row `rec` cannot be used (its CIF, a missing target, an outlier unless kept), or None."
     lo, hi = FORMATION_ENERGY_BOUNDS
@@ -892,7 +892,7 @@ def _row_problem(rec, parse_problem: str | None, keep_outliers: bool) -> str | N
         return f"outlier: formation energy {y:.3f} eV/atom outside FORMATION_ENERGY_BOUNDS [{lo}, {hi}]"
     return None
 
-
+# %% ../../nbs/00_data.ipynb #31ebde570825
 #: The columns of `CrystalTable.frame` (mp2018_formation).
 CRYSTAL_COLUMNS = [
     "row_index",
@@ -964,7 +964,7 @@ FIXED_SPLIT_SEED = 2018
 def _usable(index: pd.DataFrame) -> pd.DataFrame:
     return index[~index.is_outlier & index.formation_energy_per_atom.notna() & index.chemsys.notna()]
 
-
+# %% ../../nbs/00_data.ipynb #ee1e016a0529
 def split_random(
     index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fractions=(0.8, 0.1, 0.1)
 ) -> dict[str, np.ndarray]:
@@ -979,7 +979,7 @@ def split_random(
         "test": np.sort(perm[n_train + n_val :]),
     }
 
-
+# %% ../../nbs/00_data.ipynb #6d4f5ac3cc01
 def split_by_chemsys(
     index: pd.DataFrame, *, seed: int = FIXED_SPLIT_SEED, fractions=(0.8, 0.1, 0.1)
 ) -> dict[str, np.ndarray]:
@@ -994,7 +994,7 @@ def split_by_chemsys(
     lab = use.chemsys.map(where)
     return {k: np.sort(use.row_index[lab == k].to_numpy()) for k in ("train", "val", "test")}
 
-
+# %% ../../nbs/00_data.ipynb #a7887223e69d
 def split_by_n_elements(
     index: pd.DataFrame, *, max_train_elements: int = 4, seed: int = FIXED_SPLIT_SEED, val_fraction: float = 0.1
 ) -> dict[str, np.ndarray]:
@@ -1009,7 +1009,7 @@ def split_by_n_elements(
         "test": np.sort(use.row_index[use.n_elements > max_train_elements].to_numpy()),
     }
 
-
+# %% ../../nbs/00_data.ipynb #83db64e93e21
 def subsample(rows: np.ndarray, n: int | None, *, seed: int = 0) -> np.ndarray:
     "A seeded subset of `n` rows (all when `n` is None or larger than the set), sorted."
     rows = np.asarray(rows)
@@ -1029,7 +1029,7 @@ def load_mp_formation_compositions(*, mirror="default") -> pd.DataFrame:
         )
     return df
 
-
+# %% ../../nbs/00_data.ipynb #e8b53839f194
 def load_mp_elemental_refs(*, mirror="default") -> dict:
     "MP2020-corrected elemental reference `ComputedEntry` per element symbol (89 elements)."
     from pymatgen.entries.computed_entries import ComputedEntry
@@ -1039,7 +1039,7 @@ def load_mp_elemental_refs(*, mirror="default") -> dict:
         raw = json.load(f)
     return {el: ComputedEntry.from_dict(d) for el, d in raw.items()}
 
-
+# %% ../../nbs/00_data.ipynb #3fd21d4210f8
 def load_perov5(split: str = "val", *, mirror="default", strict: bool = False) -> CrystalTable:
     "perov_5 split ('val' or 'test') with parsed structures; heats are GPAW/RPBE, not on the MP scale."
     paths = fetch("perov_5", mirror=mirror)
@@ -1161,7 +1161,7 @@ def _read_known_source(
         out[name] = pd.to_numeric(df[source_column], errors="coerce")
     return out
 
-
+# %% ../../nbs/00_data.ipynb #968941eff883
 def _reduced_formula(formula: str, integral_only: bool) -> str | None:
     """pymatgen's reduced formula of `formula`; a fractional one ('O0.5556Pr0.2222Pt0.2222') as the smallest integer
     formula (OQMD's normalised rows), or None when `integral_only` (an alloy such as Hg0.7Cd0.3Te is not a compound)."""
@@ -1180,7 +1180,7 @@ def _reduced_formula(formula: str, integral_only: bool) -> str | None:
     integer_formula, _ = comp.get_integer_formula_and_factor(max_denominator=30)
     return Composition(integer_formula).reduced_formula
 
-
+# %% ../../nbs/00_data.ipynb #72dd5f6362e1
 #: Version of the merged table's columns, part of its cache key (a new column is a new cache file)
 _KNOWN_COMPOSITIONS_FORMAT = "3: e_hull_mp, e_form_mp"
 
@@ -1219,7 +1219,7 @@ def _known_composition_rows(paths: dict, *, mirror) -> pd.DataFrame:
     ]
     return rows.merge(unique, on=["formula", "kind"], how="left").dropna(subset=["reduced_formula"])
 
-
+# %% ../../nbs/00_data.ipynb #c1abe08ece7e
 def _known_table(rows: pd.DataFrame) -> pd.DataFrame:
     "The merged known list of `load_known_compositions` from `_known_composition_rows`."
     from pymatgen.core import Composition
@@ -1239,7 +1239,7 @@ def _known_table(rows: pd.DataFrame) -> pd.DataFrame:
     table["e_form_mp"] = table.reduced_formula.map(lowest.e_form)
     return table
 
-
+# %% ../../nbs/00_data.ipynb #5e24b214c395
 def load_known_compositions(*, mirror="default") -> pd.DataFrame:
     """The merged 'known' list: one row per reduced formula (pymatgen's; 'O2', 'N2' for diatomic elements) found in any
     registered source of `known_compositions`, `mp2018_formation` or `mp_formation_compositions`, with one `in_<source>`

@@ -138,7 +138,7 @@ def enrichment(hit_rate_filtered: float, hit_rate_control: float) -> float:
         return float("nan")
     return float(hit_rate_filtered / hit_rate_control)
 
-
+# %% ../../nbs/07_discovery.ipynb #164921ad59fa
 def composition_filter(
     known: pd.DataFrame, config: DiscoveryConfig, run_dir: Path | str, *, progress: bool = False
 ) -> Ensemble:
@@ -169,7 +169,7 @@ def composition_filter(
         config=TrainConfig(epochs=config.composition_epochs, lr=config.composition_lr, seed=config.seed),
     )
 
-
+# %% ../../nbs/07_discovery.ipynb #c8b03c3fd5c9
 def pretrained_dir() -> Path:
     """Where round 0's ensemble (the filter pretrained on the whole oracle-level reference) is kept: machine-wide,
     `cache_dir()/pretrained/<training key>`. The key covers the model, `TrainConfig` and the fingerprints of the
@@ -177,12 +177,12 @@ def pretrained_dir() -> Path:
     other settings train their own."""
     return cache_dir() / "pretrained"
 
-
+# %% ../../nbs/07_discovery.ipynb #682cd256f8b5
 def discovery_dir(config: DiscoveryConfig, run_dir: Path | str) -> Path:
     "Where a run with `config` keeps its artefacts: `run_dir/config-<key>` (other settings, other folder)."
     return Path(run_dir) / f"config-{config.key()}"
 
-
+# %% ../../nbs/07_discovery.ipynb #3ce6864a4958
 def classify_hits(
     relaxed, *, known_structures: NoveltyChecker, mp_formulas: frozenset, earlier: NoveltyChecker
 ) -> list[str]:
@@ -201,7 +201,7 @@ def classify_hits(
             out.append("new")
     return out
 
-
+# %% ../../nbs/07_discovery.ipynb #2aadec7a207b
 def _round_rng(config: DiscoveryConfig, r: int) -> np.random.Generator:
     "Round r's own random stream, seeded from (seed, round): a resumed run draws what an uninterrupted one does."
     return np.random.default_rng([config.seed, r])
@@ -235,7 +235,7 @@ class DiscoveryContext:
         "Whether a composition may be selected: anywhere unless `config.max_hull_gap` restricts it to covered ones."
         return self.config.max_hull_gap is None or self.coverage.covered(composition)
 
-
+# %% ../../nbs/07_discovery.ipynb #015c57810a9a
 def discovery_context(config: DiscoveryConfig, run_dir: Path | str) -> DiscoveryContext:
     """Set up a run in `discovery_dir(config, run_dir)`: its config file and oracle store, and the reference
     relabelled by `config.oracle` (every crystal of the space, elemental references by rule; `reference.relabel`)."""
@@ -291,7 +291,7 @@ def discovery_context(config: DiscoveryConfig, run_dir: Path | str) -> Discovery
         validation_rows=set(permutation[:n_validation].tolist()),
     )
 
-
+# %% ../../nbs/07_discovery.ipynb #fbd219cf50ac
 def initial_known(context: DiscoveryContext) -> pd.DataFrame:
     """The known set a run starts from: the oracle-level reference (`material_id`, `reduced_formula`, `structure`,
     `e_form_oracle`, `source` = 'reference'); each round appends its labelled results (`update_known`)."""
@@ -364,7 +364,7 @@ class RoundState:
     parents: pd.DataFrame
     chemical_systems: list
 
-
+# %% ../../nbs/07_discovery.ipynb #2cbcbf02edee
 def start_round(
     context: DiscoveryContext, r: int, known: pd.DataFrame, model: Ensemble | None, directory: Path
 ) -> RoundState:
@@ -388,14 +388,14 @@ class Generated:
     candidates: list
     skips: SkipLog
 
-
+# %% ../../nbs/07_discovery.ipynb #0baf797aa61b
 @runtime_checkable
 class Generator(Protocol):
     "The generate stage: `generator(context, state) -> Generated`, drawing any randomness from `state.rng`."
 
     def __call__(self, context: DiscoveryContext, state: RoundState) -> Generated: ...
 
-
+# %% ../../nbs/07_discovery.ipynb #d6f89e55d976
 @dataclass
 class SubstitutionSapsGenerator:
     """GNoME's structural generators: ionic substitutions and SAPS of the round's parents
@@ -433,7 +433,7 @@ class Pool:
     n_novel: int
     n_unique_novel: int
 
-
+# %% ../../nbs/07_discovery.ipynb #7a8cc365f3e7
 def candidate_pool(context: DiscoveryContext, state: RoundState, generated: Generated) -> Pool:
     "The pool of a round's `generated` candidates: deduplicated, novel against `state.known`, within coverage."
     structures = [c.structure for c in generated.candidates]
@@ -453,14 +453,14 @@ class Selection:
     predicted: np.ndarray
     uncertainty: np.ndarray
 
-
+# %% ../../nbs/07_discovery.ipynb #585fce365917
 @runtime_checkable
 class Filter(Protocol):
     "The filter (acquisition) stage: `filter(context, state, pool) -> Selection` of at most `config.budget`."
 
     def __call__(self, context: DiscoveryContext, state: RoundState, pool: list) -> Selection: ...
 
-
+# %% ../../nbs/07_discovery.ipynb #cae2fcb2f724
 @dataclass
 class EnsembleFilter:
     """GNoME's filter: the round's ensemble predicts each candidate's formation energy (mean and spread over members
@@ -484,7 +484,7 @@ class EnsembleFilter:
         score = acquisition_scores(e_hull, std, kind=config.acquisition, kappa=config.kappa, seed=seed)
         return Selection(np.argsort(score, kind="stable")[: config.budget], mean, std)
 
-
+# %% ../../nbs/07_discovery.ipynb #a91230a2f722
 @dataclass
 class RandomFilter:
     "A filter that knows nothing: `config.budget` candidates drawn uniformly from the pool (no predictions)."
@@ -496,7 +496,7 @@ class RandomFilter:
         chosen = state.rng.choice(len(pool), size=min(context.config.budget, len(pool)), replace=False)
         return Selection(np.asarray(chosen, int), unknown, unknown)
 
-
+# %% ../../nbs/07_discovery.ipynb #89f8ead23aa3
 def control_sample(rng: np.random.Generator, n_pool: int, size: int) -> np.ndarray:
     """The control arm: a uniform random sample of `size` indices of a pool of `n_pool` (sorted; all of it when
     smaller), evaluated by the same oracle as the filter's picks, so the ratio of their hit rates is the filter's
@@ -531,7 +531,7 @@ class Picks:
             np.concatenate([self.predicted_composition, other.predicted_composition]),
         )
 
-
+# %% ../../nbs/07_discovery.ipynb #b572a9900f0b
 def structural_picks(pool: Pool, selection: Selection, control: np.ndarray) -> Picks:
     "The structural arm's `Picks`: the filter's choice, then the control arm's other picks (each relaxed once)."
     evaluate = np.concatenate([selection.chosen, control[~np.isin(control, selection.chosen)]]).astype(int)
@@ -562,7 +562,7 @@ def unknown_compositions(context: DiscoveryContext, state: RoundState) -> tuple[
     )
     return [f for f in pool if context.in_coverage(f)], len(pool)
 
-
+# %% ../../nbs/07_discovery.ipynb #f92c4338fb06
 def _random_structures_of(compositions: list, config: DiscoveryConfig, rng, skips: SkipLog) -> tuple[list, np.ndarray]:
     """`structures_per_composition` random structures of each composition (a seed drawn from `rng` per composition);
     returns them and the index of the composition each came from."""
@@ -577,7 +577,7 @@ def _random_structures_of(compositions: list, config: DiscoveryConfig, rng, skip
             of.append(k)
     return candidates, np.asarray(of, int)
 
-
+# %% ../../nbs/07_discovery.ipynb #f0db0148d942
 @dataclass
 class CompositionalArm:
     """GNoME's compositional pipeline as one generator of picks: charge-balanced compositions of the round's chemical
@@ -689,7 +689,7 @@ def label_picks(context: DiscoveryContext, state: RoundState, picks: Picks, resu
         }
     )
 
-
+# %% ../../nbs/07_discovery.ipynb #a6dfa32225e2
 def best_of_compositions(evaluated: pd.DataFrame) -> pd.Series:
     """Whether each pick is its composition's result: the lowest-energy labelled structure of each composition of
     the compositional arm (GNoME's AIRSS keeps the best of many; the first on a tie); False for structural picks."""
@@ -740,12 +740,12 @@ def _hit_rate(
     units = n_structures + len(formulas)
     return (hits_structures + sum(composition_hit[f] for f in formulas)) / units if units else float("nan")
 
-
+# %% ../../nbs/07_discovery.ipynb #160eb39a07b6
 def _stable(ev: pd.DataFrame, column: str) -> np.ndarray:
     "E_hull in `column` ≤ 0; a missing label is unstable (Matbench Discovery)."
     return ev[column].astype(float).fillna(np.inf).le(0).to_numpy()
 
-
+# %% ../../nbs/07_discovery.ipynb #47ec317a2198
 def _round_hit_rates(ev: pd.DataFrame, compositions: pd.DataFrame) -> dict:
     """`round_metrics`' hit rates and enrichments of the filtered and control arms: overall, structural,
     compositional, among new materials and in covered systems (`_hit_rate`)."""
@@ -786,7 +786,7 @@ def _round_hit_rates(ev: pd.DataFrame, compositions: pd.DataFrame) -> dict:
         "enrichment_compositional": enrichment(*compositional),
     }
 
-
+# %% ../../nbs/07_discovery.ipynb #5e50fb7f680b
 def _round_stable_counts(ev: pd.DataFrame) -> dict:
     """`round_metrics`' stable-material counts: compositions (polymorphs once) below the reference hull by verdict
     (`status`) and arity, and labelled ones on the updated hull."""
@@ -809,7 +809,7 @@ def _round_stable_counts(ev: pd.DataFrame) -> dict:
         **{f"new_stable_vs_reference_{name}": n_formulas(below_reference & is_new & m) for name, m in arities},
     }
 
-
+# %% ../../nbs/07_discovery.ipynb #6238c3842493
 def round_metrics(evaluated: pd.DataFrame, compositions: pd.DataFrame) -> dict:
     """A round's metrics, a pure function of its evaluated picks (`label_picks`, with `best_of_composition` and
     `on_updated_hull`) and its compositional arm's compositions (`CompositionalArm`). A hit is a pick with oracle
@@ -868,7 +868,7 @@ def _generator_counts(prefix: str, candidates: list) -> dict:
     counts = pd.Series([c.generator for c in candidates], dtype=object).value_counts()
     return {f"{prefix}_{g}": int(counts.get(g, 0)) for g in GENERATORS}
 
-
+# %% ../../nbs/07_discovery.ipynb #094a6e881dff
 def _round_picks(context: DiscoveryContext, state: RoundState, pool: Pool, filter: Filter, compositional) -> tuple:
     """(picks, the compositional arm's compositions, its funnel): the filter's selection and the control sample of
     `pool`, plus the compositional arm's picks when there is one."""
@@ -881,7 +881,7 @@ def _round_picks(context: DiscoveryContext, state: RoundState, pool: Pool, filte
         picks = picks + composition_picks
     return picks, compositions, funnel
 
-
+# %% ../../nbs/07_discovery.ipynb #5dbbe167051d
 def _relax_picks(context: DiscoveryContext, state: RoundState, picks: Picks, oracle: Oracle, progress: bool):
     "The oracle's relaxations of a round's `picks` into the run's store, each with its round, generator and arm."
     meta = [
@@ -890,7 +890,7 @@ def _relax_picks(context: DiscoveryContext, state: RoundState, picks: Picks, ora
     ]
     return oracle.relax([c.structure for c in picks.candidates], context.store, meta=meta, progress=progress)
 
-
+# %% ../../nbs/07_discovery.ipynb #0762b920aa8a
 def _round_record(context, state, generated: Generated, pool: Pool, funnel: dict, metrics: dict, wall: dict) -> dict:
     "One row of the rounds table: the funnel's counts, `round_metrics`, provenance and wall times."
     config = context.config
@@ -920,7 +920,7 @@ def _round_record(context, state, generated: Generated, pool: Pool, funnel: dict
         **{f"wall_{k}": v for k, v in wall.items()},
     }
 
-
+# %% ../../nbs/07_discovery.ipynb #0a71723451af
 def run_round(
     context: DiscoveryContext,
     state: RoundState,
@@ -979,7 +979,7 @@ def rounds_table(records: list[dict]) -> pd.DataFrame:
             table[f"cumulative_{column}"] = table[column].cumsum()
     return table
 
-
+# %% ../../nbs/07_discovery.ipynb #057b348a1746
 def run_discovery(
     config: DiscoveryConfig,
     run_dir: Path | str,
@@ -1066,7 +1066,7 @@ def arm_counts(evaluated: pd.DataFrame) -> dict:
         out[f"{arm}_compositional_hits"] = int(comps[best & comps.hit].formula.nunique())
     return out
 
-
+# %% ../../nbs/07_discovery.ipynb #d5348a8c3b25
 def enrichment_interval(
     hits_filtered: int, n_filtered: int, hits_control: int, n_control: int, *, z: float = 1.96
 ) -> tuple:
@@ -1082,7 +1082,7 @@ def enrichment_interval(
     half = z * np.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)
     return (float(ratio), float(ratio * np.exp(-half)), float(ratio * np.exp(half)))
 
-
+# %% ../../nbs/07_discovery.ipynb #1626e5a74cfd
 def enrichment_table(run_dir: Path | str, *, pool_from: int = 1) -> pd.DataFrame:
     """Per round and pooled over rounds ≥ `pool_from` (GNoME's claim is about the rounds after the first), for each
     kind (structural; covered: the structural picks in well-covered systems, `arm_counts`; compositional; all =
@@ -1166,7 +1166,7 @@ def stable_materials(run_dir: Path | str) -> pd.DataFrame:
     out["verdict"] = hit_verdicts(out.formula)
     return out[cols].sort_values("e_hull_vs_reference").reset_index(drop=True)
 
-
+# %% ../../nbs/07_discovery.ipynb #2626ffdbd2b1
 def verdict_counts(stable: pd.DataFrame, by: str = "round") -> pd.DataFrame:
     """Per value of `by` (a column of `stable_materials`: 'round', 'n_elements', 'arm'), and over all ('all'): the
     hits of each verdict and the precision on the verifiable ones with its 95 % interval
@@ -1175,7 +1175,7 @@ def verdict_counts(stable: pd.DataFrame, by: str = "round") -> pd.DataFrame:
     rows.append({by: "all", **verified_precision(stable.verdict)})
     return pd.DataFrame(rows)
 
-
+# %% ../../nbs/07_discovery.ipynb #654e6878ad0d
 def retrospective_score(
     run_dir: Path | str, *, near_hull: float | None = None, stable: pd.DataFrame | None = None
 ) -> dict:
@@ -1206,7 +1206,7 @@ def discovery_curve(order: np.ndarray, is_hit: np.ndarray) -> np.ndarray:
     "Cumulative hits after 1..n evaluations when the pool is evaluated in `order`."
     return np.cumsum(np.asarray(is_hit, bool)[np.asarray(order)])
 
-
+# %% ../../nbs/07_discovery.ipynb #5b9f4b8bd874
 def _benchmark_result(orders: dict, truth: np.ndarray, predicted_mae: float) -> dict:
     """A retrospective benchmark's result: discovery curves of each acquisition order over the pool, the lift table,
     pool size, hits and the model's MAE on the pool."""
@@ -1220,7 +1220,7 @@ def _benchmark_result(orders: dict, truth: np.ndarray, predicted_mae: float) -> 
         "predicted_mae": predicted_mae,
     }
 
-
+# %% ../../nbs/07_discovery.ipynb #bfa8ad19b36c
 def _heldout_systems_split(use: pd.DataFrame, n_heldout_systems: int, n_train: int | None, rng) -> tuple:
     """(training rows, pool index): `n_heldout_systems` chemical systems of ≥ 3 crystals and ≥ 2 elements drawn with
     `rng` form the pool; training draws `n_train` crystals (all if None) from every other chemical system."""
@@ -1234,7 +1234,7 @@ def _heldout_systems_split(use: pd.DataFrame, n_heldout_systems: int, n_train: i
         return np.sort(rng.permutation(train_idx.row_index.to_numpy())[:n_train]), pool_idx
     return train_idx.row_index.to_numpy(), pool_idx
 
-
+# %% ../../nbs/07_discovery.ipynb #1a22bfed10bf
 def retrospective_structures(
     *,
     n_heldout_systems: int = 60,
@@ -1277,7 +1277,7 @@ def retrospective_structures(
     }
     return _benchmark_result(orders, truth, mae(pool.formation_energy_per_atom, mean))
 
-
+# %% ../../nbs/07_discovery.ipynb #514846170ec3
 def _lift_table(curves: pd.DataFrame, truth: np.ndarray, budgets=(0.05, 0.1, 0.2)) -> pd.DataFrame:
     rows = []
     for f in budgets:
@@ -1296,13 +1296,13 @@ def _lift_table(curves: pd.DataFrame, truth: np.ndarray, budgets=(0.05, 0.1, 0.2
             )
     return pd.DataFrame(rows)
 
-
+# %% ../../nbs/07_discovery.ipynb #eb6b71cf8c68
 def _composition_dataset(formulas, formation_energies=None) -> GraphDataset:
     "A composition-only dataset (no graphs) of `formulas`, with targets (eV/atom) where given."
     y = None if formation_energies is None else torch.tensor(np.asarray(formation_energies), dtype=torch.float32)
     return GraphDataset([], composition_matrix(list(formulas)), y)
 
-
+# %% ../../nbs/07_discovery.ipynb #5e7976e7b8b3
 def _absent_compositions(use: pd.DataFrame, n_pool: int, seed: int) -> pd.DataFrame:
     """A seeded sample of `n_pool` compositions of `mp_formation_compositions` absent from mp2018 (`use`), one row per
     reduced formula (`reduced`), inside `FORMATION_ENERGY_BOUNDS` (mp2018_formation's outlier rule)."""
@@ -1315,7 +1315,7 @@ def _absent_compositions(use: pd.DataFrame, n_pool: int, seed: int) -> pd.DataFr
     absent = absent[absent.formation_energy_per_atom.between(*FORMATION_ENERGY_BOUNDS)]
     return absent.sample(n=min(n_pool, len(absent)), random_state=seed).reset_index(drop=True)
 
-
+# %% ../../nbs/07_discovery.ipynb #ab6eb86a730a
 def retrospective_compositions(
     *,
     n_pool: int = 3000,
@@ -1415,7 +1415,7 @@ def rounds_figure(rounds: pd.DataFrame):
     fig.tight_layout()
     return fig
 
-
+# %% ../../nbs/07_discovery.ipynb #560234da6082
 def retrospective_figure(structures: dict, compositions: dict):
     "Discovery curves (hits vs evaluations) of each strategy in both retrospective benchmarks."
     import matplotlib.pyplot as plt

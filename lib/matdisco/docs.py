@@ -36,13 +36,13 @@ suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "myst.xref_missi
 def _toctree(caption: str, entries: list[str]) -> str:
     return "\n".join(["", "```{toctree}", f":caption: {caption}", ":maxdepth: 1", "", *entries, "```", ""])
 
-
+# %% ../../nbs/98_docs.ipynb #e5f2396aff83
 def library_notebooks(root: Path | None = None) -> list[Path]:
     "The library notebooks (`nbs/*.ipynb` except the front page), in chapter order."
     root = root or project_root()
     return sorted(p for p in (root / "nbs").glob("*.ipynb") if p.name != "index.ipynb")
 
-
+# %% ../../nbs/98_docs.ipynb #36dc24957a51
 def stage_docs(
     dest: Path | str, *, run_dir: Path | str | None = None, results_paths=(), root: Path | None = None
 ) -> Path:
@@ -106,7 +106,7 @@ def build_docs(source: Path | str, out: Path | str, *, log: Path | str | None = 
         raise RuntimeError(f"sphinx-build failed (exit {code}); its warnings and errors: {log}")
     return out
 
-
+# %% ../../nbs/98_docs.ipynb #628e1e90c975
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -118,7 +118,7 @@ class _Links(HTMLParser):
             if tag in ("a", "img", "link", "script") and attrs.get(name):
                 self.links.append((tag, attrs[name]))
 
-
+# %% ../../nbs/98_docs.ipynb #43162870f6d2
 def check_site(html_dir: Path | str) -> list[str]:
     """Problems a reader would hit in the built site `html_dir`: every relative link, stylesheet, script and image of
     every page must resolve to a file, and every image must decode. External links are not followed (the build
@@ -158,7 +158,7 @@ def chromium_binary() -> str | None:
             return path
     return None
 
-
+# %% ../../nbs/98_docs.ipynb #6fd125fa77c9
 def browser_screenshots(
     html_dir: Path | str,
     pages: list[str],

@@ -36,7 +36,7 @@ def split_frames(*, n_train: int | None, n_val: int | None, n_test: int | None, 
     table = load_structures(np.concatenate(list(rows.values())), progress=progress).frame.set_index("row_index")
     return tuple(table.loc[rows[k]].reset_index() for k in ("train", "val", "test"))
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #6289b702770a
 def regression_row(name: str, y_true, y_pred, e_hull_true, e_hull_pred) -> dict:
     """One row of the metrics table: MAE/RMSE (eV/atom, formation energy = E_hull error on a fixed hull), R² on
     formation energy (`R2_e_form`) and on E_hull (`R2_e_hull`, Matbench Discovery's R²), and the Matbench-Discovery
@@ -52,7 +52,7 @@ def regression_row(name: str, y_true, y_pred, e_hull_true, e_hull_pred) -> dict:
         **{k: cls[k] for k in ("F1", "precision", "recall", "accuracy", "DAF", "DAF_max", "prevalence")},
     }
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #45796cfb4bbb
 def _composition_predictions(
     ds: dict, train_config: TrainConfig, composition: CompositionConfig | None, run_dir: Path, progress: bool
 ) -> np.ndarray:
@@ -64,7 +64,7 @@ def _composition_predictions(
     cm, cn, _ = load_model(comp_dir / "best.pt")
     return predict(cm, cn, ds["test"])
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #9d7258a41515
 def chgnet_cross_level(
     test_df: pd.DataFrame, y_test, eh_true, e_hull, gnn_mean, gnn_e_hull, *, k: int, seed: int, progress: bool
 ) -> tuple[np.ndarray, list]:
@@ -93,7 +93,7 @@ def chgnet_cross_level(
         {**gnn_row, "level": "pre-2020 labels, trained at that level"},
     ]
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #b71948489fb0
 def _benchmark_summary(
     predictions: pd.DataFrame, y_test, ens, frames: tuple, gnn, train_config, processes: int
 ) -> dict:
@@ -120,7 +120,7 @@ def _benchmark_summary(
         "gnn_dirs": [str(d) for d in ens.dirs],
     }
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #e77c60f0a897
 def _predictions_table(
     test_df: pd.DataFrame, y_test, preds: dict, gnn: tuple, tta: tuple, chgnet, eh_true, eh_gnn
 ) -> pd.DataFrame:
@@ -143,7 +143,7 @@ def _predictions_table(
         }
     )
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #6ad632be303c
 def _gnn_ensemble(
     ds: dict,
     test_df,
@@ -171,7 +171,7 @@ def _gnn_ensemble(
     tta = ens.predict_structures(list(test_df.structure), volume_scales=tta_scales)
     return ens, ens.predict(ds["test"]), tta
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #1602936fccc2
 def run_energy_benchmark(
     train_df,
     val_df,
@@ -248,7 +248,7 @@ def parity_figure(predictions: pd.DataFrame, *, pred_col: str = "gnn_mean", titl
     fig.tight_layout()
     return fig
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #97b5397fd8ed
 def uncertainty_columns(predictions: pd.DataFrame) -> tuple[str, str, str]:
     """(mean column, std column, label) of the uncertainty to judge: the ensemble's spread when it has more than one
     member (some std > 0), else the spread over volume-TTA scales of the single model."""
@@ -256,7 +256,7 @@ def uncertainty_columns(predictions: pd.DataFrame) -> tuple[str, str, str]:
         return "gnn_mean", "gnn_std", "ensemble std"
     return "gnn_tta_mean", "gnn_tta_std", "volume-TTA std (one member)"
 
-
+# %% ../../nbs/12_energy_benchmark.ipynb #1ac28cc179f3
 def uncertainty_figure(predictions: pd.DataFrame, calibration: pd.DataFrame):
     """|error| vs the uncertainty of `uncertainty_columns` (scatter, log–log) with binned means: does the spread rank
     the errors?"""

@@ -71,20 +71,20 @@ def _known_systems() -> pd.Series:
     s = pd.Series(systems)
     return s[s.str.contains("-")].value_counts()
 
-
+# %% ../../nbs/13_evaluate.ipynb #d22b69b701bc
 @functools.lru_cache(maxsize=1)
 def _coverage() -> ReferenceCoverage:
     "The reference's coverage (built once per process: it reads both data sets' hulls)."
     return ReferenceCoverage()
 
-
+# %% ../../nbs/13_evaluate.ipynb #e8166d0a1406
 def _subsystems(system: str) -> list[str]:
     import itertools
 
     els = system.split("-")
     return ["-".join(c) for r in range(2, len(els) + 1) for c in itertools.combinations(els, r)]
 
-
+# %% ../../nbs/13_evaluate.ipynb #c627671bc892
 def system_coverage(systems, reference_frame: pd.DataFrame) -> pd.DataFrame:
     """Per chemical system (e.g. 'Li-Mn-O'): `hull_compounds`, the reference crystals of ≥ 2 elements in it or its
     subsystems (what its hull is built from besides the elements); `mp_known_compositions`, the same count over MP's
@@ -112,7 +112,7 @@ class Evaluation:
     config: EvaluateConfig
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["id", "reason"]))
 
-
+# %% ../../nbs/13_evaluate.ipynb #82401627ae68
 def unreferenced_elements(structures) -> list[str]:
     """The elements of `structures` without any reference energy (no mp2018 elemental crystal and no MP2020 value,
     e.g. Am). A structure holding one has no formation energy: it is reported as failed, with the reason, and not
@@ -122,7 +122,7 @@ def unreferenced_elements(structures) -> list[str]:
     elements = {el.symbol for s in structures for el in s.composition.elements}
     return sorted(elements - set(mp_reference_energies()))
 
-
+# %% ../../nbs/13_evaluate.ipynb #286db45d7189
 @dataclass
 class OracleLabels:
     "What the oracle computed for one evaluation: the reference at its level, chemical potentials, relaxations."
@@ -133,7 +133,7 @@ class OracleLabels:
     wall_reference_s: float
     wall_relax_s: float
 
-
+# %% ../../nbs/13_evaluate.ipynb #dc33b6dc0171
 def oracle_labels(
     structures, ids, elements, config: EvaluateConfig, store, *, scheduler, client, progress: bool
 ) -> OracleLabels:
@@ -173,7 +173,7 @@ def oracle_labels(
         )
     return OracleLabels(oref, mu, done, t_ref - t0, time.perf_counter() - t_ref)
 
-
+# %% ../../nbs/13_evaluate.ipynb #4ae263274742
 def relaxation_rows(structures, judgeable, relaxations: pd.DataFrame, unreferenced) -> pd.DataFrame:
     """One row per structure: the oracle's relaxation where the structure was `judgeable`, else a failure naming the
     elements without a reference."""
@@ -192,7 +192,7 @@ def relaxation_rows(structures, judgeable, relaxations: pd.DataFrame, unreferenc
 
     return pd.DataFrame([next(relaxed_rows) if j else failure(s) for s, j in zip(structures, judgeable)])
 
-
+# %% ../../nbs/13_evaluate.ipynb #2a657bf18472
 def relaxed_energies(rows: pd.DataFrame, mu: dict, *, use_unconverged: bool) -> dict:
     """From `relaxation_rows`: `ok`, `converged`, the `relaxed` structures (None where the relaxation failed), the
     oracle's `energy_per_atom` and `e_form` (eV/atom, against `mu`) of the usable ones (converged, or any `ok` one with
@@ -207,7 +207,7 @@ def relaxed_energies(rows: pd.DataFrame, mu: dict, *, use_unconverged: bool) -> 
         e_form[usable] = formation_energy_per_atom([relaxed[k] for k in np.flatnonzero(usable)], energy[usable], mu)
     return {"ok": ok, "converged": converged, "relaxed": relaxed, "energy_per_atom": energy, "e_form": e_form}
 
-
+# %% ../../nbs/13_evaluate.ipynb #c9bf53c2cffe
 def uniqueness_and_matches(relaxed, reference: pd.DataFrame, matcher_name: str) -> tuple[np.ndarray, list]:
     """For `relaxed` structures (None where the relaxation failed): whether each is unique among the relaxed ones, and
     the `material_id` of the `reference` crystal it matches (None: novel), with `MATCHERS[matcher_name]`."""
@@ -218,7 +218,7 @@ def uniqueness_and_matches(relaxed, reference: pd.DataFrame, matcher_name: str) 
     checker = NoveltyChecker(reference.structure, ids=reference.material_id, matcher=matcher)
     return unique, [checker.match(s) if s is not None else None for s in relaxed]
 
-
+# %% ../../nbs/13_evaluate.ipynb #6ab8bed51733
 def scored_table(structures, ids, rows: pd.DataFrame, labels: OracleLabels, config: EvaluateConfig) -> pd.DataFrame:
     """One row per structure with the columns `evaluate_structures` documents (before its system's coverage is
     merged in): the relaxation's outcome, energies and E_hull, stability, uniqueness, novelty, hull gap, RMSD and the
@@ -259,7 +259,7 @@ def scored_table(structures, ids, rows: pd.DataFrame, labels: OracleLabels, conf
     table.loc[hits, "verdict"] = hit_verdicts([comps[k] for k in np.flatnonzero(hits)], coverage=coverage)
     return table
 
-
+# %% ../../nbs/13_evaluate.ipynb #2f5daa672332
 def evaluation_metrics(table: pd.DataFrame, *, n_skipped: int, n_reference: int, config: EvaluateConfig) -> dict:
     """The S.U.N. metrics of an evaluated `table` (one row per structure read, with its system's coverage) and the
     counts behind them; the `n_skipped` files the reader could not read count as submitted and failed."""
@@ -296,7 +296,7 @@ def evaluation_metrics(table: pd.DataFrame, *, n_skipped: int, n_reference: int,
         "config": config.key(),
     }
 
-
+# %% ../../nbs/13_evaluate.ipynb #fb096009fee1
 def evaluate_structures(
     structures,
     ids=None,
@@ -372,7 +372,7 @@ def energy_histogram(table: pd.DataFrame, *, threshold: float = SUN_STABILITY_TH
     fig.tight_layout()
     return fig
 
-
+# %% ../../nbs/13_evaluate.ipynb #63317d00719d
 METRIC_LABELS = {
     "n_submitted": "submitted",
     "n_relaxed": "relaxed",
@@ -408,7 +408,7 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
     "The headline metrics as a two-column table (fractions as given, counts as counts)."
     return pd.DataFrame([{"metric": METRIC_LABELS[k], "value": metrics[k]} for k in METRIC_LABELS if k in metrics])
 
-
+# %% ../../nbs/13_evaluate.ipynb #16f3ac13de0b
 def write_evaluation(ev: Evaluation, out_dir: Path | str, *, figure_name: str = "evaluate_e_hull") -> dict:
     """Write `structures.csv`, `systems.csv`, `skipped.csv`, `metrics.json` and the E_hull histogram (PNG + PDF)
     into `out_dir` (atomically); returns the paths."""
@@ -501,7 +501,7 @@ def generator_samples(
         out[gen] = ([f"{gen}:{pool[k].parent_id}:{k}" for k in pick], [pool[k].structure for k in pick])
     return out
 
-
+# %% ../../nbs/13_evaluate.ipynb #1921c73417e4
 def evaluate_generators(
     samples: dict,
     *,
@@ -524,7 +524,7 @@ def evaluate_generators(
         rows.append({"generator": gen, **{k: v for k, v in ev.metrics.items() if not isinstance(v, dict)}})
     return pd.DataFrame(rows)
 
-
+# %% ../../nbs/13_evaluate.ipynb #c737cee41176
 def generators_figure(table: pd.DataFrame, published: pd.DataFrame = PUBLISHED_SUN):
     "Bars: S.U.N. (%) and mean RMSD to the relaxed structure (Å) per generator, ours beside the published ones."
     import matplotlib.pyplot as plt
@@ -579,7 +579,7 @@ def discovery_round_samples(
         structures.append(s)
     return dict(sorted(out.items(), key=lambda kv: int(kv[0].split()[1])))
 
-
+# %% ../../nbs/13_evaluate.ipynb #e456d6b0679f
 def discovery_evaluate_config(run_dir: Path | str, **overrides) -> EvaluateConfig:
     "An `EvaluateConfig` with the discovery run's oracle and relaxation settings (from its `config.json`)."
     cfg = json.loads((Path(run_dir) / "config.json").read_text())

@@ -41,7 +41,7 @@ def element_counts(formulas) -> pd.Series:
 
     return pd.Series(c).sort_index(key=lambda idx: [Element(s).Z for s in idx])
 
-
+# %% ../../nbs/90_figures.ipynb #fcafa25ae883
 def dataset_overview_figure(index: pd.DataFrame, e_hull: np.ndarray | None = None, *, title: str = ""):
     "Four-panel overview of a formation-energy data set (index table from `matdisco.data.read_index`)."
     sns.set_theme(style="whitegrid", context="paper")

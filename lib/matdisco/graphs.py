@@ -31,7 +31,7 @@ def _as_arrays(obj):
         np.array(obj.lattice.pbc, dtype=bool),
     )
 
-
+# %% ../../nbs/01_graphs.ipynb #be5bc2280386
 def neighbor_list_numpy(
     positions: np.ndarray,
     cell: np.ndarray,
@@ -89,7 +89,7 @@ def neighbor_list_numpy(
     order = np.lexsort((dd, j, i))
     return i[order], j[order], img[order].astype(np.int64), dd[order]
 
-
+# %% ../../nbs/01_graphs.ipynb #8db4dbe95337
 @functools.lru_cache(maxsize=8)
 def _vesin_list(cutoff: float):
     "One vesin `NeighborList` per cutoff and process, on one thread (one thread per worker; reusing it is ~2x faster)."
@@ -97,7 +97,7 @@ def _vesin_list(cutoff: float):
 
     return NeighborList(cutoff=cutoff, full_list=True, n_threads=1)
 
-
+# %% ../../nbs/01_graphs.ipynb #98c5b26191ed
 def neighbor_list(
     positions: np.ndarray, cell: np.ndarray, cutoff: float, *, pbc=(True, True, True), exclude_self: bool = True
 ):
@@ -174,7 +174,7 @@ class CrystalGraph:
             kw[f.name] = v
         return CrystalGraph(**kw)
 
-
+# %% ../../nbs/01_graphs.ipynb #8ff6414b1be9
 def structure_to_graph(structure, cutoff: float = 5.0, *, dtype=torch.float32) -> CrystalGraph:
     "Crystal graph of one pymatgen Structure or ase Atoms with all neighbours within `cutoff` Å."
     z, pos, cell, pbc = _as_arrays(structure)
@@ -190,7 +190,7 @@ def structure_to_graph(structure, cutoff: float = 5.0, *, dtype=torch.float32) -
         cutoff=float(cutoff),
     )
 
-
+# %% ../../nbs/01_graphs.ipynb #a677dfad7e6f
 def batch_graphs(graphs: list[CrystalGraph]) -> CrystalGraph:
     "Disjoint union of crystal graphs (edge indices offset by each crystal's first atom)."
     if not graphs:
@@ -210,7 +210,7 @@ def batch_graphs(graphs: list[CrystalGraph]) -> CrystalGraph:
         cutoff=graphs[0].cutoff,
     )
 
-
+# %% ../../nbs/01_graphs.ipynb #894c32c67433
 def collate(structures, cutoff: float = 5.0, *, dtype=torch.float32) -> CrystalGraph:
     "Batch of crystal graphs from a list of pymatgen Structures or ase Atoms."
     return batch_graphs([structure_to_graph(s, cutoff, dtype=dtype) for s in structures])

@@ -24,11 +24,11 @@ def formation_entry(composition, formation_energy_per_atom: float, name: str | N
         raise ValueError(f"formation energy of {name or comp.formula} is {formation_energy_per_atom}, not a number")
     return PDEntry(comp, formation_energy_per_atom * comp.num_atoms, name=name)
 
-
+# %% ../../nbs/04_hull.ipynb #2c757d31524d
 def _chemsys(comp: Composition) -> frozenset:
     return frozenset(el.symbol for el in comp.elements)
 
-
+# %% ../../nbs/04_hull.ipynb #05bdc735d402
 class ReferenceHull:
     """Convex hull of formation energies (eV/atom, elements at 0) from reference entries.
     `e_above_hull(composition, e_form)` is the energy above this hull; negative means below it
@@ -95,7 +95,7 @@ class ReferenceHull:
         this."""
         return ReferenceHull(self.entries + list(new_entries))
 
-
+# %% ../../nbs/04_hull.ipynb #2efd8561e2dc
 def _subsets(system: frozenset):
     els = sorted(system)
     for r in range(1, len(els) + 1):

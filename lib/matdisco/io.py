@@ -74,7 +74,7 @@ class StructureSet:
             "skipped_by_reason": reasons,
         }
 
-
+# %% ../../nbs/00a_io.ipynb #0542c532721d
 def _collect(source: str, items, *, min_distance: float) -> StructureSet:
     "`items`: (id, Structure or an Exception/str saying why it could not be read)."
     out, skipped = StructureSet(source), []
@@ -140,7 +140,7 @@ def _cif_text_structures(text: str, ident: str):
         return [(ident, structures[0])]
     return [(f"{ident}#{k}", s) for k, s in enumerate(structures)]
 
-
+# %% ../../nbs/00a_io.ipynb #d5021245def3
 def read_cif_folder(folder: Path | str, *, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> StructureSet:
     "Every `*.cif` in `folder` (sorted by name); a structure's id is its file name."
     folder = Path(folder)
@@ -156,7 +156,7 @@ def read_cif_folder(folder: Path | str, *, min_distance: float = MIN_INTERATOMIC
         raise FileNotFoundError(f"{folder}: no *.cif files")
     return _collect(str(folder), items, min_distance=min_distance)
 
-
+# %% ../../nbs/00a_io.ipynb #c4424dfefbbc
 def read_extxyz(path: Path | str, *, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> StructureSet:
     """Every frame of an extended-XYZ file. A frame's id is its `id`, `material_id` or `name` info field, else
     `<file>:<frame>`. A non-periodic frame is skipped; a file truncated mid-frame keeps the frames before the break."""
@@ -189,7 +189,7 @@ def read_extxyz(path: Path | str, *, min_distance: float = MIN_INTERATOMIC_DISTA
         raise ValueError(f"{path}: no frames")
     return _collect(str(path), items, min_distance=min_distance)
 
-
+# %% ../../nbs/00a_io.ipynb #485b69c1b97a
 def read_cif_csv(
     path: Path | str,
     *,
@@ -211,7 +211,7 @@ def read_cif_csv(
     items = [it for ident, text in zip(ids, df[cif_column].astype(str)) for it in _cif_text_structures(text, ident)]
     return _collect(str(path), items, min_distance=min_distance)
 
-
+# %% ../../nbs/00a_io.ipynb #da2444e3c314
 def read_structures(path: Path | str, **kw) -> StructureSet:
     "A folder of CIFs, an extended-XYZ file (`.extxyz`, `.xyz`) or a CSV with a CIF column, by what `path` is."
     path = Path(path)

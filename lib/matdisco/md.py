@@ -53,12 +53,12 @@ class MDConfig:
     def n_steps(self) -> int:
         return int(round(self.total_ps * 1000 / self.timestep_fs))
 
-
+# %% ../../nbs/17_md.ipynb #47d8296b6f7b
 def supercell_reps(lengths, min_length: float) -> list[int]:
     "Repeats along each lattice vector (lengths in Å) that make every one at least `min_length` Å long."
     return [max(1, int(np.ceil(min_length / L))) for L in lengths]
 
-
+# %% ../../nbs/17_md.ipynb #5b188bcd1faf
 def md_supercell(structure, min_length: float = 10.0):
     "ASE atoms of `structure` repeated along each lattice vector until it is at least `min_length` Å long."
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -186,7 +186,7 @@ def li_transport(frames, config: MDConfig, *, specie: str = "Li", kinisi_errors:
             out["reason"] = f"kinisi: {type(e).__name__}: {e}"[:300]
     return out
 
-
+# %% ../../nbs/17_md.ipynb #7ff748d7a735
 def kinisi_interval(
     frames, config: MDConfig, *, specie: str = "Li", seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
@@ -239,7 +239,7 @@ def displacement_regime(frames, *, specie: str = "Li") -> dict:
         "framework_melted": melted,
     }
 
-
+# %% ../../nbs/17_md.ipynb #c96009d8e280
 #: Å²/fs in cm²/s (1 Å² = 1e-16 cm², 1 fs = 1e-15 s)
 CM2_S_PER_A2_FS = 0.1
 
@@ -261,7 +261,7 @@ def is_superionic(sigma_mS_cm) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isfinite(s) & (s > 0), np.log10(np.where(s > 0, s, 1.0)) > SUPERIONIC_LOG10_MS_CM, False)
 
-
+# %% ../../nbs/17_md.ipynb #3b918f189b81
 def superionic_label(
     sigma_mS_cm, diffusive, sigma_floor_mS_cm, *, threshold_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM
 ) -> np.ndarray:
@@ -277,7 +277,7 @@ def superionic_label(
     label = np.where(moved == 1.0, above, np.where(moved == 0.0, 0.0, np.nan))
     return np.where(resolved, label, np.nan)
 
-
+# %% ../../nbs/17_md.ipynb #ef82a15e86d0
 def resolvable_threshold(
     floors_mS_cm, *, base_mS_cm: float = 10**SUPERIONIC_LOG10_MS_CM, quantile: float = 0.9
 ) -> float:
@@ -307,7 +307,7 @@ def diffusivity_agreement(d_reference, d_predicted) -> dict:
         "mean_log10_ratio_D": float(log_ratio.mean()) if ok.any() else float("nan"),
     }
 
-
+# %% ../../nbs/17_md.ipynb #0e9b4fe1e77f
 def md_classification(
     md_table: pd.DataFrame, *, reference: str = "oracle", predicted: str = "ours", threshold_mS_cm: float | None = None
 ) -> dict:
@@ -365,7 +365,7 @@ def _is_oracle(spec) -> bool:
     "Whether a calculator spec names an oracle (else it is the path of a saved potential: CHGNet `.pt`, sevenn `.pth`)."
     return isinstance(spec, str) and not spec.endswith((".pt", ".pth"))
 
-
+# %% ../../nbs/17_md.ipynb #e5123f6bf6c0
 @functools.lru_cache(maxsize=8)
 def make_md_calculator(spec, device: str | None = None):
     """ASE calculator of a spec: an oracle name, or the path of a saved potential (`matdisco.mlip.save_potential`);
@@ -385,12 +385,12 @@ def make_md_calculator(spec, device: str | None = None):
     model, _ = load_potential(spec)
     return potential_calculator(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-
+# %% ../../nbs/17_md.ipynb #fa3b508ee857
 def md_trajectory_path(out_dir: Path | str, spec, config: MDConfig, structure_key: str) -> Path:
     "Where `screen_conductors` keeps the trajectory of one (calculator spec, protocol, structure)."
     return Path(out_dir) / calculator_tag(spec) / config_key(config, datasets=()) / f"{structure_key}.extxyz"
 
-
+# %% ../../nbs/17_md.ipynb #436a1799a25e
 def calculator_tag(spec) -> str:
     """Folder name of a calculator spec's trajectories: a saved potential's file stem (it carries the potential's key),
     or an oracle's name with its package version, so a changed potential or oracle never reuses old trajectories."""
@@ -400,7 +400,7 @@ def calculator_tag(spec) -> str:
         return f"{spec}--{oracle_software(spec)}"
     return Path(spec).stem
 
-
+# %% ../../nbs/17_md.ipynb #7c73b55bdc70
 def _md_job(
     sid: str, structure_dict: dict, name: str, spec, config: MDConfig, path: str, kinisi_errors: bool, progress: bool
 ) -> dict:
@@ -427,7 +427,7 @@ def _md_job(
     tr = li_transport(frames, config, kinisi_errors=kinisi_errors, seed=config.seed)
     return row | {"steps_per_s": meta["steps_per_s"], "mean_temperature_K": meta["mean_temperature_K"]} | tr
 
-
+# %% ../../nbs/17_md.ipynb #2b3eff6401de
 def screen_conductors(
     structures: dict,
     calculators: dict,
@@ -479,7 +479,7 @@ def md_reference_dir() -> Path:
 
     return project_root() / "results" / "md_reference"
 
-
+# %% ../../nbs/17_md.ipynb #d110010ed253
 def md_reference_key(structures, oracle: str, config: MDConfig) -> str:
     "Key of an oracle-MD reference: the oracle and its package version, the protocol and the structures' keys."
     from matdisco.oracle import oracle_software
@@ -494,7 +494,7 @@ def md_reference_key(structures, oracle: str, config: MDConfig) -> str:
         datasets=(),
     )
 
-
+# %% ../../nbs/17_md.ipynb #744720afffba
 def _read_reference(folder: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
     from matdisco.data import DataError
 
@@ -516,7 +516,7 @@ def _read_reference(folder: Path, key: str) -> tuple[pd.DataFrame, dict] | None:
         )
     return table, meta
 
-
+# %% ../../nbs/17_md.ipynb #9c3b95a6021a
 def _failed_runs(structures: dict, table: pd.DataFrame) -> set:
     "Keys of `structures` whose MD is missing from `table` or failed (`reason` starting with 'md:')."
     failed = set(structures) - set(table.structure if len(table) else [])
@@ -524,7 +524,7 @@ def _failed_runs(structures: dict, table: pd.DataFrame) -> set:
         failed |= set(table.structure[table.reason.astype(str).str.startswith("md:")])
     return failed
 
-
+# %% ../../nbs/17_md.ipynb #81b73b50d130
 def md_reference_meta(structures: dict, oracle: str, config: MDConfig, key: str, cache: Path) -> dict:
     """The provenance of an oracle-MD reference: key, oracle and its software, MD settings, each structure's formula,
     size and trajectory checksum, git commit, packages, Python, hardware and creation time."""
@@ -552,7 +552,7 @@ def md_reference_meta(structures: dict, oracle: str, config: MDConfig, key: str,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
-
+# %% ../../nbs/17_md.ipynb #1da504af984a
 def oracle_md_reference(
     structures: dict,
     oracle: str,
@@ -600,7 +600,7 @@ def oracle_md_reference(
         atomic_write_text(target / f"md-reference-{key}.json", json.dumps(meta, indent=1, default=str))
     return table, meta
 
-
+# %% ../../nbs/17_md.ipynb #e6f37bcdfb31
 def md_speed(
     structure, calculators: dict, *, steps: int = 50, min_length: float = 7.0, temperature_K: float = 1000.0
 ) -> dict:

@@ -24,28 +24,28 @@ def mae(y_true, y_pred) -> float:
     ok = np.isfinite(t) & np.isfinite(p)
     return float(np.mean(np.abs(t[ok] - p[ok])))
 
-
+# %% ../../nbs/11_metrics.ipynb #c405378a0b25
 def rmse(y_true, y_pred) -> float:
     "Root-mean-square error, ignoring NaN pairs."
     t, p = np.asarray(y_true, float), np.asarray(y_pred, float)
     ok = np.isfinite(t) & np.isfinite(p)
     return float(np.sqrt(np.mean((t[ok] - p[ok]) ** 2)))
 
-
+# %% ../../nbs/11_metrics.ipynb #7e1440ee0053
 def r2(y_true, y_pred) -> float:
     "Coefficient of determination 1 − SS_res/SS_tot, ignoring NaN pairs."
     t, p = np.asarray(y_true, float), np.asarray(y_pred, float)
     ok = np.isfinite(t) & np.isfinite(p)
     return float(1 - np.sum((t[ok] - p[ok]) ** 2) / np.sum((t[ok] - t[ok].mean()) ** 2))
 
-
+# %% ../../nbs/11_metrics.ipynb #0da017352671
 def spearman(a, b) -> float:
     "Spearman rank correlation (e.g. between |error| and ensemble std: does the uncertainty rank the errors?)."
     a, b = np.asarray(a, float), np.asarray(b, float)
     ok = np.isfinite(a) & np.isfinite(b)
     return float(stats.spearmanr(a[ok], b[ok]).statistic)
 
-
+# %% ../../nbs/11_metrics.ipynb #126af5ca7a56
 def stability_classification(e_hull_true, e_hull_pred, *, threshold: float = STABILITY_THRESHOLD) -> dict:
     """Matbench Discovery `stable_metrics` (see above): TP/FP/TN/FN with stable iff E_hull <= threshold and a NaN
     prediction counted as unstable; F1 (NaN when precision + recall = 0), precision, recall (TPR), FPR, TNR, FNR,
@@ -98,7 +98,7 @@ def stability_classification(e_hull_true, e_hull_pred, *, threshold: float = STA
         "R2": r2(t, p) if ok.sum() > 1 else float("nan"),
     }
 
-
+# %% ../../nbs/11_metrics.ipynb #3675d1048463
 def calibration_table(abs_error, std, *, n_bins: int = 10):
     "Mean |error| and mean std per quantile bin of std (the data of a calibration / error-vs-uncertainty plot)."
     import pandas as pd
@@ -121,7 +121,7 @@ def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, 
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
-
+# %% ../../nbs/11_metrics.ipynb #3c04c882008d
 def binary_classification(y_true, y_pred) -> dict:
     """Confusion counts (TP, FP, TN, FN), accuracy with its 95 % Wilson interval, the majority-class baseline's
     accuracy on the same items, Matthews' correlation coefficient (0 where it is undefined: a constant label),
@@ -167,7 +167,7 @@ def binary_classification(y_true, y_pred) -> dict:
         "prevalence": div(tp + fn, n),
     }
 
-
+# %% ../../nbs/11_metrics.ipynb #c6273436ece9
 #: A hit's verdict after relaxation, by what the references can verify (`reference.hit_verdict`)
 HIT_VERDICTS = ("verified_rediscovery", "verified_false_positive", "known_unverified", "reference_hole", "new")
 
@@ -212,7 +212,7 @@ def stable_mask(e_hull, *, threshold: float = SUN_STABILITY_THRESHOLD) -> np.nda
     e = np.asarray(e_hull, float)
     return np.where(np.isnan(e), False, e <= threshold)
 
-
+# %% ../../nbs/11_metrics.ipynb #f5b1238223bb
 def sun_metrics(stable, unique, novel, *, n_submitted: int | None = None, known_composition=None) -> dict:
     """MatterGen's fractions from per-structure masks over the *relaxed* structures: `stable` and S.U.N.
     (stable & unique & novel) are divided by `n_submitted` (default: the number relaxed; failures count as unstable),
@@ -244,7 +244,7 @@ def sun_metrics(stable, unique, novel, *, n_submitted: int | None = None, known_
         out["sun_new_composition"] = div((s & u & n & ~k).sum(), submitted)
     return out
 
-
+# %% ../../nbs/11_metrics.ipynb #f17e624ffa6b
 def mattergen_preprocess(structure):
     "MatterGen's `preprocess_structure` of a sample before its RMSD: refined (spglib defaults), primitive, LLL-reduced."
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -252,7 +252,7 @@ def mattergen_preprocess(structure):
     refined = SpacegroupAnalyzer(structure).get_refined_structure()
     return refined.get_primitive_structure().get_reduced_structure(reduction_algo="LLL")
 
-
+# %% ../../nbs/11_metrics.ipynb #3fe3a9980d32
 def rmsd_angstrom(initial, relaxed) -> float:
     """RMSD (Å) between a sample and its relaxed form, as MatterGen computes it (`compute_rmsd_angstrom(relaxed,
     preprocess_structure(sample))`): the sample is first `mattergen_preprocess`ed; `get_rms_dist` of its RMSD matcher

@@ -49,7 +49,7 @@ class PotentialConfig:
     stress_loss_ratio: float = 0.1  # CHGNet's Trainer default
     seed: int = 0
 
-
+# %% ../../nbs/16_mlip.ipynb #45671def3f23
 def new_potential(config: PotentialConfig = PotentialConfig()):
     "An untrained CHGNet-architecture potential of `config`'s size; its composition model (AtomRef) is not yet fitted."
     from chgnet.model import CHGNet
@@ -72,7 +72,7 @@ def new_potential(config: PotentialConfig = PotentialConfig()):
         bond_graph_cutoff=config.bond_graph_cutoff,
     )
 
-
+# %% ../../nbs/16_mlip.ipynb #29590c18f039
 def n_parameters(model) -> int:
     "Trainable parameters of a potential."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -91,14 +91,14 @@ def _structures(frames):
 
     return [AseAtomsAdaptor.get_structure(a) for a in frames]
 
-
+# %% ../../nbs/16_mlip.ipynb #b83759bdcbec
 def ase_stress_to_vasp_kbar(stress):
     "An ASE stress (eV/Å³, tension positive; 3×3 or Voigt) in VASP's convention: kBar, compression positive."
     from ase import units
 
     return -KBAR_PER_GPA * np.asarray(stress) / units.GPa
 
-
+# %% ../../nbs/16_mlip.ipynb #b4cbf5124e81
 def frames_to_dataset(frames, graph_converter):
     """CHGNet `StructureData` of labelled frames: energy (eV/atom), forces (eV/Å) and stress handed over in VASP's
     kBar (`ase_stress_to_vasp_kbar`), which the dataset turns into the GPa it trains on; graphs built by the model's
@@ -115,7 +115,7 @@ def frames_to_dataset(frames, graph_converter):
         shuffle=False,
     )
 
-
+# %% ../../nbs/16_mlip.ipynb #ed804bdfe4bf
 def elemental_references(frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
     """Elemental reference energies (eV/atom, one per Z = 1..94) for a potential's composition model (CHGNet's
     `AtomRef`). **Every element takes `prior`'s value, whether or not it occurs in `frames`**: a potential trained on
@@ -153,7 +153,7 @@ def elemental_references(frames, *, prior: dict | None = None, ridge: float | No
         w[used] += np.linalg.solve(A.T @ A + ridge * len(frames) * np.eye(len(used)), A.T @ r)
     return w
 
-
+# %% ../../nbs/16_mlip.ipynb #4d971a7d2da2
 def fit_composition_model(model, frames, *, prior: dict | None = None, ridge: float | None = None) -> np.ndarray:
     "Set the potential's composition model to `elemental_references(frames, prior=prior, ridge=ridge)`; returns them."
     w = elemental_references(frames, prior=prior, ridge=ridge)
@@ -185,7 +185,7 @@ def potential_key(config: PotentialConfig, train, val, init_key: str | None = No
         datasets=(),
     )
 
-
+# %% ../../nbs/16_mlip.ipynb #1127561a1b5f
 def _loader(dataset, batch_size: int, *, shuffle: bool, seed: int):
     from chgnet.data.dataset import collate_graphs
     from torch.utils.data import DataLoader
@@ -198,7 +198,7 @@ def _loader(dataset, batch_size: int, *, shuffle: bool, seed: int):
         generator=torch.Generator().manual_seed(seed),
     )
 
-
+# %% ../../nbs/16_mlip.ipynb #ee801144b88a
 def train_potential(
     train,
     val,
@@ -257,19 +257,19 @@ def train_potential(
         save_potential(model, history, path, meta={"config": asdict(config), "init_key": init_key})
     return model, history, key
 
-
+# %% ../../nbs/16_mlip.ipynb #67d250e21aa8
 def potential_path(root: Path | str, key: str) -> Path:
     "Where `train_potential(..., root=root)` saves the potential of `key`."
     return Path(root) / f"potential-{key}.pt"
 
-
+# %% ../../nbs/16_mlip.ipynb #24413f0b34c3
 def save_potential(model, history: pd.DataFrame, path: Path | str, *, meta: dict | None = None) -> Path:
     "Write a potential (CHGNet's `as_dict`), its training history and metadata atomically."
     with atomic_path(path) as tmp:
         torch.save({"model": model.as_dict(), "history": history.to_dict(orient="list"), "meta": meta or {}}, tmp)
     return Path(path)
 
-
+# %% ../../nbs/16_mlip.ipynb #36bf93365453
 def load_potential(path: Path | str):
     "(model, history) from `save_potential`'s file."
     from chgnet.model import CHGNet
@@ -284,7 +284,7 @@ def potential_calculator(model, device: str | None = None):
 
     return CHGNetCalculator(model=model, use_device=device or "cpu", on_isolated_atoms="ignore")
 
-
+# %% ../../nbs/16_mlip.ipynb #2dc0c1fd3c2d
 def potential_errors(model, frames, *, batch_size: int = 16) -> pd.DataFrame:
     """Per frame: the potential's energy error (meV/atom), force MAE over atoms and components (meV/Å) and stress MAE
     (GPa) against the frames' labels, with the frames' provenance."""
@@ -309,7 +309,7 @@ def potential_errors(model, frames, *, batch_size: int = 16) -> pd.DataFrame:
         )
     return pd.DataFrame(rows)
 
-
+# %% ../../nbs/16_mlip.ipynb #4a3a273e568c
 def error_summary(errors: pd.DataFrame) -> dict:
     "Energy MAE (meV/atom), force MAE (meV/Å, atom-weighted) and stress MAE (GPa) over a table of `potential_errors`."
     w = errors.n_atoms
@@ -338,7 +338,7 @@ def baseline_errors(train, test, *, prior: dict | None = None) -> dict:
         "force_mae_meV_A": 1000 * float(forces.mean()),
     }
 
-
+# %% ../../nbs/16_mlip.ipynb #727b4ea49135
 def scored_set_summary(errors: dict, baselines: dict) -> dict:
     """A scored set's errors (`error_summary`) beside its trivial baselines (`baseline_errors` on the *same* frames),
     with their ratios: `force_mae_ratio_to_zero` < 1 means the forces beat predicting zero, and
@@ -378,7 +378,7 @@ class NequipConfig:
     energy_shift: str = "elemwise_reference_energies"
     seed: int = 0
 
-
+# %% ../../nbs/16_mlip.ipynb #35e07ea94b1c
 #: The pretrained general-purpose potential of the transfer comparison: SevenNet-0 as shipped in the sevenn wheel
 SEVENNET_0 = "SevenNet-0_11July2024"
 
@@ -403,7 +403,7 @@ def energy_offset(atoms, kind: str = "mp2020_elemental_references", *, reference
         return mp2020_correction(AseAtomsAdaptor.get_structure(atoms), 0.0)
     raise ValueError(f"unknown energy offset {kind!r}; choose from {ENERGY_OFFSETS}")
 
-
+# %% ../../nbs/16_mlip.ipynb #5188ab3c0fac
 def offset_frames(frames, kind: str = "mp2020_elemental_references") -> list:
     "Copies of labelled frames whose energy is the label minus `energy_offset` (forces, stress and info unchanged)."
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -533,7 +533,7 @@ def _sevenn_input(
     }
     return {"model": model, "train": train_block, "data": data}
 
-
+# %% ../../nbs/16_mlip.ipynb #d7b97300f902
 def nequip_key(config: NequipConfig, train, val, init_key: str | None, offset: str, species=None) -> str:
     "Key of a trained NequIP student: its config, its start, its energy offset, its species and every frame's hash."
     return config_key(
@@ -549,7 +549,7 @@ def nequip_key(config: NequipConfig, train, val, init_key: str | None, offset: s
         datasets=(),
     )
 
-
+# %% ../../nbs/16_mlip.ipynb #8417dfd919f7
 def train_nequip(
     train,
     val,
@@ -610,7 +610,7 @@ def train_nequip(
             shutil.copyfile(work / "checkpoint_best.pth", tmp_checkpoint)
     return path, history, key
 
-
+# %% ../../nbs/16_mlip.ipynb #40c82b1d4332
 def nequip_calculator(checkpoint: Path | str, device: str | None = None, *, offset: str | None = None):
     """ASE calculator of a sevenn checkpoint on our labels' scale: `ReferencedCalculator` around sevenn's
     `SevenNetCalculator`, with the offset the checkpoint was trained under (its `.json`), or `offset`
@@ -627,7 +627,7 @@ def nequip_calculator(checkpoint: Path | str, device: str | None = None, *, offs
         base = SevenNetCalculator(model=model, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return ReferencedCalculator(base, offset)
 
-
+# %% ../../nbs/16_mlip.ipynb #e8c1eabad034
 def calculator_errors(calculator, frames) -> pd.DataFrame:
     """Per frame, for any ASE calculator: energy error (meV/atom), force MAE (meV/Å) and stress MAE (GPa) against
     the frames' labels, with their provenance (the columns of `potential_errors`)."""
@@ -657,7 +657,7 @@ def nested_subsets(n_total: int, sizes, seed: int = 0) -> dict[int, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n_total)
     return {int(n): np.sort(order[: min(int(n), n_total)]) for n in sizes}
 
-
+# %% ../../nbs/16_mlip.ipynb #17eb3e5bd218
 def nested_source_subsets(frames, sizes, seed: int = 0) -> dict[int, np.ndarray]:
     """Frame index sets that grow by whole sources (relaxed structures, so compositions): the sources in one seeded
     order, each set the smallest prefix with at least n frames (smaller sets inside larger ones)."""
@@ -673,7 +673,7 @@ def nested_source_subsets(frames, sizes, seed: int = 0) -> dict[int, np.ndarray]
         out[int(n)] = np.flatnonzero(r <= k)
     return out
 
-
+# %% ../../nbs/16_mlip.ipynb #e1e3860342b0
 def train_student(
     train,
     val,
@@ -698,7 +698,7 @@ def train_student(
     spec = str(potential_path(root, key)) if root is not None else None
     return potential_calculator(model, device), history, key, spec
 
-
+# %% ../../nbs/16_mlip.ipynb #90bab87e892d
 def final_energy_errors(history: pd.DataFrame) -> dict:
     "Last epoch's training and validation energy MAE (eV/atom) from either trainer's history."
     for train_col, val_col in (("train_e", "val_e"), ("trainset_Energy_MAE", "validset_Energy_MAE")):
@@ -710,7 +710,7 @@ def final_energy_errors(history: pd.DataFrame) -> dict:
             }
     return {"epochs": int(len(history)), "final_train_e_mae": np.nan, "final_val_e_mae": np.nan}
 
-
+# %% ../../nbs/16_mlip.ipynb #747812002b89
 def learning_curve(
     train,
     val,
@@ -757,7 +757,7 @@ def learning_curve(
             )
     return pd.DataFrame(rows).drop_duplicates("key").reset_index(drop=True)
 
-
+# %% ../../nbs/16_mlip.ipynb #86434811361d
 @dataclass(frozen=True)
 class TransferStart:
     """Where a transfer run starts: from scratch (`init` None) or a checkpoint (with its key and energy offset);
@@ -770,7 +770,7 @@ class TransferStart:
     offset: str = "mp2020_elemental_references"
     max_frames: int | None = None
 
-
+# %% ../../nbs/16_mlip.ipynb #0cec553f82cf
 def transfer_curve(
     starts,
     new_train,
@@ -813,7 +813,7 @@ def transfer_curve(
             rows.append({"n_frames": len(idx), "start": start.name, "key": key, **scored})
     return pd.DataFrame(rows)
 
-
+# %% ../../nbs/16_mlip.ipynb #b558c74700ae
 def power_law_bootstrap(
     per_frame: pd.DataFrame, column: str, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict:
@@ -873,7 +873,7 @@ def _scaling_panel(ax, curve: pd.DataFrame, baselines: dict | None):
     ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: the minor ones overlap
     ax.legend(fontsize=8)
 
-
+# %% ../../nbs/16_mlip.ipynb #9ce644d1d11f
 def _transfer_panel(ax, transfer: pd.DataFrame | None):
     "Force and energy MAE of each start (scratch, our student, SevenNet-0) vs frames of the new chemistry."
     if transfer is not None and len(transfer):
@@ -894,7 +894,7 @@ def _transfer_panel(ax, transfer: pd.DataFrame | None):
         title="(b) transfer to hotter frames of new compositions",
     )
 
-
+# %% ../../nbs/16_mlip.ipynb #bc1713c18f20
 def _md_panel(ax, md: pd.DataFrame | None, threshold_log10: float):
     "σ_Li of the potential's MD against the oracle's (log-log), with the classification threshold on both axes."
     if md is not None and len(md) and {"calculator", "sigma_mS_cm"} <= set(md.columns):
@@ -910,7 +910,7 @@ def _md_panel(ax, md: pd.DataFrame | None, threshold_log10: float):
             ax.set_ylabel(f"σ_Li, {names[0]} potential (mS/cm)")
     ax.set(xlabel="σ_Li, oracle MD (mS/cm)", title="(c) zero-shot MD at 1,000 K")
 
-
+# %% ../../nbs/16_mlip.ipynb #8770987bd626
 def mlip_figure(
     curve: pd.DataFrame,
     transfer: pd.DataFrame | None = None,

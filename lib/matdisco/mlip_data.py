@@ -50,7 +50,7 @@ class SamplingConfig:
     md_timestep_fs: float = 2.0
     seed: int = 0
 
-
+# %% ../../nbs/15_mlip_data.ipynb #0d5f4117a887
 def rattle_sigma(temperature_K: float, force_constant: float = RATTLE_FORCE_CONSTANT) -> float:
     "Equipartition width (Å) of one Cartesian displacement of an oscillator of stiffness `force_constant` (eV/Å²) at T."
     return float(np.sqrt(BOLTZMANN_EV_K * temperature_K / force_constant))
@@ -63,13 +63,13 @@ def frame_hash(atoms) -> str:
     )
     return hashlib.sha1(payload.encode()).hexdigest()
 
-
+# %% ../../nbs/15_mlip_data.ipynb #2e35aa9d9fd9
 def _reduced_formula(atoms) -> str:
     from pymatgen.core import Composition
 
     return Composition(atoms.get_chemical_formula()).reduced_formula
 
-
+# %% ../../nbs/15_mlip_data.ipynb #65c8fbc9f2a7
 def label_frame(atoms, calculator, **info):
     """A copy of `atoms` with the calculator's energy, forces and stress frozen in a `SinglePointCalculator` and
     `info` (provenance) attached. Raises `FloatingPointError` on non-finite labels (such a frame is never stored)."""
@@ -88,7 +88,7 @@ def label_frame(atoms, calculator, **info):
     _tag(out, **info)
     return out
 
-
+# %% ../../nbs/15_mlip_data.ipynb #d600d47f7949
 def _tag(a, *, source: str, kind: str, oracle: str, temperature_K: float = float("nan"), strain: float = 0.0):
     if kind not in FRAME_KINDS:
         raise ValueError(f"unknown frame kind {kind!r}; choose from {FRAME_KINDS}")
@@ -118,7 +118,7 @@ def relaxation_frames(trajectory: Path | str, *, source: str, oracle: str, every
         out.append(_tag(a, source=source, kind="relaxation", oracle=oracle))
     return out
 
-
+# %% ../../nbs/15_mlip_data.ipynb #5358ee0322d3
 def rattled_frames(atoms, calculator, *, source: str, oracle: str, temperatures_K, per_temperature: int, rng) -> list:
     "Gaussian-rattled copies of `atoms` at each temperature (σ from `rattle_sigma`), labelled by `calculator`."
     out = []
@@ -129,7 +129,7 @@ def rattled_frames(atoms, calculator, *, source: str, oracle: str, temperatures_
             out.append(label_frame(a, calculator, source=source, kind="rattled", oracle=oracle, temperature_K=T))
     return out
 
-
+# %% ../../nbs/15_mlip_data.ipynb #f73a59ca8fad
 def strained_frames(atoms, calculator, *, source: str, oracle: str, n: int, max_strain: float, rng) -> list:
     "Copies of `atoms` under random symmetric strains with entries in [-max_strain, max_strain], labelled."
     out = []
@@ -143,7 +143,7 @@ def strained_frames(atoms, calculator, *, source: str, oracle: str, n: int, max_
         )
     return out
 
-
+# %% ../../nbs/15_mlip_data.ipynb #837400067b23
 def md_frames(
     atoms, calculator, *, source: str, oracle: str, temperatures_K, steps: int, every: int, timestep_fs: float, rng
 ) -> list:
@@ -169,7 +169,7 @@ def md_frames(
 def _source_rng(source: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(hashlib.sha1(source.encode()).hexdigest()[:12], 16)])
 
-
+# %% ../../nbs/15_mlip_data.ipynb #d5015737d24a
 def sample_source(
     structure, calculator, config: SamplingConfig, *, source: str, trajectory: Path | str | None = None
 ) -> list:
@@ -214,7 +214,7 @@ def frames_dir(root: Path | str, config: SamplingConfig) -> Path:
     "Folder of the frame set made under `config` (its key is the config's hash)."
     return Path(root) / f"frames-{config_key(config, datasets=())}"
 
-
+# %% ../../nbs/15_mlip_data.ipynb #18c5544fd7f3
 def build_frames(
     sources: dict,
     root: Path | str,
@@ -249,7 +249,7 @@ def build_frames(
             write(str(tmp), frames, format="extxyz")
     return out
 
-
+# %% ../../nbs/15_mlip_data.ipynb #044d8c44bb80
 def load_frames(folder: Path | str, *, sources=None, dedup: bool = True) -> list:
     """Every frame of a frame set (sorted by file name), or only those of `sources` (keys), without repeated
     geometries if `dedup`. A frame set's folder is keyed by its sampling config only, so runs with other sources
@@ -327,7 +327,7 @@ def select_sources(
     )
     return use.set_index("row_index").loc[np.sort(pick)].reset_index()
 
-
+# %% ../../nbs/15_mlip_data.ipynb #5cc50c7af7d9
 def relaxed_sources(
     structures,
     store,
@@ -372,14 +372,14 @@ def composition_split(formulas, *, test_fraction: float = 0.2, seed: int = 0, ho
 
     return np.array(["test" if (f in forced or u(f) < test_fraction) else "train" for f in formulas])
 
-
+# %% ../../nbs/15_mlip_data.ipynb #45c5ebe7557d
 def elements_covered(frames, reference) -> np.ndarray:
     """Whether every element of each frame occurs in some `reference` frame: a potential cannot know the energy of an
     element it never saw (its elemental reference is undetermined), so held-out scores use covered frames only."""
     seen = {int(z) for a in reference for z in set(a.numbers)}
     return np.array([set(int(z) for z in a.numbers) <= seen for a in frames], dtype=bool)
 
-
+# %% ../../nbs/15_mlip_data.ipynb #553c8e2c342a
 def element_pairs(formula: str) -> set[tuple[str, str]]:
     "The unordered element pairs of a composition (sorted symbols); a unary composition has none."
     from itertools import combinations
@@ -387,7 +387,7 @@ def element_pairs(formula: str) -> set[tuple[str, str]]:
 
     return set(combinations(sorted(e.symbol for e in Composition(formula).elements), 2))
 
-
+# %% ../../nbs/15_mlip_data.ipynb #76dd2603ccd7
 def pair_coverage(scored_formulas, training_formulas) -> pd.DataFrame:
     """Per scored composition: its element pairs, how many occur together in some training composition, and the
     fraction (1.0 for a unary one). GNoME's transfer claim is about unseen compositions of *seen* chemistry: a
@@ -407,7 +407,7 @@ def pair_coverage(scored_formulas, training_formulas) -> pd.DataFrame:
         )
     return pd.DataFrame(rows, columns=["formula", "n_pairs", "n_pairs_seen", "pair_coverage"])
 
-
+# %% ../../nbs/15_mlip_data.ipynb #88bbead80da5
 def pair_coverage_summary(scored_formulas, training_formulas) -> dict:
     "Compositions scored, their mean pair coverage and the share whose every element pair occurs in training."
     t = pair_coverage(scored_formulas, training_formulas)
@@ -417,7 +417,7 @@ def pair_coverage_summary(scored_formulas, training_formulas) -> dict:
         "share_all_pairs_seen": float((t.pair_coverage == 1.0).mean()) if len(t) else float("nan"),
     }
 
-
+# %% ../../nbs/15_mlip_data.ipynb #efa672c3baed
 def frames_table(frames) -> pd.DataFrame:
     "One row per frame: provenance, size, energy per atom (eV/atom) and the largest force (eV/Å)."
     return pd.DataFrame(

@@ -35,7 +35,7 @@ class BesselBasis(nn.Module):
         r = r.clamp_min(1e-6)[:, None]
         return math.sqrt(2 / self.cutoff) * torch.sin(self.freq * r) / r
 
-
+# %% ../../nbs/02_models.ipynb #c37cca6637c2
 def polynomial_envelope(r: torch.Tensor, cutoff: float, p: int = 6) -> torch.Tensor:
     """DimeNet smooth cutoff u(d) = 1 − (p+1)(p+2)/2 d^p + p(p+2) d^(p+1) − p(p+1)/2 d^(p+2), d = r/c; zero beyond c
     (eq. 8)."""
@@ -43,7 +43,7 @@ def polynomial_envelope(r: torch.Tensor, cutoff: float, p: int = 6) -> torch.Ten
     u = 1 - (p + 1) * (p + 2) / 2 * d**p + p * (p + 2) * d ** (p + 1) - p * (p + 1) / 2 * d ** (p + 2)
     return torch.where(r < cutoff, u, torch.zeros_like(u))
 
-
+# %% ../../nbs/02_models.ipynb #58984ed4e9f4
 def mlp(sizes: list[int], *, last_activation: bool = False) -> nn.Sequential:
     "Linear layers with SiLU (swish) between them, as in GNoME."
     layers = []
@@ -65,7 +65,7 @@ class GNNConfig:
     avg_num_neighbors: float = 30.0  # message normalisation (set from the training set by `fit`)
     kind: str = "gnn"
 
-
+# %% ../../nbs/02_models.ipynb #1f91e1b234f1
 class InteractionBlock(nn.Module):
     """Edge update m_ij = MLP([h_i, h_j, rbf_ij])·u(r_ij); node update h_i += MLP([h_i, Σ_j m_ij / avg_neighbors]).
     The edge MLP's first layer is applied in factorised form W·[h_i, h_j, rbf] = W_i h_i + W_j h_j + W_r rbf, with
@@ -86,7 +86,7 @@ class InteractionBlock(nn.Module):
         agg = torch.zeros_like(h).index_add_(0, i, m) / avg_neighbors
         return h + self.node(torch.cat([self.norm(h), agg], dim=-1))
 
-
+# %% ../../nbs/02_models.ipynb #d039dcbd2ad2
 class CrystalGNN(nn.Module):
     "GNoME-style graph network: returns the (normalised) energy per atom of each crystal in a `CrystalGraph` batch."
 
@@ -122,7 +122,7 @@ class CompositionConfig:
     depth: int = 2
     kind: str = "composition"
 
-
+# %% ../../nbs/02_models.ipynb #cfb2067a4ae8
 def composition_matrix(formulas_or_structures) -> torch.Tensor:
     "(n, MAX_Z+1) matrix of atomic fractions from formulas, Compositions or Structures."
     from pymatgen.core import Composition
@@ -134,7 +134,7 @@ def composition_matrix(formulas_or_structures) -> torch.Tensor:
             out[k, el.Z] = x
     return out
 
-
+# %% ../../nbs/02_models.ipynb #e4a3394b5a12
 class CompositionModel(nn.Module):
     "Deep-Sets model on element fractions: Σ_e x_e·φ(embed(e)) → MLP → energy per atom."
 
@@ -156,11 +156,11 @@ def build_model(config) -> nn.Module:
         config = (GNNConfig if config.get("kind", "gnn") == "gnn" else CompositionConfig)(**config)
     return CrystalGNN(config=config) if config.kind == "gnn" else CompositionModel(config=config)
 
-
+# %% ../../nbs/02_models.ipynb #fc336045d7d8
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-
+# %% ../../nbs/02_models.ipynb #1eb9d1c0334b
 def save_model(path: Path | str, model: nn.Module, normalizer=None, **extra) -> Path:
     "Save model config, weights and normaliser atomically."
     from matdisco.data import atomic_path
@@ -175,7 +175,7 @@ def save_model(path: Path | str, model: nn.Module, normalizer=None, **extra) -> 
         torch.save(blob, tmp)
     return Path(path)
 
-
+# %% ../../nbs/02_models.ipynb #7fca4806a1fc
 def load_model(path: Path | str, *, map_location="cpu"):
     "(model, normalizer, checkpoint dict) from `save_model`'s file."
     blob = torch.load(path, map_location=map_location, weights_only=False)

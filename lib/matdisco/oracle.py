@@ -28,7 +28,7 @@ def one_thread() -> None:
     "Run torch on one intra-op thread (call once per worker process)."
     torch.set_num_threads(1)
 
-
+# %% ../../nbs/06_oracle.ipynb #2b87472f035c
 @functools.lru_cache(maxsize=4)
 def load_chgnet(model_name: str = "0.3.0"):
     "CHGNet from the weights shipped in the `chgnet` wheel ('0.3.0' PBE/MP2020, 'r2scan'); no download."
@@ -36,7 +36,7 @@ def load_chgnet(model_name: str = "0.3.0"):
 
     return CHGNet.load(model_name=model_name, use_device="cuda" if torch.cuda.is_available() else "cpu", verbose=False)
 
-
+# %% ../../nbs/06_oracle.ipynb #bbdb39aac5d8
 def chgnet_energies(
     structures, *, model_name: str = "0.3.0", batch_size: int = 16, progress: bool = False
 ) -> np.ndarray:
@@ -59,14 +59,14 @@ def chgnet_energies(
                     log.warning("CHGNet failed on structure %d: %s", start + k, e2)
     return out
 
-
+# %% ../../nbs/06_oracle.ipynb #e84b10c3c324
 def mp_reference_energies() -> dict[str, float]:
     "Energy per atom (eV/atom, MP2020-corrected) of MP's lowest-energy entry of each element."
     from matdisco.data import load_mp_elemental_refs
 
     return {el: float(e.energy_per_atom) for el, e in load_mp_elemental_refs().items()}
 
-
+# %% ../../nbs/06_oracle.ipynb #489cba67b8b9
 def formation_energy_per_atom(compositions, energy_per_atom, references: dict[str, float]) -> np.ndarray:
     "E_f = E/atom − Σ_e x_e μ_e with μ_e the elemental reference energies per atom (eV/atom)."
     from pymatgen.core import Composition
@@ -110,7 +110,7 @@ class RelaxResult:
     frames: list = field(default_factory=list)  # dicts: positions, cell, numbers, energy, forces, stress
     wall_s: float = 0.0
 
-
+# %% ../../nbs/06_oracle.ipynb #1c72acdee864
 def structure_hash(structure) -> str:
     "Deterministic key of a structure (sorted sites, wrapped fractional coordinates and lattice to 1e-4)."
     s = structure.get_sorted_structure()
@@ -120,11 +120,11 @@ def structure_hash(structure) -> str:
     )
     return hashlib.sha1(payload.encode()).hexdigest()
 
-
+# %% ../../nbs/06_oracle.ipynb #f167d141d94b
 class _Timeout(Exception):
     pass
 
-
+# %% ../../nbs/06_oracle.ipynb #d5965facc4c1
 def _trajectory_recorder(atoms, frames: list, *, t0: float, timeout_s: float | None, with_stress: bool):
     """An optimiser observer that appends each step's positions, cell, numbers, energy, forces (and stress) to
     `frames`; it raises past `timeout_s` (from `t0`) and on a non-finite energy or force."""
@@ -149,7 +149,7 @@ def _trajectory_recorder(atoms, frames: list, *, t0: float, timeout_s: float | N
 
     return record
 
-
+# %% ../../nbs/06_oracle.ipynb #e0a1f80eeca6
 def relax(
     structure,
     calculator,
@@ -238,12 +238,12 @@ def make_calculator(name: str = DEFAULT_ORACLE):
         )
     raise ValueError(f"unknown oracle {name!r}; known: {', '.join(ORACLE_LEVELS)} (or pass an ASE calculator)")
 
-
+# %% ../../nbs/06_oracle.ipynb #b55caa533004
 def energy_correction_for(name: str):
     "None where the oracle's energies are already on its level; MP2020 correction for raw-PBE SevenNet."
     return mp2020_correction if name.startswith("sevennet-") and ORACLE_LEVELS.get(name) == "MP2020-PBE" else None
 
-
+# %% ../../nbs/06_oracle.ipynb #331a5f0fbd3a
 def mp2020_correction(structure, energy: float) -> float:
     """Total energy with pymatgen's `MaterialsProject2020Compatibility` applied (anion and +U corrections) to a raw
     PBE/PBE+U energy; run type GGA+U when the structure contains an oxide/fluoride with a U element, as in MP."""
@@ -266,7 +266,7 @@ def mp2020_correction(structure, energy: float) -> float:
         raise ValueError(f"MP2020 compatibility rejected {structure.composition.reduced_formula}")
     return float(processed.energy)
 
-
+# %% ../../nbs/06_oracle.ipynb #30bcdb8e3c5e
 #: One set of DFT settings for every compound and elemental reference of a comparison (never mixed): plane waves at
 #: 600 eV (the issue: >= 600 eV with O, N or F; MP's r2SCAN workflow uses 680 eV in VASP, whose PAW sets differ);
 #: Monkhorst-Pack grids by density, ASE's `kpts={'density': 4.0, 'gamma': True}` (4 points per Å⁻¹ of reciprocal
@@ -329,7 +329,7 @@ def gpaw_available() -> str:
     except Exception as e:
         return f"GPAW with libxc r2SCAN is not installed (run `make dft`): {type(e).__name__}: {e}"
 
-
+# %% ../../nbs/06_oracle.ipynb #6d6cfa81d571
 def gpaw_elements() -> frozenset:
     """Elements with a PBE PAW dataset on GPAW's setup paths (the `gpaw-data` wheel has none for Tc, Po and the
     actinides); a structure with any other element cannot be computed. Empty without GPAW."""
@@ -340,7 +340,7 @@ def gpaw_elements() -> frozenset:
 
     return frozenset(f.name.split(".")[0] for p in setup_paths for f in Path(p).glob("*.PBE*"))
 
-
+# %% ../../nbs/06_oracle.ipynb #32a4db663695
 class GPAWOracle:
     """A GPAW calculator per structure (`GPAW_SETTINGS`, functional by oracle name), behind ASE's interface: call
     `get_potential_energy(atoms)`-style through `calculator_for(atoms)`. Serial, one thread."""
@@ -369,7 +369,7 @@ class GPAWOracle:
             txt=None,
         )
 
-
+# %% ../../nbs/06_oracle.ipynb #de1b84bca8e2
 def gpaw_calculator(name: str, settings: dict | None = None) -> GPAWOracle:
     """The GPAW oracle of that name, `GPAW_SETTINGS` updated by `settings` (raises with the install hint where GPAW is
     missing)."""
@@ -377,7 +377,7 @@ def gpaw_calculator(name: str, settings: dict | None = None) -> GPAWOracle:
         raise ImportError(why)
     return GPAWOracle(name, settings)
 
-
+# %% ../../nbs/06_oracle.ipynb #60549acc9463
 #: GPAW warns that results "may be wrong" when a cell angle lies outside this window (degrees; `check_cell` in
 #: gpaw/new/builder.py, GPAW 26.7.0) and asks for a Niggli-reduced cell, whose angles lie within 60–120°.
 GPAW_CELL_ANGLES = (40.0, 140.0)
@@ -391,7 +391,7 @@ def gpaw_cell(structure):
         return structure
     return structure.get_reduced_structure("niggli")
 
-
+# %% ../../nbs/06_oracle.ipynb #7ce570d5d4ec
 def dft_energy_per_atom(structure, name: str = "gpaw-r2scan", settings: dict | None = None) -> float:
     "GPAW single-point energy per atom (eV/atom, raw totals at that functional) of a pymatgen structure (`gpaw_cell`)."
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -419,7 +419,7 @@ def _plain(o):
     "JSON fallback for numpy scalars and arrays (e.g. float32 magnetic moments a calculator attached)."
     return o.tolist() if hasattr(o, "tolist") else float(o)
 
-
+# %% ../../nbs/06_oracle.ipynb #4aa8fee4cdd7
 class OracleStore:
     "Append-only store of oracle results (SQLite) with trajectories as extended XYZ files."
 
@@ -532,7 +532,7 @@ def _relax_task(structure_dict: dict, oracle: str, fmax: float, max_steps: int, 
         energy_correction=energy_correction_for(oracle),
     )
 
-
+# %% ../../nbs/06_oracle.ipynb #838942e8b78c
 def _pending(structures: list, store: OracleStore, oracle: str, meta: list[dict] | None) -> tuple[list, dict]:
     """The structure hashes of `structures`, and {hash: (structure, its meta)} of those `store` lacks for `oracle`,
     each once (a batch relaxes a structure once however often it appears)."""
@@ -544,7 +544,7 @@ def _pending(structures: list, store: OracleStore, oracle: str, meta: list[dict]
             todo[key] = (structure, m)
     return keys, todo
 
-
+# %% ../../nbs/06_oracle.ipynb #1f4c64f5c872
 def run_oracle_batch(
     structures,
     store: OracleStore,
@@ -598,7 +598,7 @@ class Oracle(Protocol):
 
     def relax(self, structures, store: OracleStore, *, meta: list[dict] | None = None, progress: bool = False): ...
 
-
+# %% ../../nbs/06_oracle.ipynb #99b2fe30443f
 @dataclass
 class NamedOracle:
     """A registered oracle (`ORACLE_LEVELS`: CHGNet, SevenNet, GPAW) chosen by name; relaxations run in Dask worker
@@ -625,7 +625,7 @@ class NamedOracle:
             meta=meta,
         )
 
-
+# %% ../../nbs/06_oracle.ipynb #0464bb507f88
 @dataclass
 class CalculatorOracle:
     """Any ASE `Calculator` as an oracle (your VASP, GPAW or MACE set-up), relaxing in this process with the same
@@ -657,7 +657,7 @@ class CalculatorOracle:
             store.add(result, m)
         return store.get(self.name, keys).reset_index()
 
-
+# %% ../../nbs/06_oracle.ipynb #44bc73c0200e
 def as_oracle(oracle, **settings) -> Oracle:
     """An `Oracle` from what a user passes: an `Oracle` as it is, a registered name (`NamedOracle`, with `settings`:
     fmax, max_steps, timeout_s, n_workers), or an ASE `Calculator` (`CalculatorOracle`; `settings` must then name
@@ -683,7 +683,7 @@ def cache_dir() -> Path:
     "Machine-wide cache of oracle results: `$MATDISCO_CACHE`, else `~/.cache/matdisco`."
     return Path(os.environ.get("MATDISCO_CACHE") or Path.home() / ".cache" / "matdisco")
 
-
+# %% ../../nbs/06_oracle.ipynb #406df84c830e
 def oracle_software(oracle: str) -> str:
     "Package and version that carry a named oracle's weights (e.g. 'chgnet-0.4.2'): part of every cache key."
     from importlib.metadata import PackageNotFoundError, version
@@ -704,7 +704,7 @@ def oracle_software(oracle: str) -> str:
     except PackageNotFoundError as e:
         raise ImportError(f"oracle {oracle!r} needs the {pkg!r} package") from e
 
-
+# %% ../../nbs/06_oracle.ipynb #cddb02bcba61
 def shared_store(kind: str, oracle: str, **settings) -> OracleStore:
     """The machine-wide `OracleStore` of `kind` ('single_points', 'relaxations', ...) for `oracle` at its installed
     version; `settings` (e.g. fmax, max_steps of relaxations) are hashed into the file name."""
@@ -713,7 +713,7 @@ def shared_store(kind: str, oracle: str, **settings) -> OracleStore:
     tag = f"-{config_key(settings, datasets=())}" if settings else ""
     return OracleStore(cache_dir() / kind / f"{oracle}--{oracle_software(oracle)}{tag}.sqlite")
 
-
+# %% ../../nbs/06_oracle.ipynb #c01c3b79e912
 def _single_point_chunk(
     structure_dicts: list[dict], oracle: str, settings: dict | None = None
 ) -> tuple[list[float], float]:
@@ -747,7 +747,7 @@ def _single_point_chunk(
             out.append(float("nan"))
     return out, time.perf_counter() - t0
 
-
+# %% ../../nbs/06_oracle.ipynb #3e2496b21590
 def _single_point_results(structures: list, keys: list, name: str, result: tuple) -> list:
     """`RelaxResult`s (no relaxation: converged, 0 steps) of one chunk of single points, `result` = (energies per
     atom, the chunk's wall time); the wall time is shared evenly (exact for chunk_size=1, as for DFT)."""
@@ -767,7 +767,7 @@ def _single_point_results(structures: list, keys: list, name: str, result: tuple
         for s, key, e in zip(structures, keys, energies)
     ]
 
-
+# %% ../../nbs/06_oracle.ipynb #a9429d052f0f
 def single_points(
     structures,
     store: OracleStore | None = None,

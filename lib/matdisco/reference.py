@@ -59,12 +59,12 @@ def known_reduced_formulas(snapshot: str = "merged") -> frozenset:
     in_snapshot = known.known if snapshot == "merged" else _in_mp_2018(known)
     return frozenset(known.reduced_formula[in_snapshot])
 
-
+# %% ../../nbs/06a_reference.ipynb #9ccc0dd1bcac
 def _in_mp_2018(known: pd.DataFrame) -> pd.Series:
     "Rows of `load_known_compositions` that MP's 2018 database held (mp2018_formation, matbench_mp_e_form)."
     return known.in_existing_mp2018 | known.in_matbench_mp_e_form_2018
 
-
+# %% ../../nbs/06a_reference.ipynb #9825e88623fe
 def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: float | None = None) -> pd.DataFrame:
     """What a retrospective run can rediscover: compositions known to the merged list but absent from MP's 2018
     database (`KNOWN_SNAPSHOTS`) that MP's DFT puts within `near_hull` eV/atom of its hull (`e_hull_mp`;
@@ -85,7 +85,7 @@ def later_known_stable(elements=(), *, max_atoms: int | None = None, near_hull: 
         keep &= np.array([c.num_atoms <= max_atoms for c in comps], bool)
     return later[keep].reset_index(drop=True)
 
-
+# %% ../../nbs/06a_reference.ipynb #edff0feb1bf7
 def _elemental_candidates(elements, max_structures: int) -> tuple[dict, pd.DataFrame | None, pd.DataFrame]:
     """Per element, its up to `max_structures` lowest-energy non-outlier mp2018 structures (index rows); their
     structures (by row index; None if there are none); and the mirror's `elemental_structures` of the elements
@@ -105,7 +105,7 @@ def _elemental_candidates(elements, max_structures: int) -> tuple[dict, pd.DataF
     mirror = mirror[mirror.element.isin([el for el in elements if not len(cands[el])])].reset_index(drop=True)
     return cands, tab, mirror
 
-
+# %% ../../nbs/06a_reference.ipynb #bb94521cdbe8
 def _relaxed_energies(structures: list, store, **batch) -> np.ndarray:
     "Oracle energy per atom (eV/atom) of each relaxed structure, inf where it failed (`run_oracle_batch`'s `batch`)."
     if not structures:
@@ -113,7 +113,7 @@ def _relaxed_energies(structures: list, store, **batch) -> np.ndarray:
     res = run_oracle_batch(structures, store, progress=False, **batch)
     return np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
 
-
+# %% ../../nbs/06a_reference.ipynb #0ff43da6d27a
 def _reference_row(el: str, labels: list, energies, *, mu_mp: float, tolerance: float, fallback: str | None) -> dict:
     """One element's row of `elemental_references` from the oracle `energies` (eV/atom, inf where it failed) of its
     structures `labels`: the lowest, where within `tolerance` of MP2020's `mu_mp`; else MP2020's value, flagged, with
@@ -149,7 +149,7 @@ def _reference_row(el: str, labels: list, energies, *, mu_mp: float, tolerance: 
         "flagged": not ok,
     }
 
-
+# %% ../../nbs/06a_reference.ipynb #6d146744b3e3
 def elemental_references(
     elements,
     store: OracleStore | None = None,
@@ -214,12 +214,12 @@ def space_index(elements=None) -> pd.DataFrame:
     els = set(elements)
     return use[use.chemsys.apply(lambda c: set(c.split("-")) <= els)]
 
-
+# %% ../../nbs/06a_reference.ipynb #d10f920506b2
 def oracle_level_hull(frame: pd.DataFrame) -> ReferenceHull:
     "Convex hull of a table of crystals at the oracle's level (columns `reduced_formula`, `e_form_oracle`)."
     return ReferenceHull.from_frame(frame.assign(formula=frame.reduced_formula), energy_col="e_form_oracle")
 
-
+# %% ../../nbs/06a_reference.ipynb #8d2a6116f272
 @dataclass
 class OracleReference:
     "mp2018_formation crystals at one oracle's level: `frame` (one row per crystal), `elemental` (the μ table)."
@@ -253,7 +253,7 @@ class OracleReference:
             **{f"{k}_s": v for k, v in self.wall_s.items()},
         }
 
-
+# %% ../../nbs/06a_reference.ipynb #fe223ebcec50
 def relabel(
     oracle: str = DEFAULT_ORACLE,
     *,
@@ -376,7 +376,7 @@ def hit_verdict(
         return "known_unverified"
     return "new" if reference_complete else "reference_hole"
 
-
+# %% ../../nbs/06a_reference.ipynb #449e9adb5cf7
 def hit_verdicts(
     compositions, *, coverage: ReferenceCoverage | None = None, near_hull: float = COVERAGE_TOLERANCE
 ) -> list[str]:

@@ -238,11 +238,11 @@ def _finite(obj):
         return [_finite(v) for v in obj]
     return obj
 
-
+# %% ../../nbs/97_results.ipynb #934672126ba3
 def _read_table(path: Path) -> list[dict]:
     return json.loads(pd.read_csv(path).to_json(orient="records"))
 
-
+# %% ../../nbs/97_results.ipynb #c41157fc8647
 def stage_results(run_dir: Path | str, experiment: str) -> dict:
     """The results file of one completed stage of the run in `run_dir`: its `summary.json` as `metrics`, the CSV
     tables named in `RESULT_TABLES`, the `PUBLISHED` values beside them, and the run's provenance from its manifest
@@ -284,7 +284,7 @@ def stage_results(run_dir: Path | str, experiment: str) -> dict:
     }
     return _finite(result)
 
-
+# %% ../../nbs/97_results.ipynb #e0fce542cbed
 def validate_results(result: dict, name: str = "results file"):
     "Raise `ValueError` naming `name` and the first schema violation when `result` does not follow `RESULTS_SCHEMA`."
     import jsonschema
@@ -295,7 +295,7 @@ def validate_results(result: dict, name: str = "results file"):
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
         raise ValueError(f"{name}: does not follow the results schema at {where}: {errors[0].message}")
 
-
+# %% ../../nbs/97_results.ipynb #a3f89f116331
 def write_stage_results(run_dir: Path | str, experiment: str) -> Path:
     "Build, validate and atomically write `stages/<experiment>/results.json` of the run in `run_dir`."
     result = stage_results(run_dir, experiment)
@@ -309,7 +309,7 @@ def results_dir(profile: str, root: Path | None = None) -> Path:
     "The committed reference results of `profile`."
     return (root or project_root()) / "results" / profile
 
-
+# %% ../../nbs/97_results.ipynb #f515f6510bb2
 #: The profiles whose committed results the README, the report and the docs show, in order of preference.
 REFERENCE_PROFILES = ("cpu", "tiny")
 
@@ -318,7 +318,7 @@ def reference_results_dirs(root: Path | None = None) -> list[Path]:
     "The `results/<profile>/` folders of `REFERENCE_PROFILES` that exist, in that order."
     return [p for p in (results_dir(profile, root) for profile in REFERENCE_PROFILES) if p.exists()]
 
-
+# %% ../../nbs/97_results.ipynb #40dbc66f593c
 def _run_results(run_dir: Path) -> dict[str, dict]:
     """The results of every completed stage of a run: its `results.json`, or, for a stage run before results files
     existed, the same file built from the stage folder now (`stage_results`)."""
@@ -329,7 +329,7 @@ def _run_results(run_dir: Path) -> dict[str, dict]:
         out[stage.name] = json.loads(path.read_text()) if path.exists() else stage_results(run_dir, stage.name)
     return out
 
-
+# %% ../../nbs/97_results.ipynb #6f59d63c28cd
 def load_results(path: Path | str) -> dict[str, dict]:
     """Every result in the folder `path`, by experiment: a run folder (its stages) or a `results/<profile>/` folder
     (its `<experiment>.json` files). Each is checked against the schema; a file that fails names itself and the
@@ -350,7 +350,7 @@ def load_results(path: Path | str) -> dict[str, dict]:
         out[result["experiment"]] = result
     return out
 
-
+# %% ../../nbs/97_results.ipynb #d26a64f3c41f
 def collect_results(
     run_dir: Path | str, dest: Path | str | None = None, *, figures: Path | str | None = None
 ) -> list[Path]:
@@ -402,7 +402,7 @@ def experiment_sources(notebook: str, root: Path | None = None) -> list[str]:
             todo.add(a or b)
     return [f"nbs/experiments/{notebook}"] + [f"lib/matdisco/{m}.py" for m in sorted(modules)]
 
-
+# %% ../../nbs/97_results.ipynb #2eeac79725b4
 def _without_docstrings(tree: ast.AST) -> ast.AST:
     "`tree` with the docstring of the module and of every class and function removed (in place)."
     for node in ast.walk(tree):
@@ -413,7 +413,7 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
                     node.body = body[1:] or [ast.Pass()]
     return tree
 
-
+# %% ../../nbs/97_results.ipynb #02b96d5e63cd
 def code_fingerprint(text: str | None, path: str) -> str | None:
     """What the code in `text` (the file at `path`: a `.py` module or an `.ipynb` notebook's code cells) does, as
     text: its syntax tree without comments, docstrings and layout. Two versions with the same fingerprint behave the
@@ -433,7 +433,7 @@ def code_fingerprint(text: str | None, path: str) -> str | None:
             parts.append(chunk)
     return "\n".join(parts)
 
-
+# %% ../../nbs/97_results.ipynb #3410da4a14e7
 def _git_files(objects: list[str], root: Path) -> list[str | None]:
     "The contents of `rev:path` git objects, read by one `git cat-file --batch`; `None` where one does not exist."
     if not objects:
@@ -459,7 +459,7 @@ def _git_files(objects: list[str], root: Path) -> list[str | None]:
         position += size + 1
     return texts
 
-
+# %% ../../nbs/97_results.ipynb #12f36808b4ac
 def stale_changes(commit: str | None, paths: list[str], root: Path | None = None) -> list[str]:
     """Short hashes of the commits after `commit` that changed what any of `paths` does (`code_fingerprint`: not
     commits that only reformat, comment or document); `["unknown"]` when `commit` is not in this repository's
@@ -510,11 +510,11 @@ def _row(quantity, value, unit, *, published="", published_level="", level="", h
         "headline": headline,
     }
 
-
+# %% ../../nbs/97_results.ipynb #c5201641b0af
 def _with_unit(value: float, unit: str) -> str:
     return f"{value:g}" if unit == "1" else f"{value:g} {unit}"
 
-
+# %% ../../nbs/97_results.ipynb #53a18940a5f8
 def _published(result: dict, metric: str) -> dict:
     "`_row`'s arguments for the published value of `metric`: 'value unit (cite)' and its level of theory; {} if none."
     for p in result["published"]:
@@ -525,11 +525,11 @@ def _published(result: dict, metric: str) -> dict:
             }
     return {}
 
-
+# %% ../../nbs/97_results.ipynb #3c4e364159a1
 def _pct(x):
     return None if x is None else 100 * x
 
-
+# %% ../../nbs/97_results.ipynb #2f0a1c831904
 def _energy_models_rows(r):
     rows = []
     oracle = "mp2018 formation energies (pre-2020 MP DFT)"
@@ -558,7 +558,7 @@ def _energy_models_rows(r):
             )
     return rows
 
-
+# %% ../../nbs/97_results.ipynb #1aa0c9ad3b6c
 def _scaling_rows(r):
     rows = []
     for a in r["tables"].get("alpha", []):
@@ -576,14 +576,14 @@ def _scaling_rows(r):
         )
     return rows
 
-
+# %% ../../nbs/97_results.ipynb #a39d186defb3
 def _interval(x, lo, hi, scale=1.0, fmt="{:.2f}"):
     if x is None:
         return None
     bounds = "" if lo is None or hi is None else f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
     return fmt.format(scale * x) + bounds
 
-
+# %% ../../nbs/97_results.ipynb #acf641889956
 def _verdict_row(v, by, level):
     counts = " / ".join(
         str(v.get(f"n_{k}", 0)) for k in ("verified_rediscovery", "verified_false_positive", "reference_hole", "new")
@@ -597,7 +597,7 @@ def _verdict_row(v, by, level):
         headline=str(v.get(by)) == "all" and by == "round",
     )
 
-
+# %% ../../nbs/97_results.ipynb #21ed73ff8692
 def _discovery_rows(r):
     m = r["metrics"]
     level = "oracle CHGNet 0.3.0 (MP2020-compatible), hull of mp2018 at the oracle's level"
@@ -657,7 +657,7 @@ def _discovery_rows(r):
         )
     return rows
 
-
+# %% ../../nbs/97_results.ipynb #2889d11fa7f3
 def _evaluate_rows(r):
     rows = []
     published = "; ".join(
@@ -716,7 +716,7 @@ def _evaluate_rows(r):
         )
     return rows
 
-
+# %% ../../nbs/97_results.ipynb #9781c1df12a4
 def _validation_rows(r):
     rows = []
     for t in r["tables"].get("retention", []):
@@ -747,7 +747,7 @@ def _validation_rows(r):
         )
     return rows
 
-
+# %% ../../nbs/97_results.ipynb #7b3c56394979
 def _mlip_rows(r):
     m = r["metrics"]
     held = m.get("held_out", {})
@@ -808,7 +808,7 @@ def _mlip_rows(r):
         rows.append(_row("MD steps/s, ours / oracle (one process)", m["speedup_ours_vs_oracle"], "1", fmt="{:.1f}"))
     return rows
 
-
+# %% ../../nbs/97_results.ipynb #0b34c097ea6c
 def _candidates_rows(r):
     m = r["metrics"]
     return [
@@ -816,7 +816,7 @@ def _candidates_rows(r):
         _row("new (composition unknown) fraction of unique", _pct(m.get("new_fraction_of_unique")), "%", fmt="{:.0f}"),
     ]
 
-
+# %% ../../nbs/97_results.ipynb #4608586075a6
 def _dataset_rows(r):
     m = r["metrics"]
     return [
@@ -824,7 +824,7 @@ def _dataset_rows(r):
         _row("elements present", m.get("n_elements_present"), "elements", fmt="{:d}"),
     ]
 
-
+# %% ../../nbs/97_results.ipynb #b5104604869e
 def _retrospective_rows(r):
     rows = []
     for kind in ("retrospective_structures", "retrospective_compositions"):
@@ -841,7 +841,7 @@ def _retrospective_rows(r):
                 )
     return rows
 
-
+# %% ../../nbs/97_results.ipynb #7188ee1be756
 def _conductors_rows(r):
     rank = r["metrics"].get("rank_correlation") or {}
     return [
@@ -856,7 +856,7 @@ def _conductors_rows(r):
         _row("compositions with an Arrhenius fit", r["metrics"].get("n_with_arrhenius"), "compositions", fmt="{:d}"),
     ]
 
-
+# %% ../../nbs/97_results.ipynb #4c2d55e62c07
 #: experiment -> function(results file) -> headline rows.
 HEADLINES = {
     "dataset_overview": _dataset_rows,
@@ -903,7 +903,7 @@ def _discovery_caveats(r) -> list[str]:
         )
     return notes
 
-
+# %% ../../nbs/97_results.ipynb #c4c9311cdc99
 def _validation_caveats(r) -> list[str]:
     notes = []
     rs = {
@@ -932,7 +932,7 @@ def _validation_caveats(r) -> list[str]:
         )
     return notes
 
-
+# %% ../../nbs/97_results.ipynb #a4582fc683a0
 def _evaluate_caveats(r) -> list[str]:
     return [
         "Stability is the oracle's on this project's mp2018 hull; MatterGen's published S.U.N. is DFT on a hull of "
@@ -940,7 +940,7 @@ def _evaluate_caveats(r) -> list[str]:
         "comparison."
     ]
 
-
+# %% ../../nbs/97_results.ipynb #0e02c692c94d
 def _mlip_caveats(r) -> list[str]:
     m = r["metrics"]
     notes = []
@@ -1008,14 +1008,14 @@ def result_label(result: dict, root: Path | None = None, *, commit: bool = True)
         parts.append(f"**stale**: its `{result['profile']}` parameters have changed since")
     return " · ".join(parts)
 
-
+# %% ../../nbs/97_results.ipynb #79eba0a9e43c
 def _markdown_table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
     return "\n".join(lines)
 
-
+# %% ../../nbs/97_results.ipynb #9c14596bd408
 def render_report(results: dict[str, dict], root: Path | None = None) -> str:
     """Markdown: for each experiment (in the runner's order), its label and its headline rows beside the published
     values."""
@@ -1036,7 +1036,7 @@ def render_report(results: dict[str, dict], root: Path | None = None) -> str:
         parts += [f"- {s}" for s in sorted(sources)] + ([""] if sources else [])
     return "\n".join(parts)
 
-
+# %% ../../nbs/97_results.ipynb #af698f2424c6
 README_BEGIN = "<!-- results:begin (rendered by `matdisco report --readme`; do not edit) -->"
 README_END = "<!-- results:end -->"
 
@@ -1056,7 +1056,7 @@ def readme_block(results: dict[str, dict], root: Path | None = None) -> str:
             lines.append(f"| {e.name} | {row.quantity} | {value} | {row.published or '—'} | {label} |")
     return "\n".join([README_BEGIN, *lines, README_END])
 
-
+# %% ../../nbs/97_results.ipynb #d43197a4dab5
 def merged_results(paths) -> dict[str, dict]:
     "The results of several folders (`load_results`), by experiment; the first folder that has an experiment wins."
     merged = {}
@@ -1064,7 +1064,7 @@ def merged_results(paths) -> dict[str, dict]:
         merged.update(load_results(path))
     return merged
 
-
+# %% ../../nbs/97_results.ipynb #6ee642951500
 def render_readme(index: Path | str, results: dict[str, dict], root: Path | None = None) -> str:
     """The README: the markdown cells of the notebook `index` (nbdev's `readme_nb`), with the headline table of
     `results` rendered between its markers."""

@@ -38,7 +38,7 @@ def detect_device() -> str:
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
-
+# %% ../../nbs/95_runner.ipynb #12e0ca77c822
 def git_commit(root: Path | None = None) -> dict:
     "Current git commit of the checkout and whether the work tree has uncommitted changes."
     root = root or project_root()
@@ -59,7 +59,7 @@ def git_commit(root: Path | None = None) -> dict:
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 
-
+# %% ../../nbs/95_runner.ipynb #04b05f6613a6
 #: Packages whose versions every run records.
 RECORDED_PACKAGES = (
     "matdisco",
@@ -116,7 +116,7 @@ class Experiment:
             raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
         return dict(self.parameters.get(profile, {}))
 
-
+# %% ../../nbs/95_runner.ipynb #ba70d8030df3
 # `gpu`: every experiment on one H200 node (16 cores run the oracle as Dask workers) inside one 9-minute call, the
 # offline install included (`make gpu-run`). Sized from the `tiny` stage times on 2 cores (mlip 848 s, discovery
 # 247 s, scaling 186 s, energy models 143 s, the other six 273 s together: 1,497 s): `tiny`'s sizes with 16 workers,
@@ -609,7 +609,7 @@ def experiments_dir() -> Path:
 class StageFailed(RuntimeError):
     "An experiment stage failed; the message names the stage and the failing cell's error."
 
-
+# %% ../../nbs/95_runner.ipynb #a53bfc439212
 _LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 _RUN_LOGGERS = ("matdisco", "papermill")
@@ -628,7 +628,7 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
     logging.getLogger("papermill").propagate = False
     return handler
 
-
+# %% ../../nbs/95_runner.ipynb #7dba57bdcfe9
 def _kernel_manager_logging_to(log_file):
     """A kernel manager class whose kernels write their process-level stdout and stderr to `log_file` (an open file):
     what ipykernel does not capture, such as the warnings and log lines of the Dask workers a cell starts, lands in
@@ -643,7 +643,7 @@ def _kernel_manager_logging_to(log_file):
 
     return RunLogKernelManager
 
-
+# %% ../../nbs/95_runner.ipynb #4a0474272214
 def _teardown_logging(handler: logging.Handler):
     "Undo `_setup_logging`: a second run in the same process writes only to its own run log."
     for name in _RUN_LOGGERS:
@@ -651,7 +651,7 @@ def _teardown_logging(handler: logging.Handler):
     logging.getLogger("papermill").propagate = True
     handler.close()
 
-
+# %% ../../nbs/95_runner.ipynb #3e7144a91db1
 def stage_logging(level: int = logging.INFO) -> logging.Logger:
     """Call at the top of an experiment notebook: the library's log records (round finished, cell trained, ...) go to
     the notebook's output (stderr). Inside `matdisco run`, papermill forwards that output to the run's `run.log`, so
@@ -665,7 +665,7 @@ def stage_logging(level: int = logging.INFO) -> logging.Logger:
         lg.addHandler(h)
     return lg
 
-
+# %% ../../nbs/95_runner.ipynb #06eeb74e4fcc
 def _data_reads(run_dir: Path) -> list[dict]:
     p = run_dir / "data_reads.jsonl"
     if not p.exists():
@@ -679,7 +679,7 @@ def _data_reads(run_dir: Path) -> list[dict]:
             out.append({k: rec[k] for k in ("dataset", "file", "sha256")})
     return out
 
-
+# %% ../../nbs/95_runner.ipynb #cad6b95ad6bf
 def write_manifest(run_dir: Path, *, profile: str, seed: int, stages: dict, status: str) -> Path:
     "Write `run_dir/manifest.json` atomically (called after every stage, so a killed run still has one)."
     man = {
@@ -695,7 +695,7 @@ def write_manifest(run_dir: Path, *, profile: str, seed: int, stages: dict, stat
     }
     return atomic_write_text(run_dir / "manifest.json", json.dumps(man, indent=2, default=str))
 
-
+# %% ../../nbs/95_runner.ipynb #d06bce744700
 def _kernel_env():
     "Make papermill use this environment's own ipykernel (not a user-registered 'python3' kernelspec)."
     share = Path(sys.prefix) / "share" / "jupyter"
@@ -704,7 +704,7 @@ def _kernel_env():
             os.pathsep
         )
 
-
+# %% ../../nbs/95_runner.ipynb #da6919d989d9
 def _stages_to_run(experiments: list[Experiment], only) -> list[Experiment]:
     "The `experiments` named in `only` (all when None), in registry order; an unknown name is refused."
     names = [e.name for e in experiments]
@@ -713,7 +713,7 @@ def _stages_to_run(experiments: list[Experiment], only) -> list[Experiment]:
             raise ValueError(f"unknown experiment {o!r}; registered: {', '.join(names)}")
     return [e for e in experiments if not only or e.name in only]
 
-
+# %% ../../nbs/95_runner.ipynb #3052c3ca945d
 def _execute_notebook(exp: Experiment, params: dict, stage_dir: Path, nb_dir: Path, run_dir: Path, progress: bool):
     "Papermill execution of `exp`'s notebook into `stage_dir`; the kernel's output goes to `run_dir/run.log`."
     import papermill as pm
@@ -730,7 +730,7 @@ def _execute_notebook(exp: Experiment, params: dict, stage_dir: Path, nb_dir: Pa
             kernel_manager_class=_kernel_manager_logging_to(kernel_output),
         )
 
-
+# %% ../../nbs/95_runner.ipynb #6625424a3ecb
 def _run_stage(exp: Experiment, params: dict, run: dict, *, force: bool, progress: bool):
     """Run one stage into `run_dir/stages/<name>` unless a complete one with the same `params` is there (`force`:
     cleared and rerun). `run` holds the run's run_dir, nb_dir, figures_dir, profile, seed and `stages` (the
@@ -777,7 +777,7 @@ def _run_stage(exp: Experiment, params: dict, run: dict, *, force: bool, progres
     write_stage_results(run_dir, exp.name)  # results.json: metrics, published values, provenance
     log.info("stage %s: complete in %.1f s, figures %s", exp.name, wall, [f.name for f in figs])
 
-
+# %% ../../nbs/95_runner.ipynb #f8cb3c3426dc
 def run_pipeline(
     profile: str = "tiny",
     *,

@@ -60,12 +60,12 @@ class SweepSpec:
             {k: v for k, v in asdict(self).items() if k not in ("n_train", "model_sizes", "seeds")}, length=10
         )
 
-
+# %% ../../nbs/03a_scaling.ipynb #881832b6be4f
 def geometric_grid(n_min: int, n_max: int, num: int) -> tuple:
     "`num` training-set sizes from n_min to n_max, evenly spaced in log N."
     return tuple(int(round(x)) for x in np.geomspace(n_min, n_max, num))
 
-
+# %% ../../nbs/03a_scaling.ipynb #609241504d78
 def scaling_splits(index: pd.DataFrame, spec: SweepSpec) -> dict[str, np.ndarray]:
     "pool (training candidates), val, id_test, ood_arity, ood_chemsys row indices (see the chapter's text)."
     use = index[~index.is_outlier & index.chemsys.notna()]
@@ -85,7 +85,7 @@ def scaling_splits(index: pd.DataFrame, spec: SweepSpec) -> dict[str, np.ndarray
         "ood_chemsys": subsample(held_rows, spec.n_ood, seed=spec.split_seed),
     }
 
-
+# %% ../../nbs/03a_scaling.ipynb #4440b6e07cd5
 def train_rows(splits: dict, n: int, seed: int) -> np.ndarray:
     "The nested training set of size n for `seed`: the first n of the seed's permutation of the pool."
     pool = np.sort(splits["pool"])
@@ -116,17 +116,17 @@ def _cell_data(spec: SweepSpec):
     pos = {r: k for k, r in enumerate(frame.index)}
     return splits, ds, pos
 
-
+# %% ../../nbs/03a_scaling.ipynb #ade6f766b575
 def _subset(ds, pos, rows):
     "The items of `ds` for these mp2018_formation rows (`pos`: row → position in `ds`)."
     return ds.subset([pos[r] for r in rows])
 
-
+# %% ../../nbs/03a_scaling.ipynb #291def42d136
 def cell_key(spec: SweepSpec, n: int, width: int, depth: int, seed: int) -> str:
     "A cell's folder name: its grid point and the hash of the spec it was trained under."
     return f"n{n}_w{width}_d{depth}_s{seed}-{spec.cell_spec_key()}"
 
-
+# %% ../../nbs/03a_scaling.ipynb #ab945087c50b
 def run_cell(spec: SweepSpec, n: int, width: int, depth: int, seed: int, run_dir: str) -> dict:
     "Train and evaluate one cell (resumable); write and return its result record."
     import torch
@@ -188,7 +188,7 @@ def sweep_cells(spec: SweepSpec) -> list[tuple]:
     cells = [(n, w, d, s) for n in spec.n_train for (w, d) in spec.model_sizes for s in spec.seeds]
     return sorted(cells, key=lambda c: -c[0] * c[1] * c[2])
 
-
+# %% ../../nbs/03a_scaling.ipynb #37a4d86953dc
 def run_sweep(
     spec: SweepSpec,
     run_dir: Path | str,
@@ -227,7 +227,7 @@ def run_sweep(
                 f.result()  # raises the cell's error here, with its key
     return collect_sweep(run_dir, spec)
 
-
+# %% ../../nbs/03a_scaling.ipynb #8059db7ac608
 def collect_sweep(run_dir: Path | str, spec: SweepSpec) -> xr.Dataset:
     """The finished cells of `spec`'s grid (cells trained under other settings are ignored) as a Dataset with dims
     (n_train, n_params, seed), plus per-crystal absolute errors `<split>_abs_error` with a crystal dimension."""
@@ -283,7 +283,7 @@ def fit_power_law(n, err) -> dict:
     rss = float(np.sum((y - (intercept + slope * x)) ** 2))
     return {"a": float(np.exp(intercept)), "alpha": float(-slope), "c": 0.0, "rss": rss, "aic": _aic(rss, len(x), 2)}
 
-
+# %% ../../nbs/03a_scaling.ipynb #89971d4bb3b1
 def fit_saturating_power_law(n, err) -> dict:
     "Fit of err = a·N^(−α) + c, least squares on log err with a, α, c >= 0."
     from scipy.optimize import least_squares
@@ -300,14 +300,14 @@ def fit_saturating_power_law(n, err) -> dict:
     rss = float(np.sum(r.fun**2))
     return {"a": float(r.x[0]), "alpha": float(r.x[1]), "c": float(r.x[2]), "rss": rss, "aic": _aic(rss, len(n), 3)}
 
-
+# %% ../../nbs/03a_scaling.ipynb #56ac74afd6cf
 def _aic(rss: float, n: int, k: int) -> float:
     "AICc (Hurvich & Tsai 1989): AIC + 2k(k+1)/(n−k−1); infinite when n <= k+1 (too few points to judge k parameters)."
     if n - k - 1 <= 0:
         return float("inf")
     return float(n * np.log(max(rss, 1e-12) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
-
+# %% ../../nbs/03a_scaling.ipynb #5ef642ec887f
 def bootstrap_alpha(
     n_values, errors: np.ndarray, *, form: str = "power", n_boot: int = 500, seed: int = 0, ci: float = 0.95
 ) -> dict:
@@ -346,7 +346,7 @@ def bootstrap_alpha(
         "samples": np.array([[b["a"], b["alpha"], b["c"]] for b in boots]),
     }
 
-
+# %% ../../nbs/03a_scaling.ipynb #a468895a9190
 #: |ΔAICc| below which two models both have substantial support (Burnham & Anderson 2002, §2.6).
 AICC_DECISIVE = 2.0
 
@@ -360,7 +360,7 @@ def model_selection(power: dict, saturating: dict, n_points: int) -> str:
         return f"undecidable: |dAICc| = {abs(d):.2f} < {AICC_DECISIVE}"
     return "saturating" if d < 0 else "power"
 
-
+# %% ../../nbs/03a_scaling.ipynb #61c6d564c3e4
 def scaling_table(ds: xr.Dataset, *, variable: str = "id_test_mae", n_boot: int = 500) -> pd.DataFrame:
     """α with a bootstrap CI (over seeds and test crystals when the sweep kept per-crystal errors) for both forms,
     per model size, for one error variable; `selection` says which form AICc supports, or that it cannot decide."""
@@ -392,7 +392,7 @@ def _band(n_grid, samples, ci=0.95):
     curves = samples[:, 0:1] * n_grid[None, :] ** (-samples[:, 1:2]) + samples[:, 2:3]
     return np.percentile(curves, [50 * (1 - ci), 50 * (1 + ci)], axis=0)
 
-
+# %% ../../nbs/03a_scaling.ipynb #dbd98d664186
 def _n_ticks(ax, N):
     "Log x axis labelled at the grid's training-set sizes (plain integers), no minor labels."
     from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, StrMethodFormatter
@@ -402,7 +402,7 @@ def _n_ticks(ax, N):
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
 
-
+# %% ../../nbs/03a_scaling.ipynb #fcef02251b18
 def _id_scaling_panel(ax, ds: xr.Dataset, n_boot: int):
     "ID test MAE vs N per model size: seed mean ± std, bootstrap power-law fit with its 95 % band."
     N = ds.n_train.values.astype(float)
@@ -426,7 +426,7 @@ def _id_scaling_panel(ax, ds: xr.Dataset, n_boot: int):
     _n_ticks(ax, N)
     ax.legend(fontsize=7)
 
-
+# %% ../../nbs/03a_scaling.ipynb #91afcd329df0
 def _ood_panel(ax, ds: xr.Dataset):
     "The largest model's MAE vs N in distribution and on the two out-of-distribution sets, each with its exponent."
     N = ds.n_train.values.astype(float)
@@ -448,7 +448,7 @@ def _ood_panel(ax, ds: xr.Dataset):
     ax.set_title(f"largest model ({int(p):,} params)", fontsize=9)
     ax.legend(fontsize=7)
 
-
+# %% ../../nbs/03a_scaling.ipynb #c3bb729c5311
 def scaling_figure(ds: xr.Dataset, *, n_boot: int = 300):
     "Three panels: ID error vs N per model size with power-law fits and 95 % bands; (N, params) heat map; ID vs OOD."
     import matplotlib.pyplot as plt

@@ -107,7 +107,7 @@ class GraphDataset:
         "Average number of neighbours per atom (GNoME's message normaliser)."
         return float(sum(g.num_edges for g in self.graphs) / max(1, self.n_atoms.sum()))
 
-
+# %% ../../nbs/03_train.ipynb #f7ff1399db20
 def atom_budget_batches(n_atoms: np.ndarray, budget: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
     """Split indices (shuffled by `rng` if given) into consecutive batches of at most `budget` atoms (a larger crystal
     is alone)."""
@@ -139,14 +139,14 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget for this member (None: no limit)
     grad_clip: float = 10.0
 
-
+# %% ../../nbs/03_train.ipynb #759a93ee616a
 def pick_device(device: str | None = None) -> torch.device:
     "CUDA when available (or the device asked for), else CPU. Under DDP on GPUs: this process's current CUDA device."
     if device is None and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device(device or "cpu")
 
-
+# %% ../../nbs/03_train.ipynb #234d14350314
 def distributed_rank_world() -> tuple[int, int]:
     "(rank, world size) of the initialised `torch.distributed` process group, else (0, 1)."
     d = torch.distributed
@@ -154,7 +154,7 @@ def distributed_rank_world() -> tuple[int, int]:
         return d.get_rank(), d.get_world_size()
     return 0, 1
 
-
+# %% ../../nbs/03_train.ipynb #9e9a1fbf157c
 def _all_sum(values: list[float], world: int) -> list[float]:
     if world == 1:
         return values
@@ -162,7 +162,7 @@ def _all_sum(values: list[float], world: int) -> list[float]:
     torch.distributed.all_reduce(t)
     return t.tolist()
 
-
+# %% ../../nbs/03_train.ipynb #54283a9cd7e7
 def _from_rank0(flag: bool, world: int) -> bool:
     "Rank 0's decision, so every rank leaves the loop at the same epoch."
     if world == 1:
@@ -171,18 +171,18 @@ def _from_rank0(flag: bool, world: int) -> bool:
     torch.distributed.broadcast(t, 0)
     return bool(t.item())
 
-
+# %% ../../nbs/03_train.ipynb #ac3a7342d931
 def _barrier(world: int):
     if world > 1:
         torch.distributed.barrier()
 
-
+# %% ../../nbs/03_train.ipynb #d6a301a18fd9
 def _inputs(model, ds: GraphDataset, idx: np.ndarray, device):
     if isinstance(model, CompositionModel):
         return ds.fractions[idx].to(device)
     return batch_graphs([ds.graphs[k] for k in idx]).to(device)
 
-
+# %% ../../nbs/03_train.ipynb #a68a7fe995e2
 def _lr_lambda(cfg: TrainConfig):
     def f(epoch):
         if epoch < cfg.warmup_epochs:
@@ -192,7 +192,7 @@ def _lr_lambda(cfg: TrainConfig):
 
     return f
 
-
+# %% ../../nbs/03_train.ipynb #0f91127118b2
 @torch.no_grad()
 def predict(
     model, normalizer: TargetNormalizer, ds: GraphDataset, *, atoms_per_batch: int = 4096, device=None
@@ -209,11 +209,11 @@ def predict(
         out[idx] = normalizer.denormalize(yn, ds.fractions[idx].to(device)).double().cpu().numpy()
     return out
 
-
+# %% ../../nbs/03_train.ipynb #21f134120987
 class _Stop(Exception):
     pass
 
-
+# %% ../../nbs/03_train.ipynb #288c4b1319f2
 def _fresh_loop_state() -> dict:
     "The loop state of a run that has not trained yet."
     return {
@@ -225,7 +225,7 @@ def _fresh_loop_state() -> dict:
         "elapsed_s": 0.0,
     }
 
-
+# %% ../../nbs/03_train.ipynb #d34701a15f43
 def _resume_or_start(
     model, train: GraphDataset, config: TrainConfig, last: Path, normalizer: TargetNormalizer | None, world: int
 ) -> tuple[TargetNormalizer, dict, dict | None]:
@@ -254,7 +254,7 @@ def _resume_or_start(
     log.info("resuming %s from epoch %d", last.parent, state["epoch"] + 1)
     return TargetNormalizer.from_state_dict(ck["normalizer"]), state, ck
 
-
+# %% ../../nbs/03_train.ipynb #1230a43c0a22
 def _train_epoch(
     net, model, train: GraphDataset, targets: torch.Tensor, opt, config: TrainConfig, epoch: int, *, device, world: int
 ) -> tuple[float, int]:
@@ -281,7 +281,7 @@ def _train_epoch(
         count += len(idx)
     return total, count
 
-
+# %% ../../nbs/03_train.ipynb #4b413a0c63ce
 def _record_epoch(state: dict, row: dict) -> bool:
     "Append an epoch's `row` to the loop `state` and update its best epoch; True if validation improved."
     state["elapsed_s"] = row["elapsed_s"]
@@ -294,7 +294,7 @@ def _record_epoch(state: dict, row: dict) -> bool:
     state["epoch"] = row["epoch"]
     return improved
 
-
+# %% ../../nbs/03_train.ipynb #7a0d3b67c2fc
 def _write_checkpoint(run_dir: Path, model, normalizer, opt, sched, config: TrainConfig, state: dict):
     "`run_dir/last.pt` (everything a resumed run needs) and `metrics.csv`, both written atomically."
     checkpoint = {
@@ -312,7 +312,7 @@ def _write_checkpoint(run_dir: Path, model, normalizer, opt, sched, config: Trai
     with atomic_path(run_dir / "metrics.csv") as tmp:
         pd.DataFrame(state["history"]).to_csv(tmp, index=False)
 
-
+# %% ../../nbs/03_train.ipynb #d27332840579
 def _data_parallel(model, device, world: int):
     """`model` itself in one process, else wrapped in `DistributedDataParallel` (it broadcasts rank 0's parameters,
     then all-reduces gradients in backward)."""
@@ -322,7 +322,7 @@ def _data_parallel(model, device, world: int):
         model, device_ids=[device.index] if device.type == "cuda" else None
     )
 
-
+# %% ../../nbs/03_train.ipynb #af0c2ce440b6
 def _optimiser(model, config: TrainConfig, checkpoint: dict | None) -> tuple:
     "AdamW and its warm-up + cosine schedule (`_lr_lambda`); resumed from `checkpoint` with the torch RNG state."
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -333,7 +333,7 @@ def _optimiser(model, config: TrainConfig, checkpoint: dict | None) -> tuple:
         torch.set_rng_state(checkpoint["torch_rng"])
     return opt, sched
 
-
+# %% ../../nbs/03_train.ipynb #29fa9a977b71
 def _should_stop(state: dict, config: TrainConfig, world: int) -> bool:
     "Early stopping (`patience` epochs without improvement) or the time budget (`max_minutes`, rank 0's clock)."
     if state["bad_epochs"] >= config.patience:
@@ -344,7 +344,7 @@ def _should_stop(state: dict, config: TrainConfig, world: int) -> bool:
         return True
     return False
 
-
+# %% ../../nbs/03_train.ipynb #fb2badbf1eb8
 def _finish(model, run_dir: Path, state: dict, rank: int):
     "Load the best weights into `model`; rank 0 writes `run_dir/done.json`."
     best, _, _ = load_model(run_dir / "best.pt")
@@ -360,7 +360,7 @@ def _finish(model, run_dir: Path, state: dict, rank: int):
         }
         atomic_write_text(run_dir / "done.json", json.dumps(summary))
 
-
+# %% ../../nbs/03_train.ipynb #58ab6fa126c3
 def fit(
     model,
     train: GraphDataset,
@@ -422,7 +422,7 @@ def fit(
     _finish(model, run_dir, state, rank)
     return pd.DataFrame(state["history"])
 
-
+# %% ../../nbs/03_train.ipynb #617718708367
 def _free_port() -> int:
     import socket
 
@@ -430,7 +430,7 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
+# %% ../../nbs/03_train.ipynb #d2381abb43ba
 def _ddp_process(rank: int, world: int, port: int, make_model, train, val, kwargs):
     torch.set_num_threads(1)  # one thread per rank: the ranks are the parallelism
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
@@ -440,7 +440,7 @@ def _ddp_process(rank: int, world: int, port: int, make_model, train, val, kwarg
     finally:
         torch.distributed.destroy_process_group()
 
-
+# %% ../../nbs/03_train.ipynb #f7d5412ac133
 def fit_data_parallel(
     make_model,
     train: GraphDataset,
@@ -477,7 +477,7 @@ def fit_data_parallel(
     model = load_model(run_dir / "best.pt")[0]
     return model, pd.read_csv(run_dir / "metrics.csv")
 
-
+# %% ../../nbs/03_train.ipynb #4e091bcd9a90
 def init_distributed_from_env() -> tuple[int, int]:
     """Join the process group that `torchrun` describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
     MASTER_ADDR, MASTER_PORT): NCCL with one GPU per local rank when CUDA is present, else gloo with one torch
@@ -526,7 +526,7 @@ class Ensemble:
         p = np.stack(all_preds)
         return p.mean(0), p.std(0, ddof=1) if len(p) > 1 else np.zeros(p.shape[1])
 
-
+# %% ../../nbs/03_train.ipynb #a54c0462e4a4
 def training_key(model, train: GraphDataset, val: GraphDataset, config: TrainConfig, **extra) -> tuple[str, dict]:
     """(key, spec): the hash naming a training run's folder, and what it hashes: `config`, the model's class and
     config, the fingerprints of the training and validation sets, and `extra` (ensemble size, warm start, ...)."""
@@ -542,7 +542,7 @@ def training_key(model, train: GraphDataset, val: GraphDataset, config: TrainCon
     }
     return config_key(spec, datasets=()), spec
 
-
+# %% ../../nbs/03_train.ipynb #472b99be9ce5
 def train_ensemble(
     make_model,
     train: GraphDataset,
@@ -604,7 +604,7 @@ def _worker_ensemble(dirs: tuple) -> Ensemble:
     torch.set_num_threads(1)
     return Ensemble.load(list(dirs))
 
-
+# %% ../../nbs/03_train.ipynb #b8554af88e4f
 def _screen_chunk(dirs: tuple, arrays: list[tuple], volume_scales: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Worker task: rebuild the structures from (cell, atomic numbers, Cartesian positions), which pickle far faster
     than dicts."""
@@ -613,7 +613,7 @@ def _screen_chunk(dirs: tuple, arrays: list[tuple], volume_scales: tuple) -> tup
     structures = [Structure(Lattice(cell), z, pos, coords_are_cartesian=True) for cell, z, pos in arrays]
     return _worker_ensemble(dirs).predict_structures(structures, volume_scales=volume_scales)
 
-
+# %% ../../nbs/03_train.ipynb #bbbfe07072f8
 def screen(
     ensemble: Ensemble,
     structures,

@@ -52,7 +52,7 @@ def on_hull(e_hull) -> np.ndarray:
     "Stable at a level: E_hull ≤ 0 up to `HULL_ROUNDOFF`; NaN (not computed) is unstable."
     return np.nan_to_num(np.asarray(e_hull, dtype=float), nan=np.inf) <= HULL_ROUNDOFF
 
-
+# %% ../../nbs/14_validation.ipynb #192b55a2b00a
 def arity_group(n_elements: int) -> str:
     "GNoME's two groups: 'binary/ternary' (2–3 elements) and 'quaternary+' (4 or more); 'element' for 1."
     return "element" if n_elements < 2 else "binary/ternary" if n_elements <= 3 else "quaternary+"
@@ -89,17 +89,17 @@ def elements_with_structures() -> frozenset:
 
     return _elements_in_mp2018(space_index()) | frozenset(load_elemental_structures().element)
 
-
+# %% ../../nbs/14_validation.ipynb #7ed08471f5f6
 def _elements_in_mp2018(use: pd.DataFrame) -> frozenset:
     "Elements with at least one usable elemental crystal among `use` (`space_index` rows)."
     return frozenset(use.chemsys[~use.chemsys.str.contains("-")])
 
-
+# %% ../../nbs/14_validation.ipynb #368dd4684731
 def _status(formulas) -> np.ndarray:
     "'rediscovered' where a reduced formula is in the known list (`known_reduced_formulas`), else 'new'."
     return np.where(pd.Series(list(formulas), dtype=object).isin(known_reduced_formulas()), "rediscovered", "new")
 
-
+# %% ../../nbs/14_validation.ipynb #334fea45d385
 def validation_scope(formulas, config: ValidationConfig = ValidationConfig()) -> pd.DataFrame:
     """Which compositions a validation can recompute, and why not: one row per formula with `system`, `n_elements`,
     `n_phases` (competing mp2018 crystals of its chemical space, elements included), `in_scope` and `reason`. Out:
@@ -140,7 +140,7 @@ def validation_scope(formulas, config: ValidationConfig = ValidationConfig()) ->
         rows, columns=["formula", "system", "n_elements", "n_phases", "in_scope", "reason", "mu_source"]
     )
 
-
+# %% ../../nbs/14_validation.ipynb #ecffd6784b1d
 def competing_phases(systems) -> pd.DataFrame:
     "`space_index` rows of every usable mp2018 crystal whose elements lie inside one of `systems` (sets of symbols)."
     systems = [frozenset(s) for s in systems]
@@ -148,7 +148,7 @@ def competing_phases(systems) -> pd.DataFrame:
     inside = use.chemsys.map(lambda c: any(frozenset(c.split("-")) <= s for s in systems))
     return use[inside]
 
-
+# %% ../../nbs/14_validation.ipynb #b8d05eefb1d5
 @dataclass
 class LevelHull:
     """Competing phases relaxed at one level: `phases` (row_index, material_id, formula, energy_per_atom, e_form, ok),
@@ -161,7 +161,7 @@ class LevelHull:
     s_per_structure: float = float("nan")  # mean wall time of one relaxation (as stored when it ran)
     wall_s: float = 0.0
 
-
+# %% ../../nbs/14_validation.ipynb #69b0fc3c7659
 def competing_structures(systems) -> pd.DataFrame:
     """Every competing mp2018 crystal of `systems` (`competing_phases`), plus the mirror's `elemental_structures`
     starting crystals of the elements mp2018 has no crystal of (negative `row_index`, formation energy 0)."""
@@ -183,7 +183,7 @@ def competing_structures(systems) -> pd.DataFrame:
     )
     return pd.concat([frame, elemental], ignore_index=True)
 
-
+# %% ../../nbs/14_validation.ipynb #180f82e84cfc
 #: The columns of `LevelHull.phases`.
 LEVEL_HULL_COLUMNS = [
     "row_index",
@@ -221,7 +221,7 @@ def _converged_phases(frame: pd.DataFrame, res: pd.DataFrame, oracle: str) -> pd
         )
     return frame[usable].copy()
 
-
+# %% ../../nbs/14_validation.ipynb #7a996c19a844
 def higher_level_hull(
     systems,
     oracle: str,
@@ -294,7 +294,7 @@ class Validation:
     wall_s: dict = field(default_factory=dict)
     relaxed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-
+# %% ../../nbs/14_validation.ipynb #5200087274d5
 def _in_scope_inputs(ids, structures, config: ValidationConfig, base_energies) -> tuple:
     """(scope, ids, structures, base energies or None, info table) of the in-scope inputs (`validation_scope`); `info`
     holds one row per kept candidate: id, formula, arity, status and the source of its chemical potentials."""
@@ -315,7 +315,7 @@ def _in_scope_inputs(ids, structures, config: ValidationConfig, base_energies) -
     info["mu_source"] = info.formula.map(scope.drop_duplicates("formula").set_index("formula").mu_source)
     return scope, ids, structures, base_e, info
 
-
+# %% ../../nbs/14_validation.ipynb #9eb1056c7a3a
 def _relax_at(structures, oracle: str, config: ValidationConfig, client, progress: bool) -> pd.DataFrame:
     "`run_oracle_batch` of `structures` with `oracle` into the validation's store for that level."
     return run_oracle_batch(
@@ -329,7 +329,7 @@ def _relax_at(structures, oracle: str, config: ValidationConfig, client, progres
         progress=progress,
     )
 
-
+# %% ../../nbs/14_validation.ipynb #768f94e34c24
 @dataclass
 class LevelResult:
     "One level of theory's part of a validation: candidate rows, competing phases, relaxed structures and costs."
@@ -340,7 +340,7 @@ class LevelResult:
     cost: list
     wall_s: float
 
-
+# %% ../../nbs/14_validation.ipynb #f9431b0d8354
 def base_level(
     structures, base_e, info: pd.DataFrame, systems, config: ValidationConfig, *, client, progress: bool
 ) -> tuple[LevelResult, list]:
@@ -372,7 +372,7 @@ def base_level(
     )[PHASE_COLUMNS]
     return LevelResult(rows, phases, None, cost, time.perf_counter() - t0), structures
 
-
+# %% ../../nbs/14_validation.ipynb #2c6d03ed0ceb
 def higher_level(
     oracle: str, structures, info: pd.DataFrame, systems, config: ValidationConfig, *, client, progress: bool
 ) -> LevelResult:
@@ -424,7 +424,7 @@ def higher_level(
     relaxed = pd.concat([phase_structures, candidate_structures], ignore_index=True)
     return LevelResult(rows, phases, relaxed, cost, time.perf_counter() - t0)
 
-
+# %% ../../nbs/14_validation.ipynb #f1a9cd9071d6
 def validate_structures(
     ids,
     structures,
@@ -479,12 +479,12 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return float(c - h), float(c + h)
 
-
+# %% ../../nbs/14_validation.ipynb #c3643866e766
 def _wide(table: pd.DataFrame, value: str = "e_hull") -> pd.DataFrame:
     "One row per candidate, one column per level."
     return table.pivot_table(index="id", columns="level", values=value, aggfunc="first", dropna=False)
 
-
+# %% ../../nbs/14_validation.ipynb #0b893aec80f1
 def retention_table(table: pd.DataFrame, *, base: str, tolerance: float = ON_HULL_TOLERANCE) -> pd.DataFrame:
     """GNoME's retention: of the candidates stable at the `base` level (E_hull ≤ 0 there), the share still on the hull
     at each higher level, by arity group ('binary/ternary', 'quaternary+', 'all') and status ('new',
@@ -524,7 +524,7 @@ def retention_table(table: pd.DataFrame, *, base: str, tolerance: float = ON_HUL
                 )
     return pd.DataFrame(out)
 
-
+# %% ../../nbs/14_validation.ipynb #72442f1f2aa9
 def level_correlation(table: pd.DataFrame, *, base: str, level: str) -> dict:
     """How closely a higher level follows the base level over the candidates both computed: `n`, Pearson r of the
     formation energies (`r_e_form`) and Spearman ρ of E_hull (`rho_e_hull`, the ranking a retention depends on)."""
@@ -538,7 +538,7 @@ def level_correlation(table: pd.DataFrame, *, base: str, level: str) -> dict:
     rho = both_hull[base].corr(both_hull[level], method="spearman") if len(both_hull) >= 3 else float("nan")
     return {"n": len(both_form), "r_e_form": float(r), "rho_e_hull": float(rho)}
 
-
+# %% ../../nbs/14_validation.ipynb #21722416e36b
 def stability_confusion(table: pd.DataFrame, *, base: str, level: str) -> pd.DataFrame:
     """Base-stable × higher-level-stable counts (E_hull ≤ 0 at each level; missing = unstable): rows the base
     verdict, columns the higher level's."""
@@ -551,7 +551,7 @@ def stability_confusion(table: pd.DataFrame, *, base: str, level: str) -> pd.Dat
         fill_value=0,
     )
 
-
+# %% ../../nbs/14_validation.ipynb #3284f05d6e58
 def level_agreement(table: pd.DataFrame, phases: pd.DataFrame, a: str, b: str) -> dict:
     """How far two levels agree: formation-energy MAE (eV/atom) on the competing phases both computed and on the
     candidates, E_hull MAE and the share of candidates whose stability verdict (E_hull ≤ 0) is the same."""
@@ -698,7 +698,7 @@ def dft_selection(
         rel = rel[rel.kind.eq("candidate") | rel.id.isin({mu_ids[e] for e in els})]
     return rel.reset_index(drop=True), mu_ids
 
-
+# %% ../../nbs/14_validation.ipynb #7b28a584e267
 def _dft_level(rel: pd.DataFrame, mu_ids: dict, functional: str, settings, **cluster) -> pd.DataFrame:
     """GPAW single points of `rel`'s structures with `functional` (cached, resumable) and their formation energies
     against the μ structures among them; `cluster`: `single_points`'s scheduler, n_workers, client, progress."""
@@ -717,7 +717,7 @@ def _dft_level(rel: pd.DataFrame, mu_ids: dict, functional: str, settings, **clu
         level=functional, e_form=ef, wall_s=got.wall_s.to_numpy(float)
     )
 
-
+# %% ../../nbs/14_validation.ipynb #40b5ea9f957d
 def dft_validation(
     v: Validation,
     *,
@@ -763,7 +763,7 @@ def dft_validation(
     out["system"] = out.formula.map(lambda f: "-".join(sorted(e.symbol for e in Composition(f).elements)))
     return out
 
-
+# %% ../../nbs/14_validation.ipynb #490ea4d888b9
 def dft_agreement(dft: pd.DataFrame, *, reference: str = "gpaw-r2scan") -> pd.DataFrame:
     """Per level: formation-energy MAE (eV/atom) against `reference` (GPAW r2SCAN) over the compounds both computed
     (elements are 0 by construction and left out), their mean signed difference, and the share with the same sign."""
@@ -809,7 +809,7 @@ def _retention_panel(ax, retention: pd.DataFrame, levels: list, base: str, statu
     ax.set_ylabel(f"share of {base}-stable ({status})\nstill on the hull (E_hull ≤ 0)")
     ax.legend(fontsize=7, loc="lower right")
 
-
+# %% ../../nbs/14_validation.ipynb #7830cc8d1859
 def _delta_hull_panel(ax, table: pd.DataFrame, levels: list, base: str):
     "Histogram of each higher level's E_hull minus the base level's, per candidate."
     e = _wide(table)
@@ -823,13 +823,13 @@ def _delta_hull_panel(ax, table: pd.DataFrame, levels: list, base: str):
     ax.set_ylabel("candidates")
     ax.legend(fontsize=8)
 
-
+# %% ../../nbs/14_validation.ipynb #03e99cf639c9
 def _diagonal(ax):
     "The y = x line over the panel's current limits."
     lim = [min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])]
     ax.plot(lim, lim, "k--", lw=0.8)
 
-
+# %% ../../nbs/14_validation.ipynb #3aaf4a5131e0
 def _dft_parity_panel(ax, dft: pd.DataFrame):
     "Formation energy of every level against GPAW r2SCAN on the DFT subset (compounds only), with each MAE."
     comp = dft[dft.formula.map(lambda f: len(Composition(f).elements) > 1)]
@@ -845,7 +845,7 @@ def _dft_parity_panel(ax, dft: pd.DataFrame):
     ax.legend(fontsize=7)
     ax.set_title(f"DFT subset (≤ {int(dft.n_sites.max())} sites)", fontsize=9)
 
-
+# %% ../../nbs/14_validation.ipynb #73af5a37b84e
 def _level_parity_panel(ax, v: Validation, a: str, b: str):
     "Formation energy at level `a` against level `b`: the competing phases and the candidates."
     p = v.phases
@@ -861,7 +861,7 @@ def _level_parity_panel(ax, v: Validation, a: str, b: str):
     ax.set_ylabel(f"formation energy, {b} (eV/atom)")
     ax.legend(fontsize=8)
 
-
+# %% ../../nbs/14_validation.ipynb #a392d8088879
 def validation_figure(
     v: Validation, retention: pd.DataFrame, *, status: str = "new", title: str = "", dft: pd.DataFrame | None = None
 ):
@@ -921,7 +921,7 @@ def discovery_candidates(run_dir: Path | str) -> pd.DataFrame:
         }
     )
 
-
+# %% ../../nbs/14_validation.ipynb #f34fe37ca50e
 def validate_discovery(
     run_dir: Path | str,
     config: ValidationConfig | None = None,
