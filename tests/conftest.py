@@ -12,7 +12,9 @@ import tempfile  # noqa: E402
 
 os.environ["MATDISCO_CACHE"] = tempfile.mkdtemp(prefix="matdisco-test-cache-")
 
-from matdisco.data import mirror_dir, project_root  # noqa: E402
+from matdisco.data import mirror_dir  # noqa: E402
+
+from matdisco.core import project_root
 
 ROOT = project_root()
 

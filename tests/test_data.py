@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from matdisco import data as D
-from matdisco.data import DataError, fetch, load_structures, read_index, sha256_file
+from matdisco.data import DataError, fetch, load_structures, read_index
+from matdisco.core import sha256_file
 
 ROOT = D.project_root()
 

@@ -7,7 +7,7 @@ import subprocess
 import nbformat
 import pytest
 
-from matdisco.data import project_root
+from matdisco.core import project_root
 from matdisco.evaluate import PUBLISHED_SUN
 from matdisco.results import (
     PUBLISHED,

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from matdisco.runner import EXPERIMENTS, PROFILES, Experiment, StageFailed, run_pipeline
-from matdisco.data import project_root
+from matdisco.core import project_root
 
 ROOT = project_root()
 

@@ -12,7 +12,9 @@ import warnings
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from .data import DataError, atomic_write_text, fetch, project_root, registry_table
+from .data import DataError, fetch, registry_table
+
+from .core import atomic_write_text, project_root
 from .runner import EXPERIMENTS, PROFILES, StageFailed, run_pipeline
 
 # %% auto #0
@@ -327,7 +329,7 @@ def _relabel(args) -> dict:
     "`matdisco relabel`: relabel (resumable: the cache keeps every finished chunk), write the tables, print a summary."
     import json
     from pathlib import Path
-    from .data import atomic_write_text
+    from .core import atomic_write_text
     from .reference import relabel, space_index
 
     out = Path(args.out)
@@ -364,7 +366,7 @@ def _relabel(args) -> dict:
 def _elemental_references(args):
     "`matdisco elemental-references`: the per-element table, written to OUT/elemental_references.csv and printed."
     from pathlib import Path
-    from .data import atomic_write_text
+    from .core import atomic_write_text
     from matdisco.reference import elemental_references
     from .oracle import OracleStore, mp_reference_energies, one_thread
 

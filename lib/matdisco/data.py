@@ -14,11 +14,9 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,27 +24,17 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .core import atomic_path, project_root, sha256_file
+
 log = logging.getLogger("matdisco.data")
 
 # %% auto #0
 __all__ = ['log', 'REGISTRY', 'DATA_READS', 'FORMATION_ENERGY_BOUNDS', 'CRYSTAL_COLUMNS', 'FIXED_SPLIT_SEED',
-           'KNOWN_COMPOSITION_SOURCES', 'project_root', 'data_dir', 'mirror_dir', 'DataError', 'sha256_file',
-           'tar_content_sha256', 'atomic_path', 'atomic_write_text', 'config_key', 'DataFile', 'DataSet', 'record_read',
-           'fetch', 'available', 'registry_table', 'read_index', 'cif_problem', 'parse_cif', 'CrystalTable',
-           'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys', 'split_by_n_elements', 'subsample',
-           'load_mp_formation_compositions', 'load_mp_elemental_refs', 'load_perov5', 'load_known_compositions',
-           'load_elemental_structures', 'load_obelix']
-
-# %% ../../nbs/00_data.ipynb #ff895ef1e681
-def project_root() -> Path:
-    "The matdisco checkout (the folder holding `settings.ini`), or the current directory for a non-editable install."
-    import matdisco
-
-    for start in (Path(matdisco.__file__).resolve().parent, Path.cwd().resolve()):
-        for p in (start, *start.parents):
-            if (p / "settings.ini").exists() and (p / "nbs").is_dir():
-                return p
-    return Path.cwd()
+           'KNOWN_COMPOSITION_SOURCES', 'data_dir', 'mirror_dir', 'DataError', 'tar_content_sha256', 'config_key',
+           'DataFile', 'DataSet', 'record_read', 'fetch', 'available', 'registry_table', 'read_index', 'cif_problem',
+           'parse_cif', 'CrystalTable', 'StructureCache', 'load_structures', 'split_random', 'split_by_chemsys',
+           'split_by_n_elements', 'subsample', 'load_mp_formation_compositions', 'load_mp_elemental_refs',
+           'load_perov5', 'load_known_compositions', 'load_elemental_structures', 'load_obelix']
 
 # %% ../../nbs/00_data.ipynb #381f1dc98136
 def data_dir() -> Path:
@@ -68,15 +56,6 @@ def mirror_dir() -> Path | None:
 class DataError(Exception):
     "A data problem reported in one clear sentence naming the data set, file and (where known) row."
 
-# %% ../../nbs/00_data.ipynb #149813b786ac
-def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
-    "Hex sha256 of a file's bytes."
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(chunk), b""):
-            h.update(b)
-    return h.hexdigest()
-
 # %% ../../nbs/00_data.ipynb #86a27a90e359
 def tar_content_sha256(path: Path | str) -> str:
     """sha256 over the sorted (member name, member sha256) pairs of a tar archive's regular files.
@@ -91,31 +70,6 @@ def tar_content_sha256(path: Path | str) -> str:
     for name, digest in sorted(pairs):
         h.update(f"{name}\t{digest}\n".encode())
     return h.hexdigest()
-
-# %% ../../nbs/00_data.ipynb #4bf631192e97
-@contextmanager
-def atomic_path(dest: Path | str):
-    "Yield a temporary path beside `dest`; on success it is renamed onto `dest` (atomic on POSIX), on error removed."
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-# %% ../../nbs/00_data.ipynb #2a95b431a6df
-def atomic_write_text(dest: Path | str, text: str) -> Path:
-    "Write `text` to `dest` atomically."
-    with atomic_path(dest) as tmp:
-        Path(tmp).write_text(text)
-    return Path(dest)
 
 # %% ../../nbs/00_data.ipynb #cacd01241ac3
 def config_key(config, *, datasets: tuple = ("mp2018_formation",), length: int = 12) -> str:

@@ -18,7 +18,8 @@ import torch
 
 from .candidates import NoveltyChecker, SkipLog, balanced_compositions, generate_candidates, ionic_elements
 from .candidates import is_unique, random_structures
-from .data import FORMATION_ENERGY_BOUNDS, atomic_write_text, load_structures, read_index
+from .data import FORMATION_ENERGY_BOUNDS, load_structures, read_index
+from .core import atomic_write_text
 from .hull import ReferenceHull
 from .metrics import mae, verified_precision
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model

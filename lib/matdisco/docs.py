@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .data import project_root
+from .core import project_root
 
 # %% auto #0
 __all__ = ['SPHINX_CONF', 'library_notebooks', 'stage_docs', 'build_docs', 'check_site', 'chromium_binary', 'browser_screenshots']

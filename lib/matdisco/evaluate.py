@@ -17,7 +17,8 @@ import pandas as pd
 from pymatgen.core import Composition, Structure
 
 from .candidates import NoveltyChecker, disordered_matcher, is_unique, structure_matcher
-from .data import atomic_write_text, config_key
+from .data import config_key
+from .core import atomic_write_text
 from .metrics import STABILITY_THRESHOLD, SUN_STABILITY_THRESHOLD, rmsd_angstrom, stable_mask, sun_metrics
 from .metrics import verified_precision
 from .oracle import formation_energy_per_atom, run_oracle_batch, shared_store

@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from pymatgen.core import Composition
 
-from .data import atomic_path
+from .core import atomic_path
 
 # %% auto #0
 __all__ = ['save_figure', 'element_counts', 'dataset_overview_figure']

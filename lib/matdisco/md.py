@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import atomic_path, atomic_write_text, config_key
+from .data import config_key
+
+from .core import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +477,7 @@ def screen_conductors(
 # %% ../../nbs/17_md.ipynb #492405543f4e
 def md_reference_dir() -> Path:
     "Committed oracle-MD references (`results/md_reference/` of the project): computed once, reused by every run."
-    from matdisco.data import project_root
+    from matdisco.core import project_root
 
     return project_root() / "results" / "md_reference"
 
@@ -529,8 +531,8 @@ def md_reference_meta(structures: dict, oracle: str, config: MDConfig, key: str,
     """The provenance of an oracle-MD reference: key, oracle and its software, MD settings, each structure's formula,
     size and trajectory checksum, git commit, packages, Python, hardware and creation time."""
     from matdisco.oracle import oracle_software
-    from matdisco.data import sha256_file
-    from matdisco.runner import environment_info, git_commit
+    from matdisco.core import sha256_file
+    from matdisco.core import environment_info, git_commit
 
     trajectories = {k: md_trajectory_path(cache, oracle, config, k) for k in structures}
     env = environment_info()

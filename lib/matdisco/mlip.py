@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import atomic_path, atomic_write_text, config_key
+from .data import config_key
+
+from .core import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 

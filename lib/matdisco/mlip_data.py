@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import DataError, atomic_path, config_key
+from .data import DataError, config_key
+
+from .core import atomic_path
 from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger(__name__)

@@ -163,7 +163,7 @@ def count_parameters(model: nn.Module) -> int:
 # %% ../../nbs/02_models.ipynb #1eb9d1c0334b
 def save_model(path: Path | str, model: nn.Module, normalizer=None, **extra) -> Path:
     "Save model config, weights and normaliser atomically."
-    from matdisco.data import atomic_path
+    from matdisco.core import atomic_path
 
     blob = {
         "config": asdict(model.config),

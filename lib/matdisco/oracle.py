@@ -489,7 +489,7 @@ class OracleStore:
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
         from ase.io import write
-        from matdisco.data import atomic_path
+        from matdisco.core import atomic_path
 
         images = []
         for f in r.frames:

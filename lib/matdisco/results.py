@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import atomic_write_text, project_root
+from .core import atomic_write_text, project_root
 
 # %% auto #0
 __all__ = ['RESULTS_VERSION', 'RESULTS_SCHEMA', 'PUBLISHED', 'RESULT_TABLES', 'REFERENCE_PROFILES', 'HEADLINES', 'CAVEATS',

@@ -6,13 +6,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata as _md
 import json
 import logging
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,86 +17,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .data import atomic_write_text, project_root
+from .core import atomic_write_text, environment_info, git_commit, project_root
 
 log = logging.getLogger("matdisco.runner")
 
 # %% auto #0
-__all__ = ['log', 'PROFILES', 'RECORDED_PACKAGES', 'EXPERIMENTS', 'detect_device', 'git_commit', 'environment_info', 'Experiment',
-           'experiments_dir', 'StageFailed', 'stage_logging', 'write_manifest', 'run_pipeline']
+__all__ = ['log', 'PROFILES', 'EXPERIMENTS', 'Experiment', 'experiments_dir', 'StageFailed', 'stage_logging', 'write_manifest',
+           'run_pipeline']
 
 # %% ../../nbs/95_runner.ipynb #c0d5430e4781
 PROFILES = ("smoke", "tiny", "cpu", "gpu", "paper")
-
-
-def detect_device() -> str:
-    "'cuda' when a CUDA GPU is visible to torch, else 'cpu'."
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-# %% ../../nbs/95_runner.ipynb #12e0ca77c822
-def git_commit(root: Path | None = None) -> dict:
-    "Current git commit of the checkout and whether the work tree has uncommitted changes."
-    root = root or project_root()
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--", "nbs", "lib"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-        )
-        return {"commit": sha or None, "dirty": dirty}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-# %% ../../nbs/95_runner.ipynb #04b05f6613a6
-#: Packages whose versions every run records.
-RECORDED_PACKAGES = (
-    "matdisco",
-    "torch",
-    "numpy",
-    "scipy",
-    "pandas",
-    "pymatgen",
-    "ase",
-    "chgnet",
-    "papermill",
-    "xarray",
-    "dask",
-    "matplotlib",
-    "seaborn",
-    "pyxtal",
-    "smact",
-    "nbdev",
-)
-
-
-def environment_info() -> dict:
-    "Python, platform, package versions and device of this process."
-    import torch
-
-    versions = {}
-    for p in RECORDED_PACKAGES:
-        try:
-            versions[p] = _md.version(p)
-        except _md.PackageNotFoundError:
-            versions[p] = None
-    dev = detect_device()
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "device": dev,
-        "device_name": torch.cuda.get_device_name(0) if dev == "cuda" else platform.processor() or "cpu",
-        "packages": versions,
-    }
 
 # %% ../../nbs/95_runner.ipynb #b7c6da9842ed
 @dataclass(frozen=True)

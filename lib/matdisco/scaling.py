@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .data import atomic_write_text, read_index, subsample
+from .data import read_index, subsample
+
+from .core import atomic_write_text
 
 log = logging.getLogger("matdisco.scaling")
 
@@ -174,7 +176,7 @@ def run_cell(spec: SweepSpec, n: int, width: int, depth: int, seed: int, run_dir
         res[f"{name}_mae"] = mae(d.y.numpy(), p)
         res[f"{name}_rmse"] = rmse(d.y.numpy(), p)
         errors[name] = np.abs(d.y.numpy().astype(float) - p)  # per crystal, in split order: for the bootstrap
-    from matdisco.data import atomic_path
+    from matdisco.core import atomic_path
 
     with atomic_path(cell_dir / "errors.npz") as tmp:
         with open(tmp, "wb") as f:

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .data import atomic_path, atomic_write_text
+from .core import atomic_path, atomic_write_text
 from .graphs import CrystalGraph, batch_graphs, structure_to_graph
 from .models import CompositionModel, CrystalGNN, TargetNormalizer, composition_matrix
 from .models import count_parameters, load_model, save_model
