@@ -435,7 +435,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "discovery"
 
 def profile_config(profile: str) -> DiscoveryConfig:
     "The discovery experiment's `DiscoveryConfig` at `profile`: its notebook's parameters updated by the runner's."
-    from matdisco.runner import EXPERIMENTS
+    from matdisco.registry import EXPERIMENTS
 
     notebook = json.loads((Path(__file__).parents[1] / "nbs" / "experiments" / "05_discovery.ipynb").read_text())
     parameters = {}

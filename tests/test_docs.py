@@ -7,7 +7,7 @@ import pytest
 from matdisco.core import project_root
 from matdisco.docs import browser_screenshots, build_docs, check_site, chromium_binary, library_notebooks, stage_docs
 from matdisco.results import reference_results_dirs
-from matdisco.runner import EXPERIMENTS
+from matdisco.registry import EXPERIMENTS
 
 ROOT = project_root()
 

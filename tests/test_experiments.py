@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from matdisco.runner import EXPERIMENTS, run_pipeline
+from matdisco.registry import EXPERIMENTS
+
+from matdisco.runner import run_pipeline
 
 #: What each stage must leave behind (besides done.json and its executed notebook), and the figures it must make.
 OUTPUTS = {

@@ -20,7 +20,7 @@ from matdisco.md import (
     resolvable_threshold,
     superionic_label,
 )
-from matdisco.runner import EXPERIMENTS
+from matdisco.registry import EXPERIMENTS
 
 
 def _random_walk(D_cm2_s, cfg, seed=0):

@@ -24,7 +24,8 @@ from matdisco.results import (
     stale_changes,
     validate_results,
 )
-from matdisco.runner import Experiment, run_pipeline
+from matdisco.registry import Experiment
+from matdisco.runner import run_pipeline
 from matdisco.validation import GNOME_R2SCAN_RETENTION
 
 ROOT = project_root()
@@ -167,7 +168,7 @@ def test_a_result_that_records_its_parameters_is_stale_only_when_they_change():
     that records its parameters is judged by them instead: another experiment's profile change leaves it fresh, a
     change of its own parameters marks it stale."""
     from matdisco.results import result_label
-    from matdisco.runner import EXPERIMENTS
+    from matdisco.registry import EXPERIMENTS
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     runner_change = subprocess.run(

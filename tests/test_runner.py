@@ -8,7 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from matdisco.runner import EXPERIMENTS, PROFILES, Experiment, StageFailed, run_pipeline
+from matdisco.registry import Experiment, EXPERIMENTS, PROFILES
+
+from matdisco.runner import StageFailed, run_pipeline
 from matdisco.core import project_root
 
 ROOT = project_root()

@@ -50,7 +50,7 @@ def stage_docs(
     (`methods/`), the experiment notebooks (`experiments/`: executed ones from `run_dir`'s stages where present), and
     the results page (`matdisco report` of `results_paths`, then the reference figures). Returns `dest`."""
     from matdisco.results import load_results, merged_results, render_readme, render_report
-    from matdisco.runner import EXPERIMENTS
+    from matdisco.registry import EXPERIMENTS
 
     root = root or project_root()
     dest = Path(dest)
