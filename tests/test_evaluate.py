@@ -2,6 +2,7 @@
 Known crystals are not novel, a duplicated sample halves uniqueness, a rattled known crystal relaxes back onto its
 parent with a small RMSD, and a crystal in a system without known compounds is flagged."""
 
+import io
 import json
 from pathlib import Path
 
@@ -186,24 +187,22 @@ def test_matchers_and_rmsd_reproduce_mattergens_own_code():
 FROZEN = Path(__file__).parent / "fixtures" / "evaluate"
 
 
-def assert_same_table(got: pd.DataFrame, frozen: pd.DataFrame, *, rtol: float = 1e-5, atol: float = 1e-6):
-    "Same rows and columns; numbers to `rtol`/`atol` (CPU round-off of the oracle), everything else exactly."
-    got = got[list(frozen.columns)].reset_index(drop=True)
-    assert len(got) == len(frozen)
-    for col in frozen.columns:
-        if pd.api.types.is_float_dtype(frozen[col]):
-            np.testing.assert_allclose(got[col].astype(float), frozen[col], rtol=rtol, atol=atol, err_msg=col)
-        else:
-            assert got[col].fillna("").astype(str).tolist() == frozen[col].fillna("").astype(str).tolist(), col
+def assert_same_table(got: pd.DataFrame, frozen_csv: Path, **read_csv):
+    """`got` equals the table frozen in `frozen_csv`: both go through CSV (written by `to_csv`, read with `read_csv`'s
+    options) and then compare as the discovery fixtures do, numbers to 1e-5 relative or 1e-6 absolute (CPU round-off
+    of the oracle), everything else exactly."""
+    frozen = pd.read_csv(frozen_csv, **read_csv)
+    buffer = io.StringIO()
+    got[list(frozen.columns)].to_csv(buffer, index=False)
+    buffer.seek(0)
+    pd.testing.assert_frame_equal(pd.read_csv(buffer, **read_csv), frozen, check_exact=False, rtol=1e-5, atol=1e-6)
 
 
 def test_the_evaluation_of_known_li_o_crystals_is_what_it_was_before_the_refactor(known):
     """The table and metrics were written by `evaluate_structures` before it was split into steps (one 183-line
     function, commit 23d9709), for the same crystals and settings as the `known` fixture: the refactor changed no
     number, flag or verdict."""
-    assert_same_table(
-        known.structures, pd.read_csv(FROZEN / "evaluate_li_o.csv", keep_default_na=False, na_values=[""])
-    )
+    assert_same_table(known.structures, FROZEN / "evaluate_li_o.csv", keep_default_na=False, na_values=[""])
     frozen = json.loads((FROZEN / "evaluate_li_o_metrics.json").read_text())
     for k, v in frozen.items():
         if isinstance(v, float):

@@ -1051,7 +1051,7 @@ def arm_counts(evaluated: pd.DataFrame) -> dict:
     complete enough to verify a hit (`reference_covered`: hull gap within `COVERAGE_TOLERANCE`), so a filter that
     only finds holes in the reference shows up as a high structural but an unremarkable covered hit rate."""
     ev = evaluated.reset_index(drop=True)
-    hit = ev.e_hull_vs_current.astype(float).fillna(np.inf).le(0).to_numpy()
+    hit = _stable(ev, "e_hull_vs_current")
     structural = (ev.generator != "random_search").to_numpy()
     out = {}
     for arm in ("filtered", "control"):
@@ -1138,7 +1138,7 @@ def stable_materials(run_dir: Path | str) -> pd.DataFrame:
     for path in sorted(Path(run_dir).glob("round_*/evaluated.csv"), key=lambda p: int(p.parent.name.split("_")[1])):
         rec = json.loads((path.parent / "done.json").read_text())
         ev = pd.read_csv(path)
-        below = ev.e_hull_vs_reference.astype(float).fillna(np.inf).le(0) & ev.status.isin(["new", "rediscovered"])
+        below = _stable(ev, "e_hull_vs_reference") & ev.status.isin(["new", "rediscovered"]).to_numpy()
         frames.append(
             ev[below].assign(round=int(rec["round"]), level_disagreement_mae=float(rec["level_disagreement_mae"]))
         )

@@ -256,12 +256,21 @@ def _resume_or_start(
 
 # %% ../../nbs/03_train.ipynb #1230a43c0a22
 def _train_epoch(
-    net, model, train: GraphDataset, targets: torch.Tensor, opt, config: TrainConfig, epoch: int, *, device, world: int
+    net,
+    model,
+    train: GraphDataset,
+    targets: torch.Tensor,
+    opt,
+    config: TrainConfig,
+    epoch: int,
+    *,
+    device,
+    rank: int,
+    world: int,
 ) -> tuple[float, int]:
     """One epoch of optimiser steps on this rank's share of `train` (normalised `targets`), batches of
     `atoms_per_batch / world` atoms drawn with the seed of (`config.seed`, `epoch`). Returns (sum of the Huber loss
     times the batch size, items seen)."""
-    rank = distributed_rank_world()[0]
     model.train()
     loss_fn = torch.nn.HuberLoss(delta=config.huber_delta)
     n_atoms = train.n_atoms if len(train.n_atoms) else np.ones(len(train), int)
@@ -402,7 +411,7 @@ def fit(
     t_start = time.perf_counter() - state["elapsed_s"]
     for epoch in bar:
         t0 = time.perf_counter()
-        tot, cnt = _train_epoch(net, model, train, targets, opt, config, epoch, device=device, world=world)
+        tot, cnt = _train_epoch(net, model, train, targets, opt, config, epoch, device=device, rank=rank, world=world)
         sched.step()
         val_pred = predict(model, normalizer, val_share, device=device)
         abs_err, tot, cnt = _all_sum([float(np.abs(val_pred - val_share.y.numpy()).sum()), tot, cnt], world)

@@ -239,18 +239,7 @@ def higher_level_hull(
     elemental crystal raises."""
     t0 = time.perf_counter()
     frame = competing_structures(systems)
-    res = run_oracle_batch(
-        list(frame.structure),
-        config.store(oracle),
-        oracle=oracle,
-        fmax=config.fmax,
-        max_steps=config.max_steps,
-        timeout_s=config.timeout_s,
-        scheduler=scheduler,
-        n_workers=config.n_workers,
-        client=client,
-        progress=progress,
-    )
+    res = _relax_at(list(frame.structure), oracle, config, client, progress, scheduler=scheduler)
     ok = _converged_phases(frame, res, oracle)
     elemental = ok[~ok.chemsys.str.contains("-")]
     mu = elemental.groupby("chemsys").energy_per_atom.min().to_dict()
@@ -316,8 +305,11 @@ def _in_scope_inputs(ids, structures, config: ValidationConfig, base_energies) -
     return scope, ids, structures, base_e, info
 
 # %% ../../nbs/14_validation.ipynb #9eb1056c7a3a
-def _relax_at(structures, oracle: str, config: ValidationConfig, client, progress: bool) -> pd.DataFrame:
-    "`run_oracle_batch` of `structures` with `oracle` into the validation's store for that level."
+def _relax_at(
+    structures, oracle: str, config: ValidationConfig, client, progress: bool, scheduler: str | None = "local"
+) -> pd.DataFrame:
+    """`run_oracle_batch` of `structures` with `oracle` into the validation's store for that level, with its relaxation
+    settings and workers (on `client`, or a new cluster for `scheduler`)."""
     return run_oracle_batch(
         structures,
         config.store(oracle),
@@ -325,6 +317,8 @@ def _relax_at(structures, oracle: str, config: ValidationConfig, client, progres
         fmax=config.fmax,
         max_steps=config.max_steps,
         timeout_s=config.timeout_s,
+        scheduler=scheduler,
+        n_workers=config.n_workers,
         client=client,
         progress=progress,
     )
