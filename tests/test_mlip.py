@@ -166,3 +166,33 @@ def test_energy_offsets_round_trip(frames):
             assert np.allclose(c.get_forces(), a.get_forces()) and np.allclose(c.get_stress(), a.get_stress())
     with pytest.raises(ValueError, match="unknown energy offset"):
         ReferencedCalculator(None, "none")
+
+
+def test_a_zero_force_calculator_scores_exactly_its_baseline_on_every_scored_set_and_kind(frames):
+    """`held_out_report` puts every set's force error beside zero force on the same frames: a calculator that predicts
+    zero must score a ratio of exactly 1 on each set and frame kind, and the oracle itself (whose labels these are)
+    close to 0."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from matdisco.mlip import held_out_report
+    from matdisco.oracle import make_calculator
+
+    class ZeroForce(Calculator):
+        implemented_properties = ["energy", "forces", "stress"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            self.results = {"energy": 0.0, "forces": np.zeros((len(atoms), 3)), "stress": np.zeros(6)}
+
+    train = [f for f in frames if f.info["formula"] != "NaCl"]
+    seen = [next(f for f in train if f.info["formula"] == formula) for formula in ("Li2O", "LiF")]
+    test = [f for f in frames if f.info["formula"] == "NaCl"] + seen  # NaCl: a pair never seen in training
+    report, errors = held_out_report(ZeroForce(), train, test, n_train_sample=5)
+    assert set(errors.kind) == {"rattled", "strained"} and len(errors) == len(test)
+    for name in ("held_out", "held_out_all_pairs_seen", "training_fit"):
+        assert report[name]["force_mae_ratio_to_zero"] == pytest.approx(1.0, rel=1e-12), name
+    assert [row["force_mae_ratio_to_zero"] for row in report["held_out_by_kind"]] == pytest.approx([1.0] * 2)
+    assert report["held_out_all_pairs_seen"]["n_compositions"] == 2  # Li2O and LiF; NaCl's Na-Cl pair is unseen
+    assert report["training_fit"]["n_eval_frames"] == 5
+    oracle, _ = held_out_report(make_calculator("chgnet-0.3.0"), train, test, n_train_sample=5)
+    assert oracle["held_out"]["force_mae_ratio_to_zero"] < 1e-3

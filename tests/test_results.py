@@ -196,6 +196,26 @@ def test_a_result_that_records_its_parameters_is_stale_only_when_they_change():
     assert "**stale**" not in result_label(result, ROOT)
 
 
+def test_the_readme_form_of_a_stale_label_does_not_change_with_every_later_commit():
+    """The README's short label says *that* a result is stale, not how many commits later, so a commit that touches
+    code does not have to re-render the README (CI failed on exactly that: '14 later commits' against '13')."""
+    from matdisco.results import result_label
+
+    first = subprocess.run(
+        ["git", "rev-list", "--max-parents=0", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()[0]
+    result = {
+        "experiment": "discovery",
+        "profile": "cpu",
+        "date": "2026-12-04T00:00:00+00:00",
+        "provenance": {"git": {"commit": first, "dirty": False}, "wall_s": 1.0},
+    }
+    long_form = result_label(result, ROOT)
+    short_form = result_label(result, ROOT, commit=False)
+    assert re.search(r"\*\*stale\*\*: \d+ later commit\(s\) changed its code", long_form)
+    assert short_form == "`cpu` · 2026-12-04 · **stale**: its code changed after this run"
+
+
 def test_published_values_are_the_ones_the_chapters_plot():
     by_metric = {(p.experiment, p.metric): p for p in PUBLISHED}
     for row in PUBLISHED_SUN.itertuples():

@@ -27,10 +27,10 @@ __all__ = ['log', 'KBAR_PER_GPA', 'N_REFERENCE_ELEMENTS', 'TRAINING_CONVENTIONS'
            'PotentialConfig', 'new_potential', 'n_parameters', 'ase_stress_to_vasp_kbar', 'frames_to_dataset',
            'elemental_references', 'fit_composition_model', 'potential_key', 'train_potential', 'potential_path',
            'save_potential', 'load_potential', 'potential_calculator', 'potential_errors', 'error_summary',
-           'baseline_errors', 'scored_set_summary', 'NequipConfig', 'energy_offset', 'offset_frames',
+           'baseline_errors', 'scored_set_summary', 'error_breakdown', 'NequipConfig', 'energy_offset', 'offset_frames',
            'ReferencedCalculator', 'nequip_key', 'train_nequip', 'nequip_calculator', 'calculator_errors',
-           'nested_subsets', 'nested_source_subsets', 'train_student', 'final_energy_errors', 'learning_curve',
-           'TransferStart', 'transfer_curve', 'power_law_bootstrap', 'mlip_figure']
+           'nested_subsets', 'nested_source_subsets', 'train_student', 'final_energy_errors', 'held_out_report',
+           'learning_curve', 'TransferStart', 'transfer_curve', 'power_law_bootstrap', 'mlip_figure']
 
 # %% ../../nbs/16_mlip.ipynb #4d5163b0ec14
 @dataclass(frozen=True)
@@ -289,7 +289,8 @@ def potential_calculator(model, device: str | None = None):
 # %% ../../nbs/16_mlip.ipynb #2dc0c1fd3c2d
 def potential_errors(model, frames, *, batch_size: int = 16) -> pd.DataFrame:
     """Per frame: the potential's energy error (meV/atom), force MAE over atoms and components (meV/Å) and stress MAE
-    (GPa) against the frames' labels, with the frames' provenance."""
+    (GPa) against the frames' labels, with the frames' provenance and the force MAE of predicting zero on that frame
+    (`force_zero_mae_meV_A`, the mean |F| of its labels)."""
     from ase import units
 
     preds = model.predict_structure(_structures(frames), task="efs", batch_size=batch_size)
@@ -306,6 +307,7 @@ def potential_errors(model, frames, *, batch_size: int = 16) -> pd.DataFrame:
                 "n_atoms": len(a),
                 "energy_error_meV_atom": 1000 * (float(p["e"]) - a.get_potential_energy() / len(a)),
                 "force_mae_meV_A": 1000 * float(np.abs(np.asarray(p["f"]) - a.get_forces()).mean()),
+                "force_zero_mae_meV_A": 1000 * float(np.abs(a.get_forces()).mean()),
                 "stress_mae_GPa": float(np.abs(np.asarray(p["s"]) - s_true).mean()),
             }
         )
@@ -356,6 +358,30 @@ def scored_set_summary(errors: dict, baselines: dict) -> dict:
         "force_mae_ratio_to_zero": ratio(errors["force_mae_meV_A"], baselines["force_mae_meV_A"]),
         "energy_mae_ratio_to_mean": ratio(errors["energy_mae_meV_atom"], baselines["energy_mae_meV_atom"]),
     }
+
+# %% ../../nbs/16_mlip.ipynb #740fd1daa544
+def error_breakdown(errors: pd.DataFrame, by: str = "kind") -> pd.DataFrame:
+    """Per group of `by` (a column of `potential_errors`/`calculator_errors`: 'kind', 'formula', ...): frames,
+    compositions, energy MAE (meV/atom), force MAE (meV/Å, atom-weighted as in `error_summary`) beside the zero-force
+    MAE of the *same* frames, and their ratio. A pooled force ratio can hide where a potential fails: relaxation
+    frames carry small forces, so a potential that learned only the large ones still loses to zero there."""
+    weighted = errors.assign(
+        force_error_sum=errors.force_mae_meV_A * errors.n_atoms,
+        force_zero_sum=errors.force_zero_mae_meV_A * errors.n_atoms,
+        energy_abs=errors.energy_error_meV_atom.abs(),
+    )
+    groups = weighted.groupby(by, sort=True)
+    table = pd.DataFrame(
+        {
+            "n_frames": groups.size(),
+            "n_compositions": groups.formula.nunique(),
+            "energy_mae_meV_atom": groups.energy_abs.mean(),
+            "force_mae_meV_A": groups.force_error_sum.sum() / groups.n_atoms.sum(),
+            "force_mae_zero_baseline_meV_A": groups.force_zero_sum.sum() / groups.n_atoms.sum(),
+        }
+    )
+    table["force_mae_ratio_to_zero"] = table.force_mae_meV_A / table.force_mae_zero_baseline_meV_A
+    return table.reset_index()
 
 # %% ../../nbs/16_mlip.ipynb #9205dc8c3c4d
 @dataclass(frozen=True)
@@ -632,7 +658,8 @@ def nequip_calculator(checkpoint: Path | str, device: str | None = None, *, offs
 # %% ../../nbs/16_mlip.ipynb #e8c1eabad034
 def calculator_errors(calculator, frames) -> pd.DataFrame:
     """Per frame, for any ASE calculator: energy error (meV/atom), force MAE (meV/Å) and stress MAE (GPa) against
-    the frames' labels, with their provenance (the columns of `potential_errors`)."""
+    the frames' labels, with their provenance and the zero-force MAE of each frame (the columns of
+    `potential_errors`)."""
     from ase import units
 
     rows = []
@@ -648,6 +675,7 @@ def calculator_errors(calculator, frames) -> pd.DataFrame:
                 "n_atoms": len(a),
                 "energy_error_meV_atom": 1000 * (b.get_potential_energy() - a.get_potential_energy()) / len(a),
                 "force_mae_meV_A": 1000 * float(np.abs(b.get_forces() - a.get_forces()).mean()),
+                "force_zero_mae_meV_A": 1000 * float(np.abs(a.get_forces()).mean()),
                 "stress_mae_GPa": float(np.abs(b.get_stress() - a.get_stress()).mean() / units.GPa),
             }
         )
@@ -711,6 +739,36 @@ def final_energy_errors(history: pd.DataFrame) -> dict:
                 "final_val_e_mae": float(history[val_col].iloc[-1]),
             }
     return {"epochs": int(len(history)), "final_train_e_mae": np.nan, "final_val_e_mae": np.nan}
+
+# %% ../../nbs/16_mlip.ipynb #1b7545f58766
+def held_out_report(calculator, train, test, *, n_train_sample: int = 300, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """A potential's errors beside their baselines (`scored_set_summary`) on four sets of frames, and its per-frame
+    held-out errors. `held_out`: every scored held-out frame; `held_out_by_kind`: the same per frame kind
+    (`error_breakdown`); `held_out_all_pairs_seen`: the held-out compositions whose every element pair occurs in
+    training (`pair_coverage` 1.0: unseen compositions of seen chemistry, GNoME's claim); `training_fit`: a seeded
+    sample of `n_train_sample` of its own training frames. A potential that loses to zero force on its training frames
+    underfits (too few steps or too small); one that wins there and loses on held-out frames does not transfer."""
+    from matdisco.mlip_data import pair_coverage
+
+    errors = calculator_errors(calculator, test)
+    held_out = scored_set_summary(error_summary(errors), baseline_errors(train, test))
+    training_formulas = [a.info["formula"] for a in train]
+    coverage = pair_coverage(errors.formula, training_formulas).set_index("formula").pair_coverage
+    seen = errors.formula.map(coverage).eq(1.0).to_numpy()
+    seen_frames = [a for a, s in zip(test, seen) if s]
+    all_pairs_seen = scored_set_summary(error_summary(errors[seen]), baseline_errors(train, seen_frames))
+    pick = np.sort(np.random.default_rng(seed).permutation(len(train))[:n_train_sample])
+    sample = [train[i] for i in pick]
+    training_fit = scored_set_summary(
+        error_summary(calculator_errors(calculator, sample)), baseline_errors(train, sample)
+    )
+    report = {
+        "held_out": held_out,
+        "held_out_by_kind": error_breakdown(errors, "kind").to_dict("records"),
+        "held_out_all_pairs_seen": all_pairs_seen | {"n_compositions": int(errors.formula[seen].nunique())},
+        "training_fit": training_fit,
+    }
+    return report, errors
 
 # %% ../../nbs/16_mlip.ipynb #747812002b89
 def learning_curve(

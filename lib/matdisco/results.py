@@ -940,6 +940,25 @@ def _evaluate_caveats(r) -> list[str]:
         "comparison."
     ]
 
+# %% ../../nbs/94_results.ipynb #e8ba42e2167f
+def _mlip_fit_notes(scored_sets: dict) -> list[str]:
+    """Where the student's force error sits: per frame kind of the held-out frames, on the held-out compositions of
+    seen element pairs, and on its own training frames (all as ratios to zero force on the same frames)."""
+    notes = []
+    by_kind = scored_sets.get("held_out_by_kind", [])
+    if by_kind:
+        parts = ", ".join(f"{row['kind']} {row['force_mae_ratio_to_zero']:.2f}x" for row in by_kind)
+        notes.append(f"Held-out forces against zero force, by frame kind: {parts}.")
+    seen = scored_sets.get("held_out_all_pairs_seen", {})
+    fit = scored_sets.get("training_fit", {})
+    if seen and fit:
+        notes.append(
+            f"On held-out compositions whose every element pair occurs in training ({seen['n_compositions']}): "
+            f"{seen['force_mae_ratio_to_zero']:.2f}x; on {fit['n_eval_frames']} of its own training frames: "
+            f"{fit['force_mae_ratio_to_zero']:.2f}x."
+        )
+    return notes
+
 # %% ../../nbs/94_results.ipynb #0e02c692c94d
 def _mlip_caveats(r) -> list[str]:
     m = r["metrics"]
@@ -961,6 +980,7 @@ def _mlip_caveats(r) -> list[str]:
             f"The from-scratch student's held-out forces are {held['force_mae_ratio_to_zero']:.2f}x the zero-force "
             "baseline (target: 0.35x): it is not yet an MD potential, and its MD metrics measure that."
         )
+    notes.extend(_mlip_fit_notes(m.get("scored_sets", {})))
     return notes
 
 
@@ -975,7 +995,8 @@ CAVEATS = {
 # %% ../../nbs/94_results.ipynb #0015d7883847
 def result_label(result: dict, root: Path | None = None, *, commit: bool = True) -> str:
     """'`cpu` · `1a2b3c4` · 2026-12-04 · 7,742 s', plus a **stale** mark when a later commit changed the code behind
-    it. `commit=False` leaves out the commit and the wall time (the README's short form)."""
+    it. `commit=False` leaves out the commit, the wall time and the number of later commits (the README's short form:
+    it changes when a result turns stale, not with every later commit, so a commit need not re-render the README)."""
     from matdisco.registry import EXPERIMENTS
 
     git = result["provenance"]["git"]
@@ -1002,8 +1023,10 @@ def result_label(result: dict, root: Path | None = None, *, commit: bool = True)
         parts.append(f"{wall:,.0f} s")
     if changes == ["unknown"]:
         parts.append("**stale**: its commit is not in this history")
-    elif changes:
+    elif changes and commit:
         parts.append(f"**stale**: {len(changes)} later commit(s) changed its code")
+    elif changes:
+        parts.append("**stale**: its code changed after this run")
     if parameters_changed:
         parts.append(f"**stale**: its `{result['profile']}` parameters have changed since")
     return " · ".join(parts)
