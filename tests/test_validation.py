@@ -226,3 +226,32 @@ def test_the_validation_of_li_o_binaries_is_what_it_was_before_the_refactor(li_o
     frozen = Path(__file__).parent / "fixtures" / "validation"
     assert_same_table(v.table, frozen / "validation_li_o.csv")
     assert_same_table(v.phases, frozen / "validation_li_o_phases.csv")
+
+
+def test_the_chapter_tables_pool_every_set_and_count_every_candidate_once_per_level(li_o, tmp_path):
+    """`validation_tables` is what the experiment writes: each set's rows tagged with its name, every candidate in one
+    cell of each level's confusion matrix, the μ check at every level, GPAW costs joining the potentials' costs, and
+    CSVs that read back as written."""
+    from matdisco.validation import dft_cost, validation_summary, validation_tables
+
+    frame, v = li_o
+    sets = {"known binaries": v, "again": v}
+    dft = pd.DataFrame(
+        {"set": "again", "level": "gpaw-r2scan", "wall_s": [2.0, 4.0, np.nan], "n_sites": [3, 5, 7], "e_form": 0.0}
+    )
+    tables = validation_tables(sets, FAST, stable_formulas={"again": ["Li2O"]}, dft=dft)
+    for name in ("validation", "retention", "retention_by_scope", "mu_check", "confusion"):
+        table = getattr(tables, name)
+        assert table.set.value_counts().to_dict() == {"known binaries": len(table) // 2, "again": len(table) // 2}, name
+    confusion = tables.confusion[tables.confusion.set == "known binaries"]
+    assert confusion.groupby("level").n.sum().to_dict() == {level: len(frame) for level in FAST.oracles}
+    assert set(tables.mu_check.level) == {FAST.base_oracle, *FAST.oracles}
+    gpaw = tables.cost[tables.cost.role == "DFT single points"]
+    assert gpaw[["n", "s_per_structure", "mean_sites"]].values.tolist() == [[2, 3.0, 4.0]]  # the NaN is not timed
+    assert dft_cost(dft).columns.tolist() == ["set", "level", "n", "s_per_structure", "mean_sites", "role"]
+    assert [a["set"] for a in tables.agreement] == ["known binaries", "again"]
+    tables.write(tmp_path)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "confusion.csv"), tables.confusion, check_dtype=False)
+    summary = validation_summary(tables, sets, FAST, dft=pd.DataFrame(), dft_skipped="GPAW not installed")
+    assert summary["dft"] == "GPAW not installed" and summary["key"] == FAST.key()
+    assert len(summary["retention"]) == len(tables.retention)

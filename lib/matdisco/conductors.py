@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'ROOM_TEMPERATURE_K', 'MIN_LOG10_D_ERROR', 'supercell_repeats', 'ordered_approximant', 'obelix_selection',
            'relax_selection', 'arrhenius_fit', 'run_log10_error', 'arrhenius_table', 'rank_correlation',
-           'md_rank_correlations', 'conductors_figure']
+           'md_rank_correlations', 'conductors_metrics', 'conductors_figure']
 
 # %% ../../nbs/18_conductors.ipynb #8501f4ef4ad0
 #: Room temperature of the OBELiX measurements, in K (the convention of Arrhenius extrapolations in AIMD screening).
@@ -523,6 +523,35 @@ def md_rank_correlations(md: pd.DataFrame) -> dict:
         moved = runs.diffusive.astype(object).eq(True)
         correlations[name] = rank_correlation(runs.sigma_S_cm, runs.sigma_mS_cm.where(moved), lowest=~moved)
     return correlations
+
+# %% ../../nbs/18_conductors.ipynb #7ad49cf56534
+def conductors_metrics(joined: pd.DataFrame, md_table: pd.DataFrame) -> dict:
+    """The chapter's numbers from its MD table (`screen_conductors`, one row per run) and `joined` (OBELiX's measured
+    σ beside `arrhenius_table`'s fit, one row per entry): entries with a σ(300 K) fit and below detection; runs with a
+    D, of them those where Li did not diffuse (D is then an upper bound) and those whose framework melted
+    (Lindemann); Spearman of simulated against measured σ(300 K) over the fitted entries (`rank_correlation`) and with
+    the undetected ones ranked lowest; the median MD speed per temperature (steps/s)."""
+    has_d = md_table.D_cm2_s.notna() if "D_cm2_s" in md_table else pd.Series(False, index=md_table.index)
+    fitted = rank_correlation(joined.sigma_S_cm, joined.sigma_new_mS_cm)
+    with_undetected = (
+        rank_correlation(joined.sigma_S_cm, joined.sigma_new_mS_cm, lowest=joined.below_detection)
+        if len(joined)
+        else fitted
+    )
+    not_diffusive = has_d & ~md_table.diffusive.fillna(True).astype(bool) if "diffusive" in md_table else has_d & False
+    melted = md_table.framework_melted.fillna(False).astype(bool) if "framework_melted" in md_table else has_d & False
+    return {
+        "n_with_arrhenius": int(np.isfinite(joined.sigma_new_mS_cm).sum()) if len(joined) else 0,
+        "n_below_detection": int(joined.below_detection.sum()) if len(joined) else 0,
+        "n_runs": int(has_d.sum()),
+        "n_runs_not_diffusive": int(not_diffusive.sum()),
+        "n_runs_past_lindemann": int(melted.sum()),
+        "rank_correlation": fitted,
+        "rank_correlation_with_undetected_lowest": with_undetected,
+        "median_steps_per_s": (
+            md_table.groupby("temperature_K").steps_per_s.median().to_dict() if "steps_per_s" in md_table else {}
+        ),
+    }
 
 # %% ../../nbs/18_conductors.ipynb #055081669be5
 def _arrhenius_panel(ax, m: pd.DataFrame, ar: pd.DataFrame, names: dict, calculator: str):

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'CM2_S_PER_A2_FS', 'MDConfig',
            'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime',
            'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold', 'diffusivity_agreement',
-           'md_classification', 'make_md_calculator', 'md_trajectory_path', 'calculator_tag', 'screen_conductors',
-           'md_reference_dir', 'md_reference_key', 'md_reference_meta', 'oracle_md_reference', 'md_speed']
+           'md_classification', 'md_run_summary', 'make_md_calculator', 'md_trajectory_path', 'calculator_tag',
+           'screen_conductors', 'md_reference_dir', 'md_reference_key', 'md_reference_meta', 'oracle_md_reference',
+           'md_speed']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = (
@@ -361,6 +362,24 @@ def md_classification(
         }
         | diffusivity_agreement(d[reference] if reference in d else nan, d[predicted] if predicted in d else nan)
     )
+
+# %% ../../nbs/17_md.ipynb #5a231057af6a
+def md_run_summary(md_table: pd.DataFrame) -> dict:
+    """Per calculator of an MD table (`screen_conductors` rows with a `calculator` column): the median detection floor
+    of its runs (`sigma_floor_mS_cm`, the σ pure vibration would read) and how many of its runs melted their framework
+    (Lindemann criterion: Li then moves through a liquid), of how many. Empty where the table lacks the column."""
+    floors = (
+        md_table.groupby("calculator").sigma_floor_mS_cm.median().to_dict() if "sigma_floor_mS_cm" in md_table else {}
+    )
+    melted = (
+        {
+            name: {"melted": int(g.framework_melted.astype(object).eq(True).sum()), "runs": len(g)}
+            for name, g in md_table.groupby("calculator")
+        }
+        if "framework_melted" in md_table
+        else {}
+    )
+    return {"md_floor_mS_cm_median": floors, "md_frameworks_melted": melted}
 
 # %% ../../nbs/17_md.ipynb #8e7757521091
 def _is_oracle(spec) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition, Structure
 
+from .core import atomic_path
 from .data import config_key, load_structures
 from .hull import ReferenceHull
 from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store
@@ -30,7 +31,8 @@ __all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERA
            'ValidationConfig', 'elements_with_structures', 'validation_scope', 'competing_phases', 'LevelHull',
            'competing_structures', 'higher_level_hull', 'Validation', 'LevelResult', 'base_level', 'higher_level',
            'validate_structures', 'retention_table', 'level_correlation', 'stability_confusion', 'level_agreement',
-           'mu_check', 'retention_by_scope', 'dft_selection', 'dft_validation', 'dft_agreement', 'validation_figure',
+           'mu_check', 'retention_by_scope', 'dft_selection', 'dft_validation', 'dft_agreement', 'dft_for_sets',
+           'dft_cost', 'ValidationTables', 'validation_tables', 'validation_summary', 'validation_figure',
            'discovery_candidates', 'validate_discovery', 'evaluation_candidates']
 
 # %% ../../nbs/14_validation.ipynb #a2ad72f008fb
@@ -778,6 +780,135 @@ def dft_agreement(dft: pd.DataFrame, *, reference: str = "gpaw-r2scan") -> pd.Da
             }
         )
     return pd.DataFrame(out)
+
+# %% ../../nbs/14_validation.ipynb #82680e4616d4
+def dft_for_sets(
+    sets: dict,
+    *,
+    phase_sets=(),
+    max_sites: int = MAX_DFT_SITES,
+    max_candidates: int | None = None,
+    seed: int = 0,
+    settings: dict | None = None,
+    n_workers: int = 2,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """`dft_validation` of every non-empty set in `sets` (name -> `Validation`), pooled with a `set` column. The sets
+    named in `phase_sets` send their competing phases to GPAW too and all their small candidates; the others only the
+    μ structures and a seeded sample of `max_candidates` small candidates (None: all). Empty when nothing ran."""
+    tables = []
+    for name, v in sets.items():
+        if v.table.empty:
+            continue
+        with_phases = name in phase_sets
+        d = dft_validation(
+            v,
+            max_sites=max_sites,
+            phases=with_phases,
+            seed=seed,
+            max_candidates=None if with_phases else max_candidates,
+            settings=settings,
+            n_workers=n_workers,
+            progress=progress,
+        )
+        if len(d):
+            tables.append(d.assign(set=name))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+# %% ../../nbs/14_validation.ipynb #6c578d2caba5
+def dft_cost(dft: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per GPAW single point per set and level in this run (`role` 'DFT single points', with the number of
+    points and their mean size), in the columns of `Validation.cost` so the two sit in one table."""
+    timed = dft.dropna(subset=["wall_s"])
+    per_level = timed.groupby(["set", "level"]).agg(
+        n=("wall_s", "size"), s_per_structure=("wall_s", "mean"), mean_sites=("n_sites", "mean")
+    )
+    return per_level.reset_index().assign(role="DFT single points")
+
+# %% ../../nbs/14_validation.ipynb #46dc56d91877
+def _confusion_rows(v: Validation, config: ValidationConfig) -> pd.DataFrame:
+    "`stability_confusion` at every higher level of `config`, long: one row per (base verdict, higher verdict)."
+    rows = []
+    for level in config.oracles:
+        matrix = stability_confusion(v.table, base=config.base_oracle, level=level)
+        long = matrix.stack().rename("n").reset_index().set_axis(["base", "higher", "n"], axis=1)
+        rows.append(long.assign(level=level))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["base", "higher", "n", "level"])
+
+# %% ../../nbs/14_validation.ipynb #d3042e35e83d
+@dataclass
+class ValidationTables:
+    """The chapter's tables, each pooled over the validated sets with a `set` column: `validation` (`Validation.table`),
+    `retention` (`retention_table`), `retention_by_scope`, `mu_check` (the same μ check at every level, base
+    included), `confusion` (`stability_confusion`, long), `cost` (s per relaxation per backend, plus GPAW single
+    points when DFT ran: `dft_cost`), and `agreement` (`level_agreement` of the first two higher levels, per set)."""
+
+    validation: pd.DataFrame
+    retention: pd.DataFrame
+    retention_by_scope: pd.DataFrame
+    mu_check: pd.DataFrame
+    confusion: pd.DataFrame
+    cost: pd.DataFrame
+    agreement: list
+
+    def write(self, out: Path | str) -> None:
+        "One CSV per table in `out` (`validation.csv`, `retention.csv`, ...), written atomically."
+        out = Path(out)
+        for name in ("validation", "retention", "retention_by_scope", "mu_check", "confusion", "cost"):
+            with atomic_path(out / f"{name}.csv") as tmp:
+                getattr(self, name).to_csv(tmp, index=False)
+
+# %% ../../nbs/14_validation.ipynb #d2e582beae2a
+def validation_tables(
+    sets: dict, config: ValidationConfig, *, stable_formulas: dict | None = None, dft: pd.DataFrame | None = None
+) -> ValidationTables:
+    """The chapter's tables (`ValidationTables`) of `sets` (name -> `Validation`; empty ones skipped).
+    `stable_formulas`: per set name, the compositions its run called stable (out-of-scope ones then count as not
+    retained in the retention of all, `retention_by_scope`); `dft`: `dft_for_sets`' table, whose costs join `cost`."""
+    stable_formulas = stable_formulas or {}
+    used = {name: v for name, v in sets.items() if not v.table.empty}
+
+    def pooled(per_set) -> pd.DataFrame:
+        return pd.concat([per_set(name, v).assign(set=name) for name, v in used.items()], ignore_index=True)
+
+    cost = pooled(lambda name, v: v.cost)
+    if dft is not None and len(dft):
+        cost = pd.concat([cost, dft_cost(dft)], ignore_index=True)
+    return ValidationTables(
+        validation=pooled(lambda name, v: v.table),
+        retention=pooled(lambda name, v: retention_table(v.table, base=config.base_oracle)),
+        retention_by_scope=pooled(
+            lambda name, v: retention_by_scope(
+                v.table, v.scope, base=config.base_oracle, stable_formulas=stable_formulas.get(name, ())
+            )
+        ),
+        mu_check=pooled(lambda name, v: mu_check(v.phases)),
+        confusion=pooled(lambda name, v: _confusion_rows(v, config))[["base", "higher", "n", "set", "level"]],
+        cost=cost,
+        agreement=[
+            {"set": name, **level_agreement(v.table, v.phases, *config.oracles[:2])}
+            for name, v in used.items()
+            if len(config.oracles) >= 2
+        ],
+    )
+
+# %% ../../nbs/14_validation.ipynb #237ca153349e
+def validation_summary(
+    tables: ValidationTables, sets: dict, config: ValidationConfig, *, dft: pd.DataFrame, dft_skipped: str = ""
+) -> dict:
+    """What the chapter's `summary.json` holds: the settings and their key, per-set agreement between the higher
+    levels, the DFT agreement (`dft_agreement`; else why GPAW was skipped), each set's wall time, and the retention,
+    retention-by-scope and μ-check tables as records."""
+    return {
+        "config": asdict(config),
+        "key": config.key(),
+        "agreement": tables.agreement,
+        "dft": dft_agreement(dft).to_dict("records") if len(dft) else dft_skipped,
+        "wall_s": {name: v.wall_s for name, v in sets.items()},
+        "retention": tables.retention.to_dict("records"),
+        "retention_by_scope": tables.retention_by_scope.to_dict("records"),
+        "mu_check": tables.mu_check.to_dict("records"),
+    }
 
 # %% ../../nbs/14_validation.ipynb #f1c9585975b2
 def _retention_panel(ax, retention: pd.DataFrame, levels: list, base: str, status: str):
