@@ -10,10 +10,12 @@ from matdisco.mlip_data import (
     build_frames,
     composition_split,
     elements_covered,
+    frame_split,
     frames_dir,
     frames_table,
     load_frames,
     rattle_sigma,
+    transfer_frames,
 )
 
 
@@ -71,3 +73,49 @@ def test_composition_split_never_shares_a_composition():
 def test_rattle_width_follows_equipartition():
     assert np.isclose(rattle_sigma(1000.0) / rattle_sigma(250.0), 2.0)
     assert list(elements_covered([bulk("Cu")], [bulk("Cu"), bulk("Al")])) == [True]
+
+
+def _sources():
+    return {
+        "li2o": bulk("Li2O", "fluorite", a=4.61),
+        "lif": bulk("LiF", "rocksalt", a=4.03),
+        "licl": bulk("LiCl", "rocksalt", a=5.13),
+        "naf": bulk("NaF", "rocksalt", a=4.63),
+        "nacl": bulk("NaCl", "rocksalt", a=5.69),
+    }
+
+
+def test_the_scored_frames_are_unseen_compositions_whose_elements_training_saw(tmp_path, oracle):
+    """`frame_split`: training, validation (checkpoint choice) and scored frames never share a composition, and a
+    held-out composition with an element training never saw is counted, not scored."""
+    cfg = SamplingConfig(rattles_per_temperature=2, strains=1, md_steps=0)
+    frames = load_frames(build_frames(_sources(), tmp_path, cfg, calculator=oracle, progress=False))
+    held_out = {"LiCl", "NaF"}  # Cl occurs only in NaCl, F only in LiF: covered unless that one is set apart
+    split = ["test" if a.info["formula"] in held_out else "train" for a in frames]
+    for seed in range(4):
+        s = frame_split(frames, split, val_fraction=0.25, seed=seed)
+        formulas = [{a.info["formula"] for a in part} for part in (s.train, s.val, s.test)]
+        assert not formulas[0] & formulas[2] and not formulas[1] & formulas[2]
+        assert formulas[1] and not formulas[1] & formulas[2] and formulas[2] <= held_out
+        if formulas[0] & formulas[1]:  # the validation draw fell on held-out compositions only
+            assert s.val == s.train[:4]  # then the first training frames stand in
+        else:
+            assert len(s.train) + len(s.val) + len(s.test) + s.n_test_uncovered == len(frames)  # nothing lost
+        assert all(elements_covered(s.test, s.train))
+
+
+def test_the_new_chemistry_gets_hotter_frames_on_the_side_of_their_source(tmp_path, oracle):
+    """`transfer_frames`: the held-out frames split in halves by composition, each half with the frames of its own
+    sources sampled hotter than any pretraining frame (GNoME Fig. 3c); a temperature that is not hotter is refused."""
+    sources = _sources()
+    cfg = SamplingConfig(rattles_per_temperature=1, strains=0, md_steps=0)
+    held_out = load_frames(build_frames(sources, tmp_path, cfg, calculator=oracle, progress=False))
+    with pytest.raises(ValueError, match="not hotter"):
+        transfer_frames(held_out, sources, tmp_path, cfg, [900.0])
+    new = transfer_frames(held_out, sources, tmp_path, cfg, [1500.0], seed=1)
+    hot = [a for a in new.train + new.test if a.info["temperature_K"] == 1500.0]
+    assert new.n_hot == len(hot) == len(sources)  # one rattle per source at 1,500 K, no MD
+    train_formulas = {a.info["formula"] for a in new.train}
+    test_formulas = {a.info["formula"] for a in new.test}
+    assert train_formulas and test_formulas and not train_formulas & test_formulas
+    assert len(new.train) + len(new.test) == len(held_out) + len(hot)

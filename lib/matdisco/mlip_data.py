@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'FRAME_KINDS', 'RATTLE_TEMPERATURES_K', 'MD_TEMPERATURES_K', 'RATTLE_FORCE_CONSTANT', 'BOLTZMANN_EV_K',
            'LI_CONDUCTOR_ELEMENTS', 'SamplingConfig', 'rattle_sigma', 'frame_hash', 'label_frame', 'relaxation_frames',
            'rattled_frames', 'strained_frames', 'md_frames', 'sample_source', 'frames_dir', 'build_frames',
-           'load_frames', 'select_sources', 'relaxed_sources', 'composition_split', 'elements_covered', 'element_pairs',
-           'pair_coverage', 'pair_coverage_summary', 'frames_table']
+           'load_frames', 'select_sources', 'relaxed_sources', 'composition_split', 'elements_covered', 'FrameSplit',
+           'frame_split', 'element_pairs', 'pair_coverage', 'pair_coverage_summary', 'frames_table', 'TransferFrames',
+           'transfer_frames']
 
 # %% ../../nbs/15_mlip_data.ipynb #80c087ea3109
 FRAME_KINDS = ("relaxation", "rattled", "strained", "md")
@@ -381,6 +382,34 @@ def elements_covered(frames, reference) -> np.ndarray:
     seen = {int(z) for a in reference for z in set(a.numbers)}
     return np.array([set(int(z) for z in a.numbers) <= seen for a in frames], dtype=bool)
 
+# %% ../../nbs/15_mlip_data.ipynb #91f74c7a74f9
+@dataclass
+class FrameSplit:
+    """Frames for a potential: `train`, `val` (compositions set apart from training; sevenn keeps the epoch with the
+    lowest validation loss, so they choose the checkpoint and are never scored) and `test` (held-out compositions
+    whose elements all occur in training: the scored set); `n_test_uncovered` held-out frames were left out because
+    one of their elements never occurs in training."""
+
+    train: list
+    val: list
+    test: list
+    n_test_uncovered: int
+
+# %% ../../nbs/15_mlip_data.ipynb #8608cb77a0e2
+def frame_split(frames, split, *, val_fraction: float = 0.1, seed: int = 0) -> FrameSplit:
+    """`FrameSplit` of `frames` from their composition split (`split`: 'train'/'test' per frame, `composition_split`).
+    The validation compositions are a further `composition_split` of every frame's formula with `val_fraction` and
+    seed `seed + 1`, taken from the training side (the first four training frames when that leaves none)."""
+    is_test = np.asarray(split) == "test"
+    formulas = [a.info["formula"] for a in frames]
+    is_val = composition_split(formulas, test_fraction=val_fraction, seed=seed + 1) == "test"
+    train = [a for a, t, v in zip(frames, is_test, is_val) if not t and not v]
+    val = [a for a, t, v in zip(frames, is_test, is_val) if not t and v] or train[:4]
+    held_out = [a for a, t in zip(frames, is_test) if t]
+    covered = elements_covered(held_out, train)
+    test = [a for a, c in zip(held_out, covered) if c]
+    return FrameSplit(train, val, test, int((~covered).sum()))
+
 # %% ../../nbs/15_mlip_data.ipynb #553c8e2c342a
 def element_pairs(formula: str) -> set[tuple[str, str]]:
     "The unordered element pairs of a composition (sorted symbols); a unary composition has none."
@@ -437,3 +466,43 @@ def frames_table(frames) -> pd.DataFrame:
             for a in frames
         ]
     )
+
+# %% ../../nbs/15_mlip_data.ipynb #0d69aa9efe2f
+@dataclass
+class TransferFrames:
+    """A new chemistry for the transfer comparison: `train` (frames of half the held-out compositions, plus their hot
+    frames) and `test` (the other half, plus theirs); `n_hot` frames were sampled hotter than any pretraining frame."""
+
+    train: list
+    test: list
+    n_hot: int
+
+# %% ../../nbs/15_mlip_data.ipynb #236678b77964
+def transfer_frames(
+    held_out, relaxed: dict, root: Path | str, sampling: SamplingConfig, temperatures_K, *, seed: int = 0
+) -> TransferFrames:
+    """Split the scored held-out frames by composition in halves (`composition_split`, seed `seed + 2`) into the new
+    chemistry's training and scored frames, and add rattled and MD frames of their sources (`relaxed`: source ->
+    relaxed structure) at `temperatures_K`, which must be hotter than any of `sampling`'s (GNoME Fig. 3c), each to
+    the side of its source. The hot frames are labelled by `sampling.oracle` into `root` (`build_frames`)."""
+    if min(temperatures_K) <= max(sampling.rattle_temperatures_K + sampling.md_temperatures_K):
+        raise ValueError(f"transfer temperatures {list(temperatures_K)} K are not hotter than pretraining")
+    is_train = composition_split([a.info["formula"] for a in held_out], test_fraction=0.5, seed=seed + 2) == "train"
+    train = [a for a, t in zip(held_out, is_train) if t]
+    test = [a for a, t in zip(held_out, is_train) if not t]
+    hot_config = SamplingConfig(
+        oracle=sampling.oracle,
+        seed=sampling.seed,
+        rattle_temperatures_K=tuple(map(float, temperatures_K)),
+        rattles_per_temperature=sampling.rattles_per_temperature,
+        strains=0,
+        md_temperatures_K=tuple(map(float, temperatures_K)),
+        md_steps=sampling.md_steps,
+        md_every=sampling.md_every,
+    )
+    sources = {a.info["source"]: relaxed[a.info["source"]] for a in held_out}
+    hot = load_frames(build_frames(sources, root, hot_config, progress=True), sources=sources)
+    train_sources = {a.info["source"] for a in train}
+    train += [a for a in hot if a.info["source"] in train_sources]
+    test += [a for a in hot if a.info["source"] not in train_sources]
+    return TransferFrames(train, test, len(hot))
