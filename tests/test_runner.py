@@ -81,8 +81,11 @@ def test_resume_skips_completed_stages(toy):
     assert not (out / "stages/a/stale_model.pt").exists()  # ... and clears the stage: nothing old is reused
 
 
-def test_registered_experiments_have_one_parameters_cell():
+def test_every_parameter_has_one_home_the_notebooks_parameters_cell_which_is_the_tiny_profile():
+    """A profile lists only what it changes in the notebook's one `parameters` cell; `tiny` changes nothing, so a
+    notebook run by hand is the tiny run (the registry once set a `tiny` value that differed from the notebook's)."""
     for e in EXPERIMENTS:
+        assert e.params_for("tiny") == {}, e.name
         nb = nbformat.read(ROOT / "nbs" / "experiments" / e.notebook, as_version=4)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, e.notebook

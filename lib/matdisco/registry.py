@@ -24,7 +24,9 @@ class Experiment:
     name: str
     notebook: str
     description: str
-    parameters: dict = field(default_factory=dict)  # profile -> {name: value}
+    # profile -> {name: value}: what each profile changes in the notebook's `parameters` cell, whose values are the
+    # defaults and the `tiny` profile (so `tiny` changes nothing, and a notebook run by hand is the tiny run)
+    parameters: dict = field(default_factory=dict)
 
     def params_for(self, profile: str) -> dict:
         if profile not in PROFILES:
@@ -45,7 +47,7 @@ EXPERIMENTS: list[Experiment] = [
         "mp2018_formation overview: element counts, formation-energy distribution, arity, fraction on its own hull",
         {
             "smoke": {"n_hull_sample": 200},
-            "tiny": {"n_hull_sample": 1500},
+            "tiny": {},
             "cpu": {"n_hull_sample": None},
             "gpu": {"n_hull_sample": 5000},
             "paper": {"n_hull_sample": None},
@@ -67,16 +69,7 @@ EXPERIMENTS: list[Experiment] = [
                 "ensemble_size": 2,
                 "chgnet_n": 8,
             },
-            "tiny": {
-                "n_train": 1500,
-                "n_val": 200,
-                "n_test": 300,
-                "width": 48,
-                "depth": 2,
-                "epochs": 12,
-                "ensemble_size": 2,
-                "chgnet_n": 50,
-            },
+            "tiny": {},
             # cpu: the full split inside an hour on 2 cores (one member), trained data-parallel over 2 processes
             # (DDP gloo, 1,024 atoms per rank per step): 78 s/epoch measured on 2 idle cores; one process would
             # take ~122 s (bench/ddp.py: 241 structures/s; two ranks 1.41x, 2 intra-op threads 1.23x). 38 epochs (49
@@ -139,7 +132,7 @@ EXPERIMENTS: list[Experiment] = [
                 "max_substitutions_per_parent": 3,
                 "saps_per_parent": 3,
             },
-            "tiny": {"n_parents": 20},
+            "tiny": {},
             "cpu": {
                 "n_parents": 400,
                 "chemical_systems": ["Li-Mn-O", "Na-Fe-P-O", "Mg-Al-Si-O", "K-Bi-S", "Ca-Ti-N"],
@@ -171,7 +164,7 @@ EXPERIMENTS: list[Experiment] = [
                 "scheduler": None,
                 "n_boot": 50,
             },
-            "tiny": {"n_train": [250, 500, 1000], "model_sizes": [[32, 2], [64, 2]], "seeds": [0, 1], "epochs": 10},
+            "tiny": {},
             "cpu": {
                 "n_train": [500, 1000, 2000, 4000, 8000],
                 "model_sizes": [[32, 2], [64, 3]],
@@ -216,7 +209,7 @@ EXPERIMENTS: list[Experiment] = [
                 "max_steps": 20,
                 "n_workers": 1,
             },
-            "tiny": {"rounds": 2, "budget": 20},
+            "tiny": {},
             # cpu: GNoME's proportions on 2 cores (the issue "Discovery at GNoME's proportions"): the whole table
             # (elements = []), parents from every chemistry, a pool of >= 10^4 unique novel candidates per round
             # (before the coverage check; >= 50x the 40 + 10 structural relaxations), the filter pretrained on the whole
@@ -337,8 +330,7 @@ EXPERIMENTS: list[Experiment] = [
                 "dft_max_sites": 4,
                 "dft_settings": {"ecut": 300.0, "kpt_density": 1.5},
             },
-            # tiny: where `make dft` installed GPAW, only cells of <= 2 sites (MgO, its mu structures: minutes)
-            "tiny": {"dft_max_sites": 2},
+            "tiny": {},
             # cpu: every in-scope stable composition of the cpu discovery run plus 20 near-hull ones; GPAW (where
             # `make dft` installed it) on cells of <= 4 sites: measured here, up to 4 min per PBE and 14 min per r2SCAN
             # single point
@@ -349,10 +341,11 @@ EXPERIMENTS: list[Experiment] = [
                 "dft_max_sites": 4,
                 "dft_max_candidates": 8,
             },
-            "gpu": {"n_workers": 16},
+            "gpu": {"n_workers": 16, "dft_max_sites": 8},
             # paper: larger systems too
             "paper": {
                 "control_systems": ["Li-O", "Mg-O", "Ca-Cl", "Al-N", "Na-Cl", "Si-O", "Ga-As", "Zn-O"],
+                "dft_max_sites": 8,
                 "max_phases": 150,
                 "n_unstable": 100,
                 "n_workers": 16,
