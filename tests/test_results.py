@@ -239,6 +239,35 @@ def test_the_readme_is_rendered_from_the_index_notebook_and_the_committed_result
     assert not commit_like.findall(readme)
 
 
+def test_the_mlip_caveats_say_where_the_force_error_sits_and_how_far_the_target_is():
+    from matdisco.results import CAVEATS
+
+    metrics = {
+        "held_out": {"force_mae_ratio_to_zero": 0.75},
+        "power_law": {"force_mae_meV_A": {"alpha": 0.1, "alpha_lo": -0.02, "alpha_hi": 0.22}},
+        "force_target_frames": {
+            "target_ratio_to_zero": 0.35,
+            "n_frames_now": 3000.0,
+            "n_frames": 3e6,
+            "n_frames_lo": 1e5,
+            "n_frames_hi": float("inf"),
+        },
+        "scored_sets": {
+            "held_out_by_kind": [
+                {"kind": "md", "force_mae_ratio_to_zero": 0.77},
+                {"kind": "relaxation", "force_mae_ratio_to_zero": 14.9},
+            ],
+            "held_out_all_pairs_seen": {"n_compositions": 47, "force_mae_ratio_to_zero": 0.7},
+            "training_fit": {"n_eval_frames": 300, "force_mae_ratio_to_zero": 0.31},
+        },
+    }
+    notes = CAVEATS["mlip"]({"metrics": metrics})
+    assert notes[0].startswith("The from-scratch student's held-out forces are 0.75x") and "target: 0.35x" in notes[0]
+    assert "α = 0.10 [-0.02, 0.22]" in notes[1] and "about 3e+06 training frames [1e+05, inf]" in notes[1]
+    assert notes[2] == "Held-out forces against zero force, by frame kind: md 0.77x, relaxation 14.90x."
+    assert "(47): 0.70x; on 300 of its own training frames: 0.31x." in notes[3]
+
+
 def test_caveats_stand_next_to_their_numbers_and_gnome_retention_beside_the_new_materials():
     """The report's caveats are computed from the results file (a hand-built one with a known answer here), and the
     validation rows put GNoME's r2SCAN retention (of its new materials) beside our new ones only."""

@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'KBAR_PER_GPA', 'N_REFERENCE_ELEMENTS', 'TRAINING_CONVENTIONS', 'SEVENNET_0', 'ENERGY_OFFSETS',
-           'PotentialConfig', 'new_potential', 'n_parameters', 'ase_stress_to_vasp_kbar', 'frames_to_dataset',
-           'elemental_references', 'fit_composition_model', 'potential_key', 'train_potential', 'potential_path',
-           'save_potential', 'load_potential', 'potential_calculator', 'potential_errors', 'error_summary',
-           'baseline_errors', 'scored_set_summary', 'error_breakdown', 'NequipConfig', 'energy_offset', 'offset_frames',
-           'ReferencedCalculator', 'nequip_key', 'train_nequip', 'nequip_calculator', 'calculator_errors',
-           'nested_subsets', 'nested_source_subsets', 'train_student', 'final_energy_errors', 'held_out_report',
-           'learning_curve', 'TransferStart', 'transfer_curve', 'power_law_bootstrap', 'mlip_figure']
+           'FORCE_TARGET_RATIO', 'PotentialConfig', 'new_potential', 'n_parameters', 'ase_stress_to_vasp_kbar',
+           'frames_to_dataset', 'elemental_references', 'fit_composition_model', 'potential_key', 'train_potential',
+           'potential_path', 'save_potential', 'load_potential', 'potential_calculator', 'potential_errors',
+           'error_summary', 'baseline_errors', 'scored_set_summary', 'error_breakdown', 'NequipConfig', 'energy_offset',
+           'offset_frames', 'ReferencedCalculator', 'nequip_key', 'train_nequip', 'nequip_calculator',
+           'calculator_errors', 'nested_subsets', 'nested_source_subsets', 'train_student', 'final_energy_errors',
+           'held_out_report', 'learning_curve', 'TransferStart', 'transfer_curve', 'power_law_bootstrap',
+           'frames_to_reach', 'mlip_figure']
 
 # %% ../../nbs/16_mlip.ipynb #4d5163b0ec14
 @dataclass(frozen=True)
@@ -905,6 +906,31 @@ def power_law_bootstrap(
         "a": fit["a"],
         "alpha_lo": float(np.quantile(alphas, q)),
         "alpha_hi": float(np.quantile(alphas, 1 - q)),
+    }
+
+# %% ../../nbs/16_mlip.ipynb #5468aa8ff8f3
+#: The held-out force error, as a fraction of zero force's, that the MLIP chapter asks of a student before its MD
+#: means anything (issue "MLIP chapter, made real": forces that beat zero clearly)
+FORCE_TARGET_RATIO = 0.35
+
+
+def frames_to_reach(fit: dict, mae_now: float, n_now: float, target: float) -> dict:
+    """How many training frames the power law `fit` (`power_law_bootstrap`: MAE ∝ n^(−α)) needs to bring `mae_now`,
+    measured at `n_now` frames, down to `target`: n_now·(mae_now/target)^(1/α), with the range from α's interval
+    (inf where α ≤ 0: no improvement with data). An extrapolation over decades is a scale, not a forecast."""
+
+    def needed(alpha):
+        if mae_now <= target:
+            return float(n_now)
+        return float(n_now * (mae_now / target) ** (1 / alpha)) if alpha > 0 else float("inf")
+
+    return {
+        "target": float(target),
+        "mae_now": float(mae_now),
+        "n_frames_now": float(n_now),
+        "n_frames": needed(fit["alpha"]),
+        "n_frames_lo": needed(fit["alpha_hi"]),
+        "n_frames_hi": needed(fit["alpha_lo"]),
     }
 
 # %% ../../nbs/16_mlip.ipynb #15c83c1ffb78
