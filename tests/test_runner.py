@@ -94,6 +94,39 @@ def test_every_parameter_has_one_home_the_notebooks_parameters_cell_which_is_the
             assert f"{name} =" in tagged[0].source, (e.notebook, name)  # a profile sets only what the notebook has
 
 
+def test_every_field_of_an_experiments_config_can_be_set_from_a_profile():
+    """A config dataclass an experiment builds takes each of its fields from a named parameter or from the notebook's
+    `settings` dict (any other field by name), so a profile reaches every field, the oracle included."""
+    import ast
+    import dataclasses
+
+    from matdisco.discovery import DiscoveryConfig
+    from matdisco.evaluate import EvaluateConfig
+    from matdisco.models import GNNConfig
+    from matdisco.train import TrainConfig
+    from matdisco.validation import ValidationConfig
+
+    for config, notebook, settings in (
+        (DiscoveryConfig, "05_discovery.ipynb", "settings"),
+        (EvaluateConfig, "07_evaluate.ipynb", "settings"),
+        (ValidationConfig, "08_validation.ipynb", "settings"),
+        (GNNConfig, "02_energy_models.ipynb", "gnn_settings"),
+        (TrainConfig, "02_energy_models.ipynb", "train_settings"),
+    ):
+        nb = nbformat.read(ROOT / "nbs" / "experiments" / notebook, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assert f"{settings} = {{}}" in cell.source, (notebook, settings)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and not c.source.startswith("%"))
+        calls = [
+            node
+            for node in ast.walk(ast.parse(code))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == config.__name__
+        ]
+        unpacked = {k.value.id for call in calls for k in call.keywords if k.arg is None and hasattr(k.value, "id")}
+        assert calls and settings in unpacked, (notebook, config.__name__)
+        assert dataclasses.fields(config)  # a dataclass: its fields are the keyword names `settings` may carry
+
+
 def test_dataset_overview_stage_on_real_data(mp_index, tmp_path):
     out = run_pipeline(
         "tiny", out=tmp_path / "run", figures_dir=tmp_path / "figs", progress=False, only=["dataset_overview"]
