@@ -531,15 +531,16 @@ def conductors_metrics(joined: pd.DataFrame, md_table: pd.DataFrame) -> dict:
     D, of them those where Li did not diffuse (D is then an upper bound) and those whose framework melted
     (Lindemann); Spearman of simulated against measured σ(300 K) over the fitted entries (`rank_correlation`) and with
     the undetected ones ranked lowest; the median MD speed per temperature (steps/s)."""
-    has_d = md_table.D_cm2_s.notna() if "D_cm2_s" in md_table else pd.Series(False, index=md_table.index)
+    no_run = pd.Series(False, index=md_table.index)
+    has_d = md_table.D_cm2_s.notna() if "D_cm2_s" in md_table else no_run
     fitted = rank_correlation(joined.sigma_S_cm, joined.sigma_new_mS_cm)
     with_undetected = (
         rank_correlation(joined.sigma_S_cm, joined.sigma_new_mS_cm, lowest=joined.below_detection)
         if len(joined)
         else fitted
     )
-    not_diffusive = has_d & ~md_table.diffusive.fillna(True).astype(bool) if "diffusive" in md_table else has_d & False
-    melted = md_table.framework_melted.fillna(False).astype(bool) if "framework_melted" in md_table else has_d & False
+    not_diffusive = has_d & ~md_table.diffusive.fillna(True).astype(bool) if "diffusive" in md_table else no_run
+    melted = md_table.framework_melted.fillna(False).astype(bool) if "framework_melted" in md_table else no_run
     return {
         "n_with_arrhenius": int(np.isfinite(joined.sigma_new_mS_cm).sum()) if len(joined) else 0,
         "n_below_detection": int(joined.below_detection.sum()) if len(joined) else 0,
