@@ -216,3 +216,38 @@ def test_the_evaluation_of_known_li_o_crystals_is_what_it_was_before_the_refacto
             assert known.metrics[k] == pytest.approx(v, rel=1e-5, abs=RELAXED_ENERGY_ROUND_OFF, nan_ok=True), k
         elif k != "config":  # the config key includes the data checksums, not the code
             assert known.metrics[k] == v, k
+
+
+def test_chgnet_as_a_plain_ase_calculator_evaluates_as_the_named_oracle_does(li_o, known, tmp_path):
+    """The oracle as an object: CHGNet 0.3.0's ASE calculator, built by hand and named as a level of its own, relabels
+    the reference, finds the elemental references and relaxes the crystals in this process, into the store given. Its
+    table is the named oracle's (same model: energies to relaxation round-off, every verdict equal), and everything it
+    computed is keyed by its own name, never in the named oracle's machine-wide cache."""
+    from dataclasses import replace
+
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    from matdisco.oracle import OracleStore, load_chgnet
+
+    calculator = CHGNetCalculator(model=load_chgnet("0.3.0"), use_device="cpu")
+    store = OracleStore(tmp_path / "mine.sqlite")
+    mine = replace(FAST, oracle="chgnet-by-hand")
+    structures, ids = list(li_o.structure), list(li_o.material_id)
+    ev = evaluate_structures(
+        structures, ids, config=mine, oracle=calculator, store=store, scheduler=None, progress=False
+    )
+    assert ev.metrics["oracle"] == "chgnet-by-hand" and ev.config.key() == mine.key() != FAST.key()
+    assert ev.metrics["reference"].startswith("mp2018_formation at chgnet-by-hand's level")
+    assert set(store.table().oracle) == {"chgnet-by-hand", "chgnet-by-hand:sp", "chgnet-by-hand@elemental"}
+    numbers = ["energy_per_atom", "e_form", "e_hull"]
+    np.testing.assert_allclose(ev.structures[numbers], known.structures[numbers], atol=RELAXED_ENERGY_ROUND_OFF)
+    verdicts = ["ok", "unique", "novel", "matched_reference", "known_composition"]
+    pd.testing.assert_frame_equal(ev.structures[verdicts], known.structures[verdicts])
+    for stable, threshold in (("stable", FAST.stability_threshold), ("stable_mbd", 0.0)):
+        decided = (known.structures.e_hull - threshold).abs() > RELAXED_ENERGY_ROUND_OFF  # on the line: round-off
+        assert decided.sum() >= len(li_o) - 2
+        assert (ev.structures[stable] == known.structures[stable])[decided].all(), stable
+    with pytest.raises(ValueError, match="level name of its own"):
+        evaluate_structures(structures, config=FAST, oracle=calculator, store=store, scheduler=None, progress=False)
+    with pytest.raises(ValueError, match="pass store="):
+        evaluate_structures(structures, config=mine, oracle=calculator, scheduler=None, progress=False)

@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'MATCHERS', 'FAR_BELOW_HULL', 'METRIC_LABELS', 'PUBLISHED_SUN', 'EvaluateConfig', 'system_coverage',
-           'Evaluation', 'unreferenced_elements', 'OracleLabels', 'oracle_labels', 'relaxation_rows',
-           'relaxed_energies', 'uniqueness_and_matches', 'scored_table', 'evaluation_metrics', 'evaluate_structures',
-           'energy_histogram', 'metrics_table', 'write_evaluation', 'generator_samples', 'evaluate_generators',
-           'generators_figure', 'discovery_round_samples', 'discovery_evaluate_config']
+           'Evaluation', 'unreferenced_elements', 'OracleLabels', 'evaluation_oracle', 'oracle_labels',
+           'relaxation_rows', 'relaxed_energies', 'uniqueness_and_matches', 'scored_table', 'evaluation_metrics',
+           'evaluate_structures', 'energy_histogram', 'metrics_table', 'write_evaluation', 'generator_samples',
+           'evaluate_generators', 'generators_figure', 'discovery_round_samples', 'discovery_evaluate_config']
 
 # %% ../../nbs/13_evaluate.ipynb #f7675bcc4f48
 # : The matchers `evaluate` offers for uniqueness and novelty: MatterGen's tolerances, ordered or its default disordered
@@ -134,31 +134,64 @@ class OracleLabels:
     wall_reference_s: float
     wall_relax_s: float
 
+# %% ../../nbs/13_evaluate.ipynb #76a66fb7e7cc
+def evaluation_oracle(oracle, config: EvaluateConfig) -> tuple:
+    """The oracle an evaluation relaxes with, and its config. `None`: `config.oracle` by name (returned as None). An
+    ASE `Calculator`: a `CalculatorOracle` named `config.oracle`, which must then name your level of theory (not a
+    registered oracle's), with the config's relaxation settings. A `CalculatorOracle`: as it is; its name and
+    relaxation settings replace the config's, so the results' key says what computed them."""
+    from dataclasses import replace
+    from matdisco.oracle import ORACLE_LEVELS, CalculatorOracle, as_oracle
+
+    if oracle is None:
+        return None, config
+    if isinstance(oracle, str):
+        raise TypeError(f"name a registered oracle in the config: EvaluateConfig(oracle={oracle!r})")
+    if not isinstance(oracle, CalculatorOracle):
+        if config.oracle in ORACLE_LEVELS:
+            raise ValueError(
+                "your calculator needs a level name of its own, e.g. EvaluateConfig(oracle='my-pbe'), not the "
+                f"registered {config.oracle!r}"
+            )
+        relaxation = {"fmax": config.fmax, "max_steps": config.max_steps, "timeout_s": config.timeout_s}
+        oracle = as_oracle(oracle, name=config.oracle, **relaxation)
+    if not isinstance(oracle, CalculatorOracle):
+        raise TypeError(f"evaluate takes a registered name, an ASE Calculator or a CalculatorOracle, not {oracle!r}")
+    settings = {"fmax": oracle.fmax, "max_steps": oracle.max_steps, "timeout_s": oracle.timeout_s}
+    return oracle, replace(config, oracle=oracle.name, **settings)
+
 # %% ../../nbs/13_evaluate.ipynb #dc33b6dc0171
 def oracle_labels(
-    structures, ids, elements, config: EvaluateConfig, store, *, scheduler, client, progress: bool
+    structures, ids, elements, config: EvaluateConfig, store, *, scheduler, client, progress: bool, oracle=None
 ) -> OracleLabels:
     """Relabel the reference with `config.oracle`, compute its elemental references for `elements` and relax
-    `structures` into `store`, all on one cluster (`client`, or a new one for `scheduler`; none if both are None)."""
+    `structures` into `store`, all on one cluster (`client`, or a new one for `scheduler`; none if both are None).
+    `oracle`: a `CalculatorOracle` named `config.oracle` does all three in this process instead, into `store`."""
     from contextlib import nullcontext
     from matdisco.cluster import client_or_new
 
     t0 = time.perf_counter()
     cluster = client_or_new(client, scheduler, n_workers=config.n_workers) if scheduler or client else nullcontext(None)
+    level = config.oracle if oracle is None else oracle
+    own = None if oracle is None else store  # a named oracle's reference lives in the machine-wide cache
     with cluster as cl:
         oref = relabel(
-            config.oracle,
+            level,
             elements=elements,
             scheduler=scheduler,
             n_workers=config.n_workers,
             client=cl,
             progress=progress,
+            store=own,
         )
         refs = elemental_references(
-            elements, oracle=config.oracle, scheduler=scheduler, n_workers=config.n_workers, client=cl
+            elements, own, oracle=level, scheduler=scheduler, n_workers=config.n_workers, client=cl
         )
         mu = {**dict(zip(oref.elemental.element, oref.elemental.mu)), **dict(zip(refs.element, refs.mu))}
         t_ref = time.perf_counter()
+        if oracle is not None:
+            done = oracle.relax(structures, store, meta=[{"id": i} for i in ids], progress=progress)
+            return OracleLabels(oref, mu, done, t_ref - t0, time.perf_counter() - t_ref)
         done = run_oracle_batch(
             structures,
             store,
@@ -260,6 +293,11 @@ def scored_table(structures, ids, rows: pd.DataFrame, labels: OracleLabels, conf
     table.loc[hits, "verdict"] = hit_verdicts([comps[k] for k in np.flatnonzero(hits)], coverage=coverage)
     return table
 
+# %% ../../nbs/13_evaluate.ipynb #e0e605bd8e30
+#: E_hull (eV/atom) below which a result says more about the reference than the crystal: as far below the hull as
+#: MatterGen's stability threshold (0.1 eV/atom; Zeni et al., Nature 639, 624 (2025)) is above it. A flag, not a filter
+FAR_BELOW_HULL = 0.1
+
 # %% ../../nbs/13_evaluate.ipynb #2f5daa672332
 def evaluation_metrics(table: pd.DataFrame, *, n_skipped: int, n_reference: int, config: EvaluateConfig) -> dict:
     """The S.U.N. metrics of an evaluated `table` (one row per structure read, with its system's coverage) and the
@@ -308,6 +346,7 @@ def evaluate_structures(
     store=None,
     skipped: pd.DataFrame | None = None,
     progress: bool = True,
+    oracle=None,
 ) -> Evaluation:
     """Relax `structures` (ordered pymatgen `Structure`s; ids default to their positions) with `config.oracle` and score
     them. Per structure: id, formula, chemical system, arity, ok/converged, steps, energy per atom, formation energy
@@ -315,8 +354,10 @@ def evaluate_structures(
     `stable_mbd` (E_hull ≤ 0, Matbench Discovery), unique, novel, matched reference id, known composition (MP), hull
     gap, RMSD (Å, MatterGen's) to the relaxed structure, and the system's coverage. Relaxations go to `store` (default:
     the machine-wide `shared_store('relaxations', oracle, fmax, max_steps, timeout_s)`, so a rerun resumes and
-    another sample reuses identical structures). `skipped` (from the reader) counts as submitted and failed."""
+    another sample reuses identical structures). `skipped` (from the reader) counts as submitted and failed.
+    `oracle`: your own calculator instead of the named `config.oracle` (`evaluation_oracle`); it then needs `store`."""
     t0 = time.perf_counter()
+    oracle, config = evaluation_oracle(oracle, config)
     structures = list(structures)
     ids = [str(i) for i in (range(len(structures)) if ids is None else ids)]
     if len(ids) != len(structures):
@@ -325,6 +366,10 @@ def evaluate_structures(
     unreferenced = unreferenced_elements(structures)
     elements = sorted({el.symbol for s in structures for el in s.composition.elements} - set(unreferenced))
     judgeable = np.array([not ({el.symbol for el in s.composition.elements} & set(unreferenced)) for s in structures])
+    if store is None and oracle is not None:
+        raise ValueError(
+            f"oracle {config.oracle!r} is your calculator: pass store=OracleStore(path) to keep its results"
+        )
     if store is None:
         store = shared_store(
             "relaxations", config.oracle, fmax=config.fmax, max_steps=config.max_steps, timeout_s=config.timeout_s
@@ -338,6 +383,7 @@ def evaluate_structures(
         scheduler=scheduler,
         client=client,
         progress=progress,
+        oracle=oracle,
     )
     rows = relaxation_rows(structures, judgeable, labels.relaxations, unreferenced)
     table = scored_table(structures, ids, rows, labels, config)
@@ -352,11 +398,6 @@ def evaluate_structures(
     return Evaluation(table, systems, metrics, config, skipped)
 
 # %% ../../nbs/13_evaluate.ipynb #2eeb7608ab36
-#: E_hull (eV/atom) below which a result says more about the reference than the crystal: as far below the hull as
-#: MatterGen's stability threshold (0.1 eV/atom; Zeni et al., Nature 639, 624 (2025)) is above it. A flag, not a filter
-FAR_BELOW_HULL = 0.1
-
-
 def energy_histogram(table: pd.DataFrame, *, threshold: float = SUN_STABILITY_THRESHOLD, title: str = ""):
     "Histogram of E_hull (eV/atom) with the Matbench Discovery (0) and MatterGen (`threshold`) lines."
     import matplotlib.pyplot as plt

@@ -657,6 +657,39 @@ class CalculatorOracle:
             store.add(result, m)
         return store.get(self.name, keys).reset_index()
 
+    def single_points(self, structures, store: OracleStore, *, progress: bool = False) -> np.ndarray:
+        """Energy per atom (eV/atom, at `name`'s level: after `energy_correction`) of each structure as given, NaN
+        where the calculator raised. The structures `store` lacks are computed in this process and stored under
+        '<name>:sp', as `single_points` stores a named oracle's."""
+        from tqdm.auto import tqdm
+
+        structures = list(structures)
+        name = f"{self.name}:sp"
+        keys, todo = _pending(structures, store, name, None)
+        for key, (structure, _) in tqdm(todo.items(), desc=f"single points {self.name}", disable=not progress):
+            t0 = time.perf_counter()
+            energy = self.energy_per_atom(structure)
+            seconds = time.perf_counter() - t0
+            store.add_many(_single_point_results([structure], [key], name, ([energy], seconds)))
+        return store.get(name, keys).energy_per_atom.to_numpy(dtype=float)
+
+    def energy_per_atom(self, structure) -> float:
+        "Energy per atom (eV/atom, after `energy_correction`) of `structure` as given; NaN where the calculator raised."
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = self.calculator
+        try:
+            energy = float(atoms.get_potential_energy())
+        except Exception as error:  # one failed structure is a NaN, not a lost batch
+            log.warning(
+                "single point of %s with %s failed: %s", structure.composition.reduced_formula, self.name, error
+            )
+            return float("nan")
+        if self.energy_correction is not None:
+            energy = self.energy_correction(structure, energy)
+        return energy / len(structure)
+
 # %% ../../nbs/06_oracle.ipynb #44bc73c0200e
 def as_oracle(oracle, **settings) -> Oracle:
     """An `Oracle` from what a user passes: an `Oracle` as it is, a registered name (`NamedOracle`, with `settings`:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ from .data import load_structures, read_index
 from .hull import ReferenceHull
 from .metrics import mae
 from .oracle import OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store, single_points
-from .oracle import DEFAULT_ORACLE
+from .oracle import DEFAULT_ORACLE, CalculatorOracle
 
 log = logging.getLogger("matdisco.reference")
 
@@ -106,12 +106,27 @@ def _elemental_candidates(elements, max_structures: int) -> tuple[dict, pd.DataF
     return cands, tab, mirror
 
 # %% ../../nbs/06a_reference.ipynb #bb94521cdbe8
-def _relaxed_energies(structures: list, store, **batch) -> np.ndarray:
-    "Oracle energy per atom (eV/atom) of each relaxed structure, inf where it failed (`run_oracle_batch`'s `batch`)."
+def _relaxed_energies(structures: list, store, oracle, **batch) -> np.ndarray:
+    """Oracle energy per atom (eV/atom) of each relaxed structure, inf where it failed: a named `oracle` relaxes in
+    `run_oracle_batch` (with `batch`), an `Oracle` object through its `relax`."""
     if not structures:
         return np.array([])
-    res = run_oracle_batch(structures, store, progress=False, **batch)
+    if isinstance(oracle, str):
+        res = run_oracle_batch(structures, store, oracle=oracle, progress=False, **batch)
+    else:
+        res = oracle.relax(structures, store)
     return np.where(res.ok.to_numpy(bool), res.energy_per_atom.to_numpy(float), np.inf)
+
+# %% ../../nbs/06a_reference.ipynb #c2f9c455c4b7
+def _store_for(store: OracleStore | None, oracle, kind: str, **settings) -> OracleStore:
+    """`store`, or where it is None the machine-wide `shared_store(kind, oracle, **settings)` of a named `oracle`. An
+    `Oracle` object has no machine-wide cache (its name does not say which calculator or settings it is), so it needs
+    `store`."""
+    if store is not None:
+        return store
+    if isinstance(oracle, str):
+        return shared_store(kind, oracle, **settings)
+    raise ValueError(f"oracle {oracle.name!r} is an object: pass store=OracleStore(path) to keep its results")
 
 # %% ../../nbs/06a_reference.ipynb #0ff43da6d27a
 def _reference_row(el: str, labels: list, energies, *, mu_mp: float, tolerance: float, fallback: str | None) -> dict:
@@ -154,7 +169,7 @@ def elemental_references(
     elements,
     store: OracleStore | None = None,
     *,
-    oracle: str = DEFAULT_ORACLE,
+    oracle: str | CalculatorOracle = DEFAULT_ORACLE,
     fmax: float = 0.1,
     max_steps: int = 100,
     timeout_s: float | None = 300,
@@ -172,22 +187,27 @@ def elemental_references(
     value and flags the element, 'raise' refuses. Returns one row per element: element, mu (used), mu_oracle,
     mu_mp2020, delta (oracle − MP2020), structure (mp-id of the best one), n_structures, source, flagged.
     The relaxations go to `store` (default: the machine-wide `shared_store('relaxations', oracle, fmax=…, max_steps=…,
-    timeout_s=…)`), all elements in one batch (on Dask with `scheduler`/`client`)."""
+    timeout_s=…)`), all elements in one batch (on Dask with `scheduler`/`client`). `oracle` may be a `CalculatorOracle`
+    (your ASE calculator): it relaxes in process with these settings, under '<name>@elemental' in `store`, which it
+    then needs; its level is not a registered MP2020 one, so MP2020's μ never stands in for it."""
     from matdisco.oracle import ORACLE_LEVELS, mp_reference_energies
 
     if on_bad_reference not in ("mp2020", "raise"):
         raise ValueError(f"on_bad_reference must be 'mp2020' or 'raise', not {on_bad_reference!r}")
+    level = oracle if isinstance(oracle, str) else oracle.name
     fallback = None  # MP2020's value may stand in for a bad oracle reference
-    if ORACLE_LEVELS.get(oracle) != "MP2020-PBE":
-        fallback = f"; oracle {oracle!r} is not MP2020-compatible, so MP2020's value cannot stand in"
+    if ORACLE_LEVELS.get(level) != "MP2020-PBE" or not isinstance(oracle, str):
+        fallback = f"; oracle {level!r} is not a registered MP2020-compatible one, so MP2020's value cannot stand in"
     elif on_bad_reference == "raise":
         fallback = ""
-    if store is None:
-        store = shared_store("relaxations", oracle, fmax=fmax, max_steps=max_steps, timeout_s=timeout_s)
+    relaxation = {"fmax": fmax, "max_steps": max_steps, "timeout_s": timeout_s}
+    if not isinstance(oracle, str):
+        oracle = replace(oracle, name=f"{oracle.name}@elemental", **relaxation)
+    store = _store_for(store, oracle, "relaxations", **relaxation)
     cands, tab, mirror = _elemental_candidates(elements, max_structures)
     structures = (list(tab.structure) if tab is not None else []) + list(mirror.structure)
-    batch = {"oracle": oracle, "fmax": fmax, "max_steps": max_steps, "timeout_s": timeout_s, "scheduler": scheduler}
-    energies = _relaxed_energies(structures, store, **batch, n_workers=n_workers, client=client)
+    batch = {**relaxation, "scheduler": scheduler, "n_workers": n_workers, "client": client}
+    energies = _relaxed_energies(structures, store, oracle, **batch)
     n_mp2018 = 0 if tab is None else len(tab)
     energy = dict(zip(tab.index, energies[:n_mp2018])) if tab is not None else {}
     mirror_energy = energies[n_mp2018:]
@@ -255,7 +275,7 @@ class OracleReference:
 
 # %% ../../nbs/06a_reference.ipynb #fe223ebcec50
 def relabel(
-    oracle: str = DEFAULT_ORACLE,
+    oracle: str | CalculatorOracle = DEFAULT_ORACLE,
     *,
     rows=None,
     elements=None,
@@ -268,11 +288,13 @@ def relabel(
     timeout_s: float | None = 300,
     on_bad_reference: str = "mp2020",
     progress: bool = False,
+    store: OracleStore | None = None,
 ) -> OracleReference:
     """mp2018_formation at the oracle's level: every non-outlier crystal (or those of `rows`, or of the chemical space
     spanned by `elements`), oracle single points from the machine-wide cache (missing ones computed on Dask with
     `scheduler`/`client`, or in process with `scheduler=None`), formation energies against `elemental_references`
-    of every element that occurs (relaxed with `fmax`, `max_steps`, `timeout_s`)."""
+    of every element that occurs (relaxed with `fmax`, `max_steps`, `timeout_s`). A `CalculatorOracle` (your ASE
+    calculator) computes its single points and elemental relaxations in process, into `store`, which it needs."""
     t0 = time.perf_counter()
     use = space_index(elements)
     if rows is not None:
@@ -280,11 +302,17 @@ def relabel(
     frame = load_structures(use.row_index, progress=progress).frame
     t1 = time.perf_counter()
     cluster = {"scheduler": scheduler, "n_workers": n_workers, "client": client}
-    e = single_points(list(frame.structure), None, oracle, chunk_size=chunk_size, progress=progress, **cluster)
+    if isinstance(oracle, str):
+        e = single_points(list(frame.structure), None, oracle, chunk_size=chunk_size, progress=progress, **cluster)
+    else:
+        e = oracle.single_points(list(frame.structure), _store_for(store, oracle, "single_points"), progress=progress)
     t2 = time.perf_counter()
     present = sorted({el for c in frame.chemsys for el in c.split("-")})
     relaxation = {"fmax": fmax, "max_steps": max_steps, "timeout_s": timeout_s}
-    elref = elemental_references(present, oracle=oracle, on_bad_reference=on_bad_reference, **relaxation, **cluster)
+    relaxed_in = None if isinstance(oracle, str) else store
+    elref = elemental_references(
+        present, relaxed_in, oracle=oracle, on_bad_reference=on_bad_reference, **relaxation, **cluster
+    )
     mu = dict(zip(elref.element, elref.mu))
     ok = np.isfinite(e)
     frame = frame.assign(energy_per_atom_oracle=e)[ok].reset_index(drop=True)
@@ -293,9 +321,10 @@ def relabel(
     )
     if (~ok).any():
         n_failed = int((~ok).sum())
-        log.warning("relabel %s: %d of %d single points failed; those crystals are left out", oracle, n_failed, len(ok))
+        level = oracle if isinstance(oracle, str) else oracle.name
+        log.warning("relabel %s: %d of %d single points failed; those crystals are left out", level, n_failed, len(ok))
     wall = {"load": t1 - t0, "single_points": t2 - t1, "elemental_references": time.perf_counter() - t2}
-    return OracleReference(frame, elref, oracle, int((~ok).sum()), wall)
+    return OracleReference(frame, elref, oracle if isinstance(oracle, str) else oracle.name, int((~ok).sum()), wall)
 
 # %% ../../nbs/06a_reference.ipynb #4acc04012375
 #: Largest accepted hull gap (eV/atom) between mp2018_formation's DFT hull and MP's at a candidate's composition:
