@@ -8,6 +8,7 @@ import pytest
 
 from matdisco.data import DataError
 from matdisco.md import (
+    MAX_TEMPERATURE_RATIO,
     MDConfig,
     SUPERIONIC_LOG10_MS_CM,
     is_superionic,
@@ -18,6 +19,7 @@ from matdisco.md import (
     md_supercell,
     oracle_md_reference,
     resolvable_threshold,
+    run_md,
     superionic_label,
 )
 from matdisco.registry import EXPERIMENTS
@@ -219,3 +221,26 @@ def test_md_speed_times_each_potential_on_the_same_cell():
     li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.61), ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])
     speed = md_speed(li2o, {"oracle": "chgnet-0.3.0"}, steps=3, min_length=4.0)
     assert set(speed) == {"oracle"} and 0 < speed["oracle"] < 1e4
+
+
+def test_an_exploding_run_stops_at_once_with_its_reason_instead_of_hanging(tmp_path):
+    """A potential that pushes atoms apart (here ±50 eV/Å, alternating) heats the cell far past the thermostat within
+    a few steps; the run stops there (`MAX_TEMPERATURE_RATIO`), before the next force call on runaway positions (a
+    student's MD once spent hours in matscipy's neighbour list), and leaves no trajectory to be read as a result."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class Repulsive(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            signs = np.where(np.arange(len(self.atoms)) % 2 == 0, 1.0, -1.0)
+            self.results = {"energy": 0.0, "forces": 50.0 * signs[:, None] * np.ones((len(self.atoms), 3))}
+
+    config = MDConfig(temperature_K=300.0, total_ps=1.0, discard_ps=0.0, sample_every=10)
+    path = tmp_path / "li.extxyz"
+    with pytest.raises(FloatingPointError, match="exploded") as stopped:
+        run_md(bulk("Li", cubic=True).repeat(2), Repulsive(), config, path, progress=False)
+    temperature = float(str(stopped.value).split("T = ")[1].split(" K")[0])
+    assert temperature >= MAX_TEMPERATURE_RATIO * config.temperature_K
+    assert not path.exists() and not path.with_suffix(".json").exists()

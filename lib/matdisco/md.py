@@ -22,12 +22,12 @@ from .core import atomic_path, atomic_write_text
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION', 'CM2_S_PER_A2_FS', 'MDConfig',
-           'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval', 'displacement_regime',
-           'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold', 'diffusivity_agreement',
-           'md_classification', 'md_run_summary', 'make_md_calculator', 'md_trajectory_path', 'calculator_tag',
-           'screen_conductors', 'md_reference_dir', 'md_reference_key', 'md_reference_meta', 'oracle_md_reference',
-           'md_speed']
+__all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'MAX_TEMPERATURE_RATIO', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION',
+           'CM2_S_PER_A2_FS', 'MDConfig', 'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval',
+           'displacement_regime', 'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold',
+           'diffusivity_agreement', 'md_classification', 'md_run_summary', 'make_md_calculator', 'md_trajectory_path',
+           'calculator_tag', 'screen_conductors', 'md_reference_dir', 'md_reference_key', 'md_reference_meta',
+           'oracle_md_reference', 'md_speed']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = (
@@ -56,6 +56,13 @@ class MDConfig:
     def n_steps(self) -> int:
         return int(round(self.total_ps * 1000 / self.timestep_fs))
 
+# %% ../../nbs/17_md.ipynb #3337efcb7f28
+#: Instantaneous temperature, as a multiple of the thermostat's, above which an NVT run has exploded: the potential is
+#: unstable there, and the next force call on runaway positions may never return (matscipy's neighbour list, under a
+#: student potential, ran for hours). Canonical temperature fluctuations are sqrt(2 / 3N) of T (8 % at 100 atoms), so
+#: a 5x excursion is never thermal.
+MAX_TEMPERATURE_RATIO = 5.0
+
 # %% ../../nbs/17_md.ipynb #47d8296b6f7b
 def supercell_reps(lengths, min_length: float) -> list[int]:
     "Repeats along each lattice vector (lengths in Å) that make every one at least `min_length` Å long."
@@ -75,7 +82,8 @@ def md_supercell(structure, min_length: float = 10.0):
 def run_md(atoms, calculator, config: MDConfig, path: Path | str, *, progress: bool = True, desc: str = "md") -> dict:
     """NVT MD of `atoms` with an ASE `calculator`; every `sample_every`-th frame (positions unwrapped, as the
     integrator moves them) goes to the extended XYZ file `path`, written atomically when the run ends, with a
-    `.json` beside it (steps/s, mean temperature). A finished run is reused, so a batch resumes per structure."""
+    `.json` beside it (steps/s, mean temperature). A finished run is reused, so a batch resumes per structure. A run
+    that explodes (`MAX_TEMPERATURE_RATIO`) raises `FloatingPointError` at the step it does and writes nothing."""
     from ase import units
     from ase.io import write
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
@@ -105,14 +113,19 @@ def run_md(atoms, calculator, config: MDConfig, path: Path | str, *, progress: b
         frames.append(f)
         temps.append(a.get_temperature())
 
+    def guard():
+        "Stop an exploded run (`MAX_TEMPERATURE_RATIO`) before its next force call."
+        temperature = a.get_temperature()
+        if not (np.all(np.isfinite(a.positions)) and temperature < MAX_TEMPERATURE_RATIO * config.temperature_K):
+            raise FloatingPointError(f"{desc}: exploded (T = {temperature:.3g} K, thermostat {config.temperature_K} K)")
+
+    dyn.attach(guard, interval=1)
     n_chunks = config.n_steps // config.sample_every
     t0 = time.perf_counter()
     record()
     for _ in tqdm(range(n_chunks), desc=desc, disable=not progress, mininterval=5):
         dyn.run(config.sample_every)
         record()
-        if not np.all(np.isfinite(a.positions)):
-            raise FloatingPointError(f"{desc}: non-finite positions")
     wall = time.perf_counter() - t0
     with atomic_path(path) as tmp:
         write(str(tmp), frames, format="extxyz")
