@@ -263,7 +263,11 @@ def test_the_mlip_caveats_say_where_the_force_error_sits_and_how_far_the_target_
     }
     notes = CAVEATS["mlip"]({"metrics": metrics})
     assert notes[0].startswith("The from-scratch student's held-out forces are 0.75x") and "target: 0.35x" in notes[0]
-    assert "α = 0.10 [-0.02, 0.22]" in notes[1] and "about 3e+06 training frames [1e+05, inf]" in notes[1]
+    assert "α = 0.10 [-0.02, 0.22]" in notes[1] and "about 3e+06 training frames [1e+05, unbounded]" in notes[1]
+    # as the results file stores it: JSON has no infinity, so the unbounded upper end comes back as null
+    stored = json.loads(json.dumps(metrics).replace("Infinity", "null"))
+    assert stored["force_target_frames"]["n_frames_hi"] is None
+    assert CAVEATS["mlip"]({"metrics": stored}) == notes
     assert notes[2] == "Held-out forces against zero force, by frame kind: md 0.77x, relaxation 14.90x."
     assert "(47): 0.70x; on 300 of its own training frames: 0.31x." in notes[3]
 

@@ -959,6 +959,17 @@ def _mlip_fit_notes(scored_sets: dict) -> list[str]:
         )
     return notes
 
+# %% ../../nbs/94_results.ipynb #9195ebe98339
+def _frames(n) -> float:
+    "A frame count from a results file; JSON has no infinity, so an unbounded one (α's interval reaching 0) is null."
+    return float("inf") if n is None else float(n)
+
+
+def _frames_text(n) -> str:
+    "A frame count for the README: one significant figure, or 'unbounded'."
+    n = _frames(n)
+    return "unbounded" if not math.isfinite(n) else f"{n:,.0g}"
+
 # %% ../../nbs/94_results.ipynb #0e02c692c94d
 def _mlip_caveats(r) -> list[str]:
     m = r["metrics"]
@@ -982,14 +993,14 @@ def _mlip_caveats(r) -> list[str]:
             f"The from-scratch student's held-out forces are {held['force_mae_ratio_to_zero']:.2f}x the zero-force "
             f"baseline (target: {target}x): it is not yet an MD potential, and its MD metrics measure that."
         )
-    if reach and reach["n_frames"] > reach["n_frames_now"]:
+    if reach and _frames(reach["n_frames"]) > reach["n_frames_now"]:
         alpha = m.get("power_law", {}).get("force_mae_meV_A", {})
         notes.append(
             f"At the fitted force exponent α = {alpha.get('alpha', float('nan')):.2f} "
             f"[{alpha.get('alpha_lo', float('nan')):.2f}, {alpha.get('alpha_hi', float('nan')):.2f}], reaching "
-            f"{target}x would take about {reach['n_frames']:,.0g} training frames [{reach['n_frames_lo']:,.0g}, "
-            f"{reach['n_frames_hi']:,.0g}] (largest here: {reach['n_frames_now']:,.0f}); an extrapolation over "
-            "decades gives a scale, not a forecast."
+            f"{target}x would take about {_frames_text(reach['n_frames'])} training frames "
+            f"[{_frames_text(reach['n_frames_lo'])}, {_frames_text(reach['n_frames_hi'])}] (largest here: "
+            f"{reach['n_frames_now']:,.0f}); an extrapolation over decades gives a scale, not a forecast."
         )
     notes.extend(_mlip_fit_notes(m.get("scored_sets", {})))
     return notes
