@@ -197,7 +197,7 @@ def elemental_references(
     level = oracle if isinstance(oracle, str) else oracle.name
     fallback = None  # MP2020's value may stand in for a bad oracle reference
     if ORACLE_LEVELS.get(level) != "MP2020-PBE" or not isinstance(oracle, str):
-        fallback = f"; oracle {level!r} is not a registered MP2020-compatible one, so MP2020's value cannot stand in"
+        fallback = f"; oracle {level!r} is not MP2020-compatible, so MP2020's value cannot stand in"
     elif on_bad_reference == "raise":
         fallback = ""
     relaxation = {"fmax": fmax, "max_steps": max_steps, "timeout_s": timeout_s}
