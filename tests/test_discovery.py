@@ -467,7 +467,10 @@ def assert_same_rounds(run: Path, frozen: Path):
 @pytest.mark.parametrize("profile", ["smoke", pytest.param("tiny", marks=pytest.mark.slow)])
 def test_the_loop_of_stages_reproduces_the_monolithic_loop(mirror, tmp_path, profile):
     """The fixtures were written by the loop before it became stages (one 428-line function, commit a21a83f), at
-    the discovery experiment's `smoke` and `tiny` parameters: the stages compute the same rounds, pick for pick."""
+    the discovery experiment's `smoke` and `tiny` parameters: the stages compute the same rounds, pick for pick.
+    `tiny` has a relaxation that ends at the step cap on some CPUs and converges on others (and the next round's model
+    moves with that one label), so it holds for the machine that wrote it: `fixtures/make_discovery_fixture.py`
+    rewrites it from a21a83f on another."""
     config = profile_config(profile)
     run_discovery(config, tmp_path)
     assert_same_rounds(discovery_dir(config, tmp_path), FIXTURES / profile)
