@@ -244,3 +244,28 @@ def test_an_exploding_run_stops_at_once_with_its_reason_instead_of_hanging(tmp_p
     temperature = float(str(stopped.value).split("T = ")[1].split(" K")[0])
     assert temperature >= MAX_TEMPERATURE_RATIO * config.temperature_K
     assert not path.exists() and not path.with_suffix(".json").exists()
+
+
+def test_your_own_calculator_runs_the_md_protocol_as_the_named_oracle_does(tmp_path):
+    """CHGNet 0.3.0's ASE calculator built by hand, under a name of its own, runs the same NVT protocol in this
+    process: the named oracle's trajectory and transport numbers (same model, same seed), kept in a folder of its own
+    name; an object without a name has nowhere to keep its trajectories."""
+    from chgnet.model.dynamics import CHGNetCalculator
+    from pymatgen.core import Lattice, Structure
+
+    from matdisco.md import calculator_tag, md_trajectory_path, screen_conductors
+    from matdisco.oracle import load_chgnet
+
+    li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.61), ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])
+    config = MDConfig(total_ps=0.04, discard_ps=0.0, sample_every=5, min_length=4.0, max_atoms=64, smoothed=False)
+    calculator = CHGNetCalculator(model=load_chgnet("0.3.0"), use_device="cpu")
+    calculators = {"named": "chgnet-0.3.0", "by hand": calculator}
+    table = screen_conductors({"li2o": li2o}, calculators, config, tmp_path, kinisi_errors=False, progress=False)
+    assert list(table.calculator) == ["by hand", "named"] and not table.reason.fillna("").any()
+    numbers = [c for c in table.columns if table[c].dtype.kind == "f" and c != "steps_per_s"]
+    assert {"li_msd_A2", "framework_msd_A2", "mean_temperature_K"} <= set(numbers)
+    np.testing.assert_allclose(table.loc[0, numbers].astype(float), table.loc[1, numbers].astype(float), rtol=1e-5)
+    mine = md_trajectory_path(tmp_path, calculator, config, "li2o", "by hand")
+    assert mine.exists() and mine.parents[1].name == "by hand"
+    with pytest.raises(ValueError, match="name of their own"):
+        calculator_tag(calculator)

@@ -255,3 +255,45 @@ def test_the_chapter_tables_pool_every_set_and_count_every_candidate_once_per_le
     summary = validation_summary(tables, sets, FAST, dft=pd.DataFrame(), dft_skipped="GPAW not installed")
     assert summary["dft"] == "GPAW not installed" and summary["key"] == FAST.key()
     assert len(summary["retention"]) == len(tables.retention)
+
+
+def test_your_own_calculator_is_a_higher_level_and_validates_as_the_named_one(li_o, tmp_path):
+    """CHGNet's r2SCAN model as a plain ASE calculator, built by hand and named as a level of its own, relaxes the
+    candidates and every competing Li–O phase in this process, into the store given, against its own hull: the
+    named 'chgnet-r2scan' level's numbers (same model: to relaxation round-off) and verdicts, keyed by its own name."""
+    from dataclasses import replace
+
+    from chgnet.model.dynamics import CHGNetCalculator
+    from test_evaluate import RELAXED_ENERGY_ROUND_OFF
+
+    from matdisco.oracle import OracleStore, load_chgnet
+
+    frame, named = li_o
+    calculator = CHGNetCalculator(model=load_chgnet("r2scan"), use_device="cpu")
+    store = OracleStore(tmp_path / "mine.sqlite")
+    mine = replace(FAST, oracles=("r2scan-by-hand",))
+    v = validate_structures(
+        frame.material_id,
+        frame.structure,
+        mine,
+        calculators={"r2scan-by-hand": calculator},
+        store=store,
+        scheduler=None,
+    )
+    assert set(v.table.level) == {FAST.base_oracle, "r2scan-by-hand"}
+    assert set(store.table().oracle) == {"r2scan-by-hand"}  # the base level kept to the machine-wide caches
+    ours = v.table[v.table.level == "r2scan-by-hand"].set_index("id")
+    theirs = named.table[named.table.level == "chgnet-r2scan"].set_index("id").loc[ours.index]
+    np.testing.assert_allclose(ours[["e_form", "e_hull"]], theirs[["e_form", "e_hull"]], atol=RELAXED_ENERGY_ROUND_OFF)
+    assert (ours.converged == theirs.converged).all() and ours.ok.all()
+    decided = theirs.e_hull.abs() > RELAXED_ENERGY_ROUND_OFF  # on the hull's line: round-off decides
+    assert ((ours.e_hull <= 1e-6) == (theirs.e_hull <= 1e-6))[decided].all()
+    phases = v.phases[v.phases.level == "r2scan-by-hand"].set_index("material_id").sort_index()
+    named_phases = named.phases[named.phases.level == "chgnet-r2scan"].set_index("material_id").loc[phases.index]
+    np.testing.assert_allclose(phases.e_form, named_phases.e_form, atol=RELAXED_ENERGY_ROUND_OFF)
+    with pytest.raises(ValueError, match="registered oracles' names"):
+        validate_structures(frame.material_id, frame.structure, FAST, calculators={"chgnet-r2scan": calculator})
+    with pytest.raises(ValueError, match="not a level of this validation"):
+        validate_structures(frame.material_id, frame.structure, FAST, calculators={"typo": calculator})
+    with pytest.raises(ValueError, match="pass store="):
+        validate_structures(frame.material_id, frame.structure, mine, calculators={"r2scan-by-hand": calculator})

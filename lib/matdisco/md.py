@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'SUPERIONIC_LOG10_MS_CM', 'MAX_TEMPERATURE_RATIO', 'DIFFUSIVE_MSD_RATIO', 'LINDEMANN_FRACTION',
            'CM2_S_PER_A2_FS', 'MDConfig', 'supercell_reps', 'md_supercell', 'run_md', 'li_transport', 'kinisi_interval',
            'displacement_regime', 'detection_floor', 'is_superionic', 'superionic_label', 'resolvable_threshold',
-           'diffusivity_agreement', 'md_classification', 'md_run_summary', 'make_md_calculator', 'md_trajectory_path',
-           'calculator_tag', 'screen_conductors', 'md_reference_dir', 'md_reference_key', 'md_reference_meta',
-           'oracle_md_reference', 'md_speed']
+           'diffusivity_agreement', 'md_classification', 'md_run_summary', 'make_md_calculator', 'md_calculator',
+           'md_trajectory_path', 'calculator_tag', 'screen_conductors', 'md_reference_dir', 'md_reference_key',
+           'md_reference_meta', 'oracle_md_reference', 'md_speed']
 
 # %% ../../nbs/17_md.ipynb #ebccc4a4f93f
 SUPERIONIC_LOG10_MS_CM = (
@@ -419,15 +419,39 @@ def make_md_calculator(spec, device: str | None = None):
     model, _ = load_potential(spec)
     return potential_calculator(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
+# %% ../../nbs/17_md.ipynb #60db7c638a2f
+def md_calculator(spec, device: str | None = None):
+    """The ASE calculator of an MD spec: an oracle name or a saved potential's path (`make_md_calculator`, cached per
+    process), or your own calculator (VASP, GPAW, MACE ...): an ASE `Calculator`, or a `CalculatorOracle`'s."""
+    from ase.calculators.calculator import BaseCalculator
+
+    if isinstance(spec, str):
+        return make_md_calculator(spec, device)
+    calculator = getattr(spec, "calculator", spec)
+    if not isinstance(calculator, BaseCalculator):
+        raise TypeError(
+            f"not an MD calculator: {spec!r} (an oracle name, a saved potential's path or an ASE Calculator)"
+        )
+    return calculator
+
 # %% ../../nbs/17_md.ipynb #fa3b508ee857
-def md_trajectory_path(out_dir: Path | str, spec, config: MDConfig, structure_key: str) -> Path:
-    "Where `screen_conductors` keeps the trajectory of one (calculator spec, protocol, structure)."
-    return Path(out_dir) / calculator_tag(spec) / config_key(config, datasets=()) / f"{structure_key}.extxyz"
+def md_trajectory_path(
+    out_dir: Path | str, spec, config: MDConfig, structure_key: str, name: str | None = None
+) -> Path:
+    """Where `screen_conductors` keeps the trajectory of one (calculator spec, protocol, structure); `name`: see
+    `calculator_tag`."""
+    return Path(out_dir) / calculator_tag(spec, name) / config_key(config, datasets=()) / f"{structure_key}.extxyz"
 
 # %% ../../nbs/17_md.ipynb #436a1799a25e
-def calculator_tag(spec) -> str:
+def calculator_tag(spec, name: str | None = None) -> str:
     """Folder name of a calculator spec's trajectories: a saved potential's file stem (it carries the potential's key),
-    or an oracle's name with its package version, so a changed potential or oracle never reuses old trajectories."""
+    or an oracle's name with its package version, so a changed potential or oracle never reuses old trajectories. Your
+    own calculator object: the `name` it is given (nothing else says which calculator it is; give a changed one a new
+    name, or a new `out_dir`)."""
+    if not isinstance(spec, str):
+        if not name:
+            raise ValueError(f"{spec!r}: a calculator object's trajectories need a name of their own")
+        return name
     if _is_oracle(spec):
         from matdisco.oracle import oracle_software
 
@@ -453,13 +477,38 @@ def _md_job(
     if len(atoms) > config.max_atoms:
         return row | {"reason": f"supercell of {len(atoms)} atoms > max_atoms {config.max_atoms}"}
     try:
-        meta = run_md(atoms, make_md_calculator(spec), config, path, progress=progress, desc=f"md {name} {sid[:8]}")
+        meta = run_md(atoms, md_calculator(spec), config, path, progress=progress, desc=f"md {name} {sid[:8]}")
         frames = read(path, index=":")
     except Exception as e:
         log.warning("md %s %s failed: %s: %s", name, sid, type(e).__name__, e)
         return row | {"reason": f"md: {type(e).__name__}: {e}"[:300]}
     tr = li_transport(frames, config, kinisi_errors=kinisi_errors, seed=config.seed)
     return row | {"steps_per_s": meta["steps_per_s"], "mean_temperature_K": meta["mean_temperature_K"]} | tr
+
+# %% ../../nbs/17_md.ipynb #962be846d326
+def _md_jobs_here(jobs: list, progress: bool) -> list[dict]:
+    "`_md_job` of each of `jobs` in this process, one after the other."
+    from tqdm.auto import tqdm
+
+    return [_md_job(*j, progress) for j in tqdm(jobs, desc="md jobs", disable=not progress or not jobs)]
+
+# %% ../../nbs/17_md.ipynb #7d402cebbd93
+def _md_jobs_on_dask(jobs: list, client, scheduler: str | None, n_workers: int, progress: bool) -> list[dict]:
+    "`_md_job` of each of `jobs` as Dask tasks (on `client`, or a new cluster); a lost job is logged and left out."
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    from matdisco.cluster import client_or_new
+
+    rows = []
+    with client_or_new(client, scheduler, n_workers=n_workers) as cl:
+        futs = [cl.submit(_md_job, *j, False, pure=False) for j in jobs]
+        for f in tqdm(as_completed(futs), total=len(futs), desc="md jobs", disable=not progress):
+            try:
+                rows.append(f.result())
+            except Exception as e:
+                log.warning("md job lost: %s: %s", type(e).__name__, e)
+    return rows
 
 # %% ../../nbs/17_md.ipynb #2b3eff6401de
 def screen_conductors(
@@ -474,33 +523,23 @@ def screen_conductors(
     client=None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """MD of every `structures` item (key -> pymatgen structure) with every `calculators` item (name -> spec, see
-    `make_md_calculator`). Trajectories: `out_dir/<calculator_tag>/<config key>/<structure key>.extxyz` (a machine-wide
-    cache folder is a good `out_dir`). In process when `n_workers` is 1 and no `client` is given, else as Dask tasks.
-    Returns one
-    row per (structure, calculator): size, steps/s, mean temperature, transport, detection floor and the superionic
-    label at GNoME's threshold (`superionic_label`: NaN where the run cannot resolve it)."""
-    from tqdm.auto import tqdm
-
+    """MD of every `structures` item (key -> pymatgen structure) with every `calculators` item (name -> spec: an
+    oracle name, a saved potential's path or your own ASE calculator, see `md_calculator`). Trajectories:
+    `out_dir/<calculator_tag>/<config key>/<structure key>.extxyz` (a machine-wide cache folder is a good `out_dir`).
+    In process when `n_workers` is 1 and no `client` is given, else as Dask tasks; your own calculator objects always
+    run in this process (a live calculator does not travel to a worker). Returns one row per (structure, calculator):
+    size, steps/s, mean temperature, transport, detection floor and the superionic label at GNoME's threshold
+    (`superionic_label`: NaN where the run cannot resolve it)."""
     jobs = [
-        (sid, s.as_dict(), name, spec, config, str(md_trajectory_path(out_dir, spec, config, sid)), kinisi_errors)
+        (sid, s.as_dict(), name, spec, config, str(md_trajectory_path(out_dir, spec, config, sid, name)), kinisi_errors)
         for name, spec in calculators.items()
         for sid, s in structures.items()
     ]
-    if client is None and n_workers <= 1:
-        rows = [_md_job(*j, progress) for j in tqdm(jobs, desc="md jobs", disable=not progress)]
-    else:
-        from dask.distributed import as_completed
-        from matdisco.cluster import client_or_new
-
-        with client_or_new(client, scheduler, n_workers=n_workers) as cl:
-            futs = [cl.submit(_md_job, *j, False, pure=False) for j in jobs]
-            rows = []
-            for f in tqdm(as_completed(futs), total=len(futs), desc="md jobs", disable=not progress):
-                try:
-                    rows.append(f.result())
-                except Exception as e:
-                    log.warning("md job lost: %s: %s", type(e).__name__, e)
+    on_dask = client is not None or n_workers > 1
+    remote = [j for j in jobs if on_dask and isinstance(j[3], str)]
+    rows = _md_jobs_here([j for j in jobs if not (on_dask and isinstance(j[3], str))], progress)
+    if remote:
+        rows += _md_jobs_on_dask(remote, client, scheduler, n_workers, progress)
     t = pd.DataFrame(rows)
     if {"sigma_mS_cm", "diffusive", "sigma_floor_mS_cm"} <= set(t.columns):
         t["superionic"] = superionic_label(t.sigma_mS_cm, t.diffusive, t.sigma_floor_mS_cm)
@@ -648,7 +687,7 @@ def md_speed(
     speeds = {}
     for name, spec in calculators.items():
         a = md_supercell(structure, min_length)
-        a.calc = make_md_calculator(spec)
+        a.calc = md_calculator(spec)
         MaxwellBoltzmannDistribution(a, temperature_K=temperature_K, rng=np.random.default_rng(0))
         dyn = NoseHooverChainNVT(a, timestep=2.0 * units.fs, temperature_K=temperature_K, tdamp=100 * units.fs)
         dyn.run(1)

@@ -19,8 +19,8 @@ from .core import atomic_path
 from .data import config_key, load_structures
 from .hull import ReferenceHull
 from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store
-from .oracle import structure_hash
-from .reference import ELEMENTAL_REFERENCE_TOLERANCE, known_reduced_formulas, relabel, space_index
+from .oracle import as_oracle, structure_hash
+from .reference import ELEMENTAL_REFERENCE_TOLERANCE, _store_for, known_reduced_formulas, relabel, space_index
 from .oracle import DEFAULT_ORACLE
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'R2SCAN_POTENTIALS', 'GNOME_R2SCAN_RETENTION', 'ON_HULL_TOLERANCE', 'HULL_ROUNDOFF', 'LEVEL_HULL_COLUMNS',
            'PHASE_COLUMNS', 'MAX_DFT_SITES', 'DFT_ORACLES', 'EVALUATION_SELECTIONS', 'on_hull', 'arity_group',
            'ValidationConfig', 'elements_with_structures', 'validation_scope', 'competing_phases', 'LevelHull',
-           'competing_structures', 'higher_level_hull', 'Validation', 'LevelResult', 'base_level', 'higher_level',
-           'validate_structures', 'retention_table', 'level_correlation', 'stability_confusion', 'level_agreement',
-           'mu_check', 'retention_by_scope', 'dft_selection', 'dft_validation', 'dft_agreement', 'dft_for_sets',
-           'dft_cost', 'ValidationTables', 'validation_tables', 'validation_summary', 'validation_figure',
-           'discovery_candidates', 'validate_discovery', 'evaluation_candidates']
+           'competing_structures', 'higher_level_hull', 'Validation', 'level_name', 'level_oracles', 'LevelResult',
+           'base_level', 'higher_level', 'validate_structures', 'retention_table', 'level_correlation',
+           'stability_confusion', 'level_agreement', 'mu_check', 'retention_by_scope', 'dft_selection',
+           'dft_validation', 'dft_agreement', 'dft_for_sets', 'dft_cost', 'ValidationTables', 'validation_tables',
+           'validation_summary', 'validation_figure', 'discovery_candidates', 'validate_discovery',
+           'evaluation_candidates']
 
 # %% ../../nbs/14_validation.ipynb #a2ad72f008fb
 #: The two r2SCAN-level potentials whose weights ship in their wheels (no download): CHGNet fine-tuned on MP's r2SCAN
@@ -226,34 +227,36 @@ def _converged_phases(frame: pd.DataFrame, res: pd.DataFrame, oracle: str) -> pd
 # %% ../../nbs/14_validation.ipynb #7a996c19a844
 def higher_level_hull(
     systems,
-    oracle: str,
+    oracle,
     config: ValidationConfig = ValidationConfig(),
     *,
     client=None,
     scheduler: str | None = "local",
     progress: bool = False,
+    store: OracleStore | None = None,
 ) -> LevelHull:
     """The hull of `systems` at `oracle`'s level from scratch: every competing mp2018 crystal of those systems relaxed
-    with the oracle (resumable store `config.store(oracle)`; for an element mp2018 lacks, the `elemental_structures`
+    with the oracle (a registered name, or an `Oracle` object relaxing into `store`: `_relax_at`; resumable; for an
+    element mp2018 lacks, the `elemental_structures`
     starting crystals; converged relaxations only), each element's μ the lowest relaxed energy among its
     elemental crystals (the project's rule; no MP2020 check, since raw r2SCAN totals are on another scale), formation
     energies against those μ. A phase whose relaxation failed is left out and logged; an element with no relaxed
     elemental crystal raises."""
     t0 = time.perf_counter()
+    name = level_name(oracle)
     frame = competing_structures(systems)
-    res = _relax_at(list(frame.structure), oracle, config, client, progress, scheduler=scheduler)
-    ok = _converged_phases(frame, res, oracle)
+    res = _relax_at(list(frame.structure), oracle, config, client, progress, scheduler=scheduler, store=store)
+    ok = _converged_phases(frame, res, name)
     elemental = ok[~ok.chemsys.str.contains("-")]
     mu = elemental.groupby("chemsys").energy_per_atom.min().to_dict()
     needed = {e for s in systems for e in s}
     if missing := sorted(needed - set(mu)):
         raise ValueError(
-            f"{oracle}: no converged elemental crystal of {', '.join(missing)}; raise max_steps or leave such systems "
-            f"out"
+            f"{name}: no converged elemental crystal of {', '.join(missing)}; raise max_steps or leave such systems out"
         )
     ok["e_form"] = formation_energy_per_atom(list(ok.structure), ok.energy_per_atom.to_numpy(), mu)
     return LevelHull(
-        oracle,
+        name,
         ok[LEVEL_HULL_COLUMNS].reset_index(drop=True),
         mu,
         ReferenceHull.from_frame(ok, energy_col="e_form"),
@@ -308,10 +311,20 @@ def _in_scope_inputs(ids, structures, config: ValidationConfig, base_energies) -
 
 # %% ../../nbs/14_validation.ipynb #9eb1056c7a3a
 def _relax_at(
-    structures, oracle: str, config: ValidationConfig, client, progress: bool, scheduler: str | None = "local"
+    structures,
+    oracle,
+    config: ValidationConfig,
+    client,
+    progress: bool,
+    scheduler: str | None = "local",
+    store: OracleStore | None = None,
 ) -> pd.DataFrame:
-    """`run_oracle_batch` of `structures` with `oracle` into the validation's store for that level, with its relaxation
-    settings and workers (on `client`, or a new cluster for `scheduler`)."""
+    """Relaxations of `structures` at `oracle`'s level with the validation's settings. A registered name:
+    `run_oracle_batch` into the machine-wide store for that level (`config.store`) on `client` (or a new cluster for
+    `scheduler`). An `Oracle` object (`level_oracles`: your calculator) relaxes in this process into `store`, which it
+    needs (`reference._store_for`)."""
+    if not isinstance(oracle, str):
+        return oracle.relax(list(structures), _store_for(store, oracle, "relaxations"), progress=progress)
     return run_oracle_batch(
         structures,
         config.store(oracle),
@@ -324,6 +337,32 @@ def _relax_at(
         client=client,
         progress=progress,
     )
+
+# %% ../../nbs/14_validation.ipynb #dd1b6717bf8e
+def level_name(oracle) -> str:
+    "The level of theory an oracle computes: a registered name as it is, an `Oracle` object's `name`."
+    return oracle if isinstance(oracle, str) else oracle.name
+
+# %% ../../nbs/14_validation.ipynb #08a808ac07d2
+def level_oracles(config: ValidationConfig, calculators: dict | None = None) -> dict:
+    """What computes each level `config` names (its base, then `config.oracles`): the registered name, or where
+    `calculators` maps the name to your own ASE calculator (VASP, GPAW, MACE ...), a `CalculatorOracle` relaxing in
+    this process with the validation's settings (`fmax`, `max_steps`, `timeout_s`); an `Oracle` object is used as it
+    is. Refused: a calculator for a name the validation does not compute (it would silently not run), under a
+    registered oracle's name (its machine-wide results are that package's), or an `Oracle` named otherwise."""
+    calculators = dict(calculators or {})
+    names = (config.base_oracle, *config.oracles)
+    if unused := sorted(set(calculators) - set(names)):
+        raise ValueError(f"calculators for {unused}: not a level of this validation {names}")
+    if registered := sorted(set(calculators) & set(ORACLE_LEVELS)):
+        raise ValueError(f"calculators for {registered}: registered oracles' names; give your level its own name")
+    settings = {"fmax": config.fmax, "max_steps": config.max_steps, "timeout_s": config.timeout_s}
+    oracles = {
+        name: as_oracle(calculators[name], name=name, **settings) if name in calculators else name for name in names
+    }
+    if renamed := sorted(name for name in calculators if level_name(oracles[name]) != name):
+        raise ValueError(f"calculators for {renamed}: their Oracle objects name another level")
+    return oracles
 
 # %% ../../nbs/14_validation.ipynb #768f94e34c24
 @dataclass
@@ -338,23 +377,36 @@ class LevelResult:
 
 # %% ../../nbs/14_validation.ipynb #f9431b0d8354
 def base_level(
-    structures, base_e, info: pd.DataFrame, systems, config: ValidationConfig, *, client, progress: bool
+    structures,
+    base_e,
+    info: pd.DataFrame,
+    systems,
+    config: ValidationConfig,
+    *,
+    client,
+    progress: bool,
+    oracle=None,
+    store: OracleStore | None = None,
 ) -> tuple[LevelResult, list]:
     """The candidates at `config.base_oracle`'s level against the project's reference rule (`relabel` of the
     competing phases of `systems`). Without `base_e` (eV/atom) the candidates are relaxed with the base oracle first.
-    Returns the level's result and the structures the higher levels start from (relaxed where that succeeded)."""
+    `oracle`: what computes the level (`level_oracles`; default its registered name), an object keeping its results
+    in `store`. Returns the level's result and the structures the higher levels start from (relaxed where that
+    succeeded)."""
     t0 = time.perf_counter()
     base = config.base_oracle
+    oracle = base if oracle is None else oracle
+    store = None if isinstance(oracle, str) else store  # a registered name keeps to the machine-wide caches
     cost = []
     if base_e is None:
-        res = _relax_at(structures, base, config, client, progress)
+        res = _relax_at(structures, oracle, config, client, progress, store=store)
         base_e = np.where(res.ok.fillna(0).astype(bool), res.energy_per_atom.to_numpy(float), np.nan)
         structures = [
             Structure.from_dict(json.loads(d)) if isinstance(d, str) else s
             for d, s in zip(res.final_structure, structures)
         ]
         cost.append({"level": base, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())})
-    ref = relabel(base, rows=competing_phases(systems).row_index, client=client, progress=False)
+    ref = relabel(oracle, rows=competing_phases(systems).row_index, client=client, progress=False, store=store)
     mu = dict(zip(ref.elemental.element, ref.elemental.mu))
     e_form = formation_energy_per_atom(structures, base_e, mu)
     e_hull = ref.hull().e_above_hull_many(list(info.formula), e_form)
@@ -370,12 +422,22 @@ def base_level(
 
 # %% ../../nbs/14_validation.ipynb #2c6d03ed0ceb
 def higher_level(
-    oracle: str, structures, info: pd.DataFrame, systems, config: ValidationConfig, *, client, progress: bool
+    oracle,
+    structures,
+    info: pd.DataFrame,
+    systems,
+    config: ValidationConfig,
+    *,
+    client,
+    progress: bool,
+    store: OracleStore | None = None,
 ) -> LevelResult:
-    """The candidates relaxed with `oracle`, against that level's own hull (`higher_level_hull` of `systems`)."""
+    """The candidates relaxed with `oracle` (a registered name, or an `Oracle` object keeping its results in `store`),
+    against that level's own hull (`higher_level_hull` of `systems`)."""
     t0 = time.perf_counter()
-    lh = higher_level_hull(systems, oracle, config, client=client, progress=progress)
-    res = _relax_at(structures, oracle, config, client, progress)
+    lh = higher_level_hull(systems, oracle, config, client=client, progress=progress, store=store)
+    res = _relax_at(structures, oracle, config, client, progress, store=store)
+    oracle = level_name(oracle)
     ok = res.ok.fillna(0).astype(bool).to_numpy()
     final = [
         Structure.from_dict(json.loads(d)) if good else s for d, good, s in zip(res.final_structure, ok, structures)
@@ -427,6 +489,8 @@ def validate_structures(
     config: ValidationConfig = ValidationConfig(),
     *,
     base_energies=None,
+    calculators: dict | None = None,
+    store: OracleStore | None = None,
     client=None,
     scheduler: str | None = "local",
     progress: bool = False,
@@ -436,20 +500,25 @@ def validate_structures(
     `base_energies` (eV/atom at the base level, e.g. the discovery run's own) skip the base relaxation; without them
     the candidates are relaxed with the base oracle first. The base E_hull uses the project's reference rule
     (`relabel`: single points at the DFT geometries, `elemental_references`). Out-of-scope inputs (`validation_scope`)
-    are listed in `scope` and not computed."""
+    are listed in `scope` and not computed. `calculators`: your own ASE calculator for a level `config` names
+    (`level_oracles`), run in this process; its relaxations go to `store` (an `OracleStore` you choose)."""
     from matdisco.cluster import client_or_new
 
+    oracles = level_oracles(config, calculators)
+    if store is None and not all(isinstance(o, str) for o in oracles.values()):
+        raise ValueError("your calculators' relaxations need a home: pass store=OracleStore(path)")
     scope, ids, structures, base_e, info = _in_scope_inputs(ids, structures, config, base_energies)
     if not structures:
         return Validation(pd.DataFrame(), scope, pd.DataFrame(), pd.DataFrame(), config, {})
     systems = sorted({frozenset(e.symbol for e in s.composition.elements) for s in structures}, key=sorted)
     with client_or_new(client, scheduler, n_workers=config.n_workers) as cl:
-        base, structures = base_level(structures, base_e, info, systems, config, client=cl, progress=progress)
+        run = {"client": cl, "progress": progress, "store": store}
+        base, structures = base_level(
+            structures, base_e, info, systems, config, oracle=oracles[config.base_oracle], **run
+        )
         levels = [(config.base_oracle, base)]
-        for oracle in config.oracles:
-            levels.append(
-                (oracle, higher_level(oracle, structures, info, systems, config, client=cl, progress=progress))
-            )
+        for name in config.oracles:
+            levels.append((name, higher_level(oracles[name], structures, info, systems, config, **run)))
     results = [lv for _, lv in levels]
     table = pd.concat([lv.rows for lv in results], ignore_index=True)
     table["level_of_theory"] = table.level.map(lambda o: ORACLE_LEVELS.get(o, o))
