@@ -237,9 +237,7 @@ def relax_selection(
     """Relax `obelix_selection`'s approximants with `oracle` into `store` (those already there are reused); returns
     `selected` with `structure` (key), `relaxed` and `converged` columns (the approximant itself dropped), and
     {key: relaxed structure} for those the oracle relaxed, converged or not (MD starts from the last geometry)."""
-    import json
-    from pymatgen.core import Structure
-    from matdisco.oracle import run_oracle_batch, structure_hash
+    from matdisco.oracle import relaxed_structures, run_oracle_batch, structure_hash
 
     res = run_oracle_batch(
         list(selected.approximant),
@@ -255,11 +253,8 @@ def relax_selection(
     final = dict(zip(res.structure_hash, res.final_structure))
     ok = dict(zip(res.structure_hash, res.ok))
     converged = dict(zip(res.structure_hash, res.converged))
-    relaxed = {
-        k: Structure.from_dict(json.loads(final[k]))
-        for k in out.structure
-        if ok.get(k) == 1 and isinstance(final.get(k), str)
-    }
+    usable = [k for k in out.structure if ok.get(k) == 1 and isinstance(final.get(k), str)]
+    relaxed = dict(zip(usable, relaxed_structures([final[k] for k in usable])))
     out["relaxed"] = out.structure.isin(relaxed)
     out["converged"] = out.structure.map(converged).eq(1)
     return out.drop(columns=["approximant"]), relaxed

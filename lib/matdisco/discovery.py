@@ -24,6 +24,7 @@ from .hull import ReferenceHull
 from .metrics import mae, verified_precision
 from .models import CrystalGNN, GNNConfig, composition_matrix, load_model
 from .oracle import Oracle, OracleStore, as_oracle, cache_dir, formation_energy_per_atom, structure_hash
+from .oracle import relaxed_structures
 from .oracle import single_points  # noqa: F401 (re-exported)
 from .reference import COVERAGE_TOLERANCE, ReferenceCoverage
 from .reference import hit_verdicts, known_reduced_formulas, later_known_stable
@@ -641,13 +642,11 @@ def label_picks(context: DiscoveryContext, state: RoundState, picks: Picks, resu
     also when not with `use_unconverged`), E_hull against the reference and the current hull, its verdict (`status`:
     new / rediscovered / repeat / failed / unconverged, `classify_hits`) and the reference hull's coverage. Columns
     `relaxed` (Structure or None) and `material_id` / `source` feed `update_known`."""
-    from pymatgen.core import Structure
-
     config = context.config
     ran = results.ok.to_numpy(bool)
     converged = results.converged.to_numpy(bool) if "converged" in results else ran
     ok = ran & (converged | config.use_unconverged)  # labels: converged ones unless the config says otherwise
-    relaxed = [Structure.from_dict(json.loads(s)) if o else None for s, o in zip(results.final_structure, ran)]
+    relaxed = relaxed_structures(results.final_structure, keep=ran)
     e_form = np.full(len(picks.candidates), np.nan)
     if ok.any():
         energies = results.energy_per_atom.to_numpy(float)[ok]

@@ -21,7 +21,7 @@ from .data import config_key
 from .core import atomic_write_text
 from .metrics import STABILITY_THRESHOLD, SUN_STABILITY_THRESHOLD, rmsd_angstrom, stable_mask, sun_metrics
 from .metrics import verified_precision
-from .oracle import formation_energy_per_atom, run_oracle_batch, shared_store
+from .oracle import formation_energy_per_atom, relaxed_structures, run_oracle_batch, shared_store
 from .reference import KNOWN_LIST, ReferenceCoverage, elemental_references, hit_verdicts, known_reduced_formulas
 from .reference import OracleReference, relabel
 from .oracle import DEFAULT_ORACLE
@@ -233,7 +233,7 @@ def relaxed_energies(rows: pd.DataFrame, mu: dict, *, use_unconverged: bool) -> 
     `use_unconverged`), NaN elsewhere."""
     ok = rows.ok.to_numpy(bool)
     converged = ok & rows.converged.to_numpy(bool)
-    relaxed = [Structure.from_dict(json.loads(d)) if k else None for k, d in zip(ok, rows.final_structure)]
+    relaxed = relaxed_structures(rows.final_structure, keep=ok)
     usable = converged | (ok & use_unconverged)
     energy = np.where(usable, rows.energy_per_atom.to_numpy(float), np.nan)
     e_form = np.full(len(rows), np.nan)

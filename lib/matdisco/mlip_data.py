@@ -343,8 +343,7 @@ def relaxed_sources(
 ) -> tuple[dict, dict]:
     """Relax `structures` with `oracle` into `store` (skipping those already there); returns ({key: relaxed Structure},
     {key: trajectory path}) for the converged ones (the oracle's relaxation frames are training data)."""
-    from pymatgen.core import Structure
-    from matdisco.oracle import run_oracle_batch
+    from matdisco.oracle import relaxed_structures, run_oracle_batch
 
     res = run_oracle_batch(
         list(structures),
@@ -358,7 +357,7 @@ def relaxed_sources(
     )
     good = res[(res.ok == 1) & (res.converged == 1) & res.final_structure.notna()]
     log.info("sources: %d of %d relaxations converged", len(good), len(res))
-    relaxed = {k: Structure.from_dict(json.loads(d)) for k, d in zip(good.structure_hash, good.final_structure)}
+    relaxed = dict(zip(good.structure_hash, relaxed_structures(good.final_structure)))
     trajs = {k: store.trajectory_path(oracle, k) for k in relaxed}
     return relaxed, {k: p for k, p in trajs.items() if p.exists()}
 

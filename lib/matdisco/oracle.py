@@ -19,9 +19,9 @@ __all__ = ['log', 'DEFAULT_ORACLE', 'ORACLE_LEVELS', 'GPAW_SETTINGS', 'GPAW_XC',
            'GPAW_CELL_ANGLES', 'one_thread', 'load_chgnet', 'chgnet_energies', 'mp_reference_energies',
            'formation_energy_per_atom', 'RelaxResult', 'structure_hash', 'relax', 'make_calculator',
            'energy_correction_for', 'mp2020_correction', 'gpaw_available', 'gpaw_elements', 'GPAWOracle',
-           'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom', 'TableOracle', 'OracleStore', 'run_oracle_batch',
-           'Oracle', 'NamedOracle', 'CalculatorOracle', 'as_oracle', 'cache_dir', 'oracle_software', 'shared_store',
-           'single_points']
+           'gpaw_calculator', 'gpaw_cell', 'dft_energy_per_atom', 'TableOracle', 'OracleStore', 'relaxed_structures',
+           'run_oracle_batch', 'Oracle', 'NamedOracle', 'CalculatorOracle', 'as_oracle', 'cache_dir', 'oracle_software',
+           'shared_store', 'single_points']
 
 # %% ../../nbs/06_oracle.ipynb #5a088f9aa800
 def one_thread() -> None:
@@ -512,6 +512,18 @@ class OracleStore:
     def get(self, oracle: str, keys) -> pd.DataFrame:
         t = self.table(oracle).set_index("structure_hash")
         return t.reindex(list(keys))
+
+# %% ../../nbs/06_oracle.ipynb #44a20cb72833
+def relaxed_structures(final_structures, *, keep=None, fallback=None) -> list:
+    """The relaxed pymatgen `Structure` of each entry of a store's `final_structure` column (the JSON `OracleStore`
+    keeps; the one place the library decodes it). Decoded where `keep` is true (default: where there is one); elsewhere
+    the same position of `fallback` (e.g. the structures as submitted), else None."""
+    from pymatgen.core import Structure
+
+    final_structures = list(final_structures)
+    keep = [isinstance(d, str) for d in final_structures] if keep is None else list(keep)
+    fallback = [None] * len(final_structures) if fallback is None else list(fallback)
+    return [Structure.from_dict(json.loads(d)) if k else f for d, k, f in zip(final_structures, keep, fallback)]
 
 # %% ../../nbs/06_oracle.ipynb #b2473b0fb14d
 def _relax_task(structure_dict: dict, oracle: str, fmax: float, max_steps: int, timeout_s: float | None) -> RelaxResult:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Composition
 
 from .core import atomic_path
 from .data import config_key, load_structures
 from .hull import ReferenceHull
 from .oracle import ORACLE_LEVELS, OracleStore, formation_energy_per_atom, run_oracle_batch, shared_store
-from .oracle import as_oracle, structure_hash
+from .oracle import as_oracle, relaxed_structures, structure_hash
 from .reference import ELEMENTAL_REFERENCE_TOLERANCE, _store_for, known_reduced_formulas, relabel, space_index
 from .oracle import DEFAULT_ORACLE
 
@@ -401,10 +401,7 @@ def base_level(
     if base_e is None:
         res = _relax_at(structures, oracle, config, client, progress, store=store)
         base_e = np.where(res.ok.fillna(0).astype(bool), res.energy_per_atom.to_numpy(float), np.nan)
-        structures = [
-            Structure.from_dict(json.loads(d)) if isinstance(d, str) else s
-            for d, s in zip(res.final_structure, structures)
-        ]
+        structures = relaxed_structures(res.final_structure, fallback=structures)
         cost.append({"level": base, "role": "candidates", "n": len(res), "s_per_structure": float(res.wall_s.mean())})
     ref = relabel(oracle, rows=competing_phases(systems).row_index, client=client, progress=False, store=store)
     mu = dict(zip(ref.elemental.element, ref.elemental.mu))
@@ -439,9 +436,7 @@ def higher_level(
     res = _relax_at(structures, oracle, config, client, progress, store=store)
     oracle = level_name(oracle)
     ok = res.ok.fillna(0).astype(bool).to_numpy()
-    final = [
-        Structure.from_dict(json.loads(d)) if good else s for d, good, s in zip(res.final_structure, ok, structures)
-    ]
+    final = relaxed_structures(res.final_structure, keep=ok, fallback=structures)
     e = np.where(ok, res.energy_per_atom.to_numpy(float), np.nan)
     ef = formation_energy_per_atom(final, e, lh.mu)
     rows = info.assign(
@@ -740,7 +735,7 @@ def dft_selection(
     from matdisco.oracle import MAGNETIC_ELEMENTS, gpaw_cell, gpaw_elements
 
     rel = v.relaxed[v.relaxed.level == geometry_level].copy()
-    rel["structure"] = rel.structure_json.map(lambda d: gpaw_cell(Structure.from_dict(json.loads(d))))
+    rel["structure"] = [gpaw_cell(s) for s in relaxed_structures(rel.structure_json)]
     ph = v.phases[v.phases.level == geometry_level].set_index("material_id")
     elemental = ph[~ph.formula.map(lambda f: len(Composition(f).elements) > 1)]
     lowest = elemental.reset_index().sort_values("energy_per_atom").drop_duplicates("formula")
@@ -1107,7 +1102,7 @@ def discovery_candidates(run_dir: Path | str) -> pd.DataFrame:
         {
             "id": [f"round {r}:{g}:{h[:10]}" for r, g, h in zip(t["round"], t.generator, t.structure_hash)],
             "formula": t.formula.to_numpy(),
-            "structure": [Structure.from_dict(json.loads(d)) for d in t.final_structure],
+            "structure": relaxed_structures(t.final_structure),
             "energy_per_atom": t.energy_per_atom.to_numpy(float),
             "round": t["round"].to_numpy(),
             "generator": t.generator.to_numpy(),
@@ -1202,7 +1197,7 @@ def evaluation_candidates(
         {
             "id": t.id.iloc[keep].astype(str).to_numpy(),
             "formula": t.formula.iloc[keep].to_numpy(),
-            "structure": [Structure.from_dict(json.loads(d)) for d in rows.final_structure],
+            "structure": relaxed_structures(rows.final_structure),
             "energy_per_atom": rows.energy_per_atom.to_numpy(float),
             "oracle": cfg.oracle,
         }
