@@ -119,3 +119,16 @@ def test_the_new_chemistry_gets_hotter_frames_on_the_side_of_their_source(tmp_pa
     test_formulas = {a.info["formula"] for a in new.test}
     assert train_formulas and test_formulas and not train_formulas & test_formulas
     assert len(new.train) + len(new.test) == len(held_out) + len(hot)
+
+
+def test_a_one_atom_cell_keeps_its_rattled_and_strained_frames_and_has_no_md(tmp_path, oracle):
+    """A primitive elemental crystal has one atom: MD has nothing to move (ASE's Langevin divides by N - 1 there), so
+    it gets no MD frames, but its strained frames (stress labels) and rattled frames are kept. Before, the whole
+    source was skipped with a ZeroDivisionError: 7 elemental crystals of the cpu profile's 200 sources."""
+    cfg = SamplingConfig(rattles_per_temperature=1, strains=2, md_steps=10, md_every=5)
+    sources = {"al": bulk("Al", "fcc", a=4.04), "nacl": bulk("NaCl", "rocksalt", a=5.69)}
+    assert len(sources["al"]) == 1
+    t = frames_table(load_frames(build_frames(sources, tmp_path, cfg, calculator=oracle, progress=False)))
+    al = t[t.source == "al"]
+    assert set(al.kind) == {"rattled", "strained"} and (al.kind == "strained").sum() == 2
+    assert set(t[t.source == "nacl"].kind) == {"rattled", "strained", "md"}

@@ -150,7 +150,11 @@ def strained_frames(atoms, calculator, *, source: str, oracle: str, n: int, max_
 def md_frames(
     atoms, calculator, *, source: str, oracle: str, temperatures_K, steps: int, every: int, timestep_fs: float, rng
 ) -> list:
-    "Snapshots every `every` steps of a short Langevin NVT run of the oracle at each temperature (the start excluded)."
+    """Snapshots every `every` steps of a short Langevin NVT run of the oracle at each temperature (the start excluded).
+    None for a cell of one atom: it has no internal motion (a periodic image moves with it, so every force is zero by
+    translation symmetry), and ASE's Langevin, which keeps the centre of mass fixed, divides by N - 1."""
+    if len(atoms) < 2:
+        return []
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
