@@ -500,8 +500,9 @@ def validate_structures(
     from matdisco.cluster import client_or_new
 
     oracles = level_oracles(config, calculators)
-    if store is None and not all(isinstance(o, str) for o in oracles.values()):
-        raise ValueError("your calculators' relaxations need a home: pass store=OracleStore(path)")
+    for oracle in oracles.values():  # refused before any relaxation, with `_relax_at`'s rule
+        if not isinstance(oracle, str):
+            _store_for(store, oracle, "relaxations")
     scope, ids, structures, base_e, info = _in_scope_inputs(ids, structures, config, base_energies)
     if not structures:
         return Validation(pd.DataFrame(), scope, pd.DataFrame(), pd.DataFrame(), config, {})
