@@ -193,6 +193,8 @@ def test_a_zero_force_calculator_scores_exactly_its_baseline_on_every_scored_set
         assert report[name]["force_mae_ratio_to_zero"] == pytest.approx(1.0, rel=1e-12), name
     assert [row["force_mae_ratio_to_zero"] for row in report["held_out_by_kind"]] == pytest.approx([1.0] * 2)
     assert report["held_out_all_pairs_seen"]["n_compositions"] == 2  # Li2O and LiF; NaCl's Na-Cl pair is unseen
+    # contacts are judged on relaxation frames: with none among these, no composition counts as covered
+    assert report["held_out_bonds_seen"]["n_compositions"] == 0
     assert report["training_fit"]["n_eval_frames"] == 5
     oracle, _ = held_out_report(make_calculator("chgnet-0.3.0"), train, test, n_train_sample=5)
     assert oracle["held_out"]["force_mae_ratio_to_zero"] < 1e-3

@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk
 
 from matdisco.data import DataError
 from matdisco.mlip_data import (
     SamplingConfig,
+    bond_coverage,
     build_frames,
     composition_split,
     elements_covered,
@@ -89,6 +91,21 @@ def test_elemental_phases_stay_in_training_and_their_bonding_counts_as_a_pair():
         "Li3N": 0.0,
         "N2": 1.0,
     }
+
+
+def test_bond_coverage_sees_a_peroxide_bond_that_composition_pairs_miss():
+    """Li and O share Li2O, so a peroxide's composition pairs are all 'seen'; its O-O bond (1.5 Å) is in no oxide."""
+    oxide = bulk("Li2O", "fluorite", a=4.61)
+    peroxide = Atoms("O2Li", positions=[[0, 0, 0], [1.5, 0, 0], [0.75, 1.9, 0]], cell=[6.0, 6.0, 6.0], pbc=True)
+    rattled = peroxide.copy()
+    oxide.info.update(kind="relaxation", formula="Li2O")
+    peroxide.info.update(kind="relaxation", formula="LiO2")
+    rattled.info.update(kind="rattled", formula="Li3O")
+    assert pair_coverage(["LiO2"], ["Li2O"]).pair_coverage.tolist() == [1.0]
+    table = bond_coverage([peroxide, rattled], [oxide]).set_index("formula")
+    assert table.loc["LiO2"].unseen_bonded_pairs == "O-O" and table.loc["LiO2"].bond_coverage == 0.5
+    assert np.isnan(table.loc["Li3O"].bond_coverage)  # contacts are judged on relaxation frames only
+    assert bond_coverage([peroxide], [oxide, peroxide]).bond_coverage.tolist() == [1.0]
 
 
 def test_rattle_width_follows_equipartition():

@@ -743,21 +743,28 @@ def final_energy_errors(history: pd.DataFrame) -> dict:
 
 # %% ../../nbs/16_mlip.ipynb #1b7545f58766
 def held_out_report(calculator, train, test, *, n_train_sample: int = 300, seed: int = 0) -> tuple[dict, pd.DataFrame]:
-    """A potential's errors beside their baselines (`scored_set_summary`) on four sets of frames, and its per-frame
+    """A potential's errors beside their baselines (`scored_set_summary`) on five sets of frames, and its per-frame
     held-out errors. `held_out`: every scored held-out frame; `held_out_by_kind`: the same per frame kind
     (`error_breakdown`); `held_out_all_pairs_seen`: the held-out compositions whose every element pair occurs in
-    training (`pair_coverage` 1.0: unseen compositions of seen chemistry, GNoME's claim); `training_fit`: a seeded
-    sample of `n_train_sample` of its own training frames. A potential that loses to zero force on its training frames
+    training (`pair_coverage` 1.0: unseen compositions of seen chemistry, GNoME's claim); `held_out_bonds_seen`: the
+    stricter set whose every pair of elements in contact is in contact in some training structure (`bond_coverage`
+    1.0; judged on relaxation frames); `training_fit`: a seeded sample of `n_train_sample` of its own training
+    frames. A potential that loses to zero force on its training frames
     underfits (too few steps or too small); one that wins there and loses on held-out frames does not transfer."""
-    from matdisco.mlip_data import pair_coverage
+    from matdisco.mlip_data import bond_coverage, pair_coverage
 
     errors = calculator_errors(calculator, test)
     held_out = scored_set_summary(error_summary(errors), baseline_errors(train, test))
     training_formulas = [a.info["formula"] for a in train]
     coverage = pair_coverage(errors.formula, training_formulas).set_index("formula").pair_coverage
-    seen = errors.formula.map(coverage).eq(1.0).to_numpy()
-    seen_frames = [a for a, s in zip(test, seen) if s]
-    all_pairs_seen = scored_set_summary(error_summary(errors[seen]), baseline_errors(train, seen_frames))
+    bonds = bond_coverage(test, train).set_index("formula").bond_coverage
+
+    def fully_covered(by_formula):
+        seen = errors.formula.map(by_formula).eq(1.0).to_numpy()
+        frames = [a for a, s in zip(test, seen) if s]
+        summary = scored_set_summary(error_summary(errors[seen]), baseline_errors(train, frames))
+        return summary | {"n_compositions": int(errors.formula[seen].nunique())}
+
     pick = np.sort(np.random.default_rng(seed).permutation(len(train))[:n_train_sample])
     sample = [train[i] for i in pick]
     training_fit = scored_set_summary(
@@ -766,7 +773,8 @@ def held_out_report(calculator, train, test, *, n_train_sample: int = 300, seed:
     report = {
         "held_out": held_out,
         "held_out_by_kind": error_breakdown(errors, "kind").to_dict("records"),
-        "held_out_all_pairs_seen": all_pairs_seen | {"n_compositions": int(errors.formula[seen].nunique())},
+        "held_out_all_pairs_seen": fully_covered(coverage),
+        "held_out_bonds_seen": fully_covered(bonds),
         "training_fit": training_fit,
     }
     return report, errors

@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'FRAME_KINDS', 'RATTLE_TEMPERATURES_K', 'MD_TEMPERATURES_K', 'RATTLE_FORCE_CONSTANT', 'BOLTZMANN_EV_K',
-           'LI_CONDUCTOR_ELEMENTS', 'SamplingConfig', 'rattle_sigma', 'frame_hash', 'label_frame', 'relaxation_frames',
-           'rattled_frames', 'strained_frames', 'md_frames', 'sample_source', 'frames_dir', 'build_frames',
-           'load_frames', 'select_sources', 'relaxed_sources', 'composition_split', 'elements_covered', 'FrameSplit',
-           'frame_split', 'element_pairs', 'pair_coverage', 'pair_coverage_summary', 'frames_table', 'TransferFrames',
-           'transfer_frames']
+           'LI_CONDUCTOR_ELEMENTS', 'BOND_TOLERANCE', 'SamplingConfig', 'rattle_sigma', 'frame_hash', 'label_frame',
+           'relaxation_frames', 'rattled_frames', 'strained_frames', 'md_frames', 'sample_source', 'frames_dir',
+           'build_frames', 'load_frames', 'select_sources', 'relaxed_sources', 'composition_split', 'elements_covered',
+           'FrameSplit', 'frame_split', 'element_pairs', 'pair_coverage', 'bonded_pairs', 'bond_coverage',
+           'pair_coverage_summary', 'frames_table', 'TransferFrames', 'transfer_frames']
 
 # %% ../../nbs/15_mlip_data.ipynb #80c087ea3109
 FRAME_KINDS = ("relaxation", "rattled", "strained", "md")
@@ -457,6 +457,60 @@ def pair_coverage(scored_formulas, training_formulas) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["formula", "n_pairs", "n_pairs_seen", "pair_coverage"])
+
+# %% ../../nbs/15_mlip_data.ipynb #6ac48e0b5c66
+#: Two atoms are in contact when closer than this multiple of the sum of their covalent radii (ASE's
+#: `covalent_radii`: Cordero et al., Dalton Trans. 2008, 2832): pymatgen's `CovalentBond.is_bonded` default
+#: tolerance (tol=0.2, "20% longer" than a typical bond)
+BOND_TOLERANCE = 1.2
+
+
+def bonded_pairs(atoms, tolerance: float = BOND_TOLERANCE) -> set[tuple[str, str]]:
+    """The unordered element pairs in contact in one structure: atoms closer than `tolerance` times the sum of their
+    covalent radii, over periodic images (`matdisco.graphs.neighbor_list`)."""
+    from ase.data import covalent_radii
+
+    from matdisco.graphs import neighbor_list
+
+    radii = covalent_radii[atoms.numbers]
+    cutoff = tolerance * 2 * float(radii.max())
+    i, j, _, distance = neighbor_list(atoms.positions, atoms.cell.array, cutoff, pbc=atoms.pbc)
+    bonded = distance < tolerance * (radii[i] + radii[j])
+    symbols = np.array(atoms.get_chemical_symbols())
+    return {tuple(sorted(pair)) for pair in zip(symbols[i[bonded]].tolist(), symbols[j[bonded]].tolist())}
+
+
+def bond_coverage(scored_frames, training_frames, *, kind: str = "relaxation") -> pd.DataFrame:
+    """Per scored composition: the element pairs in contact in its frames of `kind` (`bonded_pairs`; relaxation
+    frames by default, so that thermal collisions do not count), how many are in contact in some training frame of
+    that kind, the fraction and the unseen pairs. Finer than `pair_coverage`, which asks only whether two elements
+    share a training composition: Li and Br can share one without touching, and the O-O bond of a peroxide is not
+    in any oxide. A composition with no frame of `kind` gets NaN."""
+    seen = set()
+    for atoms in training_frames:
+        if atoms.info.get("kind") == kind:
+            seen |= bonded_pairs(atoms)
+    pairs = {}
+    for atoms in scored_frames:
+        formula = atoms.info["formula"]
+        pairs.setdefault(formula, set())
+        if atoms.info.get("kind") == kind:
+            pairs[formula] |= bonded_pairs(atoms)
+    rows = []
+    for formula in sorted(pairs):
+        unseen = sorted(pairs[formula] - seen)
+        n_pairs = len(pairs[formula])
+        rows.append(
+            {
+                "formula": formula,
+                "n_bonded_pairs": n_pairs,
+                "n_bonded_pairs_seen": n_pairs - len(unseen),
+                "bond_coverage": (n_pairs - len(unseen)) / n_pairs if n_pairs else float("nan"),
+                "unseen_bonded_pairs": " ".join("-".join(pair) for pair in unseen),
+            }
+        )
+    columns = ["formula", "n_bonded_pairs", "n_bonded_pairs_seen", "bond_coverage", "unseen_bonded_pairs"]
+    return pd.DataFrame(rows, columns=columns)
 
 # %% ../../nbs/15_mlip_data.ipynb #88bbead80da5
 def pair_coverage_summary(scored_formulas, training_formulas) -> dict:

@@ -957,6 +957,12 @@ def _mlip_fit_notes(scored_sets: dict) -> list[str]:
             f"{seen['force_mae_ratio_to_zero']:.2f}x; on {fit['n_eval_frames']} of its own training frames: "
             f"{fit['force_mae_ratio_to_zero']:.2f}x."
         )
+    bonds = scored_sets.get("held_out_bonds_seen", {})
+    if bonds.get("n_compositions"):
+        notes.append(
+            f"On held-out compositions whose every pair of elements in contact is in contact in some training "
+            f"structure ({bonds['n_compositions']}): {bonds['force_mae_ratio_to_zero']:.2f}x."
+        )
     return notes
 
 # %% ../../nbs/94_results.ipynb #9195ebe98339
