@@ -328,9 +328,8 @@ def _evaluate(args) -> dict:
 # %% ../../nbs/99_cli.ipynb #07d19937f9fc
 def _relabel(args) -> dict:
     "`matdisco relabel`: relabel (resumable: the cache keeps every finished chunk), write the tables, print a summary."
-    import json
     from pathlib import Path
-    from .core import atomic_write_text
+    from .core import atomic_write_text, write_json
     from .reference import relabel, space_index
 
     out = Path(args.out)
@@ -359,8 +358,8 @@ def _relabel(args) -> dict:
     atomic_write_text(out / "oracle_reference.csv", ref.frame[cols].to_csv(index=False))
     atomic_write_text(out / "elemental_references.csv", ref.elemental.to_csv(index=False))
     summary = ref.summary()
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
-    print(json.dumps(summary, indent=2, default=float))
+    write_json(out / "summary.json", summary)
+    print((out / "summary.json").read_text(), end="")
     return summary
 
 # %% ../../nbs/99_cli.ipynb #098bae46c201

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['RECORDED_PACKAGES', 'project_root', 'sha256_file', 'atomic_path', 'atomic_write_text', 'detect_device', 'git_commit',
-           'environment_info']
+__all__ = ['RECORDED_PACKAGES', 'project_root', 'sha256_file', 'atomic_path', 'atomic_write_text', 'json_safe', 'write_json',
+           'detect_device', 'git_commit', 'environment_info']
 
 # %% ../../nbs/00_core.ipynb #3ea0cf945627
 def project_root() -> Path:
@@ -63,6 +63,36 @@ def atomic_write_text(dest: Path | str, text: str) -> Path:
     with atomic_path(dest) as tmp:
         Path(tmp).write_text(text)
     return Path(dest)
+
+# %% ../../nbs/00_core.ipynb #7eeb8109fcae
+def json_safe(obj):
+    """`obj` as strict JSON (RFC 8259) can hold it: NaN and infinities become null (JSON has no such numbers, and
+    `json.dumps` would write the non-standard `NaN`/`Infinity` that `jq` and browsers reject); numpy scalars and
+    arrays become plain numbers and lists, tuples lists, dictionary keys strings; any other object its `str`."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int)):
+        return obj
+    return str(obj)
+
+# %% ../../nbs/00_core.ipynb #4642d8f39a35
+def write_json(dest: Path | str, obj, indent: int = 1) -> Path:
+    "Write `obj` to `dest` atomically as strict JSON (`json_safe`), ending in a newline."
+    import json
+
+    return atomic_write_text(dest, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
 
 # %% ../../nbs/00_core.ipynb #a96e0d8da7ae
 def detect_device() -> str:

@@ -18,7 +18,7 @@ from pymatgen.core import Composition, Structure
 
 from .candidates import NoveltyChecker, disordered_matcher, is_unique, structure_matcher
 from .data import config_key
-from .core import atomic_write_text
+from .core import atomic_write_text, write_json
 from .metrics import STABILITY_THRESHOLD, SUN_STABILITY_THRESHOLD, rmsd_angstrom, stable_mask, sun_metrics
 from .metrics import verified_precision
 from .oracle import formation_energy_per_atom, relaxed_structures, run_oracle_batch, shared_store
@@ -461,9 +461,7 @@ def write_evaluation(ev: Evaluation, out_dir: Path | str, *, figure_name: str = 
     atomic_write_text(out / "structures.csv", ev.structures.to_csv(index=False))
     atomic_write_text(out / "systems.csv", ev.systems.to_csv(index=False))
     atomic_write_text(out / "skipped.csv", ev.skipped.to_csv(index=False))
-    atomic_write_text(
-        out / "metrics.json", json.dumps({**ev.metrics, "config_settings": asdict(ev.config)}, indent=2, default=float)
-    )
+    write_json(out / "metrics.json", {**ev.metrics, "config_settings": asdict(ev.config)})
     fig = energy_histogram(
         ev.structures,
         threshold=ev.config.stability_threshold,

@@ -316,12 +316,13 @@ def potential_errors(model, frames, *, batch_size: int = 16) -> pd.DataFrame:
 
 # %% ../../nbs/16_mlip.ipynb #4a3a273e568c
 def error_summary(errors: pd.DataFrame) -> dict:
-    "Energy MAE (meV/atom), force MAE (meV/Å, atom-weighted) and stress MAE (GPa) over a table of `potential_errors`."
+    """Energy MAE (meV/atom), force MAE (meV/Å, atom-weighted) and stress MAE (GPa) over a table of `potential_errors`;
+    NaN for an empty table (a scored set with no frames)."""
     w = errors.n_atoms
     return {
         "n_eval_frames": int(len(errors)),
         "energy_mae_meV_atom": float(errors.energy_error_meV_atom.abs().mean()),
-        "force_mae_meV_A": float((errors.force_mae_meV_A * w).sum() / w.sum()),
+        "force_mae_meV_A": float((errors.force_mae_meV_A * w).sum() / w.sum()) if len(errors) else float("nan"),
         "stress_mae_GPa": float(errors.stress_mae_GPa.mean()),
     }
 
@@ -749,8 +750,10 @@ def held_out_report(calculator, train, test, *, n_train_sample: int = 300, seed:
     training (`pair_coverage` 1.0: unseen compositions of seen chemistry, GNoME's claim); `held_out_bonds_seen`: the
     stricter set whose every pair of elements in contact is in contact in some training structure (`bond_coverage`
     1.0; judged on relaxation frames); `training_fit`: a seeded sample of `n_train_sample` of its own training
-    frames. A potential that loses to zero force on its training frames
-    underfits (too few steps or too small); one that wins there and loses on held-out frames does not transfer."""
+    frames.
+
+    A potential that loses to zero force on its training frames underfits (too few steps or too small); one that wins
+    there and loses on held-out frames does not transfer."""
     from matdisco.mlip_data import bond_coverage, pair_coverage
 
     errors = calculator_errors(calculator, test)
