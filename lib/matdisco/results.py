@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import atomic_write_text, project_root
+from .core import atomic_write_text, json_safe, project_root, write_json
 
 # %% auto #0
 __all__ = ['RESULTS_VERSION', 'RESULTS_SCHEMA', 'PUBLISHED', 'RESULT_TABLES', 'REFERENCE_PROFILES', 'HEADLINES', 'CAVEATS',
@@ -227,17 +227,6 @@ RESULT_TABLES = {
     "conductors": ["arrhenius.csv"],
 }
 
-# %% ../../nbs/94_results.ipynb #00054947677a
-def _finite(obj):
-    "JSON cannot hold NaN or infinity: they become null."
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
 # %% ../../nbs/94_results.ipynb #934672126ba3
 def _read_table(path: Path) -> list[dict]:
     return json.loads(pd.read_csv(path).to_json(orient="records"))
@@ -282,7 +271,7 @@ def stage_results(run_dir: Path | str, experiment: str) -> dict:
             "parameters": done.get("parameters"),
         },
     }
-    return _finite(result)
+    return json_safe(result)  # JSON cannot hold NaN or infinity: they become null
 
 # %% ../../nbs/94_results.ipynb #e0fce542cbed
 def validate_results(result: dict, name: str = "results file"):
@@ -300,9 +289,7 @@ def write_stage_results(run_dir: Path | str, experiment: str) -> Path:
     "Build, validate and atomically write `stages/<experiment>/results.json` of the run in `run_dir`."
     result = stage_results(run_dir, experiment)
     validate_results(result, f"{experiment} results")
-    return atomic_write_text(
-        Path(run_dir) / "stages" / experiment / "results.json", json.dumps(result, indent=1, allow_nan=False) + "\n"
-    )
+    return write_json(Path(run_dir) / "stages" / experiment / "results.json", result)
 
 # %% ../../nbs/94_results.ipynb #000744d46e1b
 def results_dir(profile: str, root: Path | None = None) -> Path:
@@ -364,7 +351,7 @@ def collect_results(
     dest = Path(dest) if dest else results_dir(manifest["profile"])
     written = []
     for name, result in load_results(run_dir).items():
-        written.append(atomic_write_text(dest / f"{name}.json", json.dumps(result, indent=1, allow_nan=False) + "\n"))
+        written.append(write_json(dest / f"{name}.json", result))
         for reference in sorted((run_dir / "stages" / name).glob("md-reference-*.*")):
             target = dest.parent / "md_reference" / reference.name
             if not target.exists():
