@@ -1,5 +1,6 @@
 """Shared fixtures. Tests run against the real data mirror (../shared/data) where it exists."""
 
+import json
 import os
 from pathlib import Path
 
@@ -41,3 +42,18 @@ def mp_index(mirror):
     from matdisco.data import read_index
 
     return read_index()
+
+
+def _refuse_non_standard_json(constant: str):
+    "`json.loads`' hook for NaN and Infinity, which strict JSON (RFC 8259) has not."
+    raise ValueError(f"non-standard JSON: {constant}")
+
+
+@pytest.fixture
+def read_strict_json():
+    "A reader of JSON files that refuses NaN and Infinity: what `core.write_json` promises, and `jq` demands."
+
+    def read(path: Path):
+        return json.loads(Path(path).read_text(), parse_constant=_refuse_non_standard_json)
+
+    return read

@@ -83,12 +83,7 @@ def test_sun_counts_failures_as_unstable():
     assert m["sun"] == 0.25 and m["stable"] == 0.5 and m["novel"] == 0.5
 
 
-def refuse_non_standard_json(constant: str):
-    "`json.loads`' hook for NaN and Infinity, which strict JSON (RFC 8259) has not."
-    raise ValueError(f"non-standard JSON: {constant}")
-
-
-def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, tmp_path, capsys):
+def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, tmp_path, capsys, read_strict_json):
     from matdisco.cli import main
 
     folder = tmp_path / "cifs"
@@ -125,7 +120,7 @@ def test_the_command_reads_a_folder_skips_bad_files_and_writes_its_tables(li_o, 
     assert not [w for w in ("WARNING", "Warning", "Error", "INFO") if w in terminal]  # library output: the log file
     assert "WARNING matdisco.io" in (out / "evaluate.log").read_text()
     assert "'new' is relative to known_compositions" in printed.out
-    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=refuse_non_standard_json)
+    metrics = read_strict_json(out / "metrics.json")
     assert metrics["n_submitted"] == 5 and metrics["n_skipped"] == 2 and metrics["n_relaxed"] == 3
     assert metrics["sun_covered"] + metrics["sun_reference_gap"] == round(metrics["sun"] * metrics["n_submitted"])
     t = pd.read_csv(out / "structures.csv")

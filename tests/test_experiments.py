@@ -44,11 +44,6 @@ OUTPUTS = {
 }
 
 
-def refuse_non_standard_json(constant: str):
-    "`json.loads`' hook for NaN and Infinity, which strict JSON (RFC 8259) has not."
-    raise ValueError(f"non-standard JSON: {constant}")
-
-
 def test_every_registered_experiment_is_covered():
     assert {e.name for e in EXPERIMENTS} == set(OUTPUTS), "add the new experiment to OUTPUTS"
     for e in EXPERIMENTS:
@@ -56,7 +51,7 @@ def test_every_registered_experiment_is_covered():
 
 
 @pytest.mark.parametrize("name", [e.name for e in EXPERIMENTS])
-def test_experiment_runs_end_to_end_at_smoke_size(name, mirror, tmp_path):
+def test_experiment_runs_end_to_end_at_smoke_size(name, mirror, tmp_path, read_strict_json):
     out = run_pipeline("smoke", only=[name], out=tmp_path / "run", figures_dir=tmp_path / "figs", progress=False)
     stage = out / "stages" / name
     files, figures = OUTPUTS[name]
@@ -66,7 +61,7 @@ def test_experiment_runs_end_to_end_at_smoke_size(name, mirror, tmp_path):
         for ext in ("png", "pdf"):
             assert (tmp_path / "figs" / f"{fig}.{ext}").stat().st_size > 5_000, f"{name}: figure {fig}.{ext}"
     for written in stage.glob("*.json"):  # machine-readable means strict JSON: no NaN or Infinity (RFC 8259)
-        json.loads(written.read_text(), parse_constant=refuse_non_standard_json)
+        read_strict_json(written)
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "complete" and man["profile"] == "smoke" and man["stages"][name]["status"] == "complete"
     log = (out / "run.log").read_text()
