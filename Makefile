@@ -47,9 +47,9 @@ lint: install
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
-# pytest-xdist: $(PYTEST_WORKERS) worker processes (one per core on CI's two), each test handed to whichever worker is
-# free, each worker's torch and BLAS on one thread so the workers do not oversubscribe the cores; the slowest tests are
-# listed at the end.
+# pytest-xdist: $(PYTEST_WORKERS) worker processes (one per core on CI's two), each starting with its share of the tests
+# and an idle one taking over part of another's queue (worksteal); each worker's torch and BLAS on one thread so the
+# workers do not oversubscribe the cores; the slowest tests are listed at the end.
 PYTEST_WORKERS ?= 2
 pytest: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest tests/ -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
