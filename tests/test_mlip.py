@@ -1,7 +1,9 @@
 """matdisco.mlip: an energy-conserving potential trained with CHGNet's Trainer on oracle frames."""
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 from ase.build import bulk
 
 from matdisco.mlip import (
@@ -15,6 +17,7 @@ from matdisco.mlip import (
     potential_errors,
     potential_path,
     train_potential,
+    training_summary,
 )
 from matdisco.mlip_data import SamplingConfig, build_frames, load_frames
 
@@ -135,6 +138,37 @@ def test_a_nequip_student_trains_with_sevenn_is_reused_by_key_and_conserves_ener
     assert abs(a.get_potential_energy() / len(a) - per_atom_reference) < 3.0  # formation-energy scale, not 0
     errors = calculator_errors(calc, frames[:3])
     assert set(errors.columns) >= {"energy_error_meV_atom", "force_mae_meV_A", "stress_mae_GPa"}
+    kept_by_sevenn = torch.load(path, map_location="cpu", weights_only=False)["epoch"]
+    assert training_summary(history)["kept_epoch"] == kept_by_sevenn  # the epoch of the checkpoint it keeps
+
+
+def test_training_summary_finds_the_kept_epoch_of_an_overfitting_run():
+    """A sevenn history whose validation loss is lowest at epoch 2 of 4 (forces: training falls, validation rises
+    after it) keeps epoch 2, and reports its forces beside the last epoch's; CHGNet's trainer keeps the last epoch;
+    a table of neither trainer is refused."""
+    sevenn_history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4],
+            "trainset_Energy_MAE": [0.4, 0.3, 0.2, 0.1],
+            "trainset_Force_MAE": [0.35, 0.25, 0.15, 0.10],
+            "validset_Energy_MAE": [0.5, 0.4, 0.35, 0.3],
+            "validset_Force_MAE": [0.45, 0.34, 0.42, 0.49],
+            "validset_TotalLoss": [1.2, 0.6, 0.9, 1.0],
+        }
+    )
+    summary = training_summary(sevenn_history)
+    assert summary["epochs"] == 4 and summary["kept_epoch"] == 2
+    assert summary["kept_train_f_mae"] == 0.25 and summary["kept_val_f_mae"] == 0.34
+    assert summary["final_train_f_mae"] == 0.10 and summary["final_val_f_mae"] == 0.49
+    assert summary["final_train_e_mae"] == 0.1 and summary["final_val_e_mae"] == 0.3
+    chgnet_history = pd.DataFrame(
+        {"epoch": [1, 2, 3], "train_e": [0.3, 0.2, 0.1], "val_e": [0.4, 0.3, 0.35], "train_f": [0.3, 0.2, 0.1]}
+        | {"val_f": [0.4, 0.3, 0.5]}
+    )
+    assert training_summary(chgnet_history)["kept_epoch"] == 3
+    assert training_summary(chgnet_history)["kept_val_f_mae"] == 0.5
+    with pytest.raises(ValueError, match="not a training history"):
+        training_summary(pd.DataFrame({"epoch": [1], "loss": [0.1]}))
 
 
 def test_sevennet_0_zero_shot_beats_zero_force_on_oracle_labels(frames):

@@ -29,7 +29,7 @@ __all__ = ['log', 'KBAR_PER_GPA', 'N_REFERENCE_ELEMENTS', 'TRAINING_CONVENTIONS'
            'potential_path', 'save_potential', 'load_potential', 'potential_calculator', 'potential_errors',
            'error_summary', 'baseline_errors', 'scored_set_summary', 'error_breakdown', 'NequipConfig', 'energy_offset',
            'offset_frames', 'ReferencedCalculator', 'nequip_key', 'train_nequip', 'nequip_calculator',
-           'calculator_errors', 'nested_subsets', 'nested_source_subsets', 'train_student', 'final_energy_errors',
+           'calculator_errors', 'nested_subsets', 'nested_source_subsets', 'train_student', 'training_summary',
            'held_out_report', 'learning_curve', 'TransferStart', 'transfer_curve', 'power_law_bootstrap',
            'frames_to_reach', 'mlip_figure']
 
@@ -731,16 +731,41 @@ def train_student(
     return potential_calculator(model, device), history, key, spec
 
 # %% ../../nbs/16_mlip.ipynb #90bab87e892d
-def final_energy_errors(history: pd.DataFrame) -> dict:
-    "Last epoch's training and validation energy MAE (eV/atom) from either trainer's history."
-    for train_col, val_col in (("train_e", "val_e"), ("trainset_Energy_MAE", "validset_Energy_MAE")):
-        if train_col in history and val_col in history:
+#: Columns of each trainer's per-epoch history: (energy, force, validation loss) for the training and validation sets;
+#: CHGNet's `Trainer` as `train_potential` tabulates it, sevenn's `lc.csv`
+_HISTORY_COLUMNS = (
+    (("train_e", "train_f"), ("val_e", "val_f"), None),
+    (
+        ("trainset_Energy_MAE", "trainset_Force_MAE"),
+        ("validset_Energy_MAE", "validset_Force_MAE"),
+        "validset_TotalLoss",
+    ),
+)
+
+
+def training_summary(history: pd.DataFrame) -> dict:
+    """How a potential's training went, from either trainer's per-epoch history: `epochs` run; `kept_epoch`, the
+    epoch whose weights the potential keeps (sevenn: its `checkpoint_best`, the lowest validation `TotalLoss`, first
+    on ties; CHGNet's `Trainer` here: the last); and the training and validation energy MAE (eV/atom) and force MAE
+    (eV/Å) at the last epoch (`final_*`) and the forces at the kept one (`kept_*`).
+
+    The validation frames are compositions never trained on. A kept epoch well before the last, with the training
+    force error still falling after it while the validation one rises, is overfitting: more optimiser steps on the
+    same frames will not lower the held-out error; more (or more varied) frames might."""
+    for (train_e, train_f), (val_e, val_f), val_loss in _HISTORY_COLUMNS:
+        if {train_e, train_f, val_e, val_f} <= set(history.columns):
+            kept = int(np.argmin(history[val_loss].to_numpy())) if val_loss in history else len(history) - 1
             return {
                 "epochs": int(len(history)),
-                "final_train_e_mae": float(history[train_col].iloc[-1]),
-                "final_val_e_mae": float(history[val_col].iloc[-1]),
+                "kept_epoch": kept + 1,
+                "final_train_e_mae": float(history[train_e].iloc[-1]),
+                "final_val_e_mae": float(history[val_e].iloc[-1]),
+                "final_train_f_mae": float(history[train_f].iloc[-1]),
+                "final_val_f_mae": float(history[val_f].iloc[-1]),
+                "kept_train_f_mae": float(history[train_f].iloc[kept]),
+                "kept_val_f_mae": float(history[val_f].iloc[kept]),
             }
-    return {"epochs": int(len(history)), "final_train_e_mae": np.nan, "final_val_e_mae": np.nan}
+    raise ValueError(f"not a training history of either trainer: columns {list(history.columns)}")
 
 # %% ../../nbs/16_mlip.ipynb #1b7545f58766
 def held_out_report(calculator, train, test, *, n_train_sample: int = 300, seed: int = 0) -> tuple[dict, pd.DataFrame]:
@@ -823,7 +848,7 @@ def learning_curve(
                     "n_sources": len({a.info["source"] for a in sub}),
                     "seed": seed,
                     "key": key,
-                    **final_energy_errors(history),
+                    **training_summary(history),
                     **scored,
                 }
             )
