@@ -81,6 +81,39 @@ def test_resume_skips_completed_stages(toy):
     assert not (out / "stages/a/stale_model.pt").exists()  # ... and clears the stage: nothing old is reused
 
 
+READS = """
+from pathlib import Path
+from matdisco.data import record_read
+for name in datasets.split():
+    record_read(name, Path("/mirror", name, "file.csv"), name[0] * 64)
+"""
+
+
+def test_each_stage_records_the_data_it_read_and_only_that(tmp_path):
+    """A stage's `done.json` and results file list the data files that stage read, not those of every stage in the
+    run; the manifest lists the whole run's."""
+    from matdisco.results import stage_results
+
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _nb(nbs / "r.ipynb", "profile='tiny'\nseed=0\nout_dir='.'\nfigures_dir='f'\ndatasets=''", READS)
+    exps = [
+        Experiment("candidates", "r.ipynb", "reads one", {"tiny": {"datasets": "alpha"}}),
+        Experiment("evaluate", "r.ipynb", "reads two", {"tiny": {"datasets": "alpha beta"}}),
+        Experiment("mlip", "r.ipynb", "reads none", {"tiny": {"datasets": ""}}),
+    ]
+    out = run_pipeline("tiny", out=tmp_path / "run", experiments=exps, notebooks_dir=nbs, progress=False)
+
+    def datasets(stage):
+        return [d["dataset"] for d in stage_results(out, stage)["provenance"]["data"]]
+
+    assert datasets("candidates") == ["alpha"]
+    assert datasets("evaluate") == ["alpha", "beta"]
+    assert datasets("mlip") == []
+    assert json.loads((out / "stages/evaluate/done.json").read_text())["data"][1]["sha256"] == "b" * 64
+    assert [d["dataset"] for d in json.loads((out / "manifest.json").read_text())["data"]] == ["alpha", "beta"]
+
+
 def test_every_parameter_has_one_home_the_notebooks_parameters_cell_which_is_the_tiny_profile():
     """A profile lists only what it changes in the notebook's one `parameters` cell; `tiny` changes nothing, so a
     notebook run by hand is the tiny run (the registry once set a `tiny` value that differed from the notebook's)."""

@@ -416,8 +416,10 @@ DATA_READS: list[dict] = []
 
 
 def record_read(dataset: str, path: Path, sha256: str) -> None:
-    "Note that a data file was used: kept in `DATA_READS` and appended to `$MATDISCO_RUN_DIR/data_reads.jsonl`."
+    """Note that a data file was used: kept in `DATA_READS` and appended to `$MATDISCO_RUN_DIR/data_reads.jsonl`,
+    tagged with the stage reading it (`$MATDISCO_STAGE`, set by the runner around each stage; None outside one)."""
     rec = {"dataset": dataset, "file": Path(path).name, "path": str(path), "sha256": sha256}
+    rec["stage"] = os.environ.get("MATDISCO_STAGE")
     if rec not in DATA_READS:
         DATA_READS.append(rec)
     run_dir = os.environ.get("MATDISCO_RUN_DIR")

@@ -235,7 +235,7 @@ def _read_table(path: Path) -> list[dict]:
 def stage_results(run_dir: Path | str, experiment: str) -> dict:
     """The results file of one completed stage of the run in `run_dir`: its `summary.json` as `metrics`, the CSV
     tables named in `RESULT_TABLES`, the `PUBLISHED` values beside them, and the run's provenance from its manifest
-    and the stage's `done.json`."""
+    and the stage's `done.json` (the data files the stage itself read, with their sha256)."""
     run_dir = Path(run_dir)
     stage = run_dir / "stages" / experiment
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -264,7 +264,7 @@ def stage_results(run_dir: Path | str, experiment: str) -> dict:
         "provenance": {
             "git": done.get("git", manifest["git"]),
             "config_key": config_key if isinstance(config_key, str) else None,
-            "data": manifest["data"],
+            "data": done.get("data", manifest["data"]),  # a stage's own reads; a run from before: the run's
             "packages": environment["packages"],
             "hardware": hardware,
             "wall_s": done.get("wall_s"),

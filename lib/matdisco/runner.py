@@ -85,13 +85,17 @@ def stage_logging(level: int = logging.INFO) -> logging.Logger:
     return lg
 
 # %% ../../nbs/95_runner.ipynb #06eeb74e4fcc
-def _data_reads(run_dir: Path) -> list[dict]:
+def _data_reads(run_dir: Path, stage: str | None = None) -> list[dict]:
+    """The data files (dataset, file, sha256) the run in `run_dir` read, each once, in order of first read; with
+    `stage`, only those that stage read (in any of its attempts)."""
     p = run_dir / "data_reads.jsonl"
     if not p.exists():
         return []
     seen, out = set(), []
     for line in p.read_text().splitlines():
         rec = json.loads(line)
+        if stage is not None and rec.get("stage") != stage:
+            continue
         key = (rec["dataset"], rec["file"], rec["sha256"])
         if key not in seen:
             seen.add(key)
@@ -173,6 +177,7 @@ def _run_stage(exp: Experiment, params: dict, run: dict, *, force: bool, progres
     stages[exp.name] = {"status": "running", "notebook": exp.notebook, "parameters": params}
     write_manifest(run_dir, **manifest, status="running")
     t0 = time.perf_counter()
+    os.environ["MATDISCO_STAGE"] = exp.name  # the kernel (and its Dask workers) tag their data reads with it
     try:
         _execute_notebook(exp, params, stage_dir, run["nb_dir"], run_dir, progress)
     except pm.PapermillExecutionError as e:
@@ -185,13 +190,17 @@ def _run_stage(exp: Experiment, params: dict, run: dict, *, force: bool, progres
             f"stage {exp.name!r} failed in cell {e.exec_count} of {exp.notebook}: {e.ename}: {e.evalue} "
             f"(executed notebook: {stage_dir / exp.notebook})"
         ) from None
+    finally:
+        os.environ.pop("MATDISCO_STAGE", None)
     wall = time.perf_counter() - t0
     figs = sorted((stage_dir / "figures").glob("*.*")) if (stage_dir / "figures").exists() else []
     run["figures_dir"].mkdir(parents=True, exist_ok=True)
     for f in figs:
         shutil.copy2(f, run["figures_dir"] / f.name)
-    stages[exp.name].update(status="complete", wall_s=round(wall, 2), figures=[f.name for f in figs])
-    atomic_write_text(done, json.dumps({"parameters": params, "wall_s": round(wall, 2), "git": git_commit()}, indent=2))
+    data = _data_reads(run_dir, exp.name)  # this stage's data files, not the whole run's
+    stages[exp.name].update(status="complete", wall_s=round(wall, 2), figures=[f.name for f in figs], data=data)
+    record = {"parameters": params, "wall_s": round(wall, 2), "git": git_commit(), "data": data}
+    atomic_write_text(done, json.dumps(record, indent=2))
     write_manifest(run_dir, **manifest, status="running")
     write_stage_results(run_dir, exp.name)  # results.json: metrics, published values, provenance
     log.info("stage %s: complete in %.1f s, figures %s", exp.name, wall, [f.name for f in figs])
