@@ -388,9 +388,9 @@ EXPERIMENTS: list[Experiment] = [
             # smoothed=False: the oracle makes ~3 steps/s on these cells on one core (bench/md.py), so its reference
             # takes ~2 h once (results/md_reference/).
             # More epochs do not help: trained 60 epochs (lr decay 0.95) on this split, the student's validation
-            # forces (compositions never trained on) were best at epochs 3-6 (0.34 eV/Å; zero force 0.45) and rose to
-            # 0.49 by epoch 23 while its training forces fell from 0.29 to 0.10 eV/Å (overfitting; see
-            # `mlip.training_summary`)
+            # forces (compositions never trained on; zero force 0.45 eV/Å) were best at epoch 3 (0.34) and sat at
+            # 0.41-0.49 from epoch 8 on, while its training forces fell from 0.36 to 0.10 eV/Å by epoch 23
+            # (overfitting; `mlip.training_summary` reports it for every training)
             "cpu": {
                 "n_sources": 300,
                 "max_sites": 10,
