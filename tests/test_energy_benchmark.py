@@ -1,6 +1,8 @@
 """matdisco.energy_benchmark end to end on a small real split: one GNN member trained over 2 DDP ranks, baselines,
 CHGNet zero-shot rows, and the uncertainty that is judged when the ensemble has a single member."""
 
+from pathlib import Path
+
 import numpy as np
 
 from matdisco.energy_benchmark import (
@@ -43,6 +45,8 @@ def test_single_member_benchmark_judges_the_volume_tta_spread(mirror, tmp_path):
     assert uncertainty_columns(p) == ("gnn_tta_mean", "gnn_tta_std", "volume-TTA std (one member)")
     assert res["summary"]["uncertainty"] == "volume-TTA std (one member)" and res["summary"]["processes"] == 2
     assert len(res["summary"]["gnn_train_s"]) == 1 and res["summary"]["gnn_train_s"][0] > 0  # the keyed member folder
+    (member,) = res["summary"]["gnn_members"]  # named relative to the run folder, never by this machine's paths
+    assert not Path(member).is_absolute() and (tmp_path / "models" / "gnn" / member / "best.pt").exists()
     assert np.isfinite(res["summary"]["spearman_abs_error_vs_uncertainty"])
     cal = res["calibration"]
     assert cal["n"].sum() == len(te) and (cal["std"] > 0).all() and cal["std"].is_monotonic_increasing

@@ -1,14 +1,16 @@
 """matdisco.train on real mp2018_formation data: learning beats baselines; a killed run resumes to the same result."""
 
 import json
+import shutil
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from matdisco.core import sha256_file
 from matdisco.energy_benchmark import split_frames
 from matdisco.metrics import mae
-from matdisco.models import CompositionModel, CrystalGNN, TargetNormalizer, load_model
+from matdisco.models import CompositionModel, CrystalGNN, TargetNormalizer, load_model, save_model
 from matdisco.train import Ensemble, GraphDataset, TrainConfig, _Stop, fit, fit_data_parallel, predict, train_ensemble
 
 
@@ -273,3 +275,47 @@ def test_a_warm_start_keeps_the_pretrained_normaliser_and_neighbour_statistics(s
         progress=False,
     )
     assert load_model(fresh.dirs[0] / "best.pt")[0].config.avg_num_neighbors == pytest.approx(few.mean_neighbors())
+
+
+def test_a_warm_start_is_keyed_by_its_weights_not_by_its_folder(small, tmp_path):
+    "A moved or copied run folder reuses its warm-started members; other starting weights train new ones."
+    ds, _ = small
+    pre = train_ensemble(
+        lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
+        ds["train"].subset(slice(0, 100)),
+        ds["val"],
+        n_members=1,
+        config=TrainConfig(epochs=1, atoms_per_batch=1024),
+        run_dir=tmp_path / "pre",
+        progress=False,
+    )
+    few = ds["train"].subset(slice(600, 620))
+
+    def fine_tune(warm_from):
+        return train_ensemble(
+            lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
+            few,
+            ds["val"],
+            n_members=1,
+            config=TrainConfig(epochs=1, lr=1e-4, atoms_per_batch=1024, warmup_epochs=1),
+            run_dir=tmp_path / "ft",
+            warm_from=warm_from,
+            progress=False,
+        )
+
+    first = fine_tune(pre.dirs)
+    trained_at = (first.dirs[0] / "done.json").stat().st_mtime_ns
+    moved = tmp_path / "elsewhere" / "member_0"
+    shutil.copytree(pre.dirs[0], moved)
+    again = fine_tune([moved])
+    assert again.dirs == first.dirs  # the same starting weights: the same key, so the members are reused
+    assert (again.dirs[0] / "done.json").stat().st_mtime_ns == trained_at  # not retrained
+    model, normalizer, _ = load_model(moved / "best.pt")
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    save_model(moved / "best.pt", model, normalizer)
+    other = fine_tune([moved])
+    assert other.dirs[0].parent != first.dirs[0].parent  # other starting weights: a new key
+    assert json.loads((other.dirs[0].parent / "ensemble.json").read_text())["warm_start_weights"] == [
+        sha256_file(moved / "best.pt")
+    ]

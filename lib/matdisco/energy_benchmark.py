@@ -117,7 +117,7 @@ def _benchmark_summary(
         "train_config": asdict(train_config),
         "processes": processes,
         "gnn_train_s": [json.loads((d / "done.json").read_text())["elapsed_s"] for d in ens.dirs],
-        "gnn_dirs": [str(d) for d in ens.dirs],
+        "gnn_members": [f"{d.parent.name}/{d.name}" for d in ens.dirs],  # under `run_dir/gnn`: key/member_k
     }
 
 # %% ../../nbs/12_energy_benchmark.ipynb #e77c60f0a897

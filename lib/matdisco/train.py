@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .core import atomic_path, atomic_write_text
+from .core import atomic_path, atomic_write_text, sha256_file
 from .graphs import CrystalGraph, batch_graphs, structure_to_graph
 from .models import CompositionModel, CrystalGNN, TargetNormalizer, composition_matrix
 from .models import count_parameters, load_model, save_model
@@ -568,7 +568,8 @@ def train_ensemble(
     """Train `n_members` models (member k: seed config.seed + k, so a different initialisation and data order)
     into `run_dir/<key>/member_k`; finished members (`done.json`) are not retrained, unfinished ones resume.
     `<key>` hashes the full configuration: `TrainConfig`, the model's config, the fingerprints of the training and
-    validation sets and the warm start, so changing any of them trains new members instead of reusing old ones
+    validation sets and the warm start (the sha256 of each starting member's `best.pt`, not its path, so a moved or
+    copied run folder reuses its members), so changing any of them trains new members instead of reusing old ones
     (`ensemble.json` in the folder says what it was trained with).
     `warm_from`: member folders of an earlier ensemble whose best weights start member k (warm-start retraining).
     `processes` > 1 on CPU: each member is trained data-parallel over that many processes (`fit_data_parallel`)."""
@@ -579,7 +580,7 @@ def train_ensemble(
         val,
         config,
         n_members=n_members,
-        warm_from=[str(Path(p).resolve()) for p in warm_from] if warm_from else None,
+        warm_start_weights=[sha256_file(Path(p) / "best.pt") for p in warm_from] if warm_from else None,
     )
     run_dir = Path(run_dir) / key
     dirs = []
