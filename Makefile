@@ -10,7 +10,7 @@ RUN_ID ?= $(PROFILE)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install test lint export-check nbtest pytest reproduce readme docs wheelhouse datapack gpu-run bench lock clean dft
+.PHONY: install test lint export-check nbtest pytest reproduce readme docs wheelhouse datapack gpu-run node-rehearsal bench lock clean dft
 
 install: $(STAMP)
 
@@ -98,6 +98,15 @@ gpu-run:
 	$(BIN)/python -c 'import torch; print("torch", torch.__version__, "cuda" if torch.cuda.is_available() else "NO CUDA: running on CPU")'
 	MATDISCO_MIRROR= $(BIN)/matdisco run --profile $(GPU_PROFILE) --out runs/$(GPU_PROFILE); status=$$?; \
 	  $(BIN)/python .ci/gpu-archive runs/$(GPU_PROFILE) $(GPU_OUT); exit $$status
+
+# The node, rehearsed here before spending its minutes: a Python 3.12 environment holding the node's own packages (torch
+# 2.11.0+cu130, numpy 2.5.2, ...; about 5 GB of downloads), then in a clean clone of HEAD `make install WHEELHOUSE=...`
+# with no index, `make datapack` and `make gpu-run GPU_PROFILE=$(REHEARSAL_PROFILE)` on a cold cache, on the CPU. Into
+# $(REHEARSAL_DIR) (kept: a second call reuses the environment). Measured 2026-12-06: smoke in 19.5 min on 2 cores.
+REHEARSAL_PROFILE ?= smoke
+REHEARSAL_DIR ?= runs/node-rehearsal
+node-rehearsal: install
+	GPU_PROFILE=$(REHEARSAL_PROFILE) bash .ci/node-rehearsal $(REHEARSAL_DIR)
 
 dft: install
 	PREFIX=$(DFT_PREFIX) VENV=$(VENV) CONSTRAINTS=constraints.txt bash .ci/install-dft
