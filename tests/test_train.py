@@ -235,73 +235,49 @@ def test_torchrun_launches_ddp_training_from_the_cli(mirror, tmp_path):
     assert res["test_mae"] < mean_mae
 
 
+def _small_ensemble(train, val, run_dir, config, warm_from=None):
+    "One small GNN member (width 16, depth 1) trained on `train`, optionally warm-started from `warm_from`."
+    return train_ensemble(
+        lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
+        train,
+        val,
+        n_members=1,
+        config=config,
+        run_dir=run_dir,
+        warm_from=warm_from,
+        progress=False,
+    )
+
+
 def test_a_warm_start_keeps_the_pretrained_normaliser_and_neighbour_statistics(small, tmp_path):
     "Fine-tuning on a few new crystals must not refit what the pretrained model's outputs are scaled by."
     ds, _ = small
     cfg = TrainConfig(epochs=2, lr=3e-3, atoms_per_batch=1024)
-    pre = train_ensemble(
-        lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
-        ds["train"].subset(slice(0, 200)),
-        ds["val"],
-        n_members=1,
-        config=cfg,
-        run_dir=tmp_path / "pre",
-        progress=False,
-    )
+    pre = _small_ensemble(ds["train"].subset(slice(0, 200)), ds["val"], tmp_path / "pre", cfg)
     few = ds["train"].subset(slice(600, 620))  # 20 other crystals
     assert few.mean_neighbors() != ds["train"].subset(slice(0, 200)).mean_neighbors()
-    ft = train_ensemble(
-        lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
-        few,
-        ds["val"],
-        n_members=1,
-        config=TrainConfig(epochs=1, lr=1e-4, atoms_per_batch=1024, warmup_epochs=1),
-        run_dir=tmp_path / "ft",
-        warm_from=pre.dirs,
-        progress=False,
-    )
+    fine_tune = TrainConfig(epochs=1, lr=1e-4, atoms_per_batch=1024, warmup_epochs=1)
+    ft = _small_ensemble(few, ds["val"], tmp_path / "ft", fine_tune, warm_from=pre.dirs)
     (m0, n0, _), (m1, n1, _) = load_model(pre.dirs[0] / "best.pt"), load_model(ft.dirs[0] / "best.pt")
     assert m1.config.avg_num_neighbors == m0.config.avg_num_neighbors
     torch.testing.assert_close(n1.weights, n0.weights)
     assert n1.scale == n0.scale
     # a fresh model trained on the same 20 crystals fits its own statistics
-    fresh = train_ensemble(
-        lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
-        few,
-        ds["val"],
-        n_members=1,
-        config=TrainConfig(epochs=1, atoms_per_batch=1024, warmup_epochs=1),
-        run_dir=tmp_path / "fresh",
-        progress=False,
-    )
+    fresh_config = TrainConfig(epochs=1, atoms_per_batch=1024, warmup_epochs=1)
+    fresh = _small_ensemble(few, ds["val"], tmp_path / "fresh", fresh_config)
     assert load_model(fresh.dirs[0] / "best.pt")[0].config.avg_num_neighbors == pytest.approx(few.mean_neighbors())
 
 
 def test_a_warm_start_is_keyed_by_its_weights_not_by_its_folder(small, tmp_path):
     "A moved or copied run folder reuses its warm-started members; other starting weights train new ones."
     ds, _ = small
-    pre = train_ensemble(
-        lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
-        ds["train"].subset(slice(0, 100)),
-        ds["val"],
-        n_members=1,
-        config=TrainConfig(epochs=1, atoms_per_batch=1024),
-        run_dir=tmp_path / "pre",
-        progress=False,
-    )
+    pre_config = TrainConfig(epochs=1, atoms_per_batch=1024)
+    pre = _small_ensemble(ds["train"].subset(slice(0, 100)), ds["val"], tmp_path / "pre", pre_config)
     few = ds["train"].subset(slice(600, 620))
+    fine_tune_config = TrainConfig(epochs=1, lr=1e-4, atoms_per_batch=1024, warmup_epochs=1)
 
     def fine_tune(warm_from):
-        return train_ensemble(
-            lambda: CrystalGNN(width=16, depth=1, cutoff=4.5),
-            few,
-            ds["val"],
-            n_members=1,
-            config=TrainConfig(epochs=1, lr=1e-4, atoms_per_batch=1024, warmup_epochs=1),
-            run_dir=tmp_path / "ft",
-            warm_from=warm_from,
-            progress=False,
-        )
+        return _small_ensemble(few, ds["val"], tmp_path / "ft", fine_tune_config, warm_from=warm_from)
 
     first = fine_tune(pre.dirs)
     trained_at = (first.dirs[0] / "done.json").stat().st_mtime_ns
